@@ -1,0 +1,32 @@
+# The two commands of the README. Everything else is an implementation detail of these.
+#   make run    set up and run the gateway on its embedded default (SQLite, local keys, demo partners)
+#   make test   set up and run every check and test (SQLite and the local PostgreSQL)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test setup clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) scripts/check-python.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/gateway init
+	$(BIN)/gateway serve
+
+test: $(STAMP)
+	scripts/ensure-services.sh
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -n 2 --dist loadfile
+
+clean:
+	rm -rf $(VENV) data artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,443 @@
+"""Benchmark: a research release of N synthetic records against a bare HMAC-SHA256 loop.
+
+Run as ``.venv/bin/python -m bench.extract [--rows N]`` (default 1,000,000). Since
+identifiers are pseudonymised on intake, a release no longer computes pseudonyms; so
+what is measured against the bare loop is the pseudonymisation on intake plus the
+release itself. The benchmark
+
+1. builds N synthetic provider rows into a Parquet input file (in a child process, so
+   its memory does not count; not timed), and a real key ring (``KeyRing``, created in
+   a temporary folder with a scratch SQLite database for its audit entry);
+2. takes the rows in as providers would submit them (only the instrument's fields, in
+   batches of at most ``MAX_BATCH_ROWS`` rows of one instrument) and times, per batch:
+   **pseudonymisation on intake** (``pseudonymise_rows``: normalise every BSN, IBAN,
+   phone number, name and birth date and respondent id, HMAC-SHA256 under the
+   project's key from the key ring), and, reported separately, the row checks
+   (``check_rows``) and sealing each row with the project's row key and opening it
+   again as a release reads it back (AES-256-GCM and JSON). The pseudonymised rows
+   go to a Parquet file that stands in for the database (not timed);
+3. times the **release** on that file: read in batches, select by consent and
+   withdrawal, generalise, k-anonymity with suppression, CSV and Parquet, manifest,
+   signature with the ring's key, age encryption to three researchers, one tar bundle;
+4. times a bare HMAC-SHA256 loop (``hmac.digest``) over the same identifiers (every
+   BSN, IBAN, phone number and name|birth date of the input);
+
+and prints throughput, the ratio (intake pseudonymisation + release) / bare loop, the
+ratio of the whole path without a database (checks, pseudonymisation, sealing,
+opening, release) for information, and the peak memory of this process (``ru_maxrss``:
+interpreter, libraries, intake and release). Target: ratio at most 3, peak memory under
+500 MB. Every timing comes from the same run on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hmac
+import json
+import multiprocessing
+import resource
+import secrets
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyrage import x25519
+
+from gateway import db as dbmod
+from gateway.clock import FixedClock
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.identity.service import CLI_ACTOR
+from gateway.keys import KeyRing
+from gateway.policy.vocabulary import load_vocabulary
+from gateway.research import synthetic
+from gateway.research.agreements import Agreement, AgreementVocabulary, load_agreement
+from gateway.research.extract import ExtractRequest, input_fields
+from gateway.research.intake import (
+    MAX_BATCH_ROWS,
+    QUESTIONNAIRE_CONSENT,
+    IntakePlan,
+    check_rows,
+    pseudonymise_rows,
+)
+from gateway.research.release import make_release
+from gateway.research.service import rows_key_id
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "policies"
+AGREEMENT = POLICIES / "agreements" / "jeugdnetwerken-noord-nederland.yaml"
+RELEASE_AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+BATCH = 16_384
+BOOL_FIELDS = ("parental_consent", "consent_withdrawn")
+INT_FIELDS = ("amount",)
+STRING_FIELDS = (
+    "provider",
+    "category",
+    "bsn",
+    "name",
+    "birth_date",
+    "postcode",
+    "occurred_at",
+    "iban",
+    "phone",
+    "respondent_id",
+    "consent_version",
+    "consent_date",
+    "offence",
+    "role",
+    "outcome",
+    "alert",
+    "report",
+    "registration",
+    "notes",
+    "q_online_uren",
+    "q_benaderd_voor_rekening",
+    "q_kent_simswap",
+    "q_slachtoffer_online",
+    "q_toelichting",
+)
+INPUT_SCHEMA = pa.schema(
+    [(f, pa.string()) for f in STRING_FIELDS]
+    + [(f, pa.bool_()) for f in BOOL_FIELDS]
+    + [(f, pa.int64()) for f in INT_FIELDS]
+)
+IDENTIFIER_FIELDS = ("bsn", "iban", "phone")
+
+
+def build_input(path: str, rows: int, seed: int) -> None:
+    """Write ``rows`` synthetic rows to a Parquet file at ``path``, grouped by provider.
+
+    The generator yields people one after another; providers submit their own rows, so
+    the rows are regrouped per provider (a stable sort), which also spreads one
+    person's rows far apart.
+    """
+    staging = path + ".staging"
+    with pq.ParquetWriter(staging, INPUT_SCHEMA) as writer:
+        chunk: list[dict[str, Any]] = []
+        for row in synthetic.rows(rows, seed=seed):
+            chunk.append(row)
+            if len(chunk) == 50_000:
+                writer.write_table(pa.Table.from_pylist(chunk, schema=INPUT_SCHEMA))
+                chunk = []
+        if chunk:
+            writer.write_table(pa.Table.from_pylist(chunk, schema=INPUT_SCHEMA))
+    table = pq.read_table(staging).sort_by("provider")  # a stable sort
+    pq.write_table(table, path, row_group_size=BATCH)
+    Path(staging).unlink()
+
+
+def read_batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """Yield a Parquet file as Arrow record batches of the wanted columns."""
+    source = pq.ParquetFile(path)
+    wanted = [c for c in columns if c in source.schema_arrow.names]
+    yield from source.iter_batches(batch_size=BATCH, columns=wanted)
+
+
+class PhaseClock:
+    """A progress sink that records how long each pipeline phase took."""
+
+    def __init__(self) -> None:
+        self.phases: list[tuple[str, float]] = []
+        self._current: tuple[str, float] | None = None
+
+    def start(self, phase: str, total: int | None) -> None:
+        """Close the running phase and open ``phase``."""
+        self.stop()
+        self._current = (phase, time.perf_counter())
+
+    def advance(self, rows: int) -> None:
+        """Ignore row counts; only phase times matter here."""
+
+    def stop(self) -> None:
+        """Close the running phase."""
+        if self._current is not None:
+            name, began = self._current
+            self.phases.append((name, time.perf_counter() - began))
+            self._current = None
+
+
+@dataclass
+class Timer:
+    """Wall and CPU seconds spent in the timed blocks of one kind of work."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+    _began: tuple[float, float] = (0.0, 0.0)
+
+    def __enter__(self) -> Timer:
+        self._began = (time.perf_counter(), time.process_time())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall += time.perf_counter() - self._began[0]
+        self.cpu += time.process_time() - self._began[1]
+
+
+@dataclass
+class Intake:
+    """What the simulated intake measured and produced."""
+
+    pseudonymise: Timer = field(default_factory=Timer)
+    check: Timer = field(default_factory=Timer)
+    seal: Timer = field(default_factory=Timer)
+    rows_in: int = 0
+    rows_stored: int = 0
+    not_submitted: int = 0
+    invalid: Counter[str] = field(default_factory=Counter)
+    withdrawn: set[str] = field(default_factory=set)
+
+
+def _provider_rows(
+    agreement: Agreement, record_batch: pa.RecordBatch
+) -> Iterator[tuple[str, str, list[dict[str, Any]], list[bool]]]:
+    """Yield (provider, instrument id, rows as the provider submits them, withdrawn flags).
+
+    A provider sends only its instrument's fields; rows outside the agreement are not
+    sent, nor questionnaire rows of minors without a parent's consent.
+    """
+    pairs = record_batch.select(["provider", "category"]).to_pylist()
+    for pair in {(p["provider"], p["category"]) for p in pairs}:
+        instrument = agreement.instrument_for(*pair)
+        if instrument is None:
+            continue
+        mask = pc.and_(
+            pc.equal(record_batch.column("provider"), pair[0]),
+            pc.equal(record_batch.column("category"), pair[1]),
+        )
+        part = record_batch.filter(mask)
+        accepted = list(instrument.fields)
+        if instrument.consent_text_version is not None:
+            accepted += [*QUESTIONNAIRE_CONSENT, "consent_withdrawn"]
+        names = [n for n in accepted if n in part.schema.names]
+        rows, leaving = [], []
+        for row in part.select(names).to_pylist():
+            if instrument.consent_text_version is not None:
+                born, day = row["birth_date"], row["consent_date"]
+                minor = int(day[:4]) - int(born[:4]) - (day[5:] < born[5:]) < 16
+                if minor and row.get("parental_consent") is not True:
+                    continue  # no parent's consent: the intake partner does not submit it
+                leaving.append(bool(row.pop("consent_withdrawn")))
+            rows.append({k: v for k, v in row.items() if v is not None})
+        yield pair[0], instrument.id, rows, leaving
+
+
+def run_intake(
+    source: Path, target: Path, agreement: Agreement, ring: KeyRing, schema: pa.Schema
+) -> Intake:
+    """Take the input in as providers would submit it; write the stored rows to ``target``."""
+    result = Intake()
+    pseudonymiser = ring.pseudonymiser(agreement.project)
+    schemas = load_vocabulary(POLICIES)
+    plans = {
+        i.id: IntakePlan.build(agreement, i, schemas.schema(i.category))
+        for i in agreement.instruments
+    }
+    row_key = rows_key_id(agreement.project)
+    ring.create_case_key(row_key)
+    seal, open_field = ring.seal_field, ring.open_field
+    today = RELEASE_AT.date()
+    sequence = 0
+    with pq.ParquetWriter(target, schema) as writer:
+        for record_batch in read_batches(source, list(STRING_FIELDS + BOOL_FIELDS)):
+            result.rows_in += record_batch.num_rows
+            sent = 0
+            for provider, instrument_id, rows, leaving in _provider_rows(agreement, record_batch):
+                plan = plans[instrument_id]
+                sent += len(rows)
+                for start in range(0, len(rows), MAX_BATCH_ROWS):
+                    batch = rows[start : start + MAX_BATCH_ROWS]
+                    with result.check:
+                        checked = check_rows(plan, batch, today)
+                    with result.pseudonymise:
+                        prepared = pseudonymise_rows(plan, checked, pseudonymiser)
+                    result.invalid.update(prepared.invalid_identifiers)
+                    stored: list[dict[str, Any]] = []
+                    with result.seal:
+                        for item in prepared.rows:
+                            sequence += 1
+                            owner = f"bench.{sequence}"
+                            blob = seal(row_key, owner, "row", json.dumps(item.payload).encode())
+                            text = base64.b64encode(blob).decode()
+                            payload = json.loads(
+                                open_field(row_key, owner, "row", base64.b64decode(text))
+                            )
+                            payload["respondent_id"] = item.respondent_key
+                            payload["provider"] = provider
+                            payload["category"] = plan.instrument.category
+                            stored.append(payload)
+                    for item, gone in zip(prepared.rows, leaving[start:], strict=False):
+                        if gone and item.respondent_key is not None:
+                            result.withdrawn.add(item.respondent_key)
+                    result.rows_stored += len(stored)
+                    writer.write_table(pa.Table.from_pylist(stored, schema=schema))
+            result.not_submitted += record_batch.num_rows - sent
+    return result
+
+
+def bare_hmac_seconds(path: Path) -> tuple[float, float, int]:
+    """Return the wall and CPU seconds of HMAC-SHA256 over every identifier, and their count."""
+    key = secrets.token_bytes(32)
+    spent, cpu, count = 0.0, 0.0, 0
+    for record_batch in read_batches(path, [*IDENTIFIER_FIELDS, "name", "birth_date"]):
+        batch = record_batch.to_pydict()
+        values: list[str] = [v for f in IDENTIFIER_FIELDS for v in batch[f] if v is not None]
+        values += [
+            f"{n}|{b}"
+            for n, b in zip(batch["name"], batch["birth_date"], strict=True)
+            if n is not None and b is not None
+        ]
+        began, began_cpu = time.perf_counter(), time.process_time()
+        for value in values:
+            hmac.digest(key, value.encode(), "sha256")
+        spent += time.perf_counter() - began
+        cpu += time.process_time() - began_cpu
+        count += len(values)
+    return spent, cpu, count
+
+
+def peak_rss_mb() -> float:
+    """Return this process's peak resident memory in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def open_key_ring(folder: Path) -> KeyRing:
+    """Create a real key ring (development master key) in ``folder``, audited in scratch SQLite."""
+    settings = Settings(
+        mode="development",
+        data_dir=folder,
+        database_url=f"sqlite:///{folder / 'scratch.db'}",
+        keys_dir=folder / "keys",
+        policies_dir=POLICIES,
+    )
+    database = Database(settings.resolved_database_url)
+    try:
+        dbmod.upgrade(database)
+        with database.write() as session:
+            return KeyRing.create(settings, session, clock=FixedClock(RELEASE_AT), actor=CLI_ACTOR)
+    finally:
+        database.dispose()
+
+
+def _ratio(part: float, whole: float) -> float:
+    return part / whole if whole else float("inf")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its report; return 0."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="synthetic input rows")
+    parser.add_argument("--seed", type=int, default=2026, help="synthetic data seed")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
+        folder = Path(tmp)
+        source, store = folder / "input.parquet", folder / "stored.parquet"
+        began = time.perf_counter()
+        child = multiprocessing.get_context("spawn").Process(
+            target=build_input, args=(str(source), args.rows, args.seed)
+        )
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            print("building the synthetic input failed", file=sys.stderr)
+            return 1
+        build_seconds = time.perf_counter() - began
+
+        ring = open_key_ring(folder)
+        agreement = load_agreement(AGREEMENT, AgreementVocabulary.from_policies(POLICIES))
+        identities = [x25519.Identity.generate() for _ in agreement.researchers]
+        agreement = agreement.with_recipients([str(i.to_public()) for i in identities])
+        fields = input_fields(agreement, pseudonymised=True)
+        schema = pa.schema([(f, pa.bool_() if f in BOOL_FIELDS else pa.string()) for f in fields])
+        intake = run_intake(source, store, agreement, ring, schema)
+        intake_peak = peak_rss_mb()
+
+        request = ExtractRequest(
+            agreement,
+            "bench",
+            RELEASE_AT,
+            "bench",
+            consenting_providers=agreement.provider_ids,
+            withdrawn_respondents=frozenset(intake.withdrawn),
+            pseudonymised=True,
+        )
+        clock = PhaseClock()
+        release_time = Timer()
+        with release_time:
+            release = make_release(
+                request,
+                batches=read_batches(store, fields),
+                pseudonymiser=ring.pseudonymiser(agreement.project),
+                signer=ring.signer(),
+                out_dir=folder / "out",
+                progress=clock,
+            )
+        clock.stop()
+        peak = peak_rss_mb()
+        bundle_mb = release.bundle.stat().st_size / 1e6
+        bare_seconds, bare_cpu, identifiers = bare_hmac_seconds(source)
+
+    counts = release.manifest["counts"]
+    measured = intake.pseudonymise.wall + release_time.wall
+    measured_cpu = intake.pseudonymise.cpu + release_time.cpu
+    everything = measured + intake.check.wall + intake.seal.wall
+    print(f"extract benchmark: {args.rows:,} synthetic rows (seed {args.seed}), real key ring")
+    print(f"  build input (not timed below)        {build_seconds:8.2f} s")
+    print(
+        f"  intake: pseudonymise identifiers     {intake.pseudonymise.wall:8.2f} s  "
+        f"{intake.rows_stored / intake.pseudonymise.wall:12,.0f} rows/s"
+    )
+    print(f"  release to a signed bundle           {release_time.wall:8.2f} s  "
+          f"{intake.rows_stored / release_time.wall:12,.0f} rows/s")  # fmt: skip
+    for name, seconds in clock.phases:
+        print(f"    {name:<48} {seconds:8.2f} s")
+    print(
+        f"  measured: intake pseudonyms + release {measured:7.2f} s  "
+        f"{intake.rows_stored / measured:12,.0f} rows/s"
+    )
+    print(
+        f"  bare HMAC-SHA256 loop                {bare_seconds:8.2f} s  "
+        f"{identifiers / bare_seconds:12,.0f} identifiers/s ({identifiers:,} identifiers)"
+    )
+    print(
+        f"  ratio pipeline / bare HMAC           {_ratio(measured, bare_seconds):8.2f}   "
+        "wall clock, intake pseudonymisation + release (target <= 3)"
+    )
+    print(
+        f"  ratio in CPU time                    {_ratio(measured_cpu, bare_cpu):8.2f}   "
+        f"({measured_cpu:.2f} s / {bare_cpu:.2f} s; steadier on a shared machine)"
+    )
+    print(
+        f"  not in the ratio: row checks {intake.check.wall:.2f} s, sealing and opening "
+        f"{intake.seal.wall:.2f} s; whole path without a database "
+        f"{_ratio(everything, bare_seconds):.2f} x the bare loop"
+    )
+    print(
+        f"  peak memory (max RSS)                {peak:8.0f} MB (target < 500; "
+        f"{intake_peak:.0f} MB by the end of the intake)"
+    )
+    print(
+        f"  rows in {intake.rows_in:,}; submitted and stored {intake.rows_stored:,} (not "
+        f"submitted: {intake.not_submitted:,}, outside the agreement or without "
+        f"a parent's consent); identifiers failing their check {sum(intake.invalid.values()):,}"
+    )
+    print(
+        f"  rows out {counts['rows_out']:,} of {counts['rows_in']:,}; suppressed "
+        f"{counts['rows_suppressed']:,}; withdrawn {len(intake.withdrawn):,} respondents; "
+        f"levels {release.manifest['generalisation']['levels']}; bundle {bundle_mb:.1f} MB"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""HTTP routes: parse, authenticate, call one service, return a public schema."""

@@ -1,0 +1,188 @@
+"""Audit log routes: the signed checkpoint, entries each caller may see, and proofs.
+
+Hashes are standard base64, as in the C2SP formats. Anyone authenticated may fetch
+checkpoints and consistency proofs (they reveal only hashes); entries and inclusion
+proofs are limited to what the caller's role and partner may see.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from gateway.api.deps import Ctx, CurrentCaller, ReadSession
+from gateway.audit import checkpoints, entries, log
+from gateway.audit.bundle import format_tlog_proof
+from gateway.clock import as_utc
+from gateway.models.audit import AuditEntry
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+NOTE_MEDIA_TYPE = "text/plain; charset=utf-8"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class AuditEntryOut(BaseModel):
+    """One log entry: its index, its canonical leaf document and the leaf's RFC 9162 hash."""
+
+    index: int
+    leaf_hash: str = Field(description="base64 SHA-256(0x00 || canonical JSON of leaf)")
+    leaf: dict[str, Any] = Field(description="the canonical event: ids and hashes, no details")
+
+
+class AuditEntryPage(BaseModel):
+    """A page of entries in log order; pass ``next_after`` as ``after`` for the next page."""
+
+    entries: list[AuditEntryOut]
+    next_after: int | None
+
+
+class InclusionProofOut(BaseModel):
+    """Proof that entry ``index`` is in the tree of ``tree_size`` signed in ``checkpoint``."""
+
+    index: int
+    tree_size: int
+    leaf_hash: str
+    hashes: list[str] = Field(description="RFC 9162 inclusion path, leaf sibling first")
+    root_hash: str
+    checkpoint: str = Field(description="the signed checkpoint (C2SP signed note)")
+    tlog_proof: str = Field(description="the same as an offline C2SP tlog-proof bundle")
+
+
+class ConsistencyProofOut(BaseModel):
+    """Proof that the tree of size ``first`` is a prefix of the tree of size ``second``."""
+
+    first: int
+    second: int
+    first_root: str
+    second_root: str
+    hashes: list[str] = Field(description="RFC 9162 consistency proof")
+
+
+def _entry_out(row: AuditEntry) -> AuditEntryOut:
+    return AuditEntryOut(
+        index=row.leaf_index, leaf_hash=_b64(row.leaf_hash), leaf=json.loads(row.leaf)
+    )
+
+
+@router.get(
+    "/checkpoint",
+    summary="The latest signed checkpoint",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}, "description": "a C2SP signed note"}},
+)
+def get_checkpoint(_caller: CurrentCaller, ctx: Ctx) -> PlainTextResponse:
+    """Return the newest checkpoint (signing one first if the log grew since) as a signed note."""
+    row = checkpoints.current_checkpoint(
+        ctx.db,
+        ctx.clock,
+        ctx.signer,
+        ctx.settings.log_origin,
+        retired_public_keys=ctx.retired_public_keys,
+    )
+    return PlainTextResponse(row.note, media_type=NOTE_MEDIA_TYPE)
+
+
+@router.get(
+    "/verifier-keys",
+    summary="The log's public keys as note verifier keys",
+    response_class=PlainTextResponse,
+)
+def get_verifier_keys(_caller: CurrentCaller, ctx: Ctx) -> PlainTextResponse:
+    """Return the current key first, then earlier ones, one ``name+id+key`` per line.
+
+    Verifiers should get the key through a second channel too: a key fetched from the
+    log itself proves nothing about the log.
+    """
+    keys = checkpoints.log_verifiers(ctx.settings.log_origin, ctx.signer, ctx.retired_public_keys)
+    return PlainTextResponse("".join(k.vkey() + "\n" for k in keys), media_type=NOTE_MEDIA_TYPE)
+
+
+@router.get("/entries", summary="Audit entries you may see")
+def list_entries(
+    caller: CurrentCaller,
+    session: ReadSession,
+    case: Annotated[str | None, Query(max_length=64, description="case id")] = None,
+    partner: Annotated[
+        str | None, Query(max_length=64, description="entries this partner acted in or concerns")
+    ] = None,
+    since: Annotated[datetime | None, Query(description="occurred at or after")] = None,
+    until: Annotated[datetime | None, Query(description="occurred before")] = None,
+    after: Annotated[int, Query(ge=-1, description="last index of the previous page")] = -1,
+    limit: Annotated[int, Query(ge=1, le=entries.MAX_PAGE)] = 100,
+) -> AuditEntryPage:
+    """Return entries in log order, filtered, limited to what the caller's role may see."""
+    page, next_after = entries.list_entries(
+        session,
+        entries.scope_for(caller),
+        entries.EntryFilter(
+            case_id=case,
+            partner_id=partner,
+            since=None if since is None else as_utc(since),
+            until=None if until is None else as_utc(until),
+            after=after,
+            limit=limit,
+        ),
+    )
+    return AuditEntryPage(entries=[_entry_out(r) for r in page], next_after=next_after)
+
+
+@router.get("/proofs/inclusion", summary="Inclusion proof of an entry you may see")
+def inclusion_proof(
+    caller: CurrentCaller,
+    ctx: Ctx,
+    index: Annotated[int, Query(ge=0)],
+    size: Annotated[int | None, Query(ge=1, description="tree size; default: latest")] = None,
+) -> InclusionProofOut:
+    """Return the proof of entry ``index`` under a signed checkpoint (at ``size`` if given)."""
+    with ctx.db.read() as session:
+        entry = entries.visible_entry(session, entries.scope_for(caller), index)
+    checkpoint = checkpoints.checkpoint_covering(
+        ctx.db,
+        ctx.clock,
+        ctx.signer,
+        ctx.settings.log_origin,
+        index,
+        size,
+        retired_public_keys=ctx.retired_public_keys,
+    )
+    with ctx.db.read() as session:
+        proof = log.inclusion_proof(session, index, checkpoint.tree_size)
+    return InclusionProofOut(
+        index=index,
+        tree_size=proof.size,
+        leaf_hash=_b64(proof.leaf_hash),
+        hashes=[_b64(h) for h in proof.hashes],
+        root_hash=_b64(proof.root),
+        checkpoint=checkpoint.note,
+        tlog_proof=format_tlog_proof(
+            index, proof.hashes, checkpoint.note, extra=entry.leaf.encode()
+        ),
+    )
+
+
+@router.get("/proofs/consistency", summary="Consistency proof between two tree sizes")
+def consistency_proof(
+    _caller: CurrentCaller,
+    session: ReadSession,
+    first: Annotated[int, Query(ge=1)],
+    second: Annotated[int | None, Query(ge=1, description="default: the current size")] = None,
+) -> ConsistencyProofOut:
+    """Return the RFC 9162 proof that the log at ``first`` is a prefix of the log at ``second``."""
+    proof = log.consistency_proof(session, first, second)
+    return ConsistencyProofOut(
+        first=proof.first,
+        second=proof.second,
+        first_root=_b64(proof.first_root),
+        second_root=_b64(proof.second_root),
+        hashes=[_b64(h) for h in proof.hashes],
+    )

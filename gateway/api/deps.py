@@ -1,0 +1,75 @@
+"""Typed dependencies for routes: the context, sessions and the authenticated caller.
+
+Roles are checked here and only here: routes declare the caller type they need
+(``OperatorCaller``, ``PrivacyOfficerCaller``...) and never look at roles themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from gateway.context import AppContext
+from gateway.errors import AuthenticationError, PermissionDeniedError
+from gateway.identity.service import Caller, authenticate
+from gateway.vocabulary import Role
+
+_bearer = HTTPBearer(auto_error=False, description="Bearer token issued by an operator")
+
+
+def get_ctx(request: Request) -> AppContext:
+    """Return the gateway context stored on the app."""
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+
+
+def get_read_session(ctx: Ctx) -> Iterator[Session]:
+    """Yield a read-only session for the duration of the request."""
+    with ctx.db.read() as session:
+        yield session
+
+
+ReadSession = Annotated[Session, Depends(get_read_session)]
+
+
+def get_caller(
+    request: Request,
+    ctx: Ctx,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """Return the authenticated caller, or raise AuthenticationError (401)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationError("a bearer token is required", reason="missing")
+    with ctx.db.read() as session:
+        caller = authenticate(session, credentials.credentials, ctx.clock)
+    request.state.principal_id = caller.principal_id
+    return caller
+
+
+CurrentCaller = Annotated[Caller, Depends(get_caller)]
+
+
+def require(*roles: Role) -> Callable[[Caller], Caller]:
+    """Return a dependency that admits only callers with one of ``roles`` (else 403)."""
+    allowed = frozenset(roles)
+
+    def check(caller: CurrentCaller) -> Caller:
+        if caller.role not in allowed:
+            raise PermissionDeniedError(
+                f"this operation needs the role {' or '.join(sorted(r.value for r in allowed))}",
+                required_roles=sorted(r.value for r in allowed),
+            )
+        return caller
+
+    return check
+
+
+OperatorCaller = Annotated[Caller, Depends(require(Role.OPERATOR))]
+PrivacyOfficerCaller = Annotated[Caller, Depends(require(Role.PRIVACY_OFFICER))]

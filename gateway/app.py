@@ -1,0 +1,138 @@
+"""``create_app(settings)``: the FastAPI application with its routers, errors and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from gateway import __version__, preflight, web
+from gateway.api import audit as audit_api
+from gateway.api import cases, health, partners, problems, subjects
+from gateway.api import keys as keys_api
+from gateway.api import policies as policies_api
+from gateway.api import research as research_api
+from gateway.api.middleware import HttpMetrics, RequestContextMiddleware
+from gateway.authzen import routes as authzen
+from gateway.clock import Clock, SystemClock
+from gateway.config import Settings
+from gateway.context import AppContext
+from gateway.db import Database, current_revision, head_revision
+from gateway.keys import KeyRing
+from gateway.policy.engine import PolicyEngine
+from gateway.policy.reload import watcher_for
+from gateway.research.agreements import AgreementVocabulary, load_agreements
+from gateway.yamlsource import SourceError
+
+DESCRIPTION = """
+Policy-enforced, audited data sharing for RIEC-LIEC partnerships.
+
+Every `/v1` endpoint needs a bearer token. Errors are RFC 9457 `application/problem+json`
+with a stable `type` URN per error (`urn:riec-gateway:problem:<code>`).
+"""
+
+
+def build_context(
+    settings: Settings, *, clock: Clock | None = None, db: Database | None = None
+) -> AppContext:
+    """Return the process context: settings, database, clock, keys, policy, readiness checks.
+
+    Raises KeyRingError (one line) if the key ring is missing or the master key is wrong,
+    and PreflightError when the policy pack in ``settings.policies_dir`` does not compile
+    or one of its research agreements (``agreements/*.yaml``) is not valid.
+    """
+    clock = clock or SystemClock()
+    keys = KeyRing.open(settings, clock=clock)
+    try:
+        policy = PolicyEngine.from_directory(settings.policies_dir)
+    except SourceError as exc:
+        raise preflight.PreflightError(f"the policy pack does not compile:\n{exc}") from exc
+    try:
+        agreements = load_agreements(
+            settings.policies_dir / "agreements",
+            AgreementVocabulary.from_vocabulary(policy.compiled.vocabulary),
+        )
+    except SourceError as exc:
+        raise preflight.PreflightError(f"the research agreements are not valid:\n{exc}") from exc
+    database = db or Database(settings.resolved_database_url)
+    ctx = AppContext(settings=settings, db=database, clock=clock, keys=keys, policy=policy)
+    ctx.agreements = agreements
+
+    def database_reachable() -> str | None:
+        with database.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return None
+
+    def schema_current() -> str | None:
+        current, head = current_revision(database), head_revision()
+        return None if current == head else f"schema at {current or 'nothing'}, needs {head}"
+
+    ctx.readiness["database"] = database_reachable
+    ctx.readiness["schema"] = schema_current
+    ctx.readiness["keys"] = keys.readiness
+
+    def policy_loaded() -> str | None:
+        compiled = ctx.policy.compiled
+        return None if compiled.rows else "the active policy has no rules"
+
+    ctx.readiness["policy"] = policy_loaded
+    ctx.policy_watcher = watcher_for(
+        database,
+        policy,
+        clock,
+        interval=settings.policy_poll_seconds,
+        policies_dir=settings.policies_dir,
+        registry=ctx.registry,
+    )
+    ctx.readiness["policy-version"] = ctx.policy_watcher.readiness
+    return ctx
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    run_preflight: bool = True,
+) -> FastAPI:
+    """Return the gateway application; it refuses to start if preflight checks fail."""
+    ctx = build_context(settings, clock=clock, db=db)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if run_preflight:
+            preflight.run(settings, ctx.db)
+        if ctx.policy_watcher is not None:
+            ctx.policy_watcher.start()
+        yield
+        if ctx.policy_watcher is not None:
+            ctx.policy_watcher.stop()
+        if db is None:
+            ctx.db.dispose()
+
+    app = FastAPI(
+        title="RIEC-LIEC data-sharing gateway",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    problems.install(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        metrics=HttpMetrics(ctx.registry),
+    )
+    app.include_router(health.router)
+    app.include_router(partners.router)
+    app.include_router(keys_api.router)
+    app.include_router(authzen.router)
+    app.include_router(audit_api.router)
+    app.include_router(cases.router)
+    app.include_router(subjects.router)
+    app.include_router(policies_api.router)
+    web.install(app)
+    app.include_router(research_api.router)
+    return app

@@ -1,0 +1,189 @@
+"""Signing, storing and serving checkpoints of the audit log, and proof bundles under them.
+
+A checkpoint is signed only after the tree it describes is checked against its stored
+neighbours: the signatures on the nearest earlier and later checkpoints must verify and
+consistency proofs built from the stored nodes must link them to the new root. A
+tampered store therefore cannot get a fresh signature that would launder the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from gateway.audit import log
+from gateway.audit.bundle import format_tlog_proof
+from gateway.audit.merkle import ProofError, verify_consistency
+from gateway.audit.note import Checkpoint, NoteVerifier, verify_checkpoint
+from gateway.clock import Clock
+from gateway.db import Database
+from gateway.errors import IntegrityCheckFailed, InvalidInputError, NotFoundError
+from gateway.keys.signing import Ed25519Signer
+from gateway.models.audit import AuditCheckpoint, AuditEntry
+
+
+def log_verifiers(
+    origin: str, signer: Ed25519Signer, retired_public_keys: Sequence[bytes] = ()
+) -> list[NoteVerifier]:
+    """Return the note verifiers of the log's current and earlier keys (named by the origin)."""
+    keys = [signer.public_key, *retired_public_keys]
+    return [NoteVerifier(origin, key) for key in dict.fromkeys(keys)]
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    """Return the stored checkpoint of the largest tree size, if any."""
+    return session.exec(
+        select(AuditCheckpoint).order_by(col(AuditCheckpoint.tree_size).desc()).limit(1)
+    ).first()
+
+
+def _neighbours(
+    session: Session, size: int
+) -> tuple[AuditCheckpoint | None, AuditCheckpoint | None]:
+    below = session.exec(
+        select(AuditCheckpoint)
+        .where(col(AuditCheckpoint.tree_size) < size)
+        .order_by(col(AuditCheckpoint.tree_size).desc())
+        .limit(1)
+    ).first()
+    above = session.exec(
+        select(AuditCheckpoint)
+        .where(col(AuditCheckpoint.tree_size) > size)
+        .order_by(col(AuditCheckpoint.tree_size))
+        .limit(1)
+    ).first()
+    return below, above
+
+
+def _check_consistent(
+    session: Session, size: int, root: bytes, verifiers: Sequence[NoteVerifier], origin: str
+) -> None:
+    """Raise AuditLogCorruptError unless ``root`` at ``size`` is consistent with its neighbours."""
+    below, above = _neighbours(session, size)
+    try:
+        if below is not None and below.tree_size > 0:
+            signed = verify_checkpoint(below.note, verifiers, origin)
+            proof = log.consistency_proof(session, signed.size, size)
+            verify_consistency(signed.size, size, signed.root, root, proof.hashes)
+        if above is not None and size > 0:
+            signed = verify_checkpoint(above.note, verifiers, origin)
+            proof = log.consistency_proof(session, size, signed.size)
+            verify_consistency(size, signed.size, root, signed.root, proof.hashes)
+    except (IntegrityCheckFailed, ProofError, InvalidInputError) as exc:
+        raise log.AuditLogCorruptError(
+            f"refusing to sign a checkpoint at size {size}: the stored tree is not consistent "
+            "with the checkpoints signed before; run `gateway audit verify`"
+        ) from exc
+
+
+def create_checkpoint(
+    db: Database,
+    clock: Clock,
+    signer: Ed25519Signer,
+    origin: str,
+    size: int | None = None,
+    *,
+    retired_public_keys: Sequence[bytes] = (),
+) -> AuditCheckpoint:
+    """Sign and store a checkpoint of the tree at ``size`` (default: its current size).
+
+    Returns the stored checkpoint if one at that size exists already. Raises
+    InvalidInputError for a size the log
+    has not reached, AuditLogCorruptError if the tree contradicts earlier checkpoints.
+    """
+    with db.read() as session:
+        target = log.read_head(session).size if size is None else size
+        existing = session.get(AuditCheckpoint, target)
+    if existing is not None:
+        return existing
+    verifiers = log_verifiers(origin, signer, retired_public_keys)
+    try:
+        with db.write() as session:
+            if size is None:
+                target = log.lock_head(session).size  # the tree cannot grow under us
+            existing = session.get(AuditCheckpoint, target)
+            if existing is not None:
+                return existing
+            root = log.root_at(session, target)
+            _check_consistent(session, target, root, verifiers, origin)
+            checkpoint = Checkpoint(origin=origin, size=target, root=root)
+            row = AuditCheckpoint(
+                tree_size=target,
+                root=root,
+                note=checkpoint.sign(signer),
+                key_name=origin,
+                key_id=verifiers[0].key_id.hex(),
+                created_at=clock.now(),
+            )
+            session.add(row)
+    except IntegrityError:
+        # Another process signed this size at the same moment; theirs is as good.
+        with db.read() as session:
+            existing = session.get(AuditCheckpoint, target)
+        if existing is None:
+            raise
+        return existing
+    return row
+
+
+def current_checkpoint(
+    db: Database,
+    clock: Clock,
+    signer: Ed25519Signer,
+    origin: str,
+    *,
+    retired_public_keys: Sequence[bytes] = (),
+) -> AuditCheckpoint:
+    """Return the latest checkpoint, signing a new one first if the tree grew since."""
+    with db.read() as session:
+        size = log.read_head(session).size
+        latest = latest_checkpoint(session)
+    if latest is not None and latest.tree_size == size:
+        return latest
+    return create_checkpoint(db, clock, signer, origin, retired_public_keys=retired_public_keys)
+
+
+def checkpoint_covering(
+    db: Database,
+    clock: Clock,
+    signer: Ed25519Signer,
+    origin: str,
+    index: int,
+    size: int | None = None,
+    *,
+    retired_public_keys: Sequence[bytes] = (),
+) -> AuditCheckpoint:
+    """Return a signed checkpoint that contains entry ``index``, at ``size`` if given.
+
+    Without a size, reuses the latest checkpoint when it contains the entry and signs
+    one of the current tree otherwise. Raises NotFoundError if the entry is not in the
+    tree of that size.
+    """
+    with db.read() as session:
+        current = log.read_head(session).size
+        latest = latest_checkpoint(session)
+    if size is None:
+        if index >= current:
+            raise NotFoundError(f"no entry {index} in the log")
+        if latest is not None and latest.tree_size > index:
+            return latest
+    elif not 0 <= index < size:
+        raise NotFoundError(f"no entry {index} in the log at size {size}")
+    return create_checkpoint(
+        db, clock, signer, origin, size, retired_public_keys=retired_public_keys
+    )
+
+
+def proof_bundle(db: Database, checkpoint: AuditCheckpoint, index: int) -> str:
+    """Return the tlog-proof of entry ``index`` under ``checkpoint``, with its leaf as extra data.
+
+    Raises NotFoundError if the entry is not in that tree.
+    """
+    with db.read() as session:
+        proof = log.inclusion_proof(session, index, checkpoint.tree_size)
+        entry = session.get(AuditEntry, index)
+    if entry is None:  # the proof read its leaf hash, so only a concurrent deletion gets here
+        raise NotFoundError(f"no entry {index} in the log")
+    return format_tlog_proof(index, proof.hashes, checkpoint.note, extra=entry.leaf.encode())

@@ -1,0 +1,158 @@
+"""Reading audit entries: who may see which, filters, pagination, and purging old details.
+
+Visibility follows the roles: the RIEC's privacy officers and riec-analysts see every
+entry; operators see only administration and key events; everyone else (a partner's
+privacy officer, systems, analysts and researchers) sees the entries in which its own
+partner acted or which name it as a party. Entries are returned as their canonical
+leaf documents; details never leave the store through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, false, or_, true
+from sqlmodel import Session, col, select
+
+from gateway.audit import log
+from gateway.audit.events import AuditEvent, AuditEventType
+from gateway.clock import Clock
+from gateway.errors import InvalidInputError, NotFoundError
+from gateway.identity.service import Actor, Caller
+from gateway.models.audit import AuditDetail, AuditEntry, AuditParty
+from gateway.vocabulary import Role
+
+OPERATOR_EVENT_PREFIXES = ("admin:", "keys:")
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class EntryScope:
+    """Which entries a reader may see: all, those of one partner, or some event types."""
+
+    everything: bool = False
+    partner_id: str | None = None
+    type_prefixes: tuple[str, ...] = ()
+
+
+def scope_for(caller: Caller) -> EntryScope:
+    """Return the entries ``caller`` may see, by role (and, for privacy officers, partner kind)."""
+    if caller.role is Role.RIEC_ANALYST or (
+        caller.role is Role.PRIVACY_OFFICER and caller.partner_kind == "riec"
+    ):
+        return EntryScope(everything=True)
+    if caller.role is Role.OPERATOR:
+        return EntryScope(type_prefixes=OPERATOR_EVENT_PREFIXES)
+    return EntryScope(partner_id=caller.partner_id)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFilter:
+    """Optional filters on a listing; ``after`` is the last index of the previous page.
+
+    With ``newest_first`` the page runs backwards and ``before`` is the cursor instead.
+    """
+
+    case_id: str | None = None
+    partner_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after: int = -1
+    limit: int = 100
+    newest_first: bool = False
+    before: int | None = None
+
+
+def _concerns(partner_id: str) -> ColumnElement[bool]:
+    return or_(
+        col(AuditEntry.actor_partner_id) == partner_id,
+        col(AuditEntry.leaf_index).in_(
+            select(AuditParty.leaf_index).where(AuditParty.partner_id == partner_id)
+        ),
+    )
+
+
+def visible_condition(scope: EntryScope) -> ColumnElement[bool]:
+    """Return the SQL condition selecting the entries ``scope`` may see."""
+    if scope.everything:
+        return true()
+    if scope.partner_id is not None:
+        return _concerns(scope.partner_id)
+    if scope.type_prefixes:
+        return or_(*(col(AuditEntry.event_type).startswith(p) for p in scope.type_prefixes))
+    return false()
+
+
+def list_entries(
+    session: Session, scope: EntryScope, flt: EntryFilter
+) -> tuple[Sequence[AuditEntry], int | None]:
+    """Return one page of visible entries in log order, and the cursor of the next page.
+
+    Raises InvalidInputError for a bad page size or time range.
+    """
+    if not 1 <= flt.limit <= MAX_PAGE:
+        raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    if flt.since is not None and flt.until is not None and flt.since > flt.until:
+        raise InvalidInputError("since must not be after until", field="since")
+    conditions: list[Any] = [visible_condition(scope), col(AuditEntry.leaf_index) > flt.after]
+    if flt.before is not None:
+        conditions.append(col(AuditEntry.leaf_index) < flt.before)
+    if flt.case_id is not None:
+        conditions.append(col(AuditEntry.case_id) == flt.case_id)
+    if flt.partner_id is not None:
+        conditions.append(_concerns(flt.partner_id))
+    if flt.since is not None:
+        conditions.append(col(AuditEntry.occurred_at) >= flt.since)
+    if flt.until is not None:
+        conditions.append(col(AuditEntry.occurred_at) < flt.until)
+    rows = session.exec(
+        select(AuditEntry)
+        .where(*conditions)
+        .order_by(
+            col(AuditEntry.leaf_index).desc() if flt.newest_first else col(AuditEntry.leaf_index)
+        )
+        .limit(flt.limit + 1)
+    ).all()
+    page = rows[: flt.limit]
+    next_after = page[-1].leaf_index if len(rows) > flt.limit else None
+    return page, next_after
+
+
+def visible_entry(session: Session, scope: EntryScope, index: int) -> AuditEntry:
+    """Return entry ``index`` if the scope may see it; NotFoundError otherwise (also if absent)."""
+    row = session.exec(
+        select(AuditEntry).where(col(AuditEntry.leaf_index) == index, visible_condition(scope))
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no audit entry {index} that you may see")
+    return row
+
+
+def purge_details(session: Session, clock: Clock, actor: Actor) -> int:
+    """Delete the details whose retention has ended; return how many were deleted.
+
+    The leaves keep their salted commitments, so the tree stays verifiable; the purge
+    itself is logged (without details) in the same transaction.
+    """
+    log.lock_head(session)  # one purge at a time, ordered with the appends
+    now = clock.now()
+    expired = session.exec(
+        select(AuditDetail.leaf_index).where(col(AuditDetail.delete_after) <= now)
+    ).all()
+    if not expired:
+        return 0
+    session.execute(delete(AuditDetail).where(col(AuditDetail.delete_after) <= now))
+    log.append(
+        session,
+        AuditEvent(
+            type=AuditEventType.AUDIT_DETAILS_PURGE,
+            at=now,
+            actor_principal=actor.principal_id,
+            actor_partner=actor.partner_id,
+            refs={"count": len(expired), "first": min(expired), "last": max(expired)},
+        ),
+    )
+    return len(expired)

@@ -1,0 +1,147 @@
+"""Audit event types and the canonical form of an event that becomes a Merkle leaf."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+RefValue = str | int | bool | None
+
+
+class AuditEventType(StrEnum):
+    """Everything the gateway logs, as ``scope:resource:action``."""
+
+    PARTNER_ADD = "admin:partner:add"
+    PARTNER_REVOKE = "admin:partner:revoke"
+    PRINCIPAL_ADD = "admin:principal:add"
+    TOKEN_ISSUE = "admin:token:issue"  # noqa: S105  (an event name, not a secret)
+    TOKEN_REVOKE = "admin:token:revoke"  # noqa: S105
+    KEYRING_CREATE = "keys:ring:create"
+    KEYRING_REWRAP = "keys:ring:rewrap"
+    KEY_ROTATE = "keys:key:rotate"
+    KEY_ACTIVATE = "keys:key:activate"
+    KEY_SHRED = "keys:key:shred"
+    POLICY_DECISION = "policy:decision:record"
+    AUDIT_DETAILS_PURGE = "audit:details:purge"
+    SIGNAL_SUBMIT = "case:signal:submit"
+    PARTICIPANT_ADD = "case:participant:add"
+    HOLDINGS_REGISTER = "case:holdings:register"
+    HIT_QUERY = "case:hit:query"
+    GO_DECISION = "case:decision:record"
+    OUTPUT_WRITE = "case:output:write"
+    OUTPUT_READ = "case:output:read"
+    STEP_TRANSITION = "case:step:transition"
+    CASE_CLOSE = "case:case:close"
+    CASE_SHRED = "case:case:shred"
+    RECORD_SHARE = "case:record:share"
+    RECORD_READ = "case:record:read"
+    RECORD_DELETE = "case:record:delete"
+    SUBJECT_LOG_READ = "subject:processing-log:read"
+    POLICY_VERSION_CREATE = "policy:version:create"
+    POLICY_VERSION_ACTIVATE = "policy:version:activate"
+    POLICY_PROPOSAL_CREATE = "policy:proposal:create"
+    POLICY_PROPOSAL_APPROVE = "policy:proposal:approve"
+    POLICY_PROPOSAL_REJECT = "policy:proposal:reject"
+    WORKBENCH_SIGN_IN = "workbench:session:start"
+    WORKBENCH_SIGN_OUT = "workbench:session:end"
+    RESEARCH_CONSENT_RECORD = "research:consent:record"
+    RESEARCH_ROWS_SUBMIT = "research:rows:submit"
+    RESEARCH_RESPONDENT_WITHDRAW = "research:respondent:withdraw"
+    RESEARCH_EXTRACT_RELEASE = "research:extract:release"
+    RESEARCH_EXTRACT_DOWNLOAD = "research:extract:download"
+    RESEARCH_PROJECT_SHRED = "research:project:shred"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """What happened, by whom, about what. ``details`` may hold personal data; the rest not.
+
+    ``subjects`` are keyed-hash subject keys (never identifiers); ``parties`` are the ids
+    of the partners the event concerns besides the actor (e.g. the provider and the
+    recipient of a share), so that each can find it; ``refs`` are ids and outcomes;
+    ``details`` is stored beside the leaf and can be deleted after retention;
+    ``trace_id`` is the W3C trace id of the request that caused it (``log.append`` fills
+    it from the current request when not given).
+    """
+
+    type: AuditEventType
+    at: datetime
+    actor_principal: str | None = None
+    actor_partner: str | None = None
+    case_id: str | None = None
+    step: int | None = None
+    purpose: str | None = None
+    legal_basis: str | None = None
+    policy_version: str | None = None
+    subjects: tuple[str, ...] = ()
+    parties: tuple[str, ...] = ()
+    refs: dict[str, RefValue] = field(default_factory=dict)
+    details: dict[str, Any] | None = None
+    trace_id: str | None = None
+
+
+def canonical_json(value: Any) -> bytes:
+    """Return the canonical UTF-8 JSON of ``value``: sorted keys, no spaces, no floats.
+
+    Raises TypeError for floats and other values without one exact encoding.
+    """
+    _reject_floats(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _reject_floats(value: Any) -> None:
+    if isinstance(value, float):
+        raise TypeError("floats have no canonical form in audit events")
+    if isinstance(value, dict):
+        for item in value.values():
+            _reject_floats(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _reject_floats(item)
+
+
+def format_time(value: datetime) -> str:
+    """Return an aware datetime as RFC 3339 UTC with microseconds, e.g. ``...T12:00:00.000001Z``."""
+    if value.tzinfo is None:
+        raise ValueError("audit times must be timezone-aware")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def details_commitment(salt: bytes, body: bytes) -> str:
+    """Return the hex SHA-256 commitment of salted details."""
+    return hashlib.sha256(salt + body).hexdigest()
+
+
+def leaf_document(
+    event: AuditEvent,
+    index: int,
+    commitment: str | None,
+    details_until: datetime | None = None,
+) -> dict[str, Any]:
+    """Return the leaf's JSON document: ids, hashes and outcomes, no personal data.
+
+    ``commitment`` is the salted hash of the details and ``details_until`` the end of
+    their retention (both None without details).
+    """
+    return {
+        "v": 1,
+        "index": index,
+        "type": str(event.type),
+        "at": format_time(event.at),
+        "actor": {"principal": event.actor_principal, "partner": event.actor_partner},
+        "case": event.case_id,
+        "step": event.step,
+        "purpose": event.purpose,
+        "legal_basis": event.legal_basis,
+        "policy_version": event.policy_version,
+        "subjects": sorted(set(event.subjects)),
+        "parties": sorted(set(event.parties)),
+        "refs": dict(event.refs),
+        "details_sha256": commitment,
+        "details_until": None if details_until is None else format_time(details_until),
+        "trace": event.trace_id,
+    }

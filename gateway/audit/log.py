@@ -1,0 +1,286 @@
+"""Appending events to the Merkle log, inside the caller's transaction, and proving them.
+
+An append locks the single tree-head row (``SELECT ... FOR UPDATE`` on PostgreSQL; on
+SQLite the write transaction already holds the database lock through
+``BEGIN IMMEDIATE``), takes the tree size as the leaf index, and updates the frontier,
+the root and the completed subtree hashes in O(log n). The leaf index is never a
+database sequence, so concurrent writers cannot leave gaps or fork the tree.
+
+Proofs for any tree size up to the current one are read from the stored hashes: every
+perfect subtree is stored (level 0 in ``audit_entries.leaf_hash``, higher levels in
+``audit_nodes``), so a proof needs O(log n) rows, fetched in two queries, and never
+rehashes old leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any, ClassVar
+
+from sqlalchemy import and_, bindparam, or_
+from sqlmodel import Session, col, select
+
+from gateway.audit.events import (
+    AuditEvent,
+    canonical_json,
+    details_commitment,
+    leaf_document,
+)
+from gateway.audit.merkle import (
+    NodeId,
+    ProofError,
+    consistency_ranges,
+    frontier_append,
+    frontier_root,
+    inclusion_ranges,
+    leaf_hash,
+    perfect_cover,
+)
+from gateway.errors import GatewayError, InvalidInputError, NotFoundError
+from gateway.logging import current_trace_id
+from gateway.models.audit import (
+    AuditDetail,
+    AuditEntry,
+    AuditNode,
+    AuditParty,
+    AuditSubject,
+    AuditTreeHead,
+)
+
+HEAD_ID = 1
+# OM data (Wjsg art. 39j) must be logged for at least four years; details are kept that
+# long by default and may be deleted afterwards while the tree stays verifiable.
+DETAILS_RETENTION = timedelta(days=4 * 365 + 1)
+
+
+class AuditLogCorruptError(GatewayError):
+    """The stored tree head or nodes are missing or inconsistent; appends stop until repaired."""
+
+    code: ClassVar[str] = "audit-log-corrupt"
+    title: ClassVar[str] = "Audit log corrupt"
+
+
+def lock_head(session: Session) -> AuditTreeHead:
+    """Return the tree head row, locked for this transaction."""
+    head = session.exec(
+        select(AuditTreeHead).where(AuditTreeHead.id == HEAD_ID).with_for_update()
+    ).one_or_none()
+    if head is None:
+        raise AuditLogCorruptError("audit tree head missing; run migrations")
+    return head
+
+
+def read_head(session: Session) -> AuditTreeHead:
+    """Return the tree head row without locking it."""
+    head = session.get(AuditTreeHead, HEAD_ID)
+    if head is None:
+        raise AuditLogCorruptError("audit tree head missing; run migrations")
+    return head
+
+
+def append(
+    session: Session, event: AuditEvent, *, details_retention: timedelta = DETAILS_RETENTION
+) -> int:
+    """Append ``event`` to the log in the session's transaction; return its leaf index.
+
+    Nothing is committed here: the caller commits the change and its audit entry
+    together, or neither. Without a ``trace_id`` the event takes the current request's.
+    """
+    if event.trace_id is None:
+        event = replace(event, trace_id=current_trace_id())
+    head = lock_head(session)
+    index = head.size
+    commitment: str | None = None
+    details_until = None
+    if event.details is not None:
+        salt = secrets.token_bytes(16)
+        body = canonical_json(event.details)
+        commitment = details_commitment(salt, body)
+        details_until = event.at + details_retention
+        session.add(
+            AuditDetail(leaf_index=index, salt=salt, body=body.decode(), delete_after=details_until)
+        )
+    leaf = canonical_json(leaf_document(event, index, commitment, details_until))
+    digest = leaf_hash(leaf)
+    frontier = [bytes.fromhex(h) for h in json.loads(head.frontier)]
+    new_frontier, completed = frontier_append(index, frontier, digest)
+    session.add(
+        AuditEntry(
+            leaf_index=index,
+            event_type=str(event.type),
+            occurred_at=event.at,
+            actor_partner_id=event.actor_partner,
+            actor_principal_id=event.actor_principal,
+            case_id=event.case_id,
+            leaf=leaf.decode(),
+            leaf_hash=digest,
+        )
+    )
+    session.add_all(AuditNode(level=n.level, node_index=n.index, hash=n.hash) for n in completed)
+    session.add_all(AuditSubject(leaf_index=index, subject_key=s) for s in set(event.subjects))
+    session.add_all(AuditParty(leaf_index=index, partner_id=p) for p in set(event.parties))
+    head.size = index + 1
+    head.root = frontier_root(new_frontier)
+    head.frontier = json.dumps([h.hex() for h in new_frontier])
+    head.updated_at = event.at
+    session.add(head)
+    return index
+
+
+# --- reading hashes back ---------------------------------------------------------------
+
+
+_LEAVES = select(AuditEntry.leaf_index, AuditEntry.leaf_hash).where(
+    col(AuditEntry.leaf_index).in_(bindparam("indexes", expanding=True))
+)
+
+
+@lru_cache(maxsize=256)
+def _nodes_query(count: int) -> Any:
+    """The query for ``count`` (level, index) pairs, built once per count.
+
+    An OR of equalities, because both engines answer it from the primary key (SQLite
+    scans the table for a row-value IN list), and cached, because building the
+    expression costs more than running it.
+    """
+    return select(AuditNode.level, AuditNode.node_index, AuditNode.hash).where(
+        or_(
+            *(
+                and_(
+                    col(AuditNode.level) == bindparam(f"l{k}"),
+                    col(AuditNode.node_index) == bindparam(f"i{k}"),
+                )
+                for k in range(count)
+            )
+        )
+    )
+
+
+def fetch_nodes(session: Session, wanted: Iterable[NodeId]) -> dict[NodeId, bytes]:
+    """Return the stored hashes of perfect subtrees (level 0 = leaves) in two queries.
+
+    Raises AuditLogCorruptError if any is missing: every node asked for must be complete.
+    """
+    wanted = set(wanted)
+    found: dict[NodeId, bytes] = {}
+    leaves = sorted(i for level, i in wanted if level == 0)
+    if leaves:
+        leaf_rows = session.execute(_LEAVES, {"indexes": leaves}).all()
+        found.update(((0, i), h) for i, h in leaf_rows)
+    inner = sorted(node for node in wanted if node[0])
+    if inner:
+        params: dict[str, int] = {}
+        for k, (level, index) in enumerate(inner):
+            params[f"l{k}"], params[f"i{k}"] = level, index
+        rows = session.execute(_nodes_query(len(inner)), params).all()
+        found.update(((level, i), h) for level, i, h in rows)
+    missing = wanted - found.keys()
+    if missing:
+        raise AuditLogCorruptError(
+            f"{len(missing)} stored tree node(s) missing, e.g. {min(missing)}"
+        )
+    return found
+
+
+def _range_hash(nodes: dict[NodeId, bytes], start: int, end: int) -> bytes:
+    return frontier_root([nodes[n] for n in perfect_cover(start, end)])
+
+
+_HEAD_SIZE = select(AuditTreeHead.size).where(col(AuditTreeHead.id) == HEAD_ID)
+
+
+def _checked_size(session: Session, size: int | None) -> int:
+    current = int(session.execute(_HEAD_SIZE).scalar_one())
+    if size is None:
+        return current
+    if not 0 <= size <= current:
+        raise InvalidInputError(f"tree size {size} is not between 0 and the log's size {current}")
+    return size
+
+
+def root_at(session: Session, size: int) -> bytes:
+    """Return the root hash of the tree at ``size`` (at most the current size).
+
+    Raises InvalidInputError for a size the log has not reached.
+    """
+    size = _checked_size(session, size)
+    if size == 0:
+        return frontier_root([])
+    nodes = fetch_nodes(session, perfect_cover(0, size))
+    return _range_hash(nodes, 0, size)
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    """Entry ``index`` (leaf hash ``leaf_hash``) is in the tree of ``size`` with ``root``."""
+
+    index: int
+    size: int
+    leaf_hash: bytes
+    hashes: tuple[bytes, ...]
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyProof:
+    """The tree of size ``first`` (``first_root``) is a prefix of ``second`` (``second_root``)."""
+
+    first: int
+    second: int
+    hashes: tuple[bytes, ...]
+    first_root: bytes
+    second_root: bytes
+
+
+def inclusion_proof(session: Session, index: int, size: int | None = None) -> InclusionProof:
+    """Return the inclusion proof of entry ``index`` in the tree of ``size`` (default: now).
+
+    Raises InvalidInputError for a size the log has not reached, NotFoundError for an
+    index outside the tree of that size.
+    """
+    size = _checked_size(session, size)
+    try:
+        ranges = inclusion_ranges(index, size)
+    except ProofError as exc:
+        raise NotFoundError(f"no entry {index} in the log at size {size}") from exc
+    wanted = {(0, index), *perfect_cover(0, size)}
+    for start, end in ranges:
+        wanted.update(perfect_cover(start, end))
+    nodes = fetch_nodes(session, wanted)
+    return InclusionProof(
+        index=index,
+        size=size,
+        leaf_hash=nodes[(0, index)],
+        hashes=tuple(_range_hash(nodes, a, b) for a, b in ranges),
+        root=_range_hash(nodes, 0, size),
+    )
+
+
+def consistency_proof(session: Session, first: int, second: int | None = None) -> ConsistencyProof:
+    """Return the proof that the tree of size ``first`` is a prefix of ``second`` (default: now).
+
+    Raises InvalidInputError unless ``0 < first <= second <= current size``.
+    """
+    second = _checked_size(session, second)
+    try:
+        ranges = consistency_ranges(first, second)
+    except ProofError as exc:
+        raise InvalidInputError(
+            f"a consistency proof needs 0 < first <= second; got {first} and {second}"
+        ) from exc
+    wanted = {*perfect_cover(0, first), *perfect_cover(0, second)}
+    for start, end in ranges:
+        wanted.update(perfect_cover(start, end))
+    nodes = fetch_nodes(session, wanted)
+    return ConsistencyProof(
+        first=first,
+        second=second,
+        hashes=tuple(_range_hash(nodes, a, b) for a, b in ranges),
+        first_root=_range_hash(nodes, 0, first),
+        second_root=_range_hash(nodes, 0, second),
+    )

@@ -1,0 +1,453 @@
+"""Verify the stored audit log from scratch and name the first thing that is wrong.
+
+Nothing stored is trusted except the signatures on checkpoints. Every entry's canonical
+event is re-hashed and checked against its index, its leaf hash, its search columns and
+its subject, party and details rows; the tree is rebuilt level by level and compared
+with every stored node; the tree head is compared with the rebuilt root and frontier;
+and every stored checkpoint's signature and root are checked against the rebuilt tree.
+
+Each problem found covers a range of entries (exactly one for a changed row, a subtree
+for a stored hash that no longer matches, the entries since the last good checkpoint
+for a signed root that no longer matches). The report names the problem whose range
+ends first, preferring the narrowest, so it points at the earliest entry that is
+provably wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from gateway.audit.events import canonical_json, details_commitment, format_time
+from gateway.audit.log import read_head
+from gateway.audit.merkle import (
+    HASH_SIZE,
+    frontier_root,
+    leaf_hash,
+    node_hash,
+    perfect_cover,
+)
+from gateway.audit.note import NoteError, NoteVerifier, open_note, parse_checkpoint
+from gateway.db import Database
+from gateway.errors import IntegrityCheckFailed
+from gateway.models.audit import (
+    AuditCheckpoint,
+    AuditDetail,
+    AuditEntry,
+    AuditNode,
+    AuditParty,
+    AuditSubject,
+)
+
+Progress = Callable[[int, int], None]
+"""Called with (entries done, entries in total) while the entries are scanned."""
+
+_NO_ENTRY = 1 << 62
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem: what is wrong, and the entries ``[start, end)`` it may concern."""
+
+    message: str
+    start: int = _NO_ENTRY
+    end: int = _NO_ENTRY
+
+    def sort_key(self) -> tuple[int, int]:
+        """Earliest end first, then the narrowest range."""
+        return (self.end, self.end - self.start)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """The outcome of a full verification: what was checked, and the first problem if any."""
+
+    entries: int
+    root: bytes
+    checkpoints: int
+    details: int
+    problem: Finding | None
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was wrong."""
+        return self.problem is None
+
+
+def _entry(position: int, message: str) -> Finding:
+    return Finding(f"entry {position} {message}", position, position + 1)
+
+
+class _Scan:
+    """State of the pass over the entries in index order."""
+
+    def __init__(self) -> None:
+        self.leaves = bytearray()
+        self.doc_indexes = array("q")
+        self.row_finding: Finding | None = None
+        self.misplaced: tuple[int, int] | None = None  # (position, the index its event claims)
+        self.details = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.doc_indexes)
+
+    def note(self, finding: Finding) -> None:
+        if self.row_finding is None:
+            self.row_finding = finding
+
+
+def verify_log(
+    db: Database,
+    verifiers: Sequence[NoteVerifier],
+    origin: str,
+    now: datetime,
+    *,
+    batch: int = 2000,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Recompute the whole log from its stored events and check everything stored against it.
+
+    ``verifiers`` are the log's public keys (current and earlier); ``now`` decides which
+    details may already have been deleted. Everything is read from one snapshot, so
+    appends made meanwhile are not mistaken for tampering. Returns a report; never
+    raises for tampering.
+    """
+    with db.read() as session:
+        if not db.is_sqlite:
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        # On SQLite the session's one read transaction already sees one WAL snapshot.
+        return _verify(session, verifiers, origin, now, batch, progress)
+
+
+def _verify(
+    session: Session,
+    verifiers: Sequence[NoteVerifier],
+    origin: str,
+    now: datetime,
+    batch: int,
+    progress: Progress | None,
+) -> VerifyReport:
+    head = read_head(session)
+    total = session.exec(select(func.count()).select_from(AuditEntry)).one()
+    scan = _Scan()
+    last = -1
+    while True:
+        rows = session.exec(
+            select(AuditEntry)
+            .where(col(AuditEntry.leaf_index) > last)
+            .order_by(col(AuditEntry.leaf_index))
+            .limit(batch)
+        ).all()
+        if not rows:
+            break
+        lo, hi = rows[0].leaf_index, rows[-1].leaf_index
+        subjects = _links(session, AuditSubject, AuditSubject.subject_key, lo, hi)
+        parties = _links(session, AuditParty, AuditParty.partner_id, lo, hi)
+        details = {
+            d.leaf_index: d
+            for d in session.exec(
+                select(AuditDetail).where(col(AuditDetail.leaf_index).between(lo, hi))
+            ).all()
+        }
+        for row in rows:
+            _check_row(
+                scan,
+                row,
+                subjects.get(row.leaf_index, set()),
+                parties.get(row.leaf_index, set()),
+                details.pop(row.leaf_index, None),
+                now,
+            )
+        for orphan in sorted(details):
+            scan.note(_entry(orphan, "does not exist, but details were inserted for it"))
+        last = hi
+        if progress is not None:
+            progress(scan.count, total)
+
+    # On a tie the first listed wins: a structural explanation (moved, removed, inserted
+    # entries) before the changes it causes in the rows, the head and the stored nodes.
+    findings: list[Finding] = []
+    if scan.misplaced is not None:
+        findings.append(_classify_misplaced(scan.doc_indexes, *scan.misplaced))
+    if scan.row_finding is not None:
+        findings.append(scan.row_finding)
+    levels = _build_levels(bytes(scan.leaves))
+    root = _root(levels, scan.count)
+    findings.extend(_check_head(head.size, head.root, head.frontier, levels, scan.count, root))
+    findings.extend(_check_nodes(session, levels, scan.count))
+    findings.extend(_orphan_links(session))
+    checkpoint_findings, checked = _check_checkpoints(
+        session, verifiers, origin, levels, scan.count
+    )
+    findings.extend(checkpoint_findings)
+    problem = min(findings, key=Finding.sort_key) if findings else None
+    return VerifyReport(scan.count, root, checked, scan.details, problem)
+
+
+def _links(session: Session, table: Any, column: Any, lo: int, hi: int) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = {}
+    for index, value in session.exec(
+        select(table.leaf_index, column).where(col(table.leaf_index).between(lo, hi))
+    ).all():
+        out.setdefault(index, set()).add(value)
+    return out
+
+
+def _check_row(
+    scan: _Scan,
+    row: AuditEntry,
+    subjects: set[str],
+    parties: set[str],
+    detail: AuditDetail | None,
+    now: datetime,
+) -> None:
+    position = scan.count
+    raw = row.leaf.encode()
+    digest = leaf_hash(raw)
+    scan.leaves += digest
+    try:
+        doc: Any = json.loads(row.leaf)
+        claimed = doc["index"] if isinstance(doc, dict) and type(doc.get("index")) is int else -1
+    except ValueError:
+        doc, claimed = None, -1
+    scan.doc_indexes.append(claimed)
+    if row.leaf_index != position:
+        scan.note(
+            _entry(
+                position, f"was removed: the stored entry after {position - 1} is {row.leaf_index}"
+            )
+        )
+        return
+    if claimed not in (-1, position):
+        if scan.misplaced is None:
+            scan.misplaced = (position, claimed)
+        return
+    if digest != row.leaf_hash:
+        scan.note(_entry(position, "was modified: its stored event does not match its leaf hash"))
+        return
+    if not isinstance(doc, dict) or claimed == -1 or canonical_json(doc) != raw:
+        scan.note(_entry(position, "was modified: its stored event is not a canonical event"))
+        return
+    problem = _mismatched_columns(row, doc, subjects, parties)
+    if problem:
+        scan.note(_entry(position, f"was modified: its {problem} do not match its logged event"))
+        return
+    problem = _details_problem(doc, detail, now)
+    if problem:
+        scan.note(_entry(position, problem))
+    elif detail is not None:
+        scan.details += 1
+
+
+def _mismatched_columns(
+    row: AuditEntry, doc: dict[str, Any], subjects: set[str], parties: set[str]
+) -> str | None:
+    actor = doc.get("actor") or {}
+    columns = (
+        row.event_type == doc.get("type"),
+        format_time(row.occurred_at) == doc.get("at"),
+        row.actor_partner_id == actor.get("partner"),
+        row.actor_principal_id == actor.get("principal"),
+        row.case_id == doc.get("case"),
+    )
+    if not all(columns):
+        return "search columns (type, time, actor, case)"
+    if subjects != set(doc.get("subjects") or ()):
+        return "data-subject links"
+    if parties != set(doc.get("parties") or ()):
+        return "partner links"
+    return None
+
+
+def _details_problem(doc: dict[str, Any], detail: AuditDetail | None, now: datetime) -> str | None:
+    commitment, until = doc.get("details_sha256"), doc.get("details_until")
+    if detail is None:
+        if commitment is not None and (until is None or until > format_time(now)):
+            return "lost its details before their retention ended"
+        return None
+    if commitment is None:
+        return "was modified: it has details it never committed to"
+    if details_commitment(detail.salt, detail.body.encode()) != commitment:
+        return "was modified: its details do not match the commitment in its event"
+    if until is not None and format_time(detail.delete_after) != until:
+        return "was modified: the retention date of its details was changed"
+    return None
+
+
+def _classify_misplaced(doc_indexes: array[int], position: int, claimed: int) -> Finding:
+    """Name what happened when the event at ``position`` says it was logged as ``claimed``."""
+    if claimed > position:
+        try:
+            moved_to = doc_indexes.index(position, position + 1)
+        except ValueError:
+            return _entry(
+                position,
+                f"was removed: entry {claimed} and later ones were moved up to close the gap",
+            )
+        return _entry(
+            position,
+            f"was reordered: it is stored at position {moved_to} and entry {claimed} in its place",
+        )
+    if claimed == position - 1:
+        return _entry(
+            claimed,
+            f"was inserted: the entries logged as {claimed} and later are stored one place later",
+        )
+    return _entry(position, f"was inserted: it repeats entry {claimed}")
+
+
+def _orphan_links(session: Session) -> Iterable[Finding]:
+    for table, what in ((AuditSubject, "data-subject"), (AuditParty, "partner")):
+        orphan = session.exec(
+            select(func.min(table.leaf_index)).where(
+                col(table.leaf_index).not_in(select(AuditEntry.leaf_index))
+            )
+        ).one()
+        if orphan is not None:
+            yield _entry(orphan, f"does not exist, but {what} links to it were inserted")
+
+
+def _build_levels(leaves: bytes) -> list[bytes]:
+    levels = [leaves]
+    while len(levels[-1]) >= 2 * HASH_SIZE:
+        below = levels[-1]
+        pairs = len(below) // (2 * HASH_SIZE)
+        level = bytearray()
+        for i in range(pairs):
+            at = 2 * HASH_SIZE * i
+            level += node_hash(
+                below[at : at + HASH_SIZE], below[at + HASH_SIZE : at + 2 * HASH_SIZE]
+            )
+        levels.append(bytes(level))
+    return levels
+
+
+def _node(levels: list[bytes], level: int, index: int) -> bytes:
+    return levels[level][index * HASH_SIZE : (index + 1) * HASH_SIZE]
+
+
+def _root(levels: list[bytes], size: int) -> bytes:
+    if size == 0:
+        return frontier_root([])
+    return frontier_root([_node(levels, lv, i) for lv, i in perfect_cover(0, size)])
+
+
+def _check_nodes(session: Session, levels: list[bytes], count: int) -> Iterable[Finding]:
+    for level in range(1, len(levels)):
+        expected = count >> level
+        last = -1
+        while True:
+            rows = session.exec(
+                select(AuditNode.node_index, AuditNode.hash)
+                .where(col(AuditNode.level) == level, col(AuditNode.node_index) > last)
+                .order_by(col(AuditNode.node_index))
+                .limit(20_000)
+            ).all()
+            if not rows:
+                break
+            for index, stored in rows:
+                if index != last + 1:  # nodes last+1 .. index-1 are missing
+                    missing = last + 1
+                    if missing < expected:
+                        yield _subtree(level, missing, count, "is missing from the store")
+                        return
+                if index >= expected:
+                    yield _beyond(level, count)
+                    return
+                if stored != _node(levels, level, index):
+                    yield _subtree(level, index, count, "no longer matches them")
+                    return
+                last = index
+        if last + 1 < expected:
+            yield _subtree(level, last + 1, count, "is missing from the store")
+            return
+    beyond = session.exec(
+        select(func.min(AuditNode.level)).where(col(AuditNode.level) >= max(len(levels), 1))
+    ).one()
+    if beyond is not None:
+        yield _beyond(beyond, count)
+
+
+def _beyond(level: int, count: int) -> Finding:
+    return Finding(
+        f"a stored tree node (level {level}) covers entries beyond the {count} stored ones",
+        count,
+        count + 1,
+    )
+
+
+def _subtree(level: int, index: int, count: int, what: str) -> Finding:
+    start = index << level
+    end = min((index + 1) << level, count)
+    return Finding(
+        f"entries {start}-{end - 1}: one of them was changed after it was logged "
+        f"(the stored hash over them, tree level {level}, {what})",
+        start,
+        end,
+    )
+
+
+def _check_head(
+    size: int, root: bytes, frontier: str, levels: list[bytes], count: int, rebuilt: bytes
+) -> Iterable[Finding]:
+    if size > count:
+        yield _entry(count, f"was removed: the tree head counts {size} entries, {count} are stored")
+        return
+    if size < count:
+        yield _entry(size, f"was inserted: the tree head counts only {size} entries")
+        return
+    expected = [_node(levels, lv, i).hex() for lv, i in (perfect_cover(0, count) if count else [])]
+    if root != rebuilt:
+        yield Finding("the tree head's root does not match the stored entries")
+    elif json.loads(frontier) != expected:
+        yield Finding("the tree head's frontier does not match the stored entries")
+
+
+def _check_checkpoints(
+    session: Session,
+    verifiers: Sequence[NoteVerifier],
+    origin: str,
+    levels: list[bytes],
+    count: int,
+) -> tuple[list[Finding], int]:
+    findings: list[Finding] = []
+    good_size = 0
+    checked = 0
+    for row in session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.tree_size))):
+        label = f"checkpoint at size {row.tree_size}"
+        try:
+            checkpoint = parse_checkpoint(open_note(row.note, verifiers))
+        except (IntegrityCheckFailed, NoteError):
+            findings.append(Finding(f"{label}: its signature does not verify with the log's keys"))
+            continue
+        checked += 1
+        if checkpoint.origin != origin:
+            findings.append(Finding(f"{label}: it is signed for origin {checkpoint.origin}"))
+        elif checkpoint.size != row.tree_size or checkpoint.root != row.root:
+            findings.append(
+                Finding(f"{label}: its stored size or root differs from its signed note")
+            )
+        elif checkpoint.size > count:
+            findings.append(
+                _entry(count, f"was removed: {label} was signed over {checkpoint.size} entries")
+            )
+        elif _root(levels, checkpoint.size) != checkpoint.root:
+            findings.append(
+                Finding(
+                    f"entries {good_size}-{checkpoint.size - 1}: one of them was changed, removed "
+                    f"or inserted after {label} was signed (its signed root no longer matches)",
+                    good_size,
+                    checkpoint.size,
+                )
+            )
+        else:
+            good_size = checkpoint.size
+    return findings, checked

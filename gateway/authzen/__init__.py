@@ -1,0 +1,1 @@
+"""OpenID AuthZEN Authorization API 1.0 endpoints: a thin adapter over ``gateway.policy``."""

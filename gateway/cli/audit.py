@@ -1,0 +1,235 @@
+"""``gateway audit verify|checkpoint|prove|verify-proof|purge-details|verifier-key``.
+
+``verify-proof`` needs nothing but its arguments: no database and no settings, so a
+partner or supervisor can run it on their own machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from gateway.app import build_context
+from gateway.audit import checkpoints, entries
+from gateway.audit.bundle import FILE_SUFFIX, verify_tlog_proof
+from gateway.audit.note import NoteError, NoteVerifier
+from gateway.audit.verify import verify_log
+from gateway.cli.app import app, console, err_console, fail, open_current_database
+from gateway.context import AppContext
+from gateway.errors import IntegrityCheckFailed, InvalidInputError
+from gateway.identity.service import CLI_ACTOR
+
+audit_app = typer.Typer(
+    help="Verify the audit log, sign checkpoints, write and check proofs.", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
+
+
+def _context() -> AppContext:
+    """Return the gateway context (settings, database with a current schema, signing key)."""
+    settings, database = open_current_database()
+    return build_context(settings, db=database)
+
+
+def parse_public_key(value: str, default_name: str | None = None) -> NoteVerifier:
+    """Return a note verifier from a key given as text or as a file holding it.
+
+    Accepts a verifier key ``name+id+base64`` or the base64 of a raw 32-byte Ed25519
+    public key (named ``default_name``). Raises InvalidInputError otherwise.
+    """
+    path = Path(value)
+    text = path.read_text(encoding="utf-8").strip() if path.is_file() else value.strip()
+    if text.count("+") >= 2:
+        try:
+            return NoteVerifier.from_vkey(text)
+        except InvalidInputError:
+            pass  # a raw base64 key may contain '+' too
+    try:
+        raw = base64.b64decode(text, validate=True)
+        verifier = NoteVerifier(default_name or "unnamed", raw)
+    except (binascii.Error, NoteError) as exc:
+        raise InvalidInputError(
+            "the public key must be a verifier key (name+id+base64) or a base64 Ed25519 key"
+        ) from exc
+    if default_name is None:
+        raise InvalidInputError("give the public key as name+id+key, or give --origin")
+    return verifier
+
+
+@audit_app.command("verify")
+def verify(
+    public_key: list[str] = typer.Option(
+        [],
+        "--public-key",
+        help="check checkpoint signatures with this key (verifier key or file); "
+        "default: the key ring's current and earlier keys",
+    ),
+) -> None:
+    """Recompute the whole log from its stored events and check every hash and signature.
+
+    Exits 1 with a one-line reason naming the first entry that was modified, removed,
+    reordered or inserted.
+    """
+    ctx = _context()
+    origin = ctx.settings.log_origin
+    verifiers = (
+        [parse_public_key(k, origin) for k in public_key]
+        if public_key
+        else checkpoints.log_verifiers(origin, ctx.signer, ctx.retired_public_keys)
+    )
+    try:
+        with Progress(
+            TextColumn("verifying audit log"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err_console,
+            transient=True,
+            disable=not err_console.is_terminal,
+        ) as bar:
+            task = bar.add_task("entries", total=None)
+            report = verify_log(
+                ctx.db,
+                verifiers,
+                origin,
+                ctx.clock.now(),
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    finally:
+        ctx.db.dispose()
+    if report.problem is not None:
+        fail(f"audit log verification failed: {report.problem.message}")
+    root = base64.b64encode(report.root).decode()
+    if report.checkpoints == 0:
+        console.print("note: no signed checkpoint yet; only the stored hashes were checked")
+    console.print(
+        f"ok: {report.entries} entries, root {root}, {report.checkpoints} signed checkpoints "
+        f"and {report.details} details verified",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+@audit_app.command("checkpoint")
+def checkpoint() -> None:
+    """Sign and store a checkpoint of the current tree; print it as a signed note."""
+    ctx = _context()
+    try:
+        row = checkpoints.create_checkpoint(
+            ctx.db,
+            ctx.clock,
+            ctx.signer,
+            ctx.settings.log_origin,
+            retired_public_keys=ctx.retired_public_keys,
+        )
+    finally:
+        ctx.db.dispose()
+    console.print(row.note, end="", markup=False, highlight=False, soft_wrap=True)
+
+
+@audit_app.command("prove")
+def prove(
+    index: int = typer.Option(..., "--index", min=0, help="the entry to prove"),
+    size: int | None = typer.Option(None, "--size", min=1, help="tree size; default: latest"),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help=f"file to write; default entry-INDEX{FILE_SUFFIX}"
+    ),
+) -> None:
+    """Write an offline proof bundle (C2SP tlog-proof) that entry INDEX is in the log."""
+    ctx = _context()
+    try:
+        row = checkpoints.checkpoint_covering(
+            ctx.db,
+            ctx.clock,
+            ctx.signer,
+            ctx.settings.log_origin,
+            index,
+            size,
+            retired_public_keys=ctx.retired_public_keys,
+        )
+        bundle = checkpoints.proof_bundle(ctx.db, row, index)
+    finally:
+        ctx.db.dispose()
+    target = output or Path(f"entry-{index}{FILE_SUFFIX}")
+    target.write_text(bundle, encoding="utf-8")
+    console.print(f"wrote {target}: entry {index} in the log at size {row.tree_size}")
+
+
+@audit_app.command("verify-proof")
+def verify_proof(
+    bundle: Path = typer.Argument(..., help="a .tlog-proof file", exists=True, dir_okay=False),
+    public_key: str = typer.Option(
+        ..., "--public-key", help="the log's verifier key (name+id+base64), or a file with it"
+    ),
+    leaf: Path | None = typer.Option(
+        None, "--leaf", exists=True, dir_okay=False, help="the entry's leaf (canonical JSON)"
+    ),
+    leaf_hash: str | None = typer.Option(None, "--leaf-hash", help="or its hash, base64 or hex"),
+    origin: str | None = typer.Option(None, "--origin", help="require this log origin"),
+) -> None:
+    """Check a proof bundle offline: the checkpoint's signature and the entry's inclusion.
+
+    Needs no database and no settings. Without --leaf or --leaf-hash the leaf carried
+    in the bundle is checked (and shown).
+    """
+    try:
+        text = bundle.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError("the bundle is not a text file") from exc
+    verifier = parse_public_key(public_key, origin)
+    try:
+        result = verify_tlog_proof(
+            text,
+            [verifier],
+            leaf=leaf.read_bytes() if leaf is not None else None,
+            leaf_hash_value=_hash_arg(leaf_hash) if leaf_hash is not None else None,
+            origin=origin,
+        )
+    except IntegrityCheckFailed as exc:
+        raise IntegrityCheckFailed(
+            "the proof does not verify with this key and leaf: do not trust it"
+        ) from exc
+    cp = result.checkpoint
+    console.print(
+        f"ok: entry {result.index} is in log {cp.origin} at size {cp.size} "
+        f"(root {base64.b64encode(cp.root).decode()}), signed by {verifier.name}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    if result.leaf is not None and leaf is None:
+        console.print(result.leaf.decode(errors="replace"), markup=False, soft_wrap=True)
+
+
+def _hash_arg(value: str) -> bytes:
+    try:
+        raw = bytes.fromhex(value) if len(value) == 64 else base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise InvalidInputError("--leaf-hash must be 32 bytes in hex or base64") from exc
+    if len(raw) != 32:
+        raise InvalidInputError("--leaf-hash must be 32 bytes in hex or base64")
+    return raw
+
+
+@audit_app.command("purge-details")
+def purge_details() -> None:
+    """Delete event details whose retention has ended; the tree stays verifiable."""
+    ctx = _context()
+    try:
+        with ctx.db.write() as session:
+            count = entries.purge_details(session, ctx.clock, CLI_ACTOR)
+    finally:
+        ctx.db.dispose()
+    console.print(f"deleted the details of {count} entries past their retention")
+
+
+@audit_app.command("verifier-key")
+def verifier_key() -> None:
+    """Print the log's public key as a note verifier key (give it to partners)."""
+    ctx = _context()
+    ctx.db.dispose()
+    keys = checkpoints.log_verifiers(ctx.settings.log_origin, ctx.signer, ctx.retired_public_keys)
+    for key in keys:
+        console.print(key.vkey(), markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,123 @@
+"""``gateway partners add|list|revoke|principal|token``: the registry from the command line."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import typer
+from rich.table import Table
+
+from gateway.cli.app import app, console, fail, open_current_database
+from gateway.clock import SystemClock
+from gateway.identity import service
+from gateway.identity.service import CLI_ACTOR
+from gateway.vocabulary import IdentifierType, Role, partner_kinds
+
+partners_app = typer.Typer(help="Manage partners, principals and tokens.", no_args_is_help=True)
+app.add_typer(partners_app, name="partners")
+
+
+@partners_app.command("add")
+def add(
+    partner_id: str = typer.Option(..., "--id", help="short id, e.g. gemeente-leeuwarden"),
+    kind: str = typer.Option(..., help="partner kind from policies/vocabulary.yaml"),
+    name: str = typer.Option(..., help="organisation name"),
+    oin: str | None = typer.Option(None, help="20-digit OIN"),
+    kvk: str | None = typer.Option(None, help="8-digit KvK number"),
+) -> None:
+    """Register a partner organisation."""
+    if (oin is None) == (kvk is None):
+        fail("give exactly one of --oin or --kvk")
+    settings, database = open_current_database()
+    id_type, identifier = (IdentifierType.OIN, oin) if oin else (IdentifierType.KVK, kvk)
+    assert identifier is not None
+    with database.write() as session:
+        partner = service.add_partner(
+            session,
+            SystemClock(),
+            CLI_ACTOR,
+            partner_id=partner_id,
+            kind=kind,
+            name=name,
+            identifier_type=id_type,
+            identifier=identifier,
+            known_kinds=partner_kinds(settings.policies_dir),
+        )
+    console.print(f"added partner {partner.id} ({partner.kind})")
+
+
+@partners_app.command("list")
+def list_() -> None:
+    """List partners and whether they are active."""
+    _settings, database = open_current_database()
+    table = Table()
+    for column in ("id", "kind", "name", "identifier", "active", "demo"):
+        table.add_column(column, overflow="fold")
+    with database.read() as session:
+        for p in service.list_partners(session):
+            table.add_row(
+                p.id,
+                p.kind,
+                p.name,
+                f"{p.identifier_type.upper()} {p.identifier}",
+                "yes" if p.active else "revoked",
+                "yes" if p.is_demo else "",
+            )
+    console.print(table)
+
+
+@partners_app.command("revoke")
+def revoke(partner_id: str = typer.Argument(..., help="partner id")) -> None:
+    """Deactivate a partner and revoke all its tokens."""
+    _settings, database = open_current_database()
+    with database.write() as session:
+        service.revoke_partner(session, SystemClock(), CLI_ACTOR, partner_id)
+    console.print(f"revoked partner {partner_id} and its tokens")
+
+
+@partners_app.command("principal")
+def add_principal(
+    partner_id: str = typer.Argument(..., help="partner id"),
+    role: Role = typer.Option(..., help="the principal's single role"),
+    label: str = typer.Option(..., help="who or what this is, e.g. 'Zaaksysteem'"),
+) -> None:
+    """Add a principal to a partner and print its first token once."""
+    settings, database = open_current_database()
+    clock = SystemClock()
+    with database.write() as session:
+        principal = service.add_principal(
+            session, clock, CLI_ACTOR, partner_id=partner_id, role=role, label=label
+        )
+        new, row = service.issue_token(
+            session, clock, CLI_ACTOR, principal.id, timedelta(days=settings.token_ttl_days)
+        )
+    console.print(f"principal {principal.id}")
+    console.print(
+        f"token (shown once, expires {row.expires_at:%Y-%m-%d}): {new.plaintext}", soft_wrap=True
+    )
+
+
+@partners_app.command("token")
+def token(principal_id: str = typer.Argument(..., help="principal id")) -> None:
+    """Issue a new token for a principal and print it once."""
+    settings, database = open_current_database()
+    with database.write() as session:
+        new, row = service.issue_token(
+            session,
+            SystemClock(),
+            CLI_ACTOR,
+            principal_id,
+            timedelta(days=settings.token_ttl_days),
+        )
+    console.print(
+        f"token (shown once, expires {row.expires_at:%Y-%m-%d}): {new.plaintext}", soft_wrap=True
+    )
+
+
+@partners_app.command("revoke-token")
+def revoke_token(token_id: str = typer.Argument(..., help="token id (the part after gw_)")) -> None:
+    """Revoke one token at once."""
+    _settings, database = open_current_database()
+    with database.write() as session:
+        service.revoke_token(session, SystemClock(), CLI_ACTOR, token_id)
+    console.print(f"revoked token {token_id}")

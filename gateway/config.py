@@ -1,0 +1,169 @@
+"""Settings from the environment (prefix ``GATEWAY_``); unsafe values are refused here.
+
+In production mode the gateway refuses to start with the development secrets, with an
+in-memory SQLite database, or without a master key. Secrets stay wrapped in
+``SecretStr`` until the moment they are used.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Well-known development secrets. They are public (they are in this file), so
+# production mode refuses them. The master key is base64 of exactly 32 bytes.
+DEV_MASTER_KEY = "ZGV2ZWxvcG1lbnQtb25seS1tYXN0ZXIta2V5LTMyYnk="
+DEV_SESSION_SECRET = "development-only-session-secret-do-not-use"  # noqa: S105
+DEV_LOG_ORIGIN = "riec-gateway.localhost/audit"
+
+
+class Mode(StrEnum):
+    """How strict start-up is: development allows demo data and well-known secrets."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class UnsafeSettingsError(ValueError):
+    """The settings would run the gateway in an unsafe way; the message says why."""
+
+
+class Settings(BaseSettings):
+    """All runtime configuration. Build with ``Settings()`` to read the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
+
+    mode: Mode = Mode.DEVELOPMENT
+    data_dir: Path = Field(default=Path("data"), description="Folder for the SQLite file")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is a SQLite file in data_dir"
+    )
+    keys_dir: Path = Field(default=Path("keys"), description="Key ring folder")
+    policies_dir: Path = Field(default=Path("policies"), description="Policy pack folder")
+    bind: str = Field(default="127.0.0.1:8080", description="host:port to listen on")
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
+    master_key: SecretStr | None = Field(
+        default=None, description="base64 key-encryption key (32 bytes)"
+    )
+    master_passphrase: SecretStr | None = Field(
+        default=None, description="passphrase from which the key-encryption key is derived"
+    )
+    session_secret: SecretStr = Field(
+        default=SecretStr(DEV_SESSION_SECRET), description="signs workbench session cookies"
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="request body limit")
+    token_ttl_days: int = Field(default=90, ge=1, le=730, description="bearer token lifetime")
+    case_retention_days: int = Field(
+        default=365,
+        ge=1,
+        le=7300,
+        description="how long a closed case's documents and key outlive its last record",
+    )
+    log_level: str = Field(default="INFO", description="stdlib logging level name")
+    policy_poll_seconds: float = Field(
+        default=0.5, gt=0, le=10, description="how often workers look for a new active policy"
+    )
+    releases_dir: Path | None = Field(
+        default=None, description="folder of research release bundles; default <data_dir>/releases"
+    )
+    log_origin: str = Field(
+        default=DEV_LOG_ORIGIN,
+        max_length=200,
+        description="origin line of the audit log's signed checkpoints (and its key name)",
+    )
+    workbench_idle_minutes: int = Field(
+        default=30, ge=1, le=240, description="workbench sessions end after this much inactivity"
+    )
+    workbench_session_hours: int = Field(
+        default=8, ge=1, le=24, description="workbench sessions end this long after sign-in"
+    )
+
+    @field_validator("bind")
+    @classmethod
+    def _bind_has_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("bind must look like host:port, e.g. 127.0.0.1:8080")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return upper
+
+    @field_validator("log_origin")
+    @classmethod
+    def _origin_is_a_note_key_name(cls, value: str) -> str:
+        # C2SP tlog-checkpoint: the origin is also the signed-note key name.
+        if not value or any(c.isspace() or c == "+" or ord(c) < 0x20 for c in value):
+            raise ValueError(
+                "log_origin must be non-empty without spaces or '+', e.g. example.org/audit"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.mode is not Mode.PRODUCTION:
+            return self
+        problems: list[str] = []
+        url = self.resolved_database_url
+        if url.startswith("sqlite") and (
+            ":memory:" in url or "mode=memory" in url or url in {"sqlite://", "sqlite:///"}
+        ):
+            problems.append(
+                "GATEWAY_DATABASE_URL is an in-memory SQLite database, "
+                "which loses everything on exit"
+            )
+        if self.master_key is None and self.master_passphrase is None:
+            problems.append("set GATEWAY_MASTER_KEY or GATEWAY_MASTER_PASSPHRASE")
+        if self.master_key is not None and self.master_key.get_secret_value() == DEV_MASTER_KEY:
+            problems.append("GATEWAY_MASTER_KEY is the public development key")
+        if self.session_secret.get_secret_value() == DEV_SESSION_SECRET:
+            problems.append("GATEWAY_SESSION_SECRET is the public development secret")
+        elif len(self.session_secret.get_secret_value()) < 32:
+            problems.append("GATEWAY_SESSION_SECRET must be at least 32 characters")
+        if problems:
+            raise UnsafeSettingsError("refusing production mode: " + "; ".join(problems))
+        return self
+
+    @property
+    def host(self) -> str:
+        """The host part of ``bind``."""
+        return self.bind.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        """The port part of ``bind``."""
+        return int(self.bind.rpartition(":")[2])
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to ``sqlite:///<data_dir>/gateway.db`` (absolute)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+
+    @property
+    def resolved_releases_dir(self) -> Path:
+        """The folder of research bundles: ``releases_dir``, else ``<data_dir>/releases``."""
+        return self.releases_dir if self.releases_dir is not None else self.data_dir / "releases"
+
+    def effective_master_key(self) -> SecretStr | None:
+        """The configured master key, or the development key when nothing is set in development."""
+        if self.master_key is not None or self.master_passphrase is not None:
+            return self.master_key
+        if self.mode is Mode.DEVELOPMENT:
+            return SecretStr(DEV_MASTER_KEY)
+        return None
+
+
+def setting_env_names() -> set[str]:
+    """Return every ``GATEWAY_*`` environment variable name that Settings reads."""
+    return {f"GATEWAY_{name.upper()}" for name in Settings.model_fields}

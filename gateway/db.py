@@ -1,0 +1,158 @@
+"""Database engine, sessions and the migration entry points.
+
+Reads use :meth:`Database.read`; every state change runs in :meth:`Database.write`,
+one transaction that also holds its audit entry. On SQLite a write transaction starts
+with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing half-way; on
+PostgreSQL the audit log serialises appends by locking its tree-head row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, create_engine
+
+from gateway.errors import SchemaNotCurrentError
+
+_BEGIN_OPTION = "gateway_sqlite_begin"
+
+
+def _is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str) -> Engine:
+    """Return an engine for ``url`` with the connection settings the gateway relies on.
+
+    SQLite gets WAL journaling, foreign keys, a busy timeout and explicit BEGIN handling;
+    PostgreSQL gets a pre-pinged pool. Raises ``sqlalchemy.exc.ArgumentError`` for a
+    malformed URL.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+    database = parsed.database or ""
+    in_memory = database in {"", ":memory:"} or "mode=memory" in str(parsed)
+    if database and not in_memory:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    if in_memory:
+        kwargs["poolclass"] = StaticPool
+    engine = create_engine(parsed, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class Database:
+    """The gateway's handle on its store: one engine, read and write sessions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.is_sqlite = _is_sqlite(url)
+        self._write_engine = (
+            self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            if self.is_sqlite
+            else self.engine
+        )
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """Yield a session for reading; closing it discards anything written in it.
+
+        Objects loaded stay usable (detached, not expired) after the block.
+        """
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """Yield a session whose work commits as one transaction, or not at all."""
+        with Session(self._write_engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def alembic_config(url: str) -> Config:
+    """Return an Alembic config pointing at the packaged migrations and ``url``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("gateway") / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(db: Database, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (default: the newest)."""
+    cfg = alembic_config(db.url)
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def downgrade(db: Database, revision: str) -> None:
+    """Revert migrations down to ``revision`` (``base`` empties the schema)."""
+    cfg = alembic_config(db.url)
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def head_revision() -> str:
+    """Return the newest migration revision shipped with this version of the gateway."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = script.get_current_head()
+    if head is None:
+        raise RuntimeError("the package ships no migrations")
+    return head
+
+
+def current_revision(db: Database) -> str | None:
+    """Return the revision the database is at, or None for an empty database."""
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def ensure_schema_current(db: Database) -> None:
+    """Raise SchemaNotCurrentError unless the database is at the newest revision."""
+    current, head = current_revision(db), head_revision()
+    if current != head:
+        raise SchemaNotCurrentError(current=current, head=head)

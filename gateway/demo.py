@@ -1,0 +1,432 @@
+"""The worked example of the brief, played against a running gateway over HTTP.
+
+A youth worker in Smallingerland reports teenagers recruited as money mules through a
+chat group, linked to a scooter garage. The case goes through all seven steps; at each
+step the demo prints what every partner sent and what each one could see. Then the
+youth-network study makes one research release: the providers' privacy officers
+consent, the providers deliver synthetic rows (pseudonymised on arrival), a researcher
+of the NSCR asks for the release, downloads it and verifies its signature, checksums
+and inclusion in the audit log. Only the gateway's public API is used, with tokens the
+demo minted for the demo principals.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from rich.console import Console
+
+from gateway.research import synthetic
+from gateway.research.agreements import Agreement
+from gateway.research.bundle import verify_bundle
+from gateway.research.inclusion import ReleaseInclusion
+from gateway.workflow.steps import Step
+
+GEMEENTE = "gemeente-smallingerland.partner-system"
+POLITIE = "politie-noord-nederland.partner-system"
+OM = "om-noord-nederland.partner-system"
+BELASTING = "belastingdienst.partner-system"
+RIEC = "riec-noord-nederland.riec-analyst"
+BANK = "voorbeeldbank.partner-system"
+RIEC_PO = "riec-noord-nederland.privacy-officer"
+RESEARCHER = "nscr.researcher"
+AGREEMENT = "jeugdnetwerken-noord-nederland"
+STUDY_PROVIDERS = (
+    "gemeente-leeuwarden",
+    "gemeente-groningen",
+    "gemeente-smallingerland",
+    "politie-noord-nederland",
+    "om-noord-nederland",
+    "voorbeeldbank",
+    "voorbeeldtelecom",
+    "riec-noord-nederland",
+)
+STUDY_ROWS = 4_000
+UPLOAD_CHUNK = 100  # rows per request, well under any body limit of 64 KiB or more
+PRINCIPALS = tuple(
+    dict.fromkeys(
+        (
+            GEMEENTE,
+            POLITIE,
+            OM,
+            BELASTING,
+            RIEC,
+            BANK,
+            RIEC_PO,
+            RESEARCHER,
+            *(f"{p}.privacy-officer" for p in STUDY_PROVIDERS),
+            *(f"{p}.partner-system" for p in STUDY_PROVIDERS),
+        )
+    )
+)
+
+GARAGE_KVK = "99123456"
+YOUTH = "Jesse de Vries"
+YOUTH_BSN = "111222333"
+PURPOSE = "integrale-aanpak-ondermijning"
+
+SIGNAL: dict[str, Any] = {
+    "process": "casusaanpak",
+    "riec": "riec-noord-nederland",
+    "legal_basis": "avg-6-1-e",
+    "description": (
+        "Jongerenwerker: jongeren worden via een chatgroep geworven als geldezel; de "
+        "groep lijkt verbonden met een scooterwerkplaats."
+    ),
+    "subjects": [
+        {"type": "kvk", "value": GARAGE_KVK},
+        {"type": "name", "value": YOUTH},
+        {"type": "name", "value": "Sam Bakker"},
+    ],
+}
+
+POLICE_RECORD: dict[str, Any] = {
+    "category": "police-incident",
+    "legal_basis": "wpg-20",
+    "purposes": [PURPOSE],
+    "onward": "with-provider-consent",
+    "retention_days": 365,
+    "fields": {
+        "incident_id": "PL0100-2026-123",
+        "subject_bsn": YOUTH_BSN,
+        "subject_name": YOUTH,
+        "birth_date": "2008-04-02",
+        "postcode": "9203 AB",
+        "occurred_at": "2026-10-01T21:15:00+00:00",
+        "offence_code": "F-310",
+        "description": "Aangehouden bij een pinautomaat met drie bankpassen van anderen.",
+    },
+    "summary": "Politie kent een jongere uit de chatgroep van een incident met bankpassen.",
+}
+
+FISCAL_RECORD: dict[str, Any] = {
+    "category": "fiscal",
+    "legal_basis": "awr-43c",
+    "purposes": [PURPOSE],
+    "onward": "never",
+    "retention_days": 730,
+    "fields": {
+        "kvk": GARAGE_KVK,
+        "fiscal_year": 2025,
+        "turnover": 1_250_000,
+        "tax_assessed": 3_100,
+        "remarks": "Omzet past niet bij een werkplaats van deze omvang.",
+    },
+    "summary": "Opvallend hoge omzet bij lage aangifte.",
+}
+
+
+class Response(Protocol):
+    """What the demo needs of an HTTP response (httpx and the test client both fit)."""
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status."""
+        ...
+
+    @property
+    def content(self) -> bytes:
+        """The raw body."""
+        ...
+
+    def json(self) -> Any:
+        """The parsed JSON body."""
+        ...
+
+
+Request = Callable[..., Response]
+
+
+class DemoFailed(RuntimeError):
+    """The gateway answered a demo step differently than the example expects."""
+
+
+@dataclass
+class Demo:
+    """Plays the example with ``request(method, path, token, json=..., headers=...)``."""
+
+    request: Request
+    tokens: Mapping[str, str]
+    console: Console
+    case_id: str = ""
+    seen: dict[str, Any] = field(default_factory=dict)
+
+    def call(
+        self,
+        who: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        expect: tuple[int, ...] = (200, 201),
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send one request as ``who``; raise DemoFailed on an unexpected status."""
+        sent = {"Authorization": f"Bearer {self.tokens[who]}", **(headers or {})}
+        response = self.request(method, path, json=body, headers=sent)
+        if response.status_code not in expect:
+            detail = response.json().get("detail", "") if response.status_code >= 400 else ""
+            raise DemoFailed(f"{method} {path} as {who}: {response.status_code} {detail}")
+        return response.json()
+
+    def raw(self, who: str, path: str) -> bytes:
+        """GET ``path`` as ``who`` and return the body's bytes; raise DemoFailed unless 200."""
+        response = self.request(
+            "GET", path, headers={"Authorization": f"Bearer {self.tokens[who]}"}
+        )
+        if response.status_code != 200:
+            raise DemoFailed(f"GET {path} as {who}: {response.status_code}")
+        return response.content
+
+    def step(self, step: Step) -> None:
+        """Print the heading of a step."""
+        self.console.rule(f"Stap {int(step)}: {step.label}")
+
+    def say(self, who: str, text: str) -> None:
+        """Print one line: who did or saw what."""
+        self.console.print(f"[bold]{who.split('.')[0]}[/bold]  {text}", highlight=False)
+
+    def case(self, suffix: str = "") -> str:
+        """Return the case's path with ``suffix``."""
+        return f"/v1/cases/{self.case_id}{suffix}"
+
+    def show_records(self, who: str) -> dict[str, Any]:
+        """Read the case's records as ``who`` and print what came back."""
+        view: dict[str, Any] = self.call(who, "GET", self.case("/records"))
+        if not view["records"] and not view["withheld"]:
+            self.say(who, "ziet geen gegevens")
+        for record in view["records"]:
+            provenance = record["provenance"]
+            shown = json.dumps(record["fields"], ensure_ascii=False)
+            how = "alleen samenvatting" if record["summary_only"] else "volledig"
+            self.say(
+                who,
+                f"ziet {provenance['category']} van {provenance['provider']} ({how}, "
+                f"regel {record['rule_id']}): {shown[:110]}",
+            )
+        if view["withheld"]:
+            rules = ", ".join(f"{r} x{n}" for r, n in view["withheld_by_rule"].items())
+            self.say(who, f"ziet {view['withheld']} gegeven(s) niet ({rules})")
+        self.seen[who] = view
+        return view
+
+    def move(self, to_step: int, **body: Any) -> None:
+        """Move the case to ``to_step`` as the RIEC."""
+        case = self.call(RIEC, "POST", self.case("/transitions"), {"to_step": to_step, **body})
+        self.say(RIEC, f"zet de casus naar stap {case['step']} ({case['step_label']})")
+
+    def run(self) -> str:
+        """Play all seven steps; return the case id. Raises DemoFailed if a step goes wrong."""
+        self.step(Step.INDIENEN_SIGNAAL)
+        case = self.call(GEMEENTE, "POST", "/v1/signals", SIGNAL)
+        self.case_id = case["id"]
+        self.say(GEMEENTE, f"dient een signaal in met {len(SIGNAL['subjects'])} betrokkenen")
+        for partner in ("politie-noord-nederland", "belastingdienst", "om-noord-nederland"):
+            self.call(RIEC, "POST", self.case("/participants"), {"partner_id": partner})
+        self.say(RIEC, "voegt politie, Belastingdienst en OM toe aan de casus")
+        for who in (RIEC, POLITIE):
+            outputs = self.call(who, "GET", self.case("/outputs"))
+            self.say(
+                who,
+                f"kan het signaal {'lezen' if outputs['outputs'] else 'niet lezen'}",
+            )
+        self.call(
+            POLITIE,
+            "POST",
+            "/v1/holdings",
+            {"category": "police-incident", "identifiers": [{"type": "name", "value": YOUTH}]},
+        )
+        self.call(
+            BELASTING,
+            "POST",
+            "/v1/holdings",
+            {"category": "fiscal", "identifiers": [{"type": "kvk", "value": GARAGE_KVK}]},
+        )
+        self.move(2)
+
+        self.step(Step.VERKENNEN)
+        hits: dict[str, bool] = {}
+        for identifier in SIGNAL["subjects"][:2]:
+            result = self.call(RIEC, "POST", self.case("/hits"), {"identifier": identifier})
+            for partner, hit in result["hits"].items():
+                hits[partner] = hits.get(partner, False) or hit
+        for partner, hit in sorted(hits.items()):
+            self.say(RIEC, f"hit/no-hit bij {partner}: {'HIT' if hit else 'geen hit'}")
+        self.call(
+            RIEC,
+            "POST",
+            self.case("/decision"),
+            {
+                "decision": "go",
+                "purpose": PURPOSE,
+                "legal_basis": "riec-convenant",
+                "motivation": "Stuurploeg: integrale aanpak van ondermijning.",
+            },
+        )
+        self.say(RIEC, f"legt 'go' vast: doel {PURPOSE}, grondslag riec-convenant")
+        self.move(3)
+
+        self.step(Step.INFORMATIE_DELEN_ANALYSEREN)
+        for who, record, key in (
+            (POLITIE, POLICE_RECORD, "demo-incident-1"),
+            (BELASTING, FISCAL_RECORD, "demo-fiscal-1"),
+        ):
+            self.call(who, "POST", self.case("/records"), record, headers={"Idempotency-Key": key})
+            self.say(who, f"deelt {record['category']} onder {record['legal_basis']}")
+        for who in (RIEC, GEMEENTE, OM):
+            self.show_records(who)
+        self.call(BANK, "GET", self.case("/records"), expect=(403,))
+        self.say(BANK, "is geen casuspartner en krijgt niets (403)")
+        self.call(RIEC, "POST", self.case("/outputs"), {"kind": "analysis", "text": "Netwerk."})
+        self.say(RIEC, "schrijft de integrale analyse")
+        self.move(4)
+
+        self.step(Step.ADVISEREN)
+        self.call(
+            RIEC,
+            "POST",
+            self.case("/outputs"),
+            {
+                "kind": "advice",
+                "text": "Sluiting van de werkplaats en een boekenonderzoek.",
+                "interventions": [
+                    {
+                        "partner_id": "gemeente-smallingerland",
+                        "purpose": "interventie-bestuurlijk",
+                        "description": "Sluiting (Wet Bibob / APV)",
+                    },
+                    {
+                        "partner_id": "belastingdienst",
+                        "purpose": "interventie-fiscaal",
+                        "description": "Boekenonderzoek",
+                    },
+                ],
+            },
+        )
+        self.say(RIEC, "adviseert: sluiting (gemeente) en boekenonderzoek (Belastingdienst)")
+        self.move(5)
+
+        self.step(Step.UITVOEREN)
+        for who in (GEMEENTE, BELASTING):
+            self.show_records(who)
+        self.call(GEMEENTE, "POST", self.case("/outputs"), {"kind": "results", "text": "Gesloten."})
+        self.call(
+            BELASTING, "POST", self.case("/outputs"), {"kind": "results", "text": "Naheffing."}
+        )
+        self.say(GEMEENTE, "meldt resultaat: werkplaats gesloten")
+        self.say(BELASTING, "meldt resultaat: naheffing opgelegd")
+        self.move(6)
+
+        self.step(Step.EVALUEREN)
+        self.call(RIEC, "POST", self.case("/outputs"), {"kind": "evaluation", "text": "Geslaagd."})
+        self.say(RIEC, "evalueert de aanpak")
+        self.move(7, closure="Casus afgesloten na evaluatie.")
+
+        self.step(Step.AFSLUITEN)
+        for who in (RIEC, GEMEENTE, POLITIE, BELASTING):
+            self.show_records(who)
+        log = self.call(
+            RIEC_PO,
+            "POST",
+            "/v1/subjects/processing-log",
+            {"identifiers": [{"type": "bsn", "value": YOUTH_BSN}]},
+        )
+        self.console.rule("Verwerkingenlogboek van de jongere (AVG art. 15)")
+        for line in log["lines"]:
+            self.say(
+                line["by_partner"] or "gateway",
+                f"{line['processing_activity']} (stap {line['step']}, doel {line['purpose']}, "
+                f"grondslag {line['legal_basis']}, audit #{line['audit_index']})",
+            )
+        return self.case_id
+
+    def run_research(self, agreement: Agreement, out_dir: Path) -> Path:
+        """Make one release of the youth-network study; return the verified bundle's path.
+
+        Raises DemoFailed if a step goes wrong, IntegrityCheckFailed if the bundle does
+        not verify.
+        """
+        self.console.rule("Onderzoek: jeugdnetwerken Noord-Nederland (NSCR, De Haagse Hogeschool)")
+        path = f"/v1/research/agreements/{agreement.id}"
+        terms = self.call(RESEARCHER, "GET", path)
+        self.say(
+            RESEARCHER,
+            f"leest de overeenkomst: {terms['title']} ({terms['period_start']} tot "
+            f"{terms['period_end']}, k = {terms['k']}, {len(terms['conditions'])} DUO-voorwaarden)",
+        )
+        for provider in STUDY_PROVIDERS:
+            self.call(
+                f"{provider}.privacy-officer",
+                "POST",
+                f"{path}/consents",
+                {"decision": "consent", "note": "demo"},
+            )
+        self.say(RIEC_PO, f"toestemming vastgelegd voor {len(STUDY_PROVIDERS)} leveranciers")
+        deliveries = synthetic.as_providers_deliver(
+            agreement, synthetic.rows(STUDY_ROWS, seed=2026)
+        )
+        for number, submission in enumerate(deliveries.submissions):
+            stored = 0
+            for start in range(0, len(submission.rows), UPLOAD_CHUNK):
+                result = self.call(
+                    f"{submission.provider}.partner-system",
+                    "POST",
+                    f"{path}/rows",
+                    {
+                        "instrument": submission.instrument,
+                        "rows": submission.rows[start : start + UPLOAD_CHUNK],
+                    },
+                    headers={"Idempotency-Key": f"demo-{agreement.id}-{number}-{start}"},
+                )
+                stored += result["rows"]
+            self.say(
+                f"{submission.provider}.partner-system",
+                f"levert {stored} rijen ({submission.instrument}); identificerende gegevens "
+                "zijn bij aankomst gepseudonimiseerd",
+            )
+        for respondent in deliveries.withdrawn_respondents:
+            self.call(
+                "riec-noord-nederland.partner-system",
+                "POST",
+                f"{path}/withdrawals",
+                {"respondent_id": respondent},
+            )
+        self.say(
+            "riec-noord-nederland.partner-system",
+            f"registreert {len(deliveries.withdrawn_respondents)} ingetrokken toestemming(en)",
+        )
+        release = self.call(RESEARCHER, "POST", f"{path}/releases")
+        self.say(
+            RESEARCHER,
+            f"krijgt release {release['id']}: {release['rows_out']} van {release['rows_in']} "
+            f"rijen, {release['rows_suppressed']} onderdrukt (k-anonimiteit), van "
+            f"{', '.join(release['consenting_providers'])}",
+        )
+        bundle = out_dir / str(release["bundle_name"])
+        bundle.parent.mkdir(parents=True, exist_ok=True)
+        bundle.write_bytes(self.raw(RESEARCHER, f"/v1/research/releases/{release['id']}/bundle"))
+        proof = self.raw(RESEARCHER, f"/v1/research/releases/{release['id']}/proof").decode()
+        published = self.call(RESEARCHER, "GET", "/v1/keys/signing")["keys"]
+        keys = [base64.b64decode(k["public_key"]) for k in published]
+        active = next(base64.b64decode(k["public_key"]) for k in published if k["active"])
+        verified = verify_bundle(
+            bundle,
+            active,
+            audit_inclusion=ReleaseInclusion(proof, keys),
+        )
+        self.say(
+            RESEARCHER,
+            f"controleert {bundle.name}: handtekening, checksums en opname in de auditlog "
+            f"(regel {release['audit_index']}) kloppen; manifest {verified.manifest_sha256[:16]}",
+        )
+        self.console.print(
+            f"Openen met de standaard age-tool: tar -xf {bundle} && "
+            "age -d -i <sleutel van de onderzoeker> data.csv.age > data.csv",
+            highlight=False,
+        )
+        return bundle

@@ -1,0 +1,111 @@
+"""Domain errors. Each has a stable ``code``; ``gateway.api.problems`` maps them to HTTP.
+
+Messages and extension members must never contain personal data, secrets or SQL: they
+are shown to callers as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway reports to a caller on purpose."""
+
+    code: ClassVar[str] = "gateway-error"
+    title: ClassVar[str] = "Gateway error"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+
+class InvalidInputError(GatewayError):
+    """The request is well-formed but its content is not acceptable."""
+
+    code = "invalid-input"
+    title = "Invalid input"
+
+
+class NotFoundError(GatewayError):
+    """The named thing does not exist, or the caller may not know that it exists."""
+
+    code = "not-found"
+    title = "Not found"
+
+
+class ConflictError(GatewayError):
+    """The request conflicts with the current state (duplicate, wrong state)."""
+
+    code = "conflict"
+    title = "Conflict"
+
+
+class AuthenticationError(GatewayError):
+    """No valid credential was presented."""
+
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class PermissionDeniedError(GatewayError):
+    """The caller is known but its role does not allow this operation."""
+
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class IntegrityCheckFailed(GatewayError):
+    """A signature, MAC, checksum or ciphertext did not verify.
+
+    Deliberately opaque: it never says which check failed or why.
+    """
+
+    code = "integrity-failure"
+    title = "Integrity check failed"
+
+    def __init__(self, detail: str = "integrity check failed") -> None:
+        super().__init__(detail)
+
+
+class SchemaNotCurrentError(GatewayError):
+    """The database schema is behind (or ahead of) the migrations of this version."""
+
+    code = "schema-not-current"
+    title = "Database schema not current"
+
+    def __init__(self, current: str | None, head: str) -> None:
+        super().__init__(
+            f"database schema is at {current or 'nothing'}, this gateway needs {head}; "
+            "run `gateway init` (which applies migrations) first",
+            current=current,
+            head=head,
+        )
+
+
+class KeyRingError(GatewayError):
+    """The key ring cannot be used: missing, wrong master key, loose permissions, rewrapped.
+
+    The message says what to do; it never contains key material.
+    """
+
+    code = "key-ring-unavailable"
+    title = "Key ring unavailable"
+
+
+class UnknownKeyError(NotFoundError):
+    """No key exists (yet) for the named case or project."""
+
+    code = "key-unknown"
+    title = "No such key"
+
+
+class KeyShreddedError(GatewayError):
+    """The key was destroyed at the end of retention (crypto-shredding); its data is gone.
+
+    Not an integrity failure: the data was deliberately made unreadable for good.
+    """
+
+    code = "key-shredded"
+    title = "Key destroyed at end of retention"

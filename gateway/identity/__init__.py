@@ -1,0 +1,1 @@
+"""Partners, principals and bearer tokens: who is calling, for which organisation, in which role."""

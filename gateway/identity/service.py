@@ -1,0 +1,298 @@
+"""Use cases for the partner registry: add, list, revoke partners; principals; tokens.
+
+Every change is written with its audit entry in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlmodel import Session, col, select
+
+from gateway.audit import log as audit_log
+from gateway.audit.events import AuditEvent, AuditEventType
+from gateway.clock import Clock, as_utc
+from gateway.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
+from gateway.identity import tokens
+from gateway.models.partners import ApiToken, Partner, Principal
+from gateway.vocabulary import IdentifierType, Role
+
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
+_IDENTIFIER_RE = {
+    IdentifierType.OIN: re.compile(r"^\d{20}$"),
+    IdentifierType.KVK: re.compile(r"^\d{8}$"),
+}
+
+SYSTEM_ACTOR = "system:cli"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated principal, with its partner's kind read from the registry."""
+
+    principal_id: str
+    partner_id: str
+    partner_kind: str
+    role: Role
+    token_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who performs a change, for the audit log: a principal or the local CLI."""
+
+    principal_id: str
+    partner_id: str | None = None
+
+    @classmethod
+    def of(cls, caller: Caller) -> Actor:
+        """Return the actor for an authenticated caller."""
+        return cls(principal_id=caller.principal_id, partner_id=caller.partner_id)
+
+
+CLI_ACTOR = Actor(principal_id=SYSTEM_ACTOR)
+
+
+def authenticate(session: Session, presented: str, clock: Clock) -> Caller:
+    """Return the caller a bearer token belongs to.
+
+    Raises AuthenticationError when the token is malformed, unknown, wrong, expired,
+    revoked, or belongs to an inactive principal or partner. The secret is checked
+    before anything about the token's state is revealed.
+    """
+    token_id, secret = tokens.parse(presented)
+    row = session.exec(
+        select(ApiToken, Principal, Partner)
+        .join(Principal, col(Principal.id) == col(ApiToken.principal_id))
+        .join(Partner, col(Partner.id) == col(Principal.partner_id))
+        .where(ApiToken.id == token_id)
+    ).one_or_none()
+    if row is None:
+        tokens.secret_matches(secret, "0" * 64)  # same work as a real comparison
+        raise AuthenticationError("the bearer token is not valid", reason="unknown")
+    token, principal, partner = row
+    if not tokens.secret_matches(secret, token.secret_sha256):
+        raise AuthenticationError("the bearer token is not valid", reason="unknown")
+    if token.revoked_at is not None:
+        raise AuthenticationError("the bearer token has been revoked", reason="revoked")
+    if as_utc(token.expires_at) <= clock.now():
+        raise AuthenticationError("the bearer token has expired", reason="expired")
+    if not principal.active or not partner.active:
+        raise AuthenticationError("the principal or its partner is not active", reason="inactive")
+    return Caller(
+        principal_id=principal.id,
+        partner_id=partner.id,
+        partner_kind=partner.kind,
+        role=Role(principal.role),
+        token_id=token.id,
+    )
+
+
+def add_partner(
+    session: Session,
+    clock: Clock,
+    actor: Actor,
+    *,
+    partner_id: str,
+    kind: str,
+    name: str,
+    identifier_type: IdentifierType,
+    identifier: str,
+    known_kinds: Collection[str],
+    is_demo: bool = False,
+) -> Partner:
+    """Register a partner organisation; raise InvalidInputError or ConflictError."""
+    if not _ID_RE.fullmatch(partner_id):
+        raise InvalidInputError(
+            "partner id must be 3-64 lowercase letters, digits or hyphens", field="id"
+        )
+    if kind not in known_kinds:
+        raise InvalidInputError(
+            f"unknown partner kind {kind!r}; known kinds: {', '.join(sorted(known_kinds))}",
+            field="kind",
+        )
+    if not _IDENTIFIER_RE[identifier_type].fullmatch(identifier):
+        digits = 20 if identifier_type is IdentifierType.OIN else 8
+        raise InvalidInputError(
+            f"a {identifier_type.value.upper()} number has {digits} digits", field="identifier"
+        )
+    if not name.strip():
+        raise InvalidInputError("partner name must not be empty", field="name")
+    if session.get(Partner, partner_id) is not None:
+        raise ConflictError(f"partner {partner_id} already exists", partner=partner_id)
+    if session.exec(select(Partner).where(Partner.identifier == identifier)).first() is not None:
+        raise ConflictError(
+            f"another partner already has this {identifier_type.value.upper()} number"
+        )
+    now = clock.now()
+    partner = Partner(
+        id=partner_id,
+        kind=kind,
+        name=name.strip(),
+        identifier_type=identifier_type.value,
+        identifier=identifier,
+        active=True,
+        is_demo=is_demo,
+        created_at=now,
+    )
+    session.add(partner)
+    _audit(session, AuditEventType.PARTNER_ADD, actor, clock, partner=partner_id, kind=kind)
+    return partner
+
+
+def list_partners(session: Session) -> Sequence[Partner]:
+    """Return all partners, active or not, ordered by id."""
+    return session.exec(select(Partner).order_by(col(Partner.id))).all()
+
+
+def get_partner(session: Session, partner_id: str) -> Partner:
+    """Return one partner or raise NotFoundError."""
+    partner = session.get(Partner, partner_id)
+    if partner is None:
+        raise NotFoundError(f"no partner {partner_id}", partner=partner_id)
+    return partner
+
+
+def revoke_partner(session: Session, clock: Clock, actor: Actor, partner_id: str) -> Partner:
+    """Deactivate a partner and revoke every token of its principals."""
+    partner = get_partner(session, partner_id)
+    now = clock.now()
+    partner.active = False
+    session.add(partner)
+    revoked = 0
+    for token in session.exec(
+        select(ApiToken)
+        .join(Principal, col(Principal.id) == col(ApiToken.principal_id))
+        .where(Principal.partner_id == partner_id, col(ApiToken.revoked_at).is_(None))
+    ).all():
+        token.revoked_at = now
+        session.add(token)
+        revoked += 1
+    _audit(session, AuditEventType.PARTNER_REVOKE, actor, clock, partner=partner_id, tokens=revoked)
+    return partner
+
+
+def add_principal(
+    session: Session,
+    clock: Clock,
+    actor: Actor,
+    *,
+    partner_id: str,
+    role: Role,
+    label: str,
+    principal_id: str | None = None,
+) -> Principal:
+    """Add a principal acting for an active partner, with one role."""
+    partner = get_partner(session, partner_id)
+    if not partner.active:
+        raise ConflictError(f"partner {partner_id} is revoked", partner=partner_id)
+    if role is Role.RESEARCHER and partner.kind != "science":
+        raise InvalidInputError("only a science partner can have researchers", field="role")
+    if role is Role.RIEC_ANALYST and partner.kind != "riec":
+        raise InvalidInputError("only the RIEC can have riec-analysts", field="role")
+    if not label.strip():
+        raise InvalidInputError("principal label must not be empty", field="label")
+    pid = principal_id or f"{partner_id}.{role.value}.{secrets.token_hex(3)}"
+    if not _ID_RE.fullmatch(pid.replace(".", "-")):
+        raise InvalidInputError("principal id must be lowercase letters, digits, '-' or '.'")
+    if session.get(Principal, pid) is not None:
+        raise ConflictError(f"principal {pid} already exists")
+    principal = Principal(
+        id=pid,
+        partner_id=partner_id,
+        role=role.value,
+        label=label.strip(),
+        active=True,
+        created_at=clock.now(),
+    )
+    session.add(principal)
+    _audit(
+        session,
+        AuditEventType.PRINCIPAL_ADD,
+        actor,
+        clock,
+        details={"label": principal.label},
+        principal=pid,
+        partner=partner_id,
+        role=role.value,
+    )
+    return principal
+
+
+def list_principals(session: Session, partner_id: str) -> Sequence[Principal]:
+    """Return the principals of one partner."""
+    get_partner(session, partner_id)
+    return session.exec(
+        select(Principal).where(Principal.partner_id == partner_id).order_by(col(Principal.id))
+    ).all()
+
+
+def issue_token(
+    session: Session, clock: Clock, actor: Actor, principal_id: str, ttl: timedelta
+) -> tuple[tokens.NewToken, ApiToken]:
+    """Mint a token for an active principal; return its plaintext (shown once) and its row."""
+    principal = session.get(Principal, principal_id)
+    if principal is None:
+        raise NotFoundError(f"no principal {principal_id}")
+    partner = get_partner(session, principal.partner_id)
+    if not principal.active or not partner.active:
+        raise ConflictError("cannot issue a token to an inactive principal or partner")
+    new = tokens.mint()
+    now = clock.now()
+    row = ApiToken(
+        id=new.token_id,
+        principal_id=principal_id,
+        secret_sha256=new.secret_sha256,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    session.add(row)
+    _audit(
+        session,
+        AuditEventType.TOKEN_ISSUE,
+        actor,
+        clock,
+        token=new.token_id,
+        principal=principal_id,
+        expires=(now + ttl).isoformat(),
+    )
+    return new, row
+
+
+def revoke_token(session: Session, clock: Clock, actor: Actor, token_id: str) -> ApiToken:
+    """Revoke one token; revoking an already revoked token is a ConflictError."""
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFoundError(f"no token {token_id}")
+    if token.revoked_at is not None:
+        raise ConflictError(f"token {token_id} is already revoked")
+    token.revoked_at = clock.now()
+    session.add(token)
+    _audit(session, AuditEventType.TOKEN_REVOKE, actor, clock, token=token_id)
+    return token
+
+
+def _audit(
+    session: Session,
+    event_type: AuditEventType,
+    actor: Actor,
+    clock: Clock,
+    *,
+    details: dict[str, str] | None = None,
+    **refs: str | int,
+) -> None:
+    audit_log.append(
+        session,
+        AuditEvent(
+            type=event_type,
+            at=clock.now(),
+            actor_principal=actor.principal_id,
+            actor_partner=actor.partner_id,
+            refs=dict(refs),
+            details=details,
+        ),
+    )

@@ -1,0 +1,67 @@
+"""Field encryption at rest: AES-256-GCM, one field at a time, bound to where it belongs.
+
+A sealed field is ``0x01 || version (4 bytes, big-endian) || nonce (12) || ciphertext+tag``
+(33 bytes of overhead). The associated data binds the case id, record id, field name and
+key version, so a ciphertext copied to another row, field or case does not decrypt. Every
+failure is the one opaque ``IntegrityCheckFailed``, chained from its cause.
+"""
+
+from __future__ import annotations
+
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from gateway.errors import IntegrityCheckFailed
+
+FORMAT = 1
+HEADER_BYTES = 1 + 4
+NONCE_BYTES = 12
+TAG_BYTES = 16
+OVERHEAD = HEADER_BYTES + NONCE_BYTES + TAG_BYTES
+_AD_LABEL = b"riec-gateway/field/v1"
+
+
+def field_associated_data(case_id: str, record_id: str, field: str, version: int) -> bytes:
+    """Return the associated data of one field: length-prefixed ids, then the key version."""
+    out = bytearray(_AD_LABEL)
+    for part in (case_id, record_id, field):
+        encoded = part.encode()
+        out += len(encoded).to_bytes(4, "big") + encoded
+    out += version.to_bytes(4, "big")
+    return bytes(out)
+
+
+def seal(
+    aead: AESGCM, version: int, case_id: str, record_id: str, field: str, plaintext: bytes
+) -> bytes:
+    """Return ``plaintext`` sealed under ``aead`` (key ``version``) for this case, record, field."""
+    nonce = os.urandom(NONCE_BYTES)
+    header = bytes([FORMAT]) + version.to_bytes(4, "big")
+    return (
+        header
+        + nonce
+        + aead.encrypt(nonce, plaintext, field_associated_data(case_id, record_id, field, version))
+    )
+
+
+def blob_version(blob: bytes) -> int:
+    """Return the key version a sealed field names; raise IntegrityCheckFailed if malformed."""
+    if len(blob) < OVERHEAD or blob[0] != FORMAT:
+        raise IntegrityCheckFailed()
+    return int.from_bytes(blob[1:HEADER_BYTES], "big")
+
+
+def open_sealed(aead: AESGCM, case_id: str, record_id: str, field: str, blob: bytes) -> bytes:
+    """Return the plaintext of a sealed field; raise IntegrityCheckFailed on any mismatch."""
+    version = blob_version(blob)
+    nonce = blob[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES]
+    try:
+        return aead.decrypt(
+            nonce,
+            blob[HEADER_BYTES + NONCE_BYTES :],
+            field_associated_data(case_id, record_id, field, version),
+        )
+    except InvalidTag as exc:
+        raise IntegrityCheckFailed() from exc

@@ -1,0 +1,65 @@
+"""SQLModel tables, one module per aggregate. Importing this package registers them all."""
+
+from gateway.models.audit import (
+    AuditCheckpoint,
+    AuditDetail,
+    AuditEntry,
+    AuditNode,
+    AuditParty,
+    AuditSubject,
+    AuditTreeHead,
+)
+from gateway.models.cases import (
+    Case,
+    CaseOutput,
+    CaseParticipant,
+    CaseSubject,
+    CaseTransition,
+    Holding,
+    Record,
+    RecordSubject,
+)
+from gateway.models.partners import ApiToken, Partner, Principal
+from gateway.models.policy import PolicyDecisionRecord
+from gateway.models.policy_versions import PolicyActive, PolicyProposal, PolicyVersion
+from gateway.models.research import (
+    ResearchBatch,
+    ResearchConsent,
+    ResearchGeneralisation,
+    ResearchRelease,
+    ResearchRow,
+    ResearchWithdrawal,
+)
+from gateway.models.web_sessions import WorkbenchSession
+
+__all__ = [
+    "ApiToken",
+    "AuditCheckpoint",
+    "AuditDetail",
+    "AuditEntry",
+    "AuditNode",
+    "AuditParty",
+    "AuditSubject",
+    "AuditTreeHead",
+    "Case",
+    "CaseOutput",
+    "CaseParticipant",
+    "CaseSubject",
+    "CaseTransition",
+    "Holding",
+    "Partner",
+    "PolicyActive",
+    "PolicyDecisionRecord",
+    "PolicyProposal",
+    "PolicyVersion",
+    "Principal",
+    "Record",
+    "RecordSubject",
+    "ResearchBatch",
+    "ResearchConsent",
+    "ResearchGeneralisation",
+    "ResearchRelease",
+    "ResearchRow",
+    "ResearchWithdrawal",
+    "WorkbenchSession",
+]

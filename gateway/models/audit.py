@@ -1,0 +1,93 @@
+"""Audit log tables: entries (Merkle leaves), their deletable details, tree nodes, the head."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, LargeBinary, Text
+from sqlmodel import Field, SQLModel
+
+from gateway.models.base import utc_column
+
+
+class AuditEntry(SQLModel, table=True):
+    """One leaf: the canonical event (hashes and ids only) and its RFC 9162 leaf hash."""
+
+    __tablename__ = "audit_entries"
+
+    leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    event_type: str = Field(max_length=64, index=True)
+    occurred_at: datetime = utc_column(index=True)
+    actor_partner_id: str | None = Field(default=None, max_length=64, index=True)
+    actor_principal_id: str | None = Field(default=None, max_length=64)
+    case_id: str | None = Field(default=None, max_length=64, index=True)
+    leaf: str = Field(sa_column=Column(Text, nullable=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
+class AuditDetail(SQLModel, table=True):
+    """Details of an entry that may hold personal data; deletable after retention.
+
+    The leaf commits to ``SHA-256(salt || body)``; once the row (and its salt) is
+    deleted, the commitment reveals nothing about the body.
+    """
+
+    __tablename__ = "audit_details"
+
+    leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    salt: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False))
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    delete_after: datetime = utc_column(index=True)
+
+
+class AuditSubject(SQLModel, table=True):
+    """Links an entry to the keyed-hash key of each data subject it concerns."""
+
+    __tablename__ = "audit_subjects"
+
+    leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    subject_key: str = Field(primary_key=True, max_length=80, index=True)
+
+
+class AuditNode(SQLModel, table=True):
+    """A perfect subtree hash completed by an append (level >= 1), for fast proofs."""
+
+    __tablename__ = "audit_nodes"
+
+    level: int = Field(primary_key=True)
+    node_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
+class AuditTreeHead(SQLModel, table=True):
+    """The single row holding the tree size, root and frontier; locked by every append."""
+
+    __tablename__ = "audit_tree_head"
+
+    id: int = Field(primary_key=True)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    frontier: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime | None = utc_column(nullable=True)
+
+
+class AuditParty(SQLModel, table=True):
+    """Links an entry to each partner it concerns besides the actor (provider, recipient)."""
+
+    __tablename__ = "audit_parties"
+
+    leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    partner_id: str = Field(primary_key=True, max_length=64, index=True)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed checkpoint (C2SP tlog-checkpoint in a signed note) of the tree at one size."""
+
+    __tablename__ = "audit_checkpoints"
+
+    tree_size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    key_name: str = Field(max_length=200)
+    key_id: str = Field(max_length=8)
+    created_at: datetime = utc_column(index=True)

@@ -1,0 +1,14 @@
+"""Research releases: agreements with science partners and the extracts made under them.
+
+``agreements`` parses and validates the agreement files in ``policies/agreements/``;
+``synthetic`` generates realistic fake people and events; ``generalise`` and
+``disclosure`` hold the pure generalisation and k-anonymity logic; ``extract`` runs the
+streaming pipeline; ``manifest`` and ``bundle`` describe, sign, encrypt, publish, verify
+and open the one-file bundle a researcher receives.
+
+The gateway's side: ``consents`` (provider consent states), ``intake`` (rows checked
+against their instrument and pseudonymised on intake), ``obligations`` (does an agreement
+meet the policy's release obligations), ``releases`` (the releases folder: pending
+bundles, recovery), ``service`` (the use cases, with policy, store and audit) and
+``inclusion`` (checking offline that a release is in the audit log).
+"""

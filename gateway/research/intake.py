@@ -1,0 +1,351 @@
+"""Intake of research rows: validate against the instrument, pseudonymise identifiers at once.
+
+Pure functions of the agreement, the instrument, the rows and the project's
+pseudonymiser; the service seals and stores what they return. A row may carry only the
+fields its instrument delivers (questionnaires also the respondent's consent). Every
+identifier is normalised (``gateway.identifiers``) and replaced by the project's keyed
+pseudonym under the field the release reads (``pseudonym_field``); the raw identifier
+goes no further. Free text is not kept. Problems name the row and the field, never a
+value.
+
+Identifiers that fail their check (a BSN failing the 11-test, an IBAN failing mod-97)
+are not stored and are counted per field, as registrations do contain typing errors;
+anything else that does not fit (unknown fields, wrong types, missing or wrong consent)
+refuses the whole batch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from gateway.errors import InvalidInputError
+from gateway.identifiers import NORMALISERS, IdType, birth_date, canonical_name
+from gateway.policy.schema import CategorySchema, validate_record
+from gateway.research.agreements import Agreement, Instrument, InstrumentKind
+from gateway.research.extract import pseudonym_field
+from gateway.research.fields import FieldKind, field_kind
+from gateway.research.pseudonyms import Pseudonymiser
+from gateway.research.transforms import TransformKind
+
+MAX_BATCH_ROWS = 5_000
+MAX_CODED_LENGTH = 100
+MAX_IDENTIFIER_LENGTH = 200
+MAX_PROBLEMS_SHOWN = 20
+RESPONDENT_ID_TYPE = "respondent"
+"""The identifier type of questionnaire respondent ids in the project's pseudonymiser."""
+RESPONDENT_FIELD = "respondent_id"
+QUESTIONNAIRE_CONSENT = ("consent_version", "consent_date", "parental_consent")
+_TRUE = frozenset({"true", "yes", "ja", "1"})
+_FALSE = frozenset({"false", "no", "nee", "0"})
+
+
+class RowsRefusedError(InvalidInputError):
+    """Rows do not fit their instrument; ``problems`` name rows and fields, never values."""
+
+    code = "rows-refused"
+    title = "Rows refused"
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        shown = list(problems[:MAX_PROBLEMS_SHOWN])
+        more = len(problems) - len(shown)
+        super().__init__(
+            "nothing was stored: " + "; ".join(shown) + (f"; and {more} more" if more else ""),
+            problems=shown,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PseudonymSpec:
+    """One pseudonym intake computes: from which fields, as which identifier type, into which."""
+
+    field: str
+    id_type: IdType
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IntakePlan:
+    """What a row of one instrument may carry, and what becomes of each field."""
+
+    agreement: Agreement
+    instrument: Instrument
+    schema: CategorySchema
+    accepted: frozenset[str]
+    stored: tuple[str, ...]
+    pseudonyms: tuple[PseudonymSpec, ...]
+
+    @property
+    def questionnaire(self) -> bool:
+        """Whether rows carry a respondent and the respondent's consent."""
+        return self.instrument.kind is InstrumentKind.QUESTIONNAIRE
+
+    @classmethod
+    def build(
+        cls, agreement: Agreement, instrument: Instrument, schema: CategorySchema
+    ) -> IntakePlan:
+        """Return the plan for rows of ``instrument`` (a category ``schema`` from the vocabulary).
+
+        Stored as given (sealed): the delivered fields that are neither identifiers nor
+        free text, and a questionnaire's consent. Pseudonymised: every pseudonymised
+        column of the agreement whose sources the instrument delivers.
+        """
+        delivered = set(instrument.fields)
+        identifiers = set(schema.identifier_fields())
+        stored = [
+            name
+            for name in instrument.fields
+            if name not in identifiers
+            and field_kind(name) not in (FieldKind.DIRECT_IDENTIFIER, FieldKind.FREE_TEXT)
+            and (name not in schema.fields or schema.fields[name].base != "free-text")
+        ]
+        accepted = set(delivered)
+        if instrument.kind is InstrumentKind.QUESTIONNAIRE:
+            stored += [c for c in QUESTIONNAIRE_CONSENT if c not in stored]
+            accepted.update(QUESTIONNAIRE_CONSENT)
+        specs = []
+        for column in agreement.released_columns:
+            t = column.transform
+            if t.kind is TransformKind.PSEUDONYMISE and set(column.source) <= delivered:
+                assert t.id_type is not None
+                spec = PseudonymSpec(pseudonym_field(column), t.id_type, column.source)
+                if spec not in specs:
+                    specs.append(spec)
+        return cls(
+            agreement=agreement,
+            instrument=instrument,
+            schema=schema,
+            accepted=frozenset(accepted),
+            stored=tuple(stored),
+            pseudonyms=tuple(specs),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRow:
+    """A row ready to seal: its stored values and pseudonyms, and its respondent's pseudonym."""
+
+    payload: dict[str, Any]
+    respondent_key: str | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The rows of a batch after intake, and how many identifiers failed their check."""
+
+    rows: list[PreparedRow]
+    invalid_identifiers: Counter[str]
+
+
+def _flag(value: Any) -> bool | None:
+    """Return a yes/no answer (JSON boolean or text such as ``true``/``ja``), or None."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise ValueError("must be true or false")
+
+
+def _age_on(born: date, day: date) -> int:
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def normalise_respondent(value: Any) -> str:
+    """Return a respondent id as compared and pseudonymised: trimmed text of 1-64 characters.
+
+    Raises InvalidInputError (naming the field, not the value) otherwise.
+    """
+    if not isinstance(value, str) or not 0 < len(value.strip()) <= 64:
+        raise InvalidInputError(
+            f"{RESPONDENT_FIELD} must be text of 1 to 64 characters", field=RESPONDENT_FIELD
+        )
+    text = value.strip()
+    if not text.isprintable():
+        raise InvalidInputError(
+            f"{RESPONDENT_FIELD} must be printable text", field=RESPONDENT_FIELD
+        )
+    return text
+
+
+def respondent_key(pseudonymiser: Pseudonymiser, value: Any) -> str:
+    """Return the project's pseudonym of a respondent id; raise InvalidInputError if malformed."""
+    return pseudonymiser(RESPONDENT_ID_TYPE, normalise_respondent(value))
+
+
+def _consent_problems(
+    plan: IntakePlan, row: Mapping[str, Any], where: str, today: date
+) -> tuple[list[str], bool | None]:
+    """Check a questionnaire row's consent; return problems and the parental consent flag."""
+    problems: list[str] = []
+    instrument = plan.instrument
+    try:
+        normalise_respondent(row.get(RESPONDENT_FIELD))
+    except InvalidInputError as exc:
+        problems.append(f"{where}.{RESPONDENT_FIELD}: {exc.detail.split(' ', 1)[1]}")
+    if row.get("consent_version") != instrument.consent_text_version:
+        problems.append(
+            f"{where}.consent_version: must be the instrument's consent text version "
+            f"{instrument.consent_text_version}"
+        )
+    try:
+        parental = _flag(row.get("parental_consent"))
+    except ValueError as exc:
+        problems.append(f"{where}.parental_consent: {exc}")
+        parental = None
+    consent_text = row.get("consent_date")
+    if not isinstance(consent_text, str):
+        problems.append(f"{where}.consent_date: the respondent's consent date is required")
+        return problems, parental
+    try:
+        given_on = date.fromisoformat(consent_text)
+    except ValueError:
+        return problems, parental  # the schema check reports the malformed date
+    if given_on > today:
+        problems.append(f"{where}.consent_date: lies in the future")
+    born_text = row.get("birth_date")
+    born: date | None = None
+    if isinstance(born_text, str):
+        try:
+            born = date.fromisoformat(born_text)
+        except ValueError:
+            born = None
+    below = instrument.parental_consent_below
+    if (born is None or _age_on(born, given_on) < below) and parental is not True:
+        problems.append(
+            f"{where}.parental_consent: the respondent was under {below} (or has no birth "
+            "date) when consenting, so a parent's consent is required"
+        )
+    return problems, parental
+
+
+def check_rows(
+    plan: IntakePlan, rows: Sequence[Mapping[str, Any]], today: date
+) -> list[dict[str, Any]]:
+    """Return the rows with consent flags normalised, or raise RowsRefusedError.
+
+    Refused: too many or no rows, fields the instrument does not deliver, values of the
+    wrong type or too long, and questionnaire rows without the instrument's consent text
+    version, a consent date, or (below the instrument's age) a parent's consent.
+    """
+    if not rows:
+        raise RowsRefusedError(["a batch needs at least one row"])
+    if len(rows) > MAX_BATCH_ROWS:
+        raise RowsRefusedError([f"a batch holds at most {MAX_BATCH_ROWS} rows"])
+    problems: list[str] = []
+    checked: list[dict[str, Any]] = []
+    identifiers = plan.schema.identifier_fields()
+    instrument_id = plan.instrument.id
+    for index, row in enumerate(rows):
+        where = f"rows[{index}]"
+        unknown = sorted(set(row) - plan.accepted)
+        for name in unknown:
+            problems.append(
+                f"{where}: field {name!r} is not delivered through instrument {instrument_id}"
+            )
+        values = {k: v for k, v in row.items() if k not in unknown}
+        typed = {k: v for k, v in values.items() if k != "parental_consent"}
+        problems.extend(f"{where}: {p}" for p in validate_record(plan.schema, typed))
+        for name, value in typed.items():
+            if not isinstance(value, str):
+                continue
+            limit = MAX_IDENTIFIER_LENGTH if name in identifiers else MAX_CODED_LENGTH
+            if len(value) > limit:
+                problems.append(f"{where}.{name}: longer than {limit} characters")
+        if plan.questionnaire:
+            found, parental = _consent_problems(plan, values, where, today)
+            problems.extend(found)
+            values["parental_consent"] = parental
+        checked.append(values)
+        if len(problems) > MAX_PROBLEMS_SHOWN * 5:
+            break
+    if problems:
+        raise RowsRefusedError(problems)
+    return checked
+
+
+def _normaliser(spec: PseudonymSpec) -> Callable[..., str]:
+    """Return the spec's normaliser; for name and birth date one that memoises both parts.
+
+    Names and birth dates recur far more often than their combinations, so each is
+    folded once per batch (``name_birthdate`` gives the same result, slower).
+    """
+    if spec.id_type is not IdType.NAME_BIRTHDATE:
+        return NORMALISERS[spec.id_type]
+    names: dict[Any, str] = {}
+    days: dict[Any, str] = {}
+
+    def normalise(name: Any, born: Any) -> str:
+        folded = names.get(name)
+        if folded is None:
+            folded = names[name] = canonical_name(name)
+        day = days.get(born)
+        if day is None:
+            day = days[born] = birth_date(born).isoformat()
+        return f"{folded}|{day}"
+
+    return normalise
+
+
+def pseudonymise_rows(
+    plan: IntakePlan, rows: Sequence[Mapping[str, Any]], pseudonymiser: Pseudonymiser
+) -> Prepared:
+    """Replace every identifier of ``rows`` by the project's pseudonym; keep the stored fields.
+
+    Works column by column: each distinct spelling in the batch is normalised once and
+    each distinct identifier hashed once. Identifiers that fail their check are left out
+    and counted by source field. Rows must have passed ``check_rows``.
+    """
+    invalid: Counter[str] = Counter()
+    columns: list[tuple[str, list[str | None]]] = []
+    for spec in plan.pseudonyms:
+        normalise = _normaliser(spec)
+        kind = spec.id_type.value
+        raw: list[Any]
+        if len(spec.sources) == 1:
+            source = spec.sources[0]
+            raw = [row.get(source) for row in rows]
+        else:
+            first, second = spec.sources
+            firsts = [row.get(first) for row in rows]
+            raw = list(zip(firsts, [row.get(second) for row in rows], strict=True))
+        by_spelling: dict[Any, str | None] = {}
+        by_identifier: dict[str, str] = {}
+        failed = set()
+        for spelling in set(raw):
+            parts = spelling if isinstance(spelling, tuple) else (spelling,)
+            if None in parts or "" in parts:
+                by_spelling[spelling] = None
+                continue
+            try:
+                canonical = normalise(*parts)
+            except InvalidInputError:
+                by_spelling[spelling] = None
+                failed.add(spelling)
+                continue
+            pseudonym = by_identifier.get(canonical)
+            if pseudonym is None:
+                pseudonym = by_identifier[canonical] = pseudonymiser(kind, canonical)
+            by_spelling[spelling] = pseudonym
+        if failed:
+            invalid[spec.sources[0]] += sum(1 for spelling in raw if spelling in failed)
+        columns.append((spec.field, [by_spelling[spelling] for spelling in raw]))
+    stored = plan.stored
+    payloads = [{name: row[name] for name in stored if row.get(name) is not None} for row in rows]
+    for name, values in columns:
+        for payload, value in zip(payloads, values, strict=True):
+            if value is not None:
+                payload[name] = value
+    respondents: list[str | None] = (
+        [respondent_key(pseudonymiser, row[RESPONDENT_FIELD]) for row in rows]
+        if plan.questionnaire
+        else [None] * len(rows)
+    )
+    prepared = [PreparedRow(p, r) for p, r in zip(payloads, respondents, strict=True)]
+    return Prepared(prepared, invalid)

@@ -1,0 +1,195 @@
+"""The manifest of a release: what was released, under which conditions, with checksums.
+
+The manifest is canonical JSON (sorted keys, two-space indent, UTF-8, trailing newline)
+so its bytes are stable; ``manifest.sig`` is the raw 64-byte Ed25519 signature over
+exactly those bytes. Numbers that are not counts (shares) are decimal strings, so no
+float formatting can change a signed document.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from gateway.audit.events import format_time
+from gateway.errors import IntegrityCheckFailed
+from gateway.research.extract import ExtractFiles, ExtractRequest
+
+FORMAT = "riec-gateway-extract/1"
+MANIFEST_NAME = "manifest.json"
+SIGNATURE_NAME = "manifest.sig"
+AGE_FORMAT = "age-encryption.org/v1"
+MAX_MANIFEST_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One data file of a release, before and after encryption."""
+
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    encrypted_name: str
+    encrypted_size: int
+    encrypted_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the manifest's description of this file."""
+        return {
+            "name": self.name,
+            "media_type": self.media_type,
+            "bytes": self.size,
+            "sha256": self.sha256,
+            "encrypted": {
+                "name": self.encrypted_name,
+                "format": AGE_FORMAT,
+                "bytes": self.encrypted_size,
+                "sha256": self.encrypted_sha256,
+            },
+        }
+
+
+def _share(part: int, whole: int) -> str:
+    return format(Decimal(part) / Decimal(whole), ".6f") if whole else "0.000000"
+
+
+def build_manifest(
+    request: ExtractRequest,
+    extract: ExtractFiles,
+    files: list[FileEntry],
+    *,
+    pseudonym_key_id: str,
+    signer_fingerprint: str,
+) -> dict[str, Any]:
+    """Return the manifest of a release as plain JSON-able data."""
+    a, stats, check = request.agreement, extract.stats, extract.disclosure
+    conditions = []
+    for cond in a.conditions:
+        entry: dict[str, Any] = {"duo": cond.term, "shorthand": cond.shorthand, "label": cond.label}
+        if cond.detail is not None:
+            entry["detail"] = cond.detail
+        if cond.months is not None:
+            entry["months"] = cond.months
+        if cond.until is not None:
+            entry["until"] = cond.until.isoformat()
+        conditions.append(entry)
+    return {
+        "format": FORMAT,
+        "release": {
+            "id": request.release_id,
+            "created_at": format_time(request.at),
+            "expires_on": a.expiry(request.at).isoformat(),
+            "policy_version": request.policy_version,
+        },
+        "agreement": {
+            "id": a.id,
+            "version": a.version,
+            "title": a.title,
+            "project": a.project,
+            "sha256": a.sha256,
+            "purpose": a.purpose,
+            "legal_basis": a.legal_basis,
+            "period": {"start": a.period.start.isoformat(), "end": a.period.end.isoformat()},
+            "science_partners": [p.partner for p in a.science_partners],
+            "prohibitions": [p.value for p in a.prohibitions],
+            "publication_review": {
+                "required": a.publication_review.required,
+                "reviewers": list(a.publication_review.reviewers),
+                "days": a.publication_review.days,
+            },
+            "dpia": {"reference": a.dpia.reference, "completed": a.dpia.completed.isoformat()},
+            "retention_days": a.retention.extract_days,
+        },
+        "researchers": [
+            {"name": r.name, "partner": r.partner, "recipient": r.recipient} for r in a.researchers
+        ],
+        "conditions": conditions,
+        "providers": {
+            "in_scope": sorted(a.provider_ids),
+            "consenting": sorted(request.consenting_providers & a.provider_ids),
+        },
+        "counts": {
+            "rows_in": stats.rows_in,
+            "rows_selected": stats.rows_selected,
+            "rows_suppressed": stats.rows_suppressed,
+            "rows_out": stats.rows_out,
+            "excluded": dict(sorted(stats.excluded.items())),
+            "invalid_values": dict(sorted(stats.invalid_values.items())),
+        },
+        "disclosure": {
+            "quasi_identifiers": list(a.disclosure.quasi_identifiers),
+            "k": a.disclosure.k,
+            "counts": (
+                f"distinct {a.disclosure.count_distinct}" if a.disclosure.count_distinct else "rows"
+            ),
+            "max_suppressed_share": str(a.disclosure.max_suppressed_share),
+            "suppressed_share": _share(stats.rows_suppressed, stats.rows_selected),
+            "classes": check.classes,
+            "classes_suppressed": len(check.small_classes),
+            "smallest_released_class": check.smallest_kept_class,
+        },
+        "generalisation": {
+            "levels": dict(check.levels),
+            "state": extract.state.to_dict(),
+            "state_sha256": extract.state.fingerprint,
+        },
+        "columns": [
+            {
+                "name": c.name,
+                "source": list(c.source),
+                "transform": str(c.transform),
+                "type": "string",
+            }
+            for c in a.columns
+        ],
+        "pseudonymisation": {
+            "algorithm": "HMAC-SHA256",
+            "key_id": pseudonym_key_id,
+            "computed": "on-intake" if request.pseudonymised else "at-release",
+        },
+        "signature": {"algorithm": "Ed25519", "key_fingerprint": signer_fingerprint},
+        "files": [f.to_dict() for f in files],
+    }
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """Return the canonical bytes of ``manifest`` (what is signed and shipped)."""
+    text = json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False)
+    return (text + "\n").encode()
+
+
+def parse_manifest(data: bytes) -> dict[str, Any]:
+    """Return the manifest in ``data``; raise IntegrityCheckFailed unless it is well-formed.
+
+    Checks the format, that it is canonical, and that every file entry has names,
+    sizes and checksums of the right types.
+    """
+    try:
+        manifest = json.loads(data.decode())
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise ValueError("not a manifest of this format")
+        if manifest_bytes(manifest) != data:
+            raise ValueError("not canonical")
+        files = manifest["files"]
+        if not isinstance(files, list) or not files:
+            raise ValueError("no files")
+        for entry in files:
+            enc = entry["encrypted"]
+            for value in (entry["name"], entry["sha256"], enc["name"], enc["sha256"]):
+                if not isinstance(value, str) or not value:
+                    raise ValueError("bad file entry")
+            if not isinstance(entry["bytes"], int) or not isinstance(enc["bytes"], int):
+                raise ValueError("bad file size")
+            if "/" in enc["name"] or "/" in entry["name"] or enc["name"].startswith("."):
+                raise ValueError("bad file name")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise IntegrityCheckFailed() from exc
+    return manifest
+
+
+def member_names(manifest: dict[str, Any]) -> list[str]:
+    """Return the bundle's member names, in order, as the manifest prescribes them."""
+    return [MANIFEST_NAME, SIGNATURE_NAME, *(f["encrypted"]["name"] for f in manifest["files"])]

@@ -1,0 +1,1 @@
+"""Public request and response shapes; routes return these, never table objects."""

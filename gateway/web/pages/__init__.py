@@ -1,0 +1,1 @@
+"""Workbench pages, one module per area; each has a ``router`` and registers its nav entry."""

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Make sure the services the tests need are there: the local PostgreSQL server.
+# Starts it if it is installed but stopped; otherwise says why the tests cannot run.
+set -euo pipefail
+
+pg_host=127.0.0.1
+pg_port=5432
+
+if ! pg_isready -q -h "$pg_host" -p "$pg_port" 2>/dev/null; then
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    echo "PostgreSQL is not running; starting cluster $version/main"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    for _ in $(seq 1 30); do
+      pg_isready -q -h "$pg_host" -p "$pg_port" && break
+      sleep 1
+    done
+  fi
+fi
+if ! pg_isready -q -h "$pg_host" -p "$pg_port" 2>/dev/null; then
+  echo "error: no PostgreSQL server on $pg_host:$pg_port and none could be started here;" >&2
+  echo "       the database tests run on SQLite and PostgreSQL and need both" >&2
+  exit 1
+fi
+
+# The browser tests (tests/browser, marker `browser`) drive Debian's own Chromium in
+# headless mode; it comes from the distribution's packages, never from a test tool's
+# download (`playwright install` is not used).
+if [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "Chromium is missing; installing Debian's chromium package for the browser tests"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+          || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+               apt-get install -y --no-install-recommends chromium; }; }; then
+      echo "error: apt-get could not install chromium (no package mirror reachable?);" >&2
+      echo "       the browser tests need /usr/bin/chromium" >&2
+      exit 1
+    fi
+  else
+    echo "error: /usr/bin/chromium is missing and cannot be installed here" >&2
+    echo "       (apt-get needs root on Debian: apt-get install -y --no-install-recommends chromium);" >&2
+    echo "       the browser tests in tests/browser need it" >&2
+    exit 1
+  fi
+fi

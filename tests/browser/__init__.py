@@ -1,0 +1,1 @@
+"""Browser tests of the workbench (headless Debian Chromium)."""

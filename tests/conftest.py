@@ -1,0 +1,198 @@
+"""Shared fixtures: every database test runs on SQLite and on the real PostgreSQL server.
+
+PostgreSQL is reached at ``GATEWAY_TEST_PG_URL`` (default: the local server, database
+``test``); each test process creates its own database there and drops it at the end.
+If the server cannot be reached the run fails with the reason; it is never mocked and
+never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gateway import db as dbmod
+from gateway.app import create_app
+from gateway.clock import FixedClock
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.demo_partners import create_demo_partners
+from gateway.identity.service import CLI_ACTOR
+from gateway.keys import KeyRing
+from gateway.vocabulary import partner_kinds
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "policies"
+PG_URL = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """Create a fresh PostgreSQL database for this test process and return its URL."""
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"gw_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        pytest.fail(
+            f"PostgreSQL at {make_url(PG_URL).render_as_string(hide_password=True)} is not "
+            f"usable ({type(exc).__name__}: {exc}); start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`",
+            pytrace=False,
+        )
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a migrated SQLite file that tests copy instead of migrating again."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    database = Database(f"sqlite:///{path}")
+    dbmod.upgrade(database)
+    database.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def key_ring_template(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Path:
+    """Return a key ring folder (development master key) that tests copy instead of creating."""
+    root = tmp_path_factory.mktemp("keyring")
+    shutil.copyfile(sqlite_template, root / "scratch.db")
+    scratch = Database(f"sqlite:///{root / 'scratch.db'}")
+    keys = root / "keys"
+    settings = Settings(mode="development", data_dir=root, keys_dir=keys, policies_dir=POLICIES)
+    with scratch.write() as session:
+        KeyRing.create(settings, session, clock=FixedClock(START), actor=CLI_ACTOR)
+    scratch.dispose()
+    return keys
+
+
+@pytest.fixture(scope="session")
+def pg_migrated(pg_server_url: str) -> str:
+    """Migrate the per-process PostgreSQL database once and return its URL."""
+    database = Database(pg_server_url)
+    dbmod.upgrade(database)
+    database.dispose()
+    return pg_server_url
+
+
+def _reset_postgres(database: Database) -> None:
+    """Bring the schema to head, empty every table but Alembic's, reseed what migrations seed."""
+    if dbmod.current_revision(database) != dbmod.head_revision():
+        dbmod.upgrade(database)  # an earlier test downgraded it
+    with database.engine.begin() as conn:
+        tables = (
+            conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if tables:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+        conn.execute(
+            text(
+                "INSERT INTO audit_tree_head (id, size, root, frontier) VALUES (1, 0, :root, '[]')"
+            ),
+            {
+                "root": bytes.fromhex(
+                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+                )
+            },
+        )
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend of this test run: ``sqlite`` or ``postgresql``."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A migrated, empty database on the test's backend."""
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "gateway.db"
+        shutil.copyfile(template, path)
+        database = Database(f"sqlite:///{path}")
+    else:
+        url: str = request.getfixturevalue("pg_migrated")
+        database = Database(url)
+        _reset_postgres(database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """A clock fixed at 2026-11-23 09:00 UTC."""
+    return FixedClock(START)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: Database, key_ring_template: Path) -> Settings:
+    """Development settings pointing at the test's database and a private key ring."""
+    keys = tmp_path / "keys"
+    shutil.copytree(key_ring_template, keys)  # keeps the 0700/0600 modes
+    return Settings(
+        mode="development",
+        data_dir=tmp_path,
+        database_url=database.url,
+        keys_dir=keys,
+        policies_dir=POLICIES,
+        max_body_bytes=64 * 1024,
+    )
+
+
+@dataclass
+class Gateway:
+    """A running test gateway: its HTTP client, database, clock and demo tokens."""
+
+    client: TestClient
+    database: Database
+    clock: FixedClock
+    settings: Settings
+    tokens: dict[str, str]
+
+    def auth(self, principal: str) -> dict[str, str]:
+        """Return the Authorization header of a demo principal, e.g. ``nla.partner-system``."""
+        return {"Authorization": f"Bearer {self.tokens[principal]}"}
+
+
+@pytest.fixture
+def gateway(settings: Settings, database: Database, clock: FixedClock) -> Iterator[Gateway]:
+    """The app on the test database, with the demo partners and their tokens."""
+    issued = create_demo_partners(
+        database, clock, partner_kinds(POLICIES), timedelta(days=settings.token_ttl_days)
+    )
+    app = create_app(settings, clock=clock, db=database)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Gateway(client, database, clock, settings, dict(issued))

@@ -1,0 +1,46 @@
+"""``gateway extract demo-run`` makes a synthetic release that verify and open accept."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import run
+from tests.conftest import POLICIES
+
+BUNDLE = "jeugdnetwerken-noord-nederland-20261123T090000Z.tar"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith("GATEWAY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("GATEWAY_POLICIES_DIR", str(POLICIES))
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+def test_demo_run_verify_and_open(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = env / "demo"
+    argv = ["extract", "demo-run", "--out", str(out), "--rows", "4000"]
+    assert run([*argv, "--at", "2026-11-23T09:00:00"]) == 0
+    printed = capsys.readouterr().out
+    assert BUNDLE in printed and "rows released" in printed
+    for n in (1, 2, 3):
+        assert (out / f"researcher-{n}.key").stat().st_mode & 0o777 == 0o600
+    key = out / "gateway-signing-key.pub"
+    assert run(["extract", "verify", str(out / BUNDLE), "--public-key", str(key)]) == 0
+    opened = out / "opened"
+    identity = out / "researcher-3.key"
+    argv_open = ["--public-key", str(key), "--identity", str(identity), "--out", str(opened)]
+    assert run(["extract", "open", str(out / BUNDLE), *argv_open]) == 0
+    assert (opened / "data.csv").read_text().count("\n") > 3000
+    capsys.readouterr()
+
+    assert run([*argv, "--at", "2026-11-23T09:00:00"]) == 1
+    assert "already holds" in capsys.readouterr().err
+    assert run([*argv, "--at", "2028-01-01"]) == 1
+    assert "nothing is released on 2028-01-01" in capsys.readouterr().err

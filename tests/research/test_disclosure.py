@@ -1,0 +1,117 @@
+"""k-anonymity: classes count people (or rows), small classes are suppressed, the lattice
+search takes the finest generalisation within the agreed suppression, or refuses."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from gateway.research import disclosure
+from gateway.research.disclosure import ClassCounter, Lattice, choose_levels, evaluate
+from gateway.research.errors import DisclosureCheckFailedError
+
+Row = tuple[str, str, str, str, str | None]
+LATTICE = Lattice(("born", "area"), (("year", "age_band"), ("pc4", "municipality")))
+
+
+def _add(counter: ClassCounter, rows: list[Row]) -> None:
+    keys = [pa.array([r[i] for r in rows], pa.string()) for i in range(4)]
+    subjects = pa.array([None if r[4] is None else hash(r[4]) for r in rows], pa.int64())
+    counter.add(counter.class_ids(keys), subjects if counter.count_subjects else None)
+
+
+def _people(
+    count: int, year: str, band: str, pc4: str, town: str, tag: str
+) -> list[tuple[str, str, str, str, str | None]]:
+    return [(year, band, pc4, town, f"{tag}{i}") for i in range(count)]
+
+
+def test_classes_count_people_not_rows() -> None:
+    one_person_many_rows: list[Row] = [("2008", "16-17", "9203", "Smallingerland", "p1")] * 6
+    counter = ClassCounter(count_subjects=True)
+    _add(counter, one_person_many_rows)
+    result = evaluate(counter, LATTICE, (0, 0), k=5)
+    assert result.small_classes == {("2008", "9203")} and result.suppressed_rows == 6
+    rows_only = ClassCounter(count_subjects=False)
+    _add(rows_only, one_person_many_rows)
+    assert evaluate(rows_only, LATTICE, (0, 0), k=5).suppressed_rows == 0
+
+
+def test_rows_without_subject_count_as_one_person_each() -> None:
+    rows: list[Row] = [("2008", "16-17", "9203", "Smallingerland", None)] * 4
+    rows += [("2008", "16-17", "9203", "Smallingerland", "p1")] * 3
+    counter = ClassCounter(count_subjects=True)
+    _add(counter, rows)
+    assert evaluate(counter, LATTICE, (0, 0), k=5).suppressed_rows == 0  # 4 + 1 people
+    assert evaluate(counter, LATTICE, (0, 0), k=6).suppressed_rows == 7
+
+
+def test_counts_add_up_across_batches_and_compaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(disclosure, "COMPACT_EVERY", 3)
+    counter = ClassCounter(count_subjects=True)
+    for tag in "abc":
+        _add(counter, _people(2, "2008", "16-17", "9203", "Smallingerland", tag))
+        _add(counter, _people(2, "2008", "16-17", "9203", "Smallingerland", "same"))
+    assert counter.total_rows == 12
+    result = evaluate(counter, LATTICE, (0, 0), k=8)
+    assert result.classes == 1 and result.smallest_kept_class == 8
+
+
+def _counter() -> ClassCounter:
+    counter = ClassCounter(count_subjects=True)
+    rows = _people(10, "2008", "16-17", "9203", "Smallingerland", "a")
+    rows += _people(10, "2009", "16-17", "9203", "Smallingerland", "b")
+    rows += _people(3, "2008", "16-17", "9204", "Smallingerland", "c")  # small pc4 class
+    rows += _people(2, "2010", "16-17", "9203", "Smallingerland", "d")  # small year class
+    _add(counter, rows)
+    return counter
+
+
+def test_the_finest_passing_node_is_chosen() -> None:
+    counter = _counter()
+    exact = choose_levels(counter, LATTICE, 5, Decimal("0.25"))
+    assert exact.levels == {"born": "year", "area": "pc4"}
+    assert exact.suppressed_rows == 5 and exact.small_classes == {
+        ("2008", "9204"),
+        ("2010", "9203"),
+    }
+    # one step coarser: born=age_band suppresses 3 (12%), area=municipality only 2 (8%)
+    coarser = choose_levels(counter, LATTICE, 5, Decimal("0.15"))
+    assert coarser.levels == {"born": "year", "area": "municipality"}
+    assert coarser.suppressed_rows == 2
+    coarsest = choose_levels(counter, LATTICE, 5, Decimal("0.05"))
+    assert coarsest.levels == {"born": "age_band", "area": "municipality"}
+    assert coarsest.suppressed_rows == 0
+
+
+def test_a_fixed_node_is_kept_even_if_another_would_pass() -> None:
+    counter = _counter()
+    fixed = LATTICE.node_of({"born": "year", "area": "pc4"})
+    result = choose_levels(counter, LATTICE, 5, Decimal("0.25"), fixed=fixed)
+    assert result.levels == {"born": "year", "area": "pc4"}
+    with pytest.raises(DisclosureCheckFailedError, match="project's fixed generalisation"):
+        choose_levels(counter, LATTICE, 5, Decimal("0.05"), fixed=fixed)
+
+
+def test_refusal_gives_the_numbers() -> None:
+    with pytest.raises(DisclosureCheckFailedError) as info:
+        choose_levels(_counter(), LATTICE, 50, Decimal("0.10"))
+    error = info.value
+    assert "would suppress 25 of 25 rows (100.00%)" in error.detail
+    assert "k=50" in error.detail and "at most 10.00%" in error.detail
+    assert error.extensions["suppressed_rows"] == 25 and error.extensions["total_rows"] == 25
+    assert error.code == "disclosure-check-failed"
+
+
+def test_an_empty_release_passes_at_the_finest_node() -> None:
+    counter = ClassCounter(count_subjects=True)
+    result = choose_levels(counter, LATTICE, 5, Decimal("0"))
+    assert result.node == (0, 0) and result.total_rows == 0 and result.share == 0
+
+
+def test_nodes_are_ordered_by_total_generalisation() -> None:
+    assert LATTICE.nodes() == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    with pytest.raises(ValueError, match="not in tuple"):
+        LATTICE.node_of({"born": "decade", "area": "pc4"})

@@ -1,0 +1,174 @@
+"""Intake as pure functions: what a row may carry, what is kept, and pseudonyms on intake.
+
+A release from rows pseudonymised on intake equals the release that pseudonymises the
+same rows itself: the pass-through mode changes where pseudonyms are computed, not what
+the researchers receive.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from gateway.policy.schema import CategorySchema
+from gateway.policy.vocabulary import load_vocabulary
+from gateway.research.agreements import Agreement
+from gateway.research.extract import ExtractRequest, pseudonym_field
+from gateway.research.intake import (
+    QUESTIONNAIRE_CONSENT,
+    IntakePlan,
+    RowsRefusedError,
+    check_rows,
+    pseudonymise_rows,
+    respondent_key,
+)
+from gateway.research.release import make_release
+from tests.conftest import POLICIES
+from tests.research.conftest import RELEASE_AT, Releaser
+from tests.research.test_extract import _csv_rows
+
+TODAY = date(2026, 11, 23)
+
+
+@pytest.fixture(scope="module")
+def schemas() -> dict[str, CategorySchema]:
+    """The category schemas of the shipped vocabulary."""
+    vocabulary = load_vocabulary(POLICIES)
+    return {name: vocabulary.schema(name) for name in vocabulary.schemas}
+
+
+def plan_for(agreement: Agreement, instrument_id: str, schemas: dict[str, Any]) -> IntakePlan:
+    instrument = next(i for i in agreement.instruments if i.id == instrument_id)
+    return IntakePlan.build(agreement, instrument, schemas[instrument.category])
+
+
+def test_plans_keep_no_identifier_and_no_free_text(
+    agreement: Agreement, schemas: dict[str, Any]
+) -> None:
+    police = plan_for(agreement, "politie-incidenten", schemas)
+    assert police.stored == ("birth_date", "postcode", "occurred_at", "offence", "role")
+    assert [(s.field, s.sources) for s in police.pseudonyms] == [
+        ("bsn:bsn", ("bsn",)),
+        ("name+birth_date:name_birthdate", ("name", "birth_date")),
+    ]
+    bank = plan_for(agreement, "bank-money-mule-signalen", schemas)
+    assert {s.field for s in bank.pseudonyms} == {
+        "bsn:bsn",
+        "name+birth_date:name_birthdate",
+        "iban:iban",
+    }
+    survey = plan_for(agreement, "vragenlijst-jongeren", schemas)
+    assert survey.questionnaire and "respondent_id" not in survey.stored
+    assert set(QUESTIONNAIRE_CONSENT) <= set(survey.stored) <= survey.accepted
+    assert "name" not in survey.stored and "q_toelichting" not in survey.accepted
+    for plan in (police, bank, survey):
+        fields = {pseudonym_field(c) for c in agreement.released_columns if c.transform.id_type}
+        assert {s.field for s in plan.pseudonyms} <= fields
+
+
+def test_pseudonyms_on_intake(agreement: Agreement, schemas: dict[str, Any], ring: Any) -> None:
+    pseudonymise = ring.pseudonymiser(agreement.project)
+    plan = plan_for(agreement, "bank-money-mule-signalen", schemas)
+    rows = [
+        {"bsn": "1234.56.782", "name": "Jan de Vries", "birth_date": "2008-04-02", "alert": "x"},
+        {"bsn": "123456782", "name": "JAN DE VRIES", "birth_date": "2008-04-02"},
+        {"bsn": "123456783", "iban": "NL91ABNA0417164300", "name": "", "birth_date": "2008-04-02"},
+        {"iban": "NL00ABNA0417164300"},
+    ]
+    prepared = pseudonymise_rows(plan, check_rows(plan, rows, TODAY), pseudonymise)
+    first, second, third, fourth = (r.payload for r in prepared.rows)
+    assert first["bsn:bsn"] == second["bsn:bsn"] == pseudonymise("bsn", "123456782")
+    key = "name+birth_date:name_birthdate"
+    assert first[key] == second[key] == pseudonymise("name_birthdate", "jan de vries|2008-04-02")
+    assert first == {
+        "birth_date": "2008-04-02",
+        "alert": "x",
+        "bsn:bsn": first["bsn:bsn"],
+        key: first[key],
+    }
+    assert "bsn:bsn" not in third and key not in third  # a mistyped BSN, no name
+    assert third["iban:iban"] == pseudonymise("iban", "NL91ABNA0417164300")
+    assert fourth == {}  # an IBAN failing mod-97
+    assert prepared.invalid_identifiers == {"bsn": 1, "iban": 1}
+    assert all(r.respondent_key is None for r in prepared.rows)
+
+
+def test_questionnaire_consent_and_respondents(
+    agreement: Agreement, schemas: dict[str, Any], ring: Any
+) -> None:
+    pseudonymise = ring.pseudonymiser(agreement.project)
+    plan = plan_for(agreement, "vragenlijst-jongeren", schemas)
+    base = {
+        "respondent_id": " R-1 ",
+        "birth_date": "2011-06-01",
+        "consent_version": "jnn-toestemming-2026-v1",
+        "consent_date": "2026-10-03",
+        "parental_consent": "ja",
+    }
+    checked = check_rows(plan, [base], TODAY)
+    assert checked[0]["parental_consent"] is True
+    prepared = pseudonymise_rows(plan, checked, pseudonymise)
+    assert prepared.rows[0].respondent_key == respondent_key(pseudonymise, "R-1")
+    assert prepared.rows[0].payload["parental_consent"] is True
+    with pytest.raises(RowsRefusedError, match=r"rows\[0\]\.parental_consent"):
+        check_rows(plan, [{**base, "parental_consent": "nee"}], TODAY)
+    with pytest.raises(RowsRefusedError, match="must be true or false"):
+        check_rows(plan, [{**base, "parental_consent": "misschien"}], TODAY)
+    with pytest.raises(RowsRefusedError, match="a batch needs at least one row"):
+        check_rows(plan, [], TODAY)
+
+
+def test_a_release_from_intake_equals_the_release_that_pseudonymises_itself(
+    releaser: Releaser, rows: list[dict[str, Any]], agreement: Agreement, schemas: dict[str, Any]
+) -> None:
+    # what providers would submit: rows in the agreement, with the consent they need
+    sent = []
+    for row in rows:
+        instrument = agreement.instrument_for(row["provider"], row["category"])
+        if instrument is None or row.get("consent_withdrawn"):
+            continue
+        if instrument.consent_text_version is not None:
+            born, day = row["birth_date"], row["consent_date"]
+            if int(day[:4]) - int(born[:4]) - (day[5:] < born[5:]) < 16 and not row.get(
+                "parental_consent"
+            ):
+                continue
+        sent.append((instrument.id, row))
+    direct = releaser.open(releaser.release([r for _, r in sent], "direct"))
+
+    pseudonymise = releaser.ring.pseudonymiser(agreement.project)
+    stored = []
+    for instrument_id, row in sent:
+        plan = plan_for(agreement, instrument_id, schemas)
+        submitted = {k: v for k, v in row.items() if k in plan.accepted and v is not None}
+        item = pseudonymise_rows(plan, check_rows(plan, [submitted], TODAY), pseudonymise).rows[0]
+        stored.append(
+            {
+                **item.payload,
+                "provider": row["provider"],
+                "category": row["category"],
+                "respondent_id": item.respondent_key,
+            }
+        )
+    request = ExtractRequest(
+        agreement,
+        "on-intake",
+        RELEASE_AT,
+        "policy-test-1",
+        consenting_providers=agreement.provider_ids,
+        pseudonymised=True,
+    )
+    release = make_release(
+        request,
+        iter(stored),
+        pseudonymiser=pseudonymise,
+        signer=releaser.signer,
+        out_dir=releaser.out,
+    )
+    on_intake = releaser.open(release)
+    assert _csv_rows(on_intake) == _csv_rows(direct)
+    assert on_intake.release.manifest["generalisation"] == direct.release.manifest["generalisation"]
+    assert on_intake.release.manifest["pseudonymisation"]["computed"] == "on-intake"
+    assert direct.release.manifest["pseudonymisation"]["computed"] == "at-release"

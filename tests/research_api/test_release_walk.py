@@ -1,0 +1,148 @@
+"""The youth-network study through the API: consents, intake, releases, downloads, proofs.
+
+Providers consent and submit synthetic rows; a researcher asks for a release and opens
+it; a provider revokes its consent and a respondent withdraws, and both disappear from
+the next release, which keeps the generalisation of the first. Runs on SQLite and on
+PostgreSQL (the ``gateway`` fixture).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import func, select
+
+from gateway import identifiers
+from gateway.cli import run
+from gateway.errors import InvalidInputError
+from gateway.models.audit import AuditEntry
+from gateway.models.research import ResearchGeneralisation, ResearchRelease
+from tests.api.test_auth import assert_problem
+from tests.research_api.conftest import (
+    AGREEMENT,
+    EXPIRED,
+    HHS,
+    NSCR,
+    PROVIDERS,
+    Study,
+    officer,
+    system,
+)
+
+POLITIE, BANK = "politie-noord-nederland", "voorbeeldbank"
+
+
+def _bsn_owners(rows: list[dict[str, Any]]) -> dict[str, set[str]]:
+    owners: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        if row.get("bsn") and row["provider"] in {POLITIE, BANK}:
+            with contextlib.suppress(InvalidInputError):
+                owners[identifiers.bsn(row["bsn"])].add(row["provider"])
+    return owners
+
+
+def test_release_walk(study: Study, synthetic_rows: list[dict[str, Any]], tmp_path: Path) -> None:
+    study.consent_all()
+    stored = study.submit_synthetic(synthetic_rows)
+    assert stored["politie-incidenten"] > 500 and stored["vragenlijst-jongeren"] > 50
+    assert study.withdrawn, "the synthetic data has respondents who withdrew"
+
+    # a release for the researchers: every provider consented, so every provider is in
+    first = study.released(NSCR)
+    assert first["consenting_providers"] == sorted(PROVIDERS)
+    assert first["recipients"] == ["haagse-hogeschool", "nscr"]
+    opened = study.open(first["id"])
+    assert opened.manifest["providers"]["consenting"] == sorted(PROVIDERS)
+    assert opened.manifest["pseudonymisation"]["computed"] == "on-intake"
+    assert opened.manifest["release"]["id"] == first["id"]
+    assert len(opened.rows) == first["rows_out"] > 0.9 * sum(stored.values())
+
+    # the same person gets the same pseudonym from the police and the bank
+    pseudonymise = study.pseudonymiser()
+    both = [b for b, found in _bsn_owners(synthetic_rows).items() if found == {POLITIE, BANK}]
+    assert len(both) > 10
+    linked = [
+        b
+        for b in both
+        if {POLITIE, BANK} <= opened.pseudonyms("provider", person=pseudonymise("bsn", b))
+    ]
+    assert len(linked) > 0.8 * len(both)  # the rest fell into suppressed small classes
+
+    # only the agreement's researchers download; the bundle is theirs alone
+    study.download(first["id"], HHS)
+    for who in (officer("nscr"), officer(POLITIE), system(POLITIE)):
+        response = study.call(who, "GET", f"/v1/research/releases/{first['id']}/bundle")
+        assert_problem(response, 403, "not-entitled")
+
+    # the bank revokes; a respondent withdraws: both are gone from the next release
+    study.consent(BANK, "revoke")
+    questionnaire = [r for r in synthetic_rows if r["category"] == "questionnaire"]
+    kept = [r for r in questionnaire if r["respondent_id"] not in study.withdrawn]
+    leaving = next(
+        r for r in kept if r.get("parental_consent") is not False and r["birth_date"] < "2009"
+    )
+    person_nb = pseudonymise(
+        "name_birthdate", identifiers.name_birthdate(leaving["name"], leaving["birth_date"])
+    )
+    assert person_nb in opened.pseudonyms("person_nb", category="questionnaire")
+    result = study.withdraw(leaving["respondent_id"])
+    assert result["created"] is True and result["rows_excluded"] == 1
+    assert study.withdraw(leaving["respondent_id"])["created"] is False
+
+    study.gw.clock.advance(timedelta(days=7))
+    second = study.released(HHS)
+    assert BANK not in second["consenting_providers"]
+    again = study.open(second["id"])
+    assert again.manifest["providers"]["consenting"] == sorted(set(PROVIDERS) - {BANK})
+    assert again.pseudonyms("provider") == set(opened.pseudonyms("provider")) - {BANK}
+    bank_rows = stored["bank-money-mule-signalen"]
+    assert again.manifest["counts"]["excluded"]["not-allowed-by-policy"] == bank_rows
+    assert person_nb not in again.pseudonyms("person_nb", category="questionnaire")
+    withdrawn = again.manifest["counts"]["excluded"]["respondent-withdrawn"]
+    assert withdrawn == opened.manifest["counts"]["excluded"]["respondent-withdrawn"] + 1
+
+    # the second release reuses the generalisation the first one fixed
+    assert second["generalisation_sha256"] == first["generalisation_sha256"]
+    assert again.manifest["generalisation"] == opened.manifest["generalisation"]
+    with study.gw.database.read() as session:
+        assert session.exec(select(func.count()).select_from(ResearchGeneralisation)).one() == 1
+        assert session.exec(select(func.count()).select_from(ResearchRelease)).one() == 2
+        entry = session.get(AuditEntry, second["audit_index"])
+    assert entry is not None and entry.event_type == "research:extract:release"
+    assert second["manifest_sha256"] in entry.leaf
+
+    # the researchers and the providers' privacy officers see the releases
+    listed = study.ok(officer(BANK), "GET", f"/v1/research/releases?agreement={AGREEMENT}")
+    assert [r["id"] for r in listed] == [second["id"], first["id"]]
+    assert_problem(
+        study.call(system(BANK), "GET", f"/v1/research/releases/{first['id']}"), 403, "not-entitled"
+    )
+
+    # the release and its audit proof verify offline; a tampered bundle does not
+    bundle = study.download(second["id"])
+    proof = tmp_path / "second.tlog-proof"
+    proof.write_text(
+        study.call(NSCR, "GET", f"/v1/research/releases/{second['id']}/proof").text,
+        encoding="utf-8",
+    )
+    other_proof = tmp_path / "first.tlog-proof"
+    other_proof.write_text(
+        study.call(NSCR, "GET", f"/v1/research/releases/{first['id']}/proof").text,
+        encoding="utf-8",
+    )
+    key = tmp_path / "gateway.pub"
+    key.write_text(study.signing_key().hex(), encoding="utf-8")
+    verify = ["extract", "verify", str(bundle), "--public-key", str(key)]
+    assert run([*verify, "--proof", str(proof)]) == 0
+    assert run([*verify, "--proof", str(other_proof)]) == 1  # the proof of another release
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 2] ^= 0x01  # inside an encrypted data file
+    bundle.write_bytes(bytes(data))
+    assert run([*verify, "--proof", str(proof)]) == 1
+
+    # nothing is released under an agreement whose period ended
+    assert_problem(study.release(NSCR, EXPIRED), 409, "agreement-not-in-effect")

@@ -1,0 +1,66 @@
+"""docker-compose.yml and the Dockerfile describe the production shape (checked, not run)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway.config import setting_env_names
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def gateway_services(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: svc for name, svc in doc["services"].items() if name.startswith("gateway")}
+
+
+def test_every_gateway_variable_is_a_real_setting() -> None:
+    known = setting_env_names()
+    text = (ROOT / "docker-compose.yml").read_text() + (ROOT / "Dockerfile").read_text()
+    used = set(re.findall(r"\bGATEWAY_[A-Z_]+\b", text))
+    assert used, "compose sets no GATEWAY_ variables"
+    assert used <= known, f"not settings: {sorted(used - known)}"
+
+
+def test_postgres_has_volume_and_healthcheck() -> None:
+    pg = compose()["services"]["postgres"]
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in pg["volumes"])
+    assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
+
+
+def test_two_gateway_replicas_in_production_mode_on_postgres() -> None:
+    services = gateway_services(compose())
+    assert len(services) >= 2
+    for svc in services.values():
+        env = svc["environment"]
+        assert env["GATEWAY_MODE"] == "production"
+        assert env["GATEWAY_DATABASE_URL"].startswith("postgresql")
+        assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
+        mounts = {v.split(":")[1] for v in svc["volumes"]}
+        assert {env["GATEWAY_KEYS_DIR"], env["GATEWAY_DATA_DIR"]} <= mounts
+
+
+def test_secrets_come_from_the_environment_not_the_file() -> None:
+    for svc in gateway_services(compose()).values():
+        env = svc["environment"]
+        for name in ("GATEWAY_MASTER_KEY", "GATEWAY_SESSION_SECRET"):
+            assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", env[name]), (
+                f"{name} is not taken from the environment"
+            )
+
+
+def test_dockerfile_runs_as_non_root_with_volumes() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
+    assert users and users[-1] not in {"root", "0"}
+    assert "VOLUME" in text and "/var/lib/gateway-keys" in text
+    assert "GATEWAY_MODE=production" in text

@@ -1,0 +1,122 @@
+"""``gateway demo``: the worked example, played over real HTTP against a running gateway."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+
+import pytest
+import uvicorn
+from rich.console import Console
+
+from gateway.app import create_app
+from gateway.cli import run
+from gateway.demo import AGREEMENT, BANK, GEMEENTE, PRINCIPALS, Demo
+from gateway.research.agreements import AgreementVocabulary, load_agreement
+from tests.conftest import Gateway
+
+
+def test_the_demo_walks_all_seven_steps_and_prints_who_saw_what(gateway: Gateway) -> None:
+    out = StringIO()
+    demo = Demo(
+        lambda method, path, **kw: gateway.client.request(method, path, **kw),
+        {p: gateway.tokens[p] for p in PRINCIPALS},
+        Console(file=out, width=200),
+    )
+    case_id = demo.run()
+    text = out.getvalue()
+    for step in range(1, 8):
+        assert f"Stap {step}:" in text
+    assert "hit/no-hit bij belastingdienst: HIT" in text
+    assert "hit/no-hit bij om-noord-nederland: geen hit" in text
+    assert "is geen casuspartner en krijgt niets (403)" in text
+    gemeente_at_3 = demo.seen[GEMEENTE]
+    assert gemeente_at_3["step"] == 7 and gemeente_at_3["records"] == []
+    assert "fiscaal-alleen-43c" in text and "alleen samenvatting" in text
+    assert "Verwerkingenlogboek" in text and case_id
+    assert BANK in PRINCIPALS
+
+
+def test_the_demo_makes_and_verifies_one_research_release(gateway: Gateway, tmp_path: Path) -> None:
+    out = StringIO()
+    demo = Demo(
+        lambda method, path, **kw: gateway.client.request(method, path, **kw),
+        {p: gateway.tokens[p] for p in PRINCIPALS},
+        Console(file=out, width=200),
+    )
+    policies = gateway.settings.policies_dir
+    agreement = load_agreement(
+        policies / "agreements" / f"{AGREEMENT}.yaml", AgreementVocabulary.from_policies(policies)
+    )
+    bundle = demo.run_research(agreement, tmp_path / "downloads")
+    assert bundle.is_file() and bundle.suffix == ".tar"
+    text = out.getvalue()
+    assert "toestemming vastgelegd voor 8 leveranciers" in text
+    assert "handtekening, checksums en opname in de auditlog" in text
+    assert "identificerende gegevens zijn bij aankomst gepseudonimiseerd" in text
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served(gateway: Gateway, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """The test gateway served by uvicorn on a free port; the CLI pointed at its store."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(gateway.settings, db=gateway.database),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    for name in list(os.environ):
+        if name.startswith("GATEWAY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", gateway.database.url)
+    monkeypatch.setenv("GATEWAY_KEYS_DIR", str(gateway.settings.keys_dir))
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("GATEWAY_POLICIES_DIR", str(gateway.settings.policies_dir))
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_gateway_demo_command_runs_against_a_served_gateway(
+    served: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["demo", "--url", served]) == 0
+    out = capsys.readouterr().out
+    assert "went through all seven steps" in out
+    assert "Stap 7: Afsluiten" in out
+    assert "research release verified and saved as" in out
+
+
+def test_gateway_demo_says_clearly_when_no_gateway_runs(
+    served: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["demo", "--url", "http://127.0.0.1:9"]) == 1
+    assert "no ready gateway at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_retention_run_reports_what_it_deleted(
+    served: str, gateway: Gateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["retention", "run"]) == 0
+    assert "0 record(s) deleted, 0 case key(s) destroyed" in capsys.readouterr().out
