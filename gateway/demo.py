@@ -272,9 +272,11 @@ class Demo:
         self.move(3)
 
         self.step(Step.INFORMATIE_DELEN_ANALYSEREN)
+        # A partner's idempotency keys are its own across all cases: name the case in them,
+        # so that running the demo again starts a new share instead of replaying this one.
         for who, record, key in (
-            (POLITIE, POLICE_RECORD, "demo-incident-1"),
-            (BELASTING, FISCAL_RECORD, "demo-fiscal-1"),
+            (POLITIE, POLICE_RECORD, f"{self.case_id}-incident-1"),
+            (BELASTING, FISCAL_RECORD, f"{self.case_id}-fiscal-1"),
         ):
             self.call(who, "POST", self.case("/records"), record, headers={"Idempotency-Key": key})
             self.say(who, f"deelt {record['category']} onder {record['legal_basis']}")
