@@ -21,13 +21,18 @@ from gateway.research.agreements import AgreementVocabulary, load_agreement
 from tests.conftest import Gateway
 
 
-def test_the_demo_walks_all_seven_steps_and_prints_who_saw_what(gateway: Gateway) -> None:
-    out = StringIO()
-    demo = Demo(
+def demo_on(gateway: Gateway, out: StringIO) -> Demo:
+    """The demo, talking to ``gateway`` through its test client and printing into ``out``."""
+    return Demo(
         lambda method, path, **kw: gateway.client.request(method, path, **kw),
         {p: gateway.tokens[p] for p in PRINCIPALS},
         Console(file=out, width=200),
     )
+
+
+def test_the_demo_walks_all_seven_steps_and_prints_who_saw_what(gateway: Gateway) -> None:
+    out = StringIO()
+    demo = demo_on(gateway, out)
     case_id = demo.run()
     text = out.getvalue()
     for step in range(1, 8):
@@ -45,25 +50,14 @@ def test_the_demo_walks_all_seven_steps_and_prints_who_saw_what(gateway: Gateway
 def test_the_demo_can_be_played_again_on_the_same_gateway(gateway: Gateway) -> None:
     # idempotency keys belong to a partner across cases: a second run must not replay
     # (or collide with) the first run's shares
-    def play() -> str:
-        demo = Demo(
-            lambda method, path, **kw: gateway.client.request(method, path, **kw),
-            {p: gateway.tokens[p] for p in PRINCIPALS},
-            Console(file=StringIO(), width=200),
-        )
-        return demo.run()
-
-    first, second = play(), play()
+    first = demo_on(gateway, StringIO()).run()
+    second = demo_on(gateway, StringIO()).run()
     assert first != second
 
 
 def test_the_demo_makes_and_verifies_one_research_release(gateway: Gateway, tmp_path: Path) -> None:
     out = StringIO()
-    demo = Demo(
-        lambda method, path, **kw: gateway.client.request(method, path, **kw),
-        {p: gateway.tokens[p] for p in PRINCIPALS},
-        Console(file=out, width=200),
-    )
+    demo = demo_on(gateway, out)
     policies = gateway.settings.policies_dir
     agreement = load_agreement(
         policies / "agreements" / f"{AGREEMENT}.yaml", AgreementVocabulary.from_policies(policies)
