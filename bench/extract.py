@@ -263,21 +263,25 @@ def run_intake(
                     result.invalid.update(prepared.invalid_identifiers)
                     stored: list[dict[str, Any]] = []
                     with result.seal:
-                        for item in prepared.rows:
+                        for item, respondent in zip(
+                            prepared.payloads, prepared.respondent_keys, strict=True
+                        ):
                             sequence += 1
                             owner = f"bench.{sequence}"
-                            blob = seal(row_key, owner, "row", json.dumps(item.payload).encode())
+                            blob = seal(row_key, owner, "row", json.dumps(item).encode())
                             text = base64.b64encode(blob).decode()
                             payload = json.loads(
                                 open_field(row_key, owner, "row", base64.b64decode(text))
                             )
-                            payload["respondent_id"] = item.respondent_key
+                            payload["respondent_id"] = respondent
                             payload["provider"] = provider
                             payload["category"] = plan.instrument.category
                             stored.append(payload)
-                    for item, gone in zip(prepared.rows, leaving[start:], strict=False):
-                        if gone and item.respondent_key is not None:
-                            result.withdrawn.add(item.respondent_key)
+                    for respondent, gone in zip(
+                        prepared.respondent_keys, leaving[start:], strict=False
+                    ):
+                        if gone and respondent is not None:
+                            result.withdrawn.add(respondent)
                     result.rows_stored += len(stored)
                     writer.write_table(pa.Table.from_pylist(stored, schema=schema))
             result.not_submitted += record_batch.num_rows - sent

@@ -145,6 +145,10 @@ def canonical_name(value: str) -> str:
     """
     if value.isascii():
         stripped = value.lower()
+        if stripped.replace(" ", "").isalpha() and "  " not in stripped:
+            folded = stripped.strip()  # only letters and single spaces: nothing to fold
+            if folded:
+                return folded
     else:
         decomposed = unicodedata.normalize("NFKD", value)
         stripped = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()

@@ -17,7 +17,7 @@ refuses the whole batch.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -124,19 +124,17 @@ class IntakePlan:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedRow:
-    """A row ready to seal: its stored values and pseudonyms, and its respondent's pseudonym."""
-
-    payload: dict[str, Any]
-    respondent_key: str | None
-
-
 @dataclass(frozen=True)
 class Prepared:
-    """The rows of a batch after intake, and how many identifiers failed their check."""
+    """A batch after intake: per row, what to seal and its respondent's pseudonym.
 
-    rows: list[PreparedRow]
+    ``payloads[i]`` holds row ``i``'s stored values and pseudonyms, ``respondent_keys[i]``
+    its respondent's pseudonym (None outside questionnaires); ``invalid_identifiers``
+    counts identifiers that failed their check, by source field.
+    """
+
+    payloads: list[dict[str, Any]]
+    respondent_keys: list[str | None]
     invalid_identifiers: Counter[str]
 
 
@@ -270,27 +268,81 @@ def check_rows(
     return checked
 
 
-def _normaliser(spec: PseudonymSpec) -> Callable[..., str]:
-    """Return the spec's normaliser; for name and birth date one that memoises both parts.
+def _single_source(
+    spec: PseudonymSpec,
+    rows: Sequence[Mapping[str, Any]],
+    payloads: list[dict[str, Any]],
+    pseudonymiser: Pseudonymiser,
+) -> int:
+    """Put the pseudonym of ``spec``'s one source into each payload; return how many failed.
 
-    Names and birth dates recur far more often than their combinations, so each is
-    folded once per batch (``name_birthdate`` gives the same result, slower).
+    Each distinct spelling is normalised once, each distinct identifier hashed once
+    ("1234.56.782" and "123456782" share one HMAC). The loop is written out because it
+    runs once per row: a function call per row would cost as much as the HMAC.
     """
-    if spec.id_type is not IdType.NAME_BIRTHDATE:
-        return NORMALISERS[spec.id_type]
+    source, target, kind = spec.sources[0], spec.field, spec.id_type.value
+    normalise = NORMALISERS[spec.id_type]
+    by_spelling: dict[Any, str] = {}  # "" marks a spelling that fails its check
+    by_identifier: dict[str, str] = {}
+    failed = 0
+    for row, payload in zip(rows, payloads, strict=True):
+        value = row.get(source)
+        if value is None or value == "":
+            continue
+        found = by_spelling.get(value)
+        if found is None:
+            try:
+                canonical = normalise(value)
+            except InvalidInputError:
+                found = ""
+            else:
+                found = by_identifier.get(canonical)
+                if found is None:
+                    found = by_identifier[canonical] = pseudonymiser(kind, canonical)
+            by_spelling[value] = found
+        if found:
+            payload[target] = found
+        else:
+            failed += 1
+    return failed
+
+
+def _name_and_birth_date(
+    spec: PseudonymSpec,
+    rows: Sequence[Mapping[str, Any]],
+    payloads: list[dict[str, Any]],
+    pseudonymiser: Pseudonymiser,
+) -> int:
+    """Like ``_single_source`` for a name and a birth date; return how many failed.
+
+    Names and birth dates recur far more often than their combinations, so each part is
+    folded once per batch (``name_birthdate`` gives the same key, slower).
+    """
+    (first, second), target, kind = spec.sources, spec.field, spec.id_type.value
     names: dict[Any, str] = {}
     days: dict[Any, str] = {}
-
-    def normalise(name: Any, born: Any) -> str:
-        folded = names.get(name)
-        if folded is None:
-            folded = names[name] = canonical_name(name)
-        day = days.get(born)
-        if day is None:
-            day = days[born] = birth_date(born).isoformat()
-        return f"{folded}|{day}"
-
-    return normalise
+    by_identifier: dict[str, str] = {}
+    failed = 0
+    for row, payload in zip(rows, payloads, strict=True):
+        name, born = row.get(first), row.get(second)
+        if name is None or born is None or name == "" or born == "":
+            continue
+        try:
+            folded = names.get(name)
+            if folded is None:
+                folded = names[name] = canonical_name(name)
+            day = days.get(born)
+            if day is None:
+                day = days[born] = birth_date(born).isoformat()
+        except InvalidInputError:
+            failed += 1
+            continue
+        canonical = f"{folded}|{day}"
+        found = by_identifier.get(canonical)
+        if found is None:
+            found = by_identifier[canonical] = pseudonymiser(kind, canonical)
+        payload[target] = found
+    return failed
 
 
 def pseudonymise_rows(
@@ -298,54 +350,22 @@ def pseudonymise_rows(
 ) -> Prepared:
     """Replace every identifier of ``rows`` by the project's pseudonym; keep the stored fields.
 
-    Works column by column: each distinct spelling in the batch is normalised once and
-    each distinct identifier hashed once. Identifiers that fail their check are left out
-    and counted by source field. Rows must have passed ``check_rows``.
+    Identifiers that fail their check are left out and counted by source field; missing
+    or empty ones are left out. Rows must have passed ``check_rows``.
     """
     invalid: Counter[str] = Counter()
-    columns: list[tuple[str, list[str | None]]] = []
-    for spec in plan.pseudonyms:
-        normalise = _normaliser(spec)
-        kind = spec.id_type.value
-        raw: list[Any]
-        if len(spec.sources) == 1:
-            source = spec.sources[0]
-            raw = [row.get(source) for row in rows]
-        else:
-            first, second = spec.sources
-            firsts = [row.get(first) for row in rows]
-            raw = list(zip(firsts, [row.get(second) for row in rows], strict=True))
-        by_spelling: dict[Any, str | None] = {}
-        by_identifier: dict[str, str] = {}
-        failed = set()
-        for spelling in set(raw):
-            parts = spelling if isinstance(spelling, tuple) else (spelling,)
-            if None in parts or "" in parts:
-                by_spelling[spelling] = None
-                continue
-            try:
-                canonical = normalise(*parts)
-            except InvalidInputError:
-                by_spelling[spelling] = None
-                failed.add(spelling)
-                continue
-            pseudonym = by_identifier.get(canonical)
-            if pseudonym is None:
-                pseudonym = by_identifier[canonical] = pseudonymiser(kind, canonical)
-            by_spelling[spelling] = pseudonym
-        if failed:
-            invalid[spec.sources[0]] += sum(1 for spelling in raw if spelling in failed)
-        columns.append((spec.field, [by_spelling[spelling] for spelling in raw]))
     stored = plan.stored
-    payloads = [{name: row[name] for name in stored if row.get(name) is not None} for row in rows]
-    for name, values in columns:
-        for payload, value in zip(payloads, values, strict=True):
-            if value is not None:
-                payload[name] = value
+    payloads = [{n: v for n in stored if (v := row.get(n)) is not None} for row in rows]
+    for spec in plan.pseudonyms:
+        if spec.id_type is IdType.NAME_BIRTHDATE:
+            failed = _name_and_birth_date(spec, rows, payloads, pseudonymiser)
+        else:
+            failed = _single_source(spec, rows, payloads, pseudonymiser)
+        if failed:
+            invalid[spec.sources[0]] += failed
     respondents: list[str | None] = (
         [respondent_key(pseudonymiser, row[RESPONDENT_FIELD]) for row in rows]
         if plan.questionnaire
         else [None] * len(rows)
     )
-    prepared = [PreparedRow(p, r) for p, r in zip(payloads, respondents, strict=True)]
-    return Prepared(prepared, invalid)
+    return Prepared(payloads, respondents, invalid)

@@ -532,7 +532,7 @@ class Research:
         pseudonymiser = keys.pseudonymiser(agreement.project)
         prepared = pseudonymise_rows(plan, checked, pseudonymiser)
         if plan.questionnaire:
-            self._refuse_withdrawn(agreement, [r.respondent_key for r in prepared.rows])
+            self._refuse_withdrawn(agreement, prepared.respondent_keys)
         row_key = rows_key_id(agreement.project)
         keys.create_case_key(row_key)
         batch_id = f"rb-{secrets.token_hex(10)}"
@@ -544,17 +544,19 @@ class Research:
                 "instrument_id": instrument.id,
                 "provider_id": caller.partner_id,
                 "category": instrument.category,
-                "respondent_key": row.respondent_key,
+                "respondent_key": respondent,
                 "payload_sealed": base64.b64encode(
                     keys.seal_field(
                         row_key,
                         f"{batch_id}.{seq}",
                         "row",
-                        json.dumps(row.payload, separators=(",", ":")).encode(),
+                        json.dumps(payload, separators=(",", ":")).encode(),
                     )
                 ).decode(),
             }
-            for seq, row in enumerate(prepared.rows)
+            for seq, (payload, respondent) in enumerate(
+                zip(prepared.payloads, prepared.respondent_keys, strict=True)
+            )
         ]
         invalid = dict(sorted(prepared.invalid_identifiers.items()))
         try:

@@ -114,3 +114,25 @@ def test_name_birthdate_accepts_date_objects() -> None:
 def test_non_text_value_is_refused() -> None:
     with pytest.raises(InvalidIdentifierError, match="must be text"):
         normalise("bsn", 123456782)  # type: ignore[arg-type]  # the check under test
+
+
+def test_plain_names_fold_exactly_as_the_general_rule_does() -> None:
+    """Names of only letters and single spaces skip the general folding: same result."""
+    import random
+    import re
+
+    def general(value: str) -> str:
+        return re.sub(r"[^a-z]+", " ", value.lower()).strip()
+
+    rng = random.Random(7)
+    alphabet = "aAzZ qQ-'.\t0"
+    spellings = ["Jan de Vries", " jan", "jan ", "a  b", "van 't Hof", "A", "JAN\tDE VRIES"]
+    for _ in range(3000):
+        spellings.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))))
+    for value in spellings:
+        expected = general(value)
+        if expected:
+            assert identifiers.canonical_name(value) == expected, repr(value)
+        else:
+            with pytest.raises(InvalidIdentifierError, match="no letters"):
+                identifiers.canonical_name(value)

@@ -78,7 +78,7 @@ def test_pseudonyms_on_intake(agreement: Agreement, schemas: dict[str, Any], rin
         {"iban": "NL00ABNA0417164300"},
     ]
     prepared = pseudonymise_rows(plan, check_rows(plan, rows, TODAY), pseudonymise)
-    first, second, third, fourth = (r.payload for r in prepared.rows)
+    first, second, third, fourth = prepared.payloads
     assert first["bsn:bsn"] == second["bsn:bsn"] == pseudonymise("bsn", "123456782")
     key = "name+birth_date:name_birthdate"
     assert first[key] == second[key] == pseudonymise("name_birthdate", "jan de vries|2008-04-02")
@@ -92,7 +92,7 @@ def test_pseudonyms_on_intake(agreement: Agreement, schemas: dict[str, Any], rin
     assert third["iban:iban"] == pseudonymise("iban", "NL91ABNA0417164300")
     assert fourth == {}  # an IBAN failing mod-97
     assert prepared.invalid_identifiers == {"bsn": 1, "iban": 1}
-    assert all(r.respondent_key is None for r in prepared.rows)
+    assert prepared.respondent_keys == [None] * 4
 
 
 def test_questionnaire_consent_and_respondents(
@@ -110,8 +110,8 @@ def test_questionnaire_consent_and_respondents(
     checked = check_rows(plan, [base], TODAY)
     assert checked[0]["parental_consent"] is True
     prepared = pseudonymise_rows(plan, checked, pseudonymise)
-    assert prepared.rows[0].respondent_key == respondent_key(pseudonymise, "R-1")
-    assert prepared.rows[0].payload["parental_consent"] is True
+    assert prepared.respondent_keys == [respondent_key(pseudonymise, "R-1")]
+    assert prepared.payloads[0]["parental_consent"] is True
     with pytest.raises(RowsRefusedError, match=r"rows\[0\]\.parental_consent"):
         check_rows(plan, [{**base, "parental_consent": "nee"}], TODAY)
     with pytest.raises(RowsRefusedError, match="must be true or false"):
@@ -143,13 +143,13 @@ def test_a_release_from_intake_equals_the_release_that_pseudonymises_itself(
     for instrument_id, row in sent:
         plan = plan_for(agreement, instrument_id, schemas)
         submitted = {k: v for k, v in row.items() if k in plan.accepted and v is not None}
-        item = pseudonymise_rows(plan, check_rows(plan, [submitted], TODAY), pseudonymise).rows[0]
+        item = pseudonymise_rows(plan, check_rows(plan, [submitted], TODAY), pseudonymise)
         stored.append(
             {
-                **item.payload,
+                **item.payloads[0],
                 "provider": row["provider"],
                 "category": row["category"],
-                "respondent_id": item.respondent_key,
+                "respondent_id": item.respondent_keys[0],
             }
         )
     request = ExtractRequest(
