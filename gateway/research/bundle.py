@@ -12,7 +12,10 @@ Crash safety: all work happens in a private ``.extract-tmp-*`` folder inside the
 destination folder, holding an exclusive ``flock`` for as long as its process lives.
 The bundle appears under its final name by one atomic hard link at the very end, so a
 crash or kill at any moment leaves no bundle under a final name. The next run deletes
-leftover work folders whose lock is free (their process is gone).
+leftover work folders whose lock is free (their process is gone). Only what survives
+the work folder is flushed to disk: the packed bundle before it is linked, then the
+destination folder. The intermediate files (plaintext and encrypted data) are read back
+from the page cache and deleted; flushing them would only write plaintext to disk.
 """
 
 from __future__ import annotations
@@ -134,7 +137,6 @@ def describe_encrypted(plain: Path, media_type: str, recipients: Sequence[str]) 
     digest, size = sha256_file(plain)
     target = plain.with_name(plain.name + ".age")
     encrypt_file(plain, target, recipients)
-    fsync_path(target)
     enc_digest, enc_size = sha256_file(target)
     plain.unlink()
     return FileEntry(plain.name, media_type, size, digest, target.name, enc_size, enc_digest)

@@ -27,7 +27,6 @@ intake filled with the same project key, and its raw sources are never read.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -650,13 +649,3 @@ def _second_pass(
                 csv_writer.write_batch(out)
                 pq_writer.write_batch(out)
             sink.advance(record_batch.num_rows)
-    for path in (csv_path, parquet_path):
-        _fsync(path)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
