@@ -20,6 +20,8 @@ def test_bench_prints_throughput_ratio_and_memory(capsys: pytest.CaptureFixture[
         "release to a signed bundle",
         "rows/s",
         "ratio pipeline / bare HMAC",
+        "before the pipeline",
+        "the pseudonymiser alone",
         "peak memory",
         "rows out",
     ):
