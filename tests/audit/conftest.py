@@ -29,7 +29,9 @@ ORIGIN = "audit.test.invalid/log"
 def signer(key_ring_template: Path) -> Ed25519Signer:
     """The checkpoint signing key of the tests' log: every test's key ring copy has it."""
     settings = Settings(
-        mode="development", data_dir=key_ring_template.parent, keys_dir=key_ring_template,
+        mode="development",
+        data_dir=key_ring_template.parent,
+        keys_dir=key_ring_template,
         policies_dir=POLICIES,
     )
     return KeyRing.open(settings, clock=FixedClock(START)).signer()

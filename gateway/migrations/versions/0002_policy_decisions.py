@@ -49,12 +49,19 @@ def upgrade() -> None:
     with op.batch_alter_table("policy_decisions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_policy_decisions_action"), ["action"], unique=False)
         batch_op.create_index(batch_op.f("ix_policy_decisions_case_id"), ["case_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_policy_decisions_decided_at"), ["decided_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_policy_decisions_partner_id"), ["partner_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_policy_decisions_policy_version"), ["policy_version"], unique=False)
-        batch_op.create_index(batch_op.f("ix_policy_decisions_request_sha256"), ["request_sha256"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_policy_decisions_decided_at"), ["decided_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_policy_decisions_partner_id"), ["partner_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_policy_decisions_policy_version"), ["policy_version"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_policy_decisions_request_sha256"), ["request_sha256"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_policy_decisions_rule_id"), ["rule_id"], unique=False)
-
 
 
 def downgrade() -> None:
