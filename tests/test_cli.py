@@ -132,3 +132,21 @@ def test_production_refusal_is_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: GATEWAY_") or err.startswith("error: refusing production mode")
     assert "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["extract", "verify", "bundle.tar"], "Missing option '--public-key'"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["extract", "verify", "--bogus", "x"], "No such option: --bogus"),
+        (["extract"], "a command is needed"),
+    ],
+)
+def test_usage_mistakes_are_one_line_with_a_pointer_to_help(
+    env: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert run(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "--help" in err
+    assert "\n" not in err and "Traceback" not in err

@@ -72,8 +72,19 @@ def open_current_database() -> tuple[Settings, Database]:
     return settings, database
 
 
+# Typer 0.2x ships its own copy of click, whose exceptions (missing or unknown options,
+# bad values) derive from typer.TyperException, not from click.ClickException.
+_USAGE_ERRORS: tuple[type[Exception], ...] = (
+    click.ClickException,
+    getattr(typer, "TyperException", click.ClickException),
+)
+
+
 def run(argv: list[str]) -> int:
-    """Run the CLI with ``argv``; return the exit code instead of exiting."""
+    """Run the CLI with ``argv``; return the exit code instead of exiting.
+
+    Every failure is one line on stderr starting ``error:`` and a non-zero exit code.
+    """
     try:
         result = app(args=argv, standalone_mode=False)
     except (CliError, GatewayError, PreflightError) as exc:
@@ -82,7 +93,12 @@ def run(argv: list[str]) -> int:
     except typer.Abort:
         err_console.print("aborted", markup=False)
         return 1
-    except click.ClickException as exc:
-        exc.show(file=sys.stderr)
-        return exc.exit_code
+    except _USAGE_ERRORS as exc:
+        context = getattr(exc, "ctx", None)
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        message = " ".join(str(getattr(exc, "format_message", exc.__str__)()).split())
+        message = message or "a command is needed; the help above lists them"
+        err_console.print(f"error: {message}{hint}", markup=False, highlight=False, soft_wrap=True)
+        code = getattr(exc, "exit_code", 2)
+        return code if isinstance(code, int) and code else 2
     return result if isinstance(result, int) else 0
