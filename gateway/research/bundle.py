@@ -15,7 +15,9 @@ crash or kill at any moment leaves no bundle under a final name. The next run de
 leftover work folders whose lock is free (their process is gone). Only what survives
 the work folder is flushed to disk: the packed bundle before it is linked, then the
 destination folder. The intermediate files (plaintext and encrypted data) are read back
-from the page cache and deleted; flushing them would only write plaintext to disk.
+from the page cache and deleted; a crash loses nothing by not flushing them, and
+flushing would force the plaintext onto the disk (unflushed, the kernel may still write
+it back; the work folder is private and removed either way).
 """
 
 from __future__ import annotations
