@@ -146,9 +146,7 @@ def canonical_name(value: str) -> str:
     if value.isascii():
         stripped = value.lower()
         if stripped.replace(" ", "").isalpha() and "  " not in stripped:
-            folded = stripped.strip()  # only letters and single spaces: nothing to fold
-            if folded:
-                return folded
+            return stripped.strip()  # letters (at least one) and single spaces: nothing to fold
     else:
         decomposed = unicodedata.normalize("NFKD", value)
         stripped = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
