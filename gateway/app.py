@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from gateway import __version__, preflight, web
@@ -32,6 +33,8 @@ Policy-enforced, audited data sharing for RIEC-LIEC partnerships.
 Every `/v1` endpoint needs a bearer token. Errors are RFC 9457 `application/problem+json`
 with a stable `type` URN per error (`urn:riec-gateway:problem:<code>`).
 """
+DOCS_STATIC_URL = "/docs-static"
+"""Where Swagger UI's and ReDoc's scripts, styles and icon are served from (same origin)."""
 
 
 def build_context(
@@ -112,7 +115,10 @@ def create_app(
         if db is None:
             ctx.db.dispose()
 
-    app = FastAPI(
+    # The API docs load Swagger UI and ReDoc from the installed package, never from a
+    # CDN, so /docs and /redoc work on a closed government network.
+    app = FastAPIOffline(
+        static_url=DOCS_STATIC_URL,
         title="RIEC-LIEC data-sharing gateway",
         version=__version__,
         description=DESCRIPTION,

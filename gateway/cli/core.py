@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from datetime import timedelta
 
 import typer
@@ -102,10 +104,43 @@ def init(
         database.dispose()
 
 
+def _refuse_busy_port(host: str, port: int) -> None:
+    """Fail with one line when something already listens on ``host:port``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # uvicorn binds with SO_REUSEADDR too: a port in TIME_WAIT is free, a listener is not
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(f"port {port} is in use; set --port or GATEWAY_BIND")
+            fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+
+
 @app.command()
-def serve() -> None:
+def serve(
+    host: str | None = typer.Option(None, help="address to listen on (default: GATEWAY_BIND's)"),
+    port: int | None = typer.Option(
+        None, min=1, max=65535, help="port to listen on (default: GATEWAY_BIND's)"
+    ),
+    workers: int | None = typer.Option(
+        None, min=1, max=64, help="worker processes (default: GATEWAY_WORKERS)"
+    ),
+) -> None:
     """Run the HTTP gateway (refuses to start if the schema is behind or settings are unsafe)."""
     settings = load_settings()
+    overrides: dict[str, str] = {}
+    if host is not None or port is not None:
+        overrides["GATEWAY_BIND"] = f"{host or settings.host}:{port or settings.port}"
+    if workers is not None:
+        overrides["GATEWAY_WORKERS"] = str(workers)
+    if overrides:
+        # the workers build their settings from the environment (gateway.asgi), so the
+        # options go there too: every process then agrees on what it serves
+        os.environ.update(overrides)
+        settings = load_settings()
+    _refuse_busy_port(settings.host, settings.port)
     gwlogging.configure(settings.log_level)
     database = open_database(settings)
     try:

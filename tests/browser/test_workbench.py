@@ -265,3 +265,28 @@ def test_propose_simulate_four_eyes_and_the_decision_changes(
     expected = ("status of 403", "status of 422")  # the refusals above
     unexpected = [p for p in problems if not any(e in p for e in expected)]
     assert not unexpected, unexpected  # no CSP violation, script error or missing file
+
+
+def test_the_api_docs_render_with_the_network_blocked(
+    live_server: LiveServer, browser: BrowserContext
+) -> None:
+    outside: list[str] = []
+
+    def only_the_gateway(route: Any) -> None:
+        if route.request.url.startswith(live_server.base):
+            route.continue_()
+        else:  # a closed government network: nothing beyond the gateway answers
+            outside.append(route.request.url)
+            route.abort()
+
+    browser.route("**/*", only_the_gateway)
+    page = browser.new_page()
+    page.goto(f"{live_server.base}/docs")
+    expect(page.locator(".opblock-summary-path").first).to_be_visible(timeout=15_000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert any("/v1/signals" in p for p in paths)
+    shot(page, "api-docs-offline")
+    page.goto(f"{live_server.base}/redoc")
+    expect(page.get_by_text("Submit a signal (step 1)").first).to_be_attached(timeout=15_000)
+    # ReDoc's "powered by" footer asks its vendor for a logo; it renders without it
+    assert [url for url in outside if not url.endswith("/redoc/logo-mini.svg")] == []

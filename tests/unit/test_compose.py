@@ -64,3 +64,35 @@ def test_dockerfile_runs_as_non_root_with_volumes() -> None:
     assert users and users[-1] not in {"root", "0"}
     assert "VOLUME" in text and "/var/lib/gateway-keys" in text
     assert "GATEWAY_MODE=production" in text
+
+
+def test_only_a_tls_proxy_is_published_and_the_replicas_are_not() -> None:
+    services = compose()["services"]
+    for name, svc in gateway_services(compose()).items():
+        assert "ports" not in svc, f"{name} is reachable around the TLS proxy"
+    proxy = services["proxy"]
+    assert proxy["ports"] == ["443:443"]
+    assert any(v.startswith("./deploy/Caddyfile:") for v in proxy["volumes"])
+    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
+    assert "tls " in caddyfile
+    upstreams = re.search(r"reverse_proxy (.+) \{", caddyfile)
+    assert upstreams is not None
+    assert set(upstreams.group(1).split()) == {f"{n}:8080" for n in gateway_services(compose())}
+
+
+def test_the_migrate_command_is_written_the_same_in_compose_and_readme() -> None:
+    command = "docker compose --profile migrate run --rm migrate"
+    assert command in (ROOT / "docker-compose.yml").read_text()
+    assert command in (ROOT / "README.md").read_text()
+
+
+def test_the_image_context_leaves_secrets_and_local_state_out() -> None:
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {"keys", "data", ".env", ".git", ".venv"} <= ignored
+
+
+def test_setuptools_is_new_enough_for_the_spdx_license_string() -> None:
+    text = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^license = "[A-Z0-9.-]+"$', text, re.MULTILINE)
+    bound = re.search(r'"setuptools>=(\d+)', text)
+    assert bound is not None and int(bound.group(1)) >= 77
