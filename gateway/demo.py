@@ -121,6 +121,32 @@ FISCAL_RECORD: dict[str, Any] = {
 }
 
 
+LOG_FACTS = (("stap", "step"), ("doel", "purpose"), ("grondslag", "legal_basis"))
+"""The processing-log fields the demo names, with their Dutch labels (absent ones are left out)."""
+
+
+def shorten_fields(fields: dict[str, Any], *, width: int = 110, value_width: int = 32) -> str:
+    """Return ``fields`` as ``name: value`` pairs for a person to read, within ``width``.
+
+    A long value ends in an ellipsis and fields that do not fit are counted, so no value
+    is ever cut off without saying so.
+    """
+    parts: list[str] = []
+    used = 0
+    for position, (name, value) in enumerate(fields.items()):
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if len(text) > value_width:
+            text = text[: value_width - 1] + "…"
+        part = f"{name}: {text}"
+        left = len(fields) - position - 1
+        if parts and used + len(part) + 2 > width - (12 if left else 0):
+            parts.append(f"(+{len(fields) - position} velden)")
+            break
+        parts.append(part)
+        used += len(part) + 2
+    return "; ".join(parts)
+
+
 class Response(Protocol):
     """What the demo needs of an HTTP response (httpx and the test client both fit)."""
 
@@ -202,12 +228,11 @@ class Demo:
             self.say(who, "ziet geen gegevens")
         for record in view["records"]:
             provenance = record["provenance"]
-            shown = json.dumps(record["fields"], ensure_ascii=False)
             how = "alleen samenvatting" if record["summary_only"] else "volledig"
             self.say(
                 who,
                 f"ziet {provenance['category']} van {provenance['provider']} ({how}, "
-                f"regel {record['rule_id']}): {shown[:110]}",
+                f"regel {record['rule_id']}): {shorten_fields(record['fields'])}",
             )
         if view["withheld"]:
             rules = ", ".join(f"{r} x{n}" for r, n in view["withheld_by_rule"].items())
@@ -340,10 +365,13 @@ class Demo:
         )
         self.console.rule("Verwerkingenlogboek van de jongere (AVG art. 15)")
         for line in log["lines"]:
+            facts = [
+                f"{label} {line[key]}" for label, key in LOG_FACTS if line.get(key) is not None
+            ]
+            facts.append(f"audit #{line['audit_index']}")
             self.say(
                 line["by_partner"] or "gateway",
-                f"{line['processing_activity']} (stap {line['step']}, doel {line['purpose']}, "
-                f"grondslag {line['legal_basis']}, audit #{line['audit_index']})",
+                f"{line['processing_activity']} ({', '.join(facts)})",
             )
         return self.case_id
 
@@ -373,7 +401,7 @@ class Demo:
             agreement, synthetic.rows(STUDY_ROWS, seed=2026)
         )
         for number, submission in enumerate(deliveries.submissions):
-            stored = 0
+            stored = repeated = 0
             for start in range(0, len(submission.rows), UPLOAD_CHUNK):
                 result = self.call(
                     f"{submission.provider}.partner-system",
@@ -385,12 +413,22 @@ class Demo:
                     },
                     headers={"Idempotency-Key": f"demo-{agreement.id}-{number}-{start}"},
                 )
-                stored += result["rows"]
-            self.say(
-                f"{submission.provider}.partner-system",
-                f"levert {stored} rijen ({submission.instrument}); identificerende gegevens "
-                "zijn bij aankomst gepseudonimiseerd",
-            )
+                if result["created"]:
+                    stored += result["rows"]
+                else:
+                    repeated += result["rows"]
+            if stored:
+                self.say(
+                    f"{submission.provider}.partner-system",
+                    f"levert {stored} rijen ({submission.instrument}); identificerende gegevens "
+                    "zijn bij aankomst gepseudonimiseerd",
+                )
+            if repeated:
+                self.say(
+                    f"{submission.provider}.partner-system",
+                    f"levert {repeated} rijen ({submission.instrument}) opnieuw met dezelfde "
+                    "Idempotency-Key: niets nieuws opgeslagen",
+                )
         for respondent in deliveries.withdrawn_respondents:
             self.call(
                 "riec-noord-nederland.partner-system",

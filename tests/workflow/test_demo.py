@@ -16,7 +16,7 @@ from rich.console import Console
 
 from gateway.app import create_app
 from gateway.cli import run
-from gateway.demo import AGREEMENT, BANK, GEMEENTE, PRINCIPALS, Demo
+from gateway.demo import AGREEMENT, BANK, GEMEENTE, PRINCIPALS, Demo, shorten_fields
 from gateway.research.agreements import AgreementVocabulary, load_agreement
 from tests.conftest import Gateway
 
@@ -129,3 +129,48 @@ def test_retention_run_reports_what_it_deleted(
 ) -> None:
     assert run(["retention", "run"]) == 0
     assert "0 record(s) deleted, 0 case key(s) destroyed" in capsys.readouterr().out
+
+
+def test_the_demo_speaks_in_sentences_without_none_or_half_values(gateway: Gateway) -> None:
+    out = StringIO()
+    demo_on(gateway, out).run()
+    text = out.getvalue()
+    assert "None" not in text
+    shown = [line for line in text.splitlines() if " ziet " in line and "regel " in line]
+    assert shown, "the demo printed no record"
+    for line in shown:
+        fields = line.split("): ", 1)[1]
+        # every value is whole or visibly shortened, never JSON cut in the middle
+        assert fields.count('"') % 2 == 0 and not fields.rstrip().endswith(("{", "[", ",", ":"))
+
+
+def test_a_second_research_run_says_it_stored_nothing_new(gateway: Gateway, tmp_path: Path) -> None:
+    policies = gateway.settings.policies_dir
+    agreement = load_agreement(
+        policies / "agreements" / f"{AGREEMENT}.yaml", AgreementVocabulary.from_policies(policies)
+    )
+    demo_on(gateway, StringIO()).run_research(agreement, tmp_path / "first")
+    out = StringIO()
+    demo_on(gateway, out).run_research(agreement, tmp_path / "second")
+    text = out.getvalue()
+    assert "niets nieuws opgeslagen" in text
+    assert "zijn bij aankomst gepseudonimiseerd" not in text
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"a": "kort"}, "a: kort"),
+        ({"tekst": "x" * 50}, "tekst: " + "x" * 31 + "…"),
+        ({"n": 3, "lijst": [1, 2]}, "n: 3; lijst: [1, 2]"),
+    ],
+)
+def test_record_fields_are_shortened_per_value(fields: dict[str, object], expected: str) -> None:
+    assert shorten_fields(fields) == expected
+
+
+def test_fields_that_do_not_fit_are_counted() -> None:
+    many = {f"veld{i}": "waarde" * 3 for i in range(20)}
+    shown = shorten_fields(many)
+    assert len(shown) <= 110
+    assert shown.endswith("velden)")
