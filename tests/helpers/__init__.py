@@ -1,0 +1,1 @@
+"""Helpers shared by test modules (instead of imports between test modules)."""
