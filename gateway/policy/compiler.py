@@ -492,9 +492,9 @@ def basis_guard_rules(vocabulary: Vocabulary) -> list[CompiledRule]:
             _guard_rule(
                 vocabulary,
                 OWN_BASIS_RULE_PREFIX + kind,
-                f"A {label} ({kind}) submits, records and provides only under a legal basis "
-                f"of its own ({own}); a legal basis of another kind of partner is not its to "
-                "invoke.",
+                f"A partner of kind {kind} ({label}) submits, records and provides only under "
+                f"a legal basis of its own ({own}); a legal basis of another kind of partner "
+                "is not its to invoke.",
                 "partner_kind",
                 kind,
                 (a.value for a in BASIS_INVOKING_ACTIONS),
@@ -504,8 +504,9 @@ def basis_guard_rules(vocabulary: Vocabulary) -> list[CompiledRule]:
             _guard_rule(
                 vocabulary,
                 PROVIDER_BASIS_RULE_PREFIX + kind,
-                f"Data provided by a {label} ({kind}) rests only on a legal basis of its own "
-                f"({own}); a legal basis of another kind of partner cannot cover it.",
+                f"Data provided by a partner of kind {kind} ({label}) rests only on a legal "
+                f"basis of its own ({own}); a legal basis of another kind of partner cannot "
+                "cover it.",
                 "provider_kind",
                 kind,
                 (a.value for a in Action),
