@@ -42,6 +42,19 @@ class Action(StrEnum):
     ROWS_SUBMIT = "research:rows:submit"
 
 
+BASIS_INVOKING_ACTIONS: frozenset[Action] = frozenset(
+    {
+        Action.SIGNAL_SUBMIT,
+        Action.DECISION_RECORD,
+        Action.RECORD_SHARE,
+        Action.ROWS_SUBMIT,
+        Action.CONSENT_RECORD,
+    }
+)
+"""Actions whose legal basis is the asking partner's own: it submits, records or provides
+under it, so its kind must be one the vocabulary lets invoke that basis (``invoked_by``)."""
+
+
 class Relation(StrEnum):
     """The asker's relation to the data: its own (it provided or submitted it) or another's."""
 
@@ -181,6 +194,11 @@ class DecisionRequest:
 DEFAULT_DENY_RULE = "default-deny"
 DEFAULT_DENY_REASON = "No rule allows this, so it is denied (default deny)."
 DEFAULT_DENY_SOURCE = "Default deny: policies/README.md"
+OWN_BASIS_RULE_PREFIX = "eigen-grondslag-"
+"""Ids of the derived deny rules ``eigen-grondslag-<kind>``: an asker's basis not its own."""
+PROVIDER_BASIS_RULE_PREFIX = "grondslag-van-verstrekker-"
+"""Ids of the derived deny rules ``grondslag-van-verstrekker-<kind>``: a provider's basis not
+its own. Rule files may not use ids with either prefix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +216,13 @@ class Decision:
     def is_default_deny(self) -> bool:
         """True when no rule matched."""
         return self.rule_id == DEFAULT_DENY_RULE
+
+    @property
+    def is_foreign_basis(self) -> bool:
+        """True when a legal basis was refused because it is not the partner's own."""
+        return not self.allowed and self.rule_id.startswith(
+            (OWN_BASIS_RULE_PREFIX, PROVIDER_BASIS_RULE_PREFIX)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the decision as a JSON-ready mapping."""

@@ -56,6 +56,12 @@ DIMENSION_DOMAIN: dict[str, str] = {
 }
 """Request attribute -> the vocabulary domain its values come from (``partner_id`` is free)."""
 
+INVOKED_BY = "invoked_by"
+"""The key of a legal basis naming the partner kinds (or kind groups) that invoke it."""
+
+FOREIGN_BASES_PREFIX = "niet-van-"
+"""Derived legal-basis groups: ``niet-van-<kind>`` holds the bases ``<kind>`` does not invoke."""
+
 
 @dataclass(frozen=True, slots=True)
 class Term:
@@ -135,6 +141,7 @@ class Vocabulary:
     domains: dict[str, Domain]
     schemas: dict[str, CategorySchema]
     requires: dict[str, tuple[str, ...]]
+    invoked_by: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def domain_of(self, dimension: str) -> Domain:
         """Return the domain a request attribute's values come from."""
@@ -148,6 +155,23 @@ class Vocabulary:
     def partner_kinds(self) -> frozenset[str]:
         """Return the partner kinds a partner can be registered with (not ``none``)."""
         return self.domains["partner_kind"].concrete - {NONE}
+
+    def invokers(self, legal_basis: str) -> frozenset[str]:
+        """Return the partner kinds that may invoke ``legal_basis`` (empty if none or unknown)."""
+        return self.invoked_by.get(legal_basis, frozenset())
+
+    def may_invoke(self, partner_kind: str, legal_basis: str) -> bool:
+        """True when ``partner_kind`` may invoke ``legal_basis``; ``none`` needs no invoker."""
+        return legal_basis == NONE or partner_kind in self.invokers(legal_basis)
+
+    def own_bases(self, partner_kind: str) -> frozenset[str]:
+        """Return the legal bases ``partner_kind`` invokes."""
+        return frozenset(b for b, kinds in self.invoked_by.items() if partner_kind in kinds)
+
+    @staticmethod
+    def foreign_bases_group(partner_kind: str) -> str:
+        """Return the name of the derived group of bases ``partner_kind`` does not invoke."""
+        return FOREIGN_BASES_PREFIX + partner_kind
 
     def schema(self, category: str) -> CategorySchema:
         """Return a category's field schema (empty for structural categories).
@@ -293,6 +317,7 @@ def load_vocabulary(policies_dir: Path) -> Vocabulary:
                 if parent not in domain.terms:
                     problem(term.line, f"{term.name}: unknown parent {parent!r}")
         domain.finish()
+    invoked_by = _invoked_by(doc, path, domains, problems)
     for dname, values in FIXED_DOMAINS.items():
         fixed = Domain(dname)
         for value in values:
@@ -323,7 +348,93 @@ def load_vocabulary(policies_dir: Path) -> Vocabulary:
 
     if problems:
         raise SourceError(problems)
-    return Vocabulary(path=path, domains=domains, schemas=schemas, requires=requires)
+    return Vocabulary(
+        path=path, domains=domains, schemas=schemas, requires=requires, invoked_by=invoked_by
+    )
+
+
+def _invoked_by(
+    doc: LineDict, path: Path, domains: dict[str, Domain], problems: list[SourceProblem]
+) -> dict[str, frozenset[str]]:
+    """Return legal basis -> the partner kinds that invoke it, and derive the foreign groups.
+
+    Every legal basis must name its invokers (partner kinds or kind groups, never
+    ``none``); a group of legal bases names none itself. For each partner kind the legal
+    basis domain gets the group ``niet-van-<kind>`` of the bases that kind does not
+    invoke, which the compiler's guard rules use. Mistakes are added to ``problems``.
+    """
+    kinds, bases = domains["partner_kind"], domains["legal_basis"]
+    section = doc.get("legal_bases")
+    entries = section if isinstance(section, LineDict) else LineDict()
+    result: dict[str, frozenset[str]] = {}
+    for name, term in bases.terms.items():
+        line = term.line
+        entry = entries.get(name)
+        key_line = entry.line_of(INVOKED_BY) if isinstance(entry, LineDict) else line
+        if term.group:
+            if INVOKED_BY in term.info:
+                problems.append(
+                    SourceProblem(
+                        path, key_line, f"{name}: invoked_by belongs on a legal basis, not a group"
+                    )
+                )
+            continue
+        if name == NONE:
+            continue
+        named = _names(term.info.get(INVOKED_BY))
+        if not named:
+            problems.append(
+                SourceProblem(
+                    path,
+                    line,
+                    f"legal basis {name!r} must name the partner kinds that invoke it "
+                    "(invoked_by: [...])",
+                )
+            )
+            continue
+        covered: set[str] = set()
+        for kind in named:
+            if kind not in kinds.terms or kind == NONE:
+                problems.append(
+                    SourceProblem(
+                        path,
+                        key_line,
+                        f"legal basis {name!r}: invoked_by names unknown partner kind {kind!r}; "
+                        f"known: {describe(kinds.concrete - {NONE})}",
+                    )
+                )
+                continue
+            covered |= kinds.leaves(kind)
+        result[name] = frozenset(covered)
+    if problems:
+        return result
+    every_basis = bases.concrete - {NONE}
+    for kind in sorted(kinds.concrete - {NONE}):
+        group = Vocabulary.foreign_bases_group(kind)
+        if group in bases.terms:
+            problems.append(
+                SourceProblem(
+                    path,
+                    bases.terms[group].line,
+                    f"{group!r} is the derived group of the legal bases {kind!r} does not "
+                    "invoke; choose another name",
+                )
+            )
+            continue
+        foreign = sorted(b for b in every_basis if kind not in result.get(b, frozenset()))
+        if not foreign:
+            continue
+        label = kinds.terms[kind].label or kind
+        bases.terms[group] = Term(
+            group, f"Grondslagen die {label} niet inroept (afgeleid van invoked_by)", 0, (), True
+        )
+        for basis in foreign:
+            term = bases.terms[basis]
+            bases.terms[basis] = Term(
+                term.name, term.label, term.line, (*term.parents, group), term.group, term.info
+            )
+    bases.finish()
+    return result
 
 
 def describe(values: Iterable[str]) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -312,6 +312,8 @@ class AgreementVocabulary:
     category_fields: Mapping[str, frozenset[str]]
     purposes: frozenset[str]
     legal_bases: frozenset[str]
+    invoked_by: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Legal basis -> the partner kinds that may invoke it (the vocabulary's ``invoked_by``)."""
 
     @classmethod
     def from_vocabulary(cls, vocabulary: Vocabulary) -> AgreementVocabulary:
@@ -328,6 +330,7 @@ class AgreementVocabulary:
             },
             purposes=names("purpose"),
             legal_bases=names("legal_basis"),
+            invoked_by=dict(vocabulary.invoked_by),
         )
 
     @classmethod
@@ -526,6 +529,8 @@ class _Checker:
                 self.add(
                     f"unknown legal basis {inst.legal_basis!r}", "instruments", i, "legal_basis"
                 )
+            else:
+                self._own_basis(i, inst)
             if inst.kind is InstrumentKind.QUESTIONNAIRE and inst.consent_text_version is None:
                 self.add("a questionnaire needs consent_text_version", "instruments", i)
             if (
@@ -556,6 +561,25 @@ class _Checker:
                         "fields",
                         j,
                     )
+
+    def _own_basis(self, index: int, inst: Instrument) -> None:
+        """Every provider of an instrument must invoke the instrument's legal basis itself."""
+        invokers = self.vocab.invoked_by.get(inst.legal_basis)
+        if invokers is None:
+            return  # a vocabulary built without invoked_by (tests); the policy still decides
+        kinds = {p.partner: p.kind for p in self.a.providers}
+        for provider in inst.providers:
+            kind = kinds.get(provider)
+            # unknown providers and kinds are reported by _partners and the loop above
+            if kind in self.vocab.partner_kinds and kind not in invokers:
+                self.add(
+                    f"{provider!r} is a {kind} and cannot deliver under legal basis "
+                    f"{inst.legal_basis!r}: only {', '.join(sorted(invokers))} invoke it "
+                    "(invoked_by in the vocabulary)",
+                    "instruments",
+                    index,
+                    "legal_basis",
+                )
 
     def _columns(self) -> None:
         delivered = {f for inst in self.a.instruments for f in inst.fields}

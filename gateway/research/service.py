@@ -318,7 +318,7 @@ class Research:
                 record_decisions(
                     session, actor, zip(requests, decisions, strict=True), self.ctx.clock.now()
                 )
-            raise PolicyDeniedError(refused, what)
+            raise PolicyDeniedError.of(refused, what)
         return decisions
 
     def _audit(
@@ -482,10 +482,12 @@ class Research:
     ) -> IntakeResult:
         """A provider submits rows for one instrument; they are pseudonymised and sealed at once.
 
-        A retry with the same idempotency key and content returns the stored batch
-        (``created`` False); the same key with other content is a conflict. Raises
-        NotFoundError, NotAProviderError, AgreementNotInEffectError, PolicyDeniedError,
-        RowsRefusedError or InvalidInputError.
+        Who may deliver is checked first (provider, agreement period, policy: role and the
+        provider's own legal basis), every time: a retry with the same idempotency key and
+        content is answered with the stored batch (``created`` False, audited as a replay)
+        only to a caller who may deliver now; the same key with other content is a
+        conflict. Raises NotFoundError, NotAProviderError, AgreementNotInEffectError,
+        PolicyDeniedError, RowsRefusedError or InvalidInputError.
         """
         _check_idempotency_key(idempotency_key)
         agreement = self.agreement(agreement_id)
@@ -497,24 +499,8 @@ class Research:
                 f"{', '.join(instrument.providers)} only",
                 instrument=instrument.id,
             )
-        content_key = self.ctx.keys.blind_index(
-            "research-rows",
-            json.dumps(
-                {"agreement": agreement.id, "instrument": instrument.id, "rows": list(rows)},
-                sort_keys=True,
-                separators=(",", ":"),
-                default=str,
-            ),
-        )
-        with self.ctx.db.read() as session:
-            earlier = self._earlier_batch(session, caller, idempotency_key, content_key)
-        if earlier is not None:
-            return earlier
         now = self.ctx.clock.now()
         agreement.require_in_effect(now)
-        vocabulary = self.ctx.policy.compiled.vocabulary
-        plan = IntakePlan.build(agreement, instrument, vocabulary.schema(instrument.category))
-        checked = check_rows(plan, rows, now.date())
         request = DecisionRequest(
             partner_id=caller.partner_id,
             partner_kind=caller.partner_kind,
@@ -527,7 +513,24 @@ class Research:
             relation=Relation.OWN,
         )
         actor = Actor.of(caller)
+        # Authority before idempotency: a retry is no way past the policy.
         (allowed,) = self._allow_or_refuse(actor, [request], "submitting these research rows")
+        content_key = self.ctx.keys.blind_index(
+            "research-rows",
+            json.dumps(
+                {"agreement": agreement.id, "instrument": instrument.id, "rows": list(rows)},
+                sort_keys=True,
+                separators=(",", ":"),
+                default=str,
+            ),
+        )
+        with self.ctx.db.read() as session:
+            earlier = self._earlier_batch(session, caller, idempotency_key, content_key)
+        if earlier is not None:
+            return self._replay(actor, agreement, instrument, (request, allowed), earlier)
+        vocabulary = self.ctx.policy.compiled.vocabulary
+        plan = IntakePlan.build(agreement, instrument, vocabulary.schema(instrument.category))
+        checked = check_rows(plan, rows, now.date())
         keys = self.ctx.keys
         pseudonymiser = keys.pseudonymiser(agreement.project)
         prepared = pseudonymise_rows(plan, checked, pseudonymiser)
@@ -599,7 +602,7 @@ class Research:
                 earlier = self._earlier_batch(session, caller, idempotency_key, content_key)
             if earlier is None:
                 raise
-            return earlier
+            return self._replay(actor, agreement, instrument, (request, allowed), earlier)
         return IntakeResult(
             batch_id=batch_id,
             created=True,
@@ -608,6 +611,33 @@ class Research:
             policy_version=allowed.policy_version,
             rule_id=allowed.rule_id,
         )
+
+    def _replay(
+        self,
+        actor: Actor,
+        agreement: Agreement,
+        instrument: Instrument,
+        decided: tuple[DecisionRequest, Decision],
+        earlier: IntakeResult,
+    ) -> IntakeResult:
+        """Record the allowing decision and a replay audit entry; return the stored batch."""
+        now = self.ctx.clock.now()
+        with self.ctx.db.write() as session:
+            record_decisions(session, actor, [decided], now)
+            self._audit(
+                session,
+                actor,
+                AuditEventType.RESEARCH_ROWS_SUBMIT,
+                agreement,
+                decided[1],
+                legal_basis=instrument.legal_basis,
+                instrument=instrument.id,
+                category=instrument.category,
+                batch=earlier.batch_id,
+                rows=0,
+                replay=True,
+            )
+        return earlier
 
     @staticmethod
     def _earlier_batch(

@@ -101,6 +101,20 @@ class PolicyDeniedError(PermissionDeniedError):
         )
         self.decision = decision
 
+    @classmethod
+    def of(cls, decision: Decision, what: str) -> PolicyDeniedError:
+        """Return the error for a refusal: ``LegalBasisNotOwnError`` for a foreign basis."""
+        if decision.is_foreign_basis:
+            return LegalBasisNotOwnError(decision, what)
+        return cls(decision, what)
+
+
+class LegalBasisNotOwnError(PolicyDeniedError):
+    """The legal basis named is not one the partner (or the data's provider) may invoke."""
+
+    code = "legal-basis-not-own"
+    title = "Legal basis not the partner's own"
+
 
 class NotParticipantError(PermissionDeniedError):
     """The caller's partner does not take part in the case."""
@@ -309,7 +323,7 @@ class Workflow:
                     self.ctx.clock.now(),
                     case_id=case_id,
                 )
-            raise PolicyDeniedError(decision, what)
+            raise PolicyDeniedError.of(decision, what)
         return decision
 
     def _case(self, session: Session, case_id: str, caller: Caller, *, lock: bool = False) -> Case:
@@ -1049,6 +1063,20 @@ class Workflow:
         vocabulary = self.ctx.policy.compiled.vocabulary
         self._known_term("category", record.category)
         self._known_term("legal_basis", record.legal_basis)
+        if not vocabulary.may_invoke(caller.partner_kind, record.legal_basis):
+            # A basis of another kind of partner: refused and recorded before any retry answer.
+            with self.ctx.db.read() as session:
+                owner = self._case(session, case_id, caller)
+            foreign = self._request(
+                caller,
+                Action.RECORD_SHARE,
+                owner,
+                category=record.category,
+                legal_basis=record.legal_basis,
+                provider_kind=caller.partner_kind,
+                relation=Relation.OWN,
+            )
+            self._allow_or_refuse(caller, foreign, "sharing this record", case_id)
         for purpose in record.purposes:
             self._known_term("purpose", purpose)
         if record.onward not in ONWARD_CONDITIONS:

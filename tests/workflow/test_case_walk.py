@@ -395,8 +395,11 @@ def test_sharing_without_a_legal_basis_is_refused_and_stores_nothing(gateway: Ga
     go(walk)
     missing = {k: v for k, v in POLICE_RECORD.items() if k != "legal_basis"}
     assert_problem(walk.share(POLITIE, missing), 422, "validation-failed")
-    wrong = {**POLICE_RECORD, "legal_basis": "awr-43c"}
-    body = assert_problem(walk.share(POLITIE, wrong), 403, "policy-denied")
+    wrong = {**POLICE_RECORD, "legal_basis": "awr-43c"}  # the Belastingdienst's basis
+    body = assert_problem(walk.share(POLITIE, wrong), 403, "legal-basis-not-own")
+    assert body["rule_id"] == "eigen-grondslag-politie"
+    other = {**POLICE_RECORD, "legal_basis": "wpg-19-opsporing"}  # its own, not for incidents
+    body = assert_problem(walk.share(POLITIE, other), 403, "policy-denied")
     assert body["rule_id"] == "default-deny"
     unknown = {**POLICE_RECORD, "legal_basis": "wpg-99"}
     assert_problem(walk.share(POLITIE, unknown), 422, "invalid-input")
