@@ -947,7 +947,8 @@ class Workflow:
             if not decision.allowed:
                 continue
             content = sealing.open_map(self.ctx.keys, case_id, output.id, output.content_sealed)
-            if kind is OutputKind.ADVICE and caller.partner_kind != "riec" and not own:
+            # the case's own RIEC sees every intervention; anyone else (another RIEC too) its own
+            if kind is OutputKind.ADVICE and caller.partner_id != case.riec_partner_id and not own:
                 content["interventions"] = [
                     i for i in content.get("interventions", []) if i["partner"] == caller.partner_id
                 ]

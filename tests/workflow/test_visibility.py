@@ -290,3 +290,34 @@ def test_a_replay_is_audited(gateway: Gateway) -> None:
     assert leaf["actor"]["principal"] == POLITIE
     assert leaf["refs"]["record"] == again.json()["record_id"]
     assert leaf["subjects"] == []
+
+
+def test_a_riec_taking_part_in_another_riecs_case_reads_only_its_own_interventions(
+    gateway: Gateway,
+) -> None:
+    walk = shared_case(gateway)
+    walk.ok(RIEC, "POST", walk.case("/participants"), json={"partner_id": "riec-oost-nederland"})
+    walk.ok(RIEC, "POST", walk.case("/outputs"), json={"kind": "analysis", "text": "Netwerk."})
+    walk.move(4)
+    walk.ok(
+        RIEC,
+        "POST",
+        walk.case("/outputs"),
+        json={
+            "kind": "advice",
+            "text": "Sluiting garage.",
+            "interventions": [
+                {
+                    "partner_id": "gemeente-smallingerland",
+                    "purpose": "interventie-bestuurlijk",
+                    "description": "Sluiting op grond van Wet Bibob / APV",
+                }
+            ],
+        },
+    )
+    mine = walk.ok(RIEC, "GET", walk.case("/outputs"))["outputs"]
+    assert [len(o["content"]["interventions"]) for o in mine if o["kind"] == "advice"] == [1]
+    theirs = walk.ok(OOST, "GET", walk.case("/outputs"))["outputs"]
+    for advice in (o for o in theirs if o["kind"] == "advice"):
+        assert advice["content"]["interventions"] == []
+        assert "Bibob" not in str(advice)
