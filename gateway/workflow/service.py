@@ -121,6 +121,13 @@ class RoleNotInCaseError(PermissionDeniedError):
     title = "This role has no access to case data"
 
 
+class NotCaseRiecError(PermissionDeniedError):
+    """Another RIEC (or the LIEC) taking part in a case does not steer it."""
+
+    code = "not-the-case-riec"
+    title = "Only the RIEC running this case can do this"
+
+
 class IdempotencyConflictError(ConflictError):
     """An idempotency key was used before for different content."""
 
@@ -358,6 +365,19 @@ class Workflow:
                 f"the role {caller.role.value} has no access to case data",
             )
 
+    @staticmethod
+    def _steers(caller: Caller, case: Case) -> None:
+        """Raise NotCaseRiecError for a RIEC that takes part in a case another RIEC runs.
+
+        The policy names the RIEC by its kind; which RIEC runs this case is the case's.
+        """
+        if caller.partner_kind == "riec" and caller.partner_id != case.riec_partner_id:
+            raise NotCaseRiecError(
+                "only the RIEC running this case adds partners, asks hit/no-hit, records "
+                "the go decision, writes its outputs and moves it between steps",
+                case=case.id,
+            )
+
     def _case(self, session: Session, case_id: str, caller: Caller, *, lock: bool = False) -> Case:
         query = select(Case).where(Case.id == case_id)
         if lock:
@@ -590,6 +610,7 @@ class Workflow:
         """
         with self._refusals(caller, case_id), self.ctx.db.read() as session:
             case = self._case(session, case_id, caller)
+            self._steers(caller, case)
             added = session.get(Partner, partner_id)
             # an unknown partner is decided as "none", so a caller without the right
             # learns nothing about which partners exist
@@ -690,6 +711,7 @@ class Workflow:
         """Step 2: which participants hold information on a subject? Yes or no, never content."""
         with self._refusals(caller, case_id), self.ctx.db.read() as session:
             case = self._case(session, case_id, caller)
+            self._steers(caller, case)
         self._open(case)
         request = self._request(
             caller, Action.HIT_QUERY, case, purpose=SIGNAL_PURPOSE, category="hit-result"
@@ -746,6 +768,7 @@ class Workflow:
         """Step 2: record the stuurploeg's go (purpose and legal basis) or no-go (closes)."""
         with self._refusals(caller, case_id), self.ctx.db.read() as session:
             case = self._case(session, case_id, caller)
+            self._steers(caller, case)
         self._open(case)
         if case.step != Step.VERKENNEN:
             raise TransitionNotAllowed("a go/no-go decision is recorded at step 2 (Verkennen)")
@@ -815,6 +838,8 @@ class Workflow:
             raise InvalidInputError("an output needs text", field="text")
         with self._refusals(caller, case_id), self.ctx.db.read() as session:
             case = self._case(session, case_id, caller)
+            if kind is not OutputKind.RESULTS:  # results are each partner's own
+                self._steers(caller, case)
             participants = set(self._participants(session, case_id))
         self._open(case)
         if OUTPUT_STEP[kind] != case.step:
@@ -1004,6 +1029,7 @@ class Workflow:
             raise InvalidInputError("to_step must be 1 to 7", field="to_step") from exc
         with self._refusals(caller, case_id), self.ctx.db.read() as session:
             case = self._case(session, case_id, caller)
+            self._steers(caller, case)
             plan_transition(
                 Step(case.step),
                 target,

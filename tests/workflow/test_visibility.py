@@ -321,3 +321,39 @@ def test_a_riec_taking_part_in_another_riecs_case_reads_only_its_own_interventio
     for advice in (o for o in theirs if o["kind"] == "advice"):
         assert advice["content"]["interventions"] == []
         assert "Bibob" not in str(advice)
+
+
+def test_only_the_riec_running_a_case_steers_it(gateway: Gateway) -> None:
+    walk = start_case(gateway)
+    walk.ok(RIEC, "POST", walk.case("/participants"), json={"partner_id": "riec-oost-nederland"})
+    before = walk.ok(RIEC, "GET", walk.case())
+    attempts: list[tuple[str, dict[str, Any]]] = [
+        ("/participants", {"partner_id": "uwv"}),
+        ("/hits", {"identifier": {"type": "name", "value": YOUTH}}),
+        (
+            "/decision",
+            {
+                "decision": "go",
+                "purpose": "integrale-aanpak-ondermijning",
+                "legal_basis": "riec-convenant",
+                "motivation": "Ander RIEC.",
+            },
+        ),
+        ("/transitions", {"to_step": 3}),
+    ]
+    for suffix, body in attempts:
+        response = walk.call(OOST, "POST", walk.case(suffix), json=body)
+        assert_problem(response, 403, "not-the-case-riec")
+        assert "hits" not in response.text
+    assert walk.ok(RIEC, "GET", walk.case()) == before
+    refusals = [
+        leaf["refs"]["refusal"]
+        for leaf in entries(gateway, RIEC, f"&case={walk.case_id}")
+        if leaf["type"] == "case:access:refuse"
+    ]
+    assert refusals == ["not-the-case-riec"] * len(attempts)
+    go(walk)
+    response = walk.call(
+        OOST, "POST", walk.case("/outputs"), json={"kind": "analysis", "text": "Ander RIEC."}
+    )
+    assert_problem(response, 403, "not-the-case-riec")
