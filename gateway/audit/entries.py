@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, false, or_, true
+from sqlalchemy import ColumnElement, and_, delete, exists, false, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -42,10 +42,9 @@ class EntryScope:
     ``partner_id``: those its partner acted in or is a party to; with ``runs_cases`` also
     every entry of the cases that partner runs as their RIEC. ``type_prefixes``: events
     of these types; with ``partner_id`` set, only those bound to no case and no person.
-    ``everything`` is for local tools, never for a caller.
+    A scope with none of these sees nothing.
     """
 
-    everything: bool = False
     partner_id: str | None = None
     type_prefixes: tuple[str, ...] = ()
     runs_cases: bool = False
@@ -101,8 +100,6 @@ def _about_nobody() -> ColumnElement[bool]:
 
 def visible_condition(scope: EntryScope) -> ColumnElement[bool]:
     """Return the SQL condition selecting the entries ``scope`` may see."""
-    if scope.everything:
-        return true()
     allowed: list[ColumnElement[bool]] = []
     if scope.partner_id is not None:
         allowed.append(_concerns(scope.partner_id))

@@ -36,9 +36,7 @@ def shared_case(gateway: Gateway) -> Walk:
 
 
 def entries(gateway: Gateway, who: str, query: str = "") -> list[dict[str, Any]]:
-    response = gateway.client.get(
-        f"/v1/audit/entries?limit=500{query}", headers=gateway.auth(who)
-    )
+    response = gateway.client.get(f"/v1/audit/entries?limit=500{query}", headers=gateway.auth(who))
     assert response.status_code == 200, response.text
     return [e["leaf"] for e in response.json()["entries"]]
 
@@ -51,18 +49,14 @@ def processing_log(gateway: Gateway, who: str) -> list[dict[str, Any]]:
     )
     assert response.status_code == 200, response.text
     return [
-        line
-        for line in response.json()["lines"]
-        if line["name"] != "subject:processing-log:read"
+        line for line in response.json()["lines"] if line["name"] != "subject:processing-log:read"
     ]
 
 
 def case_indexes(gateway: Gateway, case_id: str) -> list[int]:
     with gateway.database.read() as session:
         return list(
-            session.exec(
-                select(AuditEntry.leaf_index).where(AuditEntry.case_id == case_id)
-            ).all()
+            session.exec(select(AuditEntry.leaf_index).where(AuditEntry.case_id == case_id)).all()
         )
 
 
