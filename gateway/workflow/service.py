@@ -1292,6 +1292,7 @@ class Workflow:
                 decision,
                 parties=[case.riec_partner_id],
                 record=earlier,
+                replay=True,
             )
         return ShareResult(
             record_id=earlier,

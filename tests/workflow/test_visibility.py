@@ -282,7 +282,7 @@ def test_a_replay_is_audited(gateway: Gateway) -> None:
     assert len(replays) == 1
     leaf = json.loads(replays[0].leaf)
     assert leaf["actor"]["principal"] == POLITIE
-    assert leaf["refs"]["record"] == again.json()["record_id"]
+    assert leaf["refs"]["record"] == again.json()["record_id"] and leaf["refs"]["replay"] is True
     assert leaf["subjects"] == []
 
 
