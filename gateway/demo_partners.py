@@ -120,6 +120,15 @@ DEMO_PARTNERS: tuple[DemoPartner, ...] = (
         "99000004",
         (Role.RESEARCHER,),
     ),
+    # A second RIEC on the same gateway: it sees only the cases it runs itself.
+    DemoPartner(
+        "riec-oost-nederland",
+        "riec",
+        "RIEC Oost-Nederland",
+        IdentifierType.OIN,
+        _oin(11),
+        (Role.RIEC_ANALYST, PO, PS),
+    ),
 )
 
 

@@ -46,9 +46,10 @@ def processing_log(
 ) -> ProcessingLogOut:
     """Return the processings of the person's data that the caller's partner may see.
 
-    The RIEC's privacy officers see every processing; a partner's privacy officer those
-    in which its partner acted or was a party. Each line names the audit entry whose
-    inclusion the partner can prove offline (``/v1/audit/proofs/inclusion``).
+    Every privacy officer sees the processings in which its partner acted or was a party;
+    a RIEC's also those of the cases that RIEC runs, never those of another RIEC's cases.
+    Each line names the audit entry whose inclusion the partner can prove offline
+    (``/v1/audit/proofs/inclusion``).
     """
     found = [subject(ctx.keys, i.type, i.value) for i in body.identifiers]
     keys = {s.key: s.id_type for s in found}

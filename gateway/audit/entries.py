@@ -1,10 +1,12 @@
 """Reading audit entries: who may see which, filters, pagination, and purging old details.
 
-Visibility follows the roles: the RIEC's privacy officers and riec-analysts see every
-entry; operators see only administration and key events; everyone else (a partner's
-privacy officer, systems, analysts and researchers) sees the entries in which its own
-partner acted or which name it as a party. Entries are returned as their canonical
-leaf documents; details never leave the store through here.
+Visibility follows the case, not the partner kind: every reader sees the entries in which
+its own partner acted or which name it as a party. A RIEC's riec-analysts and privacy
+officers also see every entry of the cases that RIEC runs (``cases.riec_partner_id``),
+and the gateway-wide administration, key and policy events that are about nobody; a
+case another RIEC (or the LIEC) runs they see only as any participant does. Operators
+see only administration and key events. Entries are returned as their canonical leaf
+documents; details never leave the store through here.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, false, or_, true
+from sqlalchemy import ColumnElement, and_, delete, exists, false, or_
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from gateway.audit import log
@@ -22,28 +25,37 @@ from gateway.audit.events import AuditEvent, AuditEventType
 from gateway.clock import Clock
 from gateway.errors import InvalidInputError, NotFoundError
 from gateway.identity.service import Actor, Caller
-from gateway.models.audit import AuditDetail, AuditEntry, AuditParty
+from gateway.models.audit import AuditDetail, AuditEntry, AuditParty, AuditSubject
+from gateway.models.cases import Case
 from gateway.vocabulary import Role
 
 OPERATOR_EVENT_PREFIXES = ("admin:", "keys:")
+# Events about the gateway itself that a RIEC oversees, when bound to no case and no person.
+GATEWAY_EVENT_PREFIXES = ("admin:", "keys:", "audit:", "policy:version:", "policy:proposal:")
 MAX_PAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
 class EntryScope:
-    """Which entries a reader may see: all, those of one partner, or some event types."""
+    """Which entries a reader may see.
 
-    everything: bool = False
+    ``partner_id``: those its partner acted in or is a party to; with ``runs_cases`` also
+    every entry of the cases that partner runs as their RIEC. ``type_prefixes``: events
+    of these types; with ``partner_id`` set, only those bound to no case and no person.
+    A scope with none of these sees nothing.
+    """
+
     partner_id: str | None = None
     type_prefixes: tuple[str, ...] = ()
+    runs_cases: bool = False
 
 
 def scope_for(caller: Caller) -> EntryScope:
-    """Return the entries ``caller`` may see, by role (and, for privacy officers, partner kind)."""
-    if caller.role is Role.RIEC_ANALYST or (
-        caller.role is Role.PRIVACY_OFFICER and caller.partner_kind == "riec"
-    ):
-        return EntryScope(everything=True)
+    """Return the entries ``caller`` may see, by role and partner (never by kind alone)."""
+    if caller.partner_kind == "riec" and caller.role in (Role.RIEC_ANALYST, Role.PRIVACY_OFFICER):
+        return EntryScope(
+            partner_id=caller.partner_id, runs_cases=True, type_prefixes=GATEWAY_EVENT_PREFIXES
+        )
     if caller.role is Role.OPERATOR:
         return EntryScope(type_prefixes=OPERATOR_EVENT_PREFIXES)
     return EntryScope(partner_id=caller.partner_id)
@@ -75,15 +87,32 @@ def _concerns(partner_id: str) -> ColumnElement[bool]:
     )
 
 
+def _about_nobody() -> ColumnElement[bool]:
+    """Entries bound to no case and naming no data subject."""
+    named = aliased(AuditSubject)  # its own alias: callers may join audit_subjects themselves
+    return and_(
+        col(AuditEntry.case_id).is_(None),
+        ~exists(
+            select(named.leaf_index).where(named.leaf_index == col(AuditEntry.leaf_index))
+        ).correlate(AuditEntry),
+    )
+
+
 def visible_condition(scope: EntryScope) -> ColumnElement[bool]:
     """Return the SQL condition selecting the entries ``scope`` may see."""
-    if scope.everything:
-        return true()
+    allowed: list[ColumnElement[bool]] = []
     if scope.partner_id is not None:
-        return _concerns(scope.partner_id)
+        allowed.append(_concerns(scope.partner_id))
+        if scope.runs_cases:
+            allowed.append(
+                col(AuditEntry.case_id).in_(
+                    select(Case.id).where(Case.riec_partner_id == scope.partner_id)
+                )
+            )
     if scope.type_prefixes:
-        return or_(*(col(AuditEntry.event_type).startswith(p) for p in scope.type_prefixes))
-    return false()
+        types = or_(*(col(AuditEntry.event_type).startswith(p) for p in scope.type_prefixes))
+        allowed.append(types if scope.partner_id is None else and_(types, _about_nobody()))
+    return or_(*allowed) if allowed else false()
 
 
 def list_entries(

@@ -40,6 +40,8 @@ class AuditEventType(StrEnum):
     RECORD_SHARE = "case:record:share"
     RECORD_READ = "case:record:read"
     RECORD_DELETE = "case:record:delete"
+    RECORD_SHARE_REPLAY = "case:record:share-replay"
+    ACCESS_REFUSE = "case:access:refuse"
     SUBJECT_LOG_READ = "subject:processing-log:read"
     POLICY_VERSION_CREATE = "policy:version:create"
     POLICY_VERSION_ACTIVATE = "policy:version:activate"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,6 +84,10 @@ OUTPUT_CATEGORY: dict[OutputKind, str] = {
 WRITABLE_OUTPUTS = frozenset(
     {OutputKind.ANALYSIS, OutputKind.ADVICE, OutputKind.RESULTS, OutputKind.EVALUATION}
 )
+# The roles that work in a case and read its content; privacy officers see only its state.
+# Operators and researchers have no business with case data at all.
+CASE_ROLES = frozenset({Role.PARTNER_SYSTEM, Role.ANALYST, Role.RIEC_ANALYST})
+CASE_VIEW_ROLES = CASE_ROLES | {Role.PRIVACY_OFFICER}
 
 
 class PolicyDeniedError(PermissionDeniedError):
@@ -121,6 +126,20 @@ class NotParticipantError(PermissionDeniedError):
 
     code = "not-a-participant"
     title = "Not a participant of this case"
+
+
+class RoleNotInCaseError(PermissionDeniedError):
+    """The caller's role has no business with this case data (e.g. operators, researchers)."""
+
+    code = "role-not-in-case"
+    title = "This role has no access to case data"
+
+
+class NotCaseRiecError(PermissionDeniedError):
+    """Another RIEC (or the LIEC) taking part in a case does not steer it."""
+
+    code = "not-the-case-riec"
+    title = "Only the RIEC running this case can do this"
 
 
 class IdempotencyConflictError(ConflictError):
@@ -326,6 +345,53 @@ class Workflow:
             raise PolicyDeniedError.of(decision, what)
         return decision
 
+    @contextmanager
+    def _refusals(self, caller: Caller, case_id: str | None) -> Iterator[None]:
+        """Audit a refusal raised inside the block, then let it go on to the caller.
+
+        Policy refusals are recorded where they are decided; this records the others
+        (wrong role, not a participant) in a transaction of their own. Enter it before
+        the read session, so that the session is closed before the refusal is written.
+        """
+        try:
+            yield
+        except PermissionDeniedError as exc:
+            if not isinstance(exc, PolicyDeniedError):
+                with self.ctx.db.write() as session:
+                    audit_log.append(
+                        session,
+                        AuditEvent(
+                            type=AuditEventType.ACCESS_REFUSE,
+                            at=self.ctx.clock.now(),
+                            actor_principal=caller.principal_id,
+                            actor_partner=caller.partner_id,
+                            case_id=case_id,
+                            refs={"refusal": exc.code, "role": caller.role.value},
+                        ),
+                    )
+            raise
+
+    @staticmethod
+    def _role_may_read(caller: Caller, roles: frozenset[Role]) -> None:
+        """Raise RoleNotInCaseError unless the caller's role reads this kind of case data."""
+        if caller.role not in roles:
+            raise RoleNotInCaseError(
+                f"the role {caller.role.value} has no access to case data",
+            )
+
+    @staticmethod
+    def _steers(caller: Caller, case: Case) -> None:
+        """Raise NotCaseRiecError for a RIEC that takes part in a case another RIEC runs.
+
+        The policy names the RIEC by its kind; which RIEC runs this case is the case's.
+        """
+        if caller.partner_kind == "riec" and caller.partner_id != case.riec_partner_id:
+            raise NotCaseRiecError(
+                "only the RIEC running this case adds partners, asks hit/no-hit, records "
+                "the go decision, writes its outputs and moves it between steps",
+                case=case.id,
+            )
+
     def _case(self, session: Session, case_id: str, caller: Caller, *, lock: bool = False) -> Case:
         query = select(Case).where(Case.id == case_id)
         if lock:
@@ -527,8 +593,12 @@ class Workflow:
             return self._view(session, case)
 
     def list_cases(self, caller: Caller) -> list[CaseView]:
-        """Return the cases the caller's partner takes part in, newest first."""
-        with self.ctx.db.read() as session:
+        """Return the cases the caller's partner takes part in, newest first.
+
+        Raises RoleNotInCaseError (audited) for roles that see no cases.
+        """
+        with self._refusals(caller, None), self.ctx.db.read() as session:
+            self._role_may_read(caller, CASE_VIEW_ROLES)
             cases = session.exec(
                 select(Case)
                 .join(CaseParticipant, col(CaseParticipant.case_id) == col(Case.id))
@@ -538,16 +608,29 @@ class Workflow:
             return [self._view(session, c) for c in cases]
 
     def get_case(self, caller: Caller, case_id: str) -> CaseView:
-        """Return one case's state; participants only."""
-        with self.ctx.db.read() as session:
+        """Return one case's state; participants in a case role or privacy officers only.
+
+        Raises RoleNotInCaseError or NotParticipantError (both audited), NotFoundError.
+        """
+        with self._refusals(caller, case_id), self.ctx.db.read() as session:
+            self._role_may_read(caller, CASE_VIEW_ROLES)
             return self._view(session, self._case(session, case_id, caller))
 
     def add_participant(self, caller: Caller, case_id: str, partner_id: str) -> CaseView:
-        """The RIEC adds a partner to an open case. Raises PolicyDeniedError, NotFoundError."""
-        with self.ctx.db.read() as session:
+        """The RIEC adds a partner to an open case. Raises PolicyDeniedError, NotFoundError.
+
+        The policy decides on the added partner's kind too (as ``provider_kind``): banks,
+        telecom and science partners take part only where a rule allows their kind.
+        """
+        with self._refusals(caller, case_id), self.ctx.db.read() as session:
             case = self._case(session, case_id, caller)
+            self._steers(caller, case)
+            added = session.get(Partner, partner_id)
+            # an unknown partner is decided as "none", so a caller without the right
+            # learns nothing about which partners exist
+            added_kind = added.kind if added is not None and added.active else NONE
         self._open(case)
-        request = self._request(caller, Action.PARTICIPANT_ADD, case)
+        request = self._request(caller, Action.PARTICIPANT_ADD, case, provider_kind=added_kind)
         decision = self._allow_or_refuse(caller, request, "adding a partner to this case", case_id)
         now = self.ctx.clock.now()
         with self.ctx.db.write() as session:
@@ -603,8 +686,9 @@ class Workflow:
 
         Only keyed indexes are stored. Returns how many new index entries were added.
         """
-        if caller.role not in (Role.PARTNER_SYSTEM, Role.ANALYST):
-            raise PermissionDeniedError("only a partner's system or analyst registers holdings")
+        with self._refusals(caller, None):
+            if caller.role not in (Role.PARTNER_SYSTEM, Role.ANALYST):
+                raise PermissionDeniedError("only a partner's system or analyst registers holdings")
         try:
             self.ctx.policy.compiled.vocabulary.schema(category)
         except KeyError as exc:
@@ -639,8 +723,9 @@ class Workflow:
 
     def hit_query(self, caller: Caller, case_id: str, identifier: SubjectIn) -> HitResult:
         """Step 2: which participants hold information on a subject? Yes or no, never content."""
-        with self.ctx.db.read() as session:
+        with self._refusals(caller, case_id), self.ctx.db.read() as session:
             case = self._case(session, case_id, caller)
+            self._steers(caller, case)
         self._open(case)
         request = self._request(
             caller, Action.HIT_QUERY, case, purpose=SIGNAL_PURPOSE, category="hit-result"
@@ -695,8 +780,9 @@ class Workflow:
         motivation: str,
     ) -> CaseView:
         """Step 2: record the stuurploeg's go (purpose and legal basis) or no-go (closes)."""
-        with self.ctx.db.read() as session:
+        with self._refusals(caller, case_id), self.ctx.db.read() as session:
             case = self._case(session, case_id, caller)
+            self._steers(caller, case)
         self._open(case)
         if case.step != Step.VERKENNEN:
             raise TransitionNotAllowed("a go/no-go decision is recorded at step 2 (Verkennen)")
@@ -764,8 +850,10 @@ class Workflow:
             )
         if not text.strip():
             raise InvalidInputError("an output needs text", field="text")
-        with self.ctx.db.read() as session:
+        with self._refusals(caller, case_id), self.ctx.db.read() as session:
             case = self._case(session, case_id, caller)
+            if kind is not OutputKind.RESULTS:  # results are each partner's own
+                self._steers(caller, case)
             participants = set(self._participants(session, case_id))
         self._open(case)
         if OUTPUT_STEP[kind] != case.step:
@@ -868,8 +956,12 @@ class Workflow:
         )
 
     def read_outputs(self, caller: Caller, case_id: str) -> OutputsView:
-        """Return the outputs (signal included) the caller may read at the case's step."""
-        with self.ctx.db.read() as session:
+        """Return the outputs (signal included) the caller may read at the case's step.
+
+        Roles outside the case's work get RoleNotInCaseError (audited), not counts.
+        """
+        with self._refusals(caller, case_id), self.ctx.db.read() as session:
+            self._role_may_read(caller, CASE_ROLES)
             case = self._case(session, case_id, caller)
             self._readable(case)
             outputs = session.exec(
@@ -894,7 +986,8 @@ class Workflow:
             if not decision.allowed:
                 continue
             content = sealing.open_map(self.ctx.keys, case_id, output.id, output.content_sealed)
-            if kind is OutputKind.ADVICE and caller.partner_kind != "riec" and not own:
+            # the case's own RIEC sees every intervention; anyone else (another RIEC too) its own
+            if kind is OutputKind.ADVICE and caller.partner_id != case.riec_partner_id and not own:
                 content["interventions"] = [
                     i for i in content.get("interventions", []) if i["partner"] == caller.partner_id
                 ]
@@ -948,8 +1041,9 @@ class Workflow:
             target = Step(to_step)
         except ValueError as exc:
             raise InvalidInputError("to_step must be 1 to 7", field="to_step") from exc
-        with self.ctx.db.read() as session:
+        with self._refusals(caller, case_id), self.ctx.db.read() as session:
             case = self._case(session, case_id, caller)
+            self._steers(caller, case)
             plan_transition(
                 Step(case.step),
                 target,
@@ -1053,7 +1147,9 @@ class Workflow:
         """Share a record into a case under the provider's legal basis.
 
         A retry with the same idempotency key and content returns the stored record
-        (``created`` False); the same key with other content is a conflict.
+        (``created`` False, audited as a replay); the same key with other content is a
+        conflict. Authority (participant, role and policy) is checked before the key, so
+        a caller that may not share learns nothing about what was shared before.
         """
         if not 8 <= len(idempotency_key) <= 128 or not idempotency_key.isprintable():
             raise InvalidInputError(
@@ -1116,11 +1212,8 @@ class Workflow:
                 default=str,
             ),
         )
-        with self.ctx.db.read() as session:
+        with self._refusals(caller, case_id), self.ctx.db.read() as session:
             case = self._case(session, case_id, caller)
-            earlier = self._earlier_share(session, caller, idempotency_key, content_key)
-        if earlier is not None:
-            return earlier
         self._open(case)
         request = self._request(
             caller,
@@ -1132,8 +1225,13 @@ class Workflow:
             relation=Relation.OWN,
         )
         decision = self._allow_or_refuse(caller, request, "sharing this record", case_id)
+        with self.ctx.db.read() as session:
+            earlier = self._earlier_share(session, caller, idempotency_key, content_key)
+        if earlier is not None:
+            return self._replayed(caller, case, request, decision, earlier)
         now = self.ctx.clock.now()
         record_id = new_id("rec")
+        checked = case  # the block below rebinds ``case``; a rollback expires that one
         try:
             with self.ctx.db.write() as session:
                 case = self._case(session, case_id, caller, lock=True)
@@ -1189,7 +1287,7 @@ class Workflow:
                 earlier = self._earlier_share(session, caller, idempotency_key, content_key)
             if earlier is None:
                 raise
-            return earlier
+            return self._replayed(caller, checked, request, decision, earlier)
         return ShareResult(
             record_id=record_id,
             created=True,
@@ -1197,10 +1295,48 @@ class Workflow:
             rule_id=decision.rule_id,
         )
 
+    def _replayed(
+        self,
+        caller: Caller,
+        case: Case,
+        request: DecisionRequest,
+        decision: Decision,
+        earlier: str,
+    ) -> ShareResult:
+        """Record an allowed retry (its decision and a replay entry) and answer it."""
+        with self.ctx.db.write() as session:
+            record_decisions(
+                session,
+                Actor.of(caller),
+                [(request, decision)],
+                self.ctx.clock.now(),
+                case_id=case.id,
+            )
+            self._audit(
+                session,
+                caller,
+                AuditEventType.RECORD_SHARE_REPLAY,
+                case,
+                decision,
+                parties=[case.riec_partner_id],
+                record=earlier,
+                replay=True,
+            )
+        return ShareResult(
+            record_id=earlier,
+            created=False,
+            policy_version=decision.policy_version,
+            rule_id=decision.rule_id,
+        )
+
     @staticmethod
     def _earlier_share(
         session: Session, caller: Caller, idempotency_key: str, content_key: str
-    ) -> ShareResult | None:
+    ) -> str | None:
+        """Return the id of the caller's partner's record stored under this key, if any.
+
+        Raises IdempotencyConflictError when that record's content differs.
+        """
         earlier = session.exec(
             select(Record).where(
                 Record.provider_partner_id == caller.partner_id,
@@ -1213,7 +1349,7 @@ class Workflow:
             raise IdempotencyConflictError(
                 "this Idempotency-Key was used before for different content; nothing was stored"
             )
-        return ShareResult(record_id=earlier.id, created=False, policy_version="", rule_id="")
+        return earlier.id
 
     def _read_purpose(self, session: Session, case: Case, caller: Caller) -> str:
         """At step 5 a partner reads for its own intervention's purpose; else the case's."""
@@ -1238,9 +1374,11 @@ class Workflow:
 
         Each allowed record comes with its provenance and with the obligations applied
         (fields dropped, identifiers pseudonymised, values generalised, or only the
-        provider's summary); withheld records are only counted, by deciding rule.
+        provider's summary); withheld records are only counted, by deciding rule. Roles
+        outside the case's work get RoleNotInCaseError (audited), not counts.
         """
-        with self.ctx.db.read() as session:
+        with self._refusals(caller, case_id), self.ctx.db.read() as session:
+            self._role_may_read(caller, CASE_ROLES)
             case = self._case(session, case_id, caller)
             self._readable(case)
             purpose = self._read_purpose(session, case, caller)

@@ -18,6 +18,7 @@ from gateway.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from gateway.audit.note import NoteVerifier, verify_checkpoint
 from gateway.context import AppContext
 from gateway.keys.signing import Ed25519Signer
+from gateway.models.cases import Case
 from tests.audit.test_note import independent_checkpoint_check
 from tests.conftest import Gateway
 
@@ -34,8 +35,24 @@ class CaseEvent(StrEnum):
 
 @pytest.fixture
 def audited(gateway: Gateway, signer: Ed25519Signer) -> Gateway:
-    """The test gateway with a signing key and four events besides the demo set-up."""
+    """The test gateway with a signing key and four events besides the demo set-up.
+
+    Case c1 is run by riec-noord-nederland, case c2 by riec-oost-nederland.
+    """
     assert ctx(gateway).signer.public_key == signer.public_key
+    with gateway.database.write() as session:
+        for case_id, riec in (("c1", "riec-noord-nederland"), ("c2", "riec-oost-nederland")):
+            session.add(
+                Case(
+                    id=case_id,
+                    process="casusaanpak",
+                    step=3,
+                    status="open",
+                    riec_partner_id=riec,
+                    created_by=f"{riec}.riec-analyst",
+                    created_at=gateway.clock.now(),
+                )
+            )
     events = [
         ("A", CaseEvent.SHARE, "politie-noord-nederland", ("gemeente-smallingerland",), "c1"),
         ("B", CaseEvent.READ, "gemeente-smallingerland", (), "c1"),
@@ -98,11 +115,17 @@ VISIBLE = {
     "gemeente-leeuwarden.privacy-officer": [],
     "nscr.researcher": [],
     "riec-noord-nederland.operator": ["D"],
+    # another RIEC: the case it runs (c2) and the gateway's key event (D), nothing of c1
+    "riec-oost-nederland.riec-analyst": ["C", "D"],
+    "riec-oost-nederland.privacy-officer": ["C", "D"],
+    "riec-oost-nederland.partner-system": [],
 }
 SEE_ADMIN = {
     "riec-noord-nederland.riec-analyst",
     "riec-noord-nederland.privacy-officer",
     "riec-noord-nederland.operator",
+    "riec-oost-nederland.riec-analyst",
+    "riec-oost-nederland.privacy-officer",
 }
 
 

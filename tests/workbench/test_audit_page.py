@@ -12,6 +12,7 @@ from gateway.models.audit import AuditEntry
 from tests.conftest import Gateway
 from tests.workbench.helpers import app_ctx
 from tests.workbench.test_web import Browser, browser, csrf_of, signed_in  # noqa: F401
+from tests.workflow.test_case_walk import start_case
 
 RIEC_PO = "riec-noord-nederland.privacy-officer"
 BANK_PO = "voorbeeldbank.privacy-officer"
@@ -79,3 +80,24 @@ def test_a_changed_entry_shows_up_in_the_full_verification(
         headers={"X-CSRF-Token": csrf_of(page.text), "HX-Request": "true"},
     )
     assert "FOUT" in verified.text and "entry 2" in verified.text
+
+
+def test_another_riecs_officer_sees_no_entry_of_a_case_it_does_not_run(
+    gateway: Gateway,
+    browser: Browser,  # noqa: F811
+) -> None:
+    walk = start_case(gateway)
+    with gateway.database.read() as session:
+        own = {
+            e.leaf_index
+            for e in session.exec(select(AuditEntry).where(AuditEntry.case_id == walk.case_id))
+        }
+    assert own
+    noord = signed_in(browser, gateway.tokens[RIEC_PO])
+    page = noord.get(f"/workbench/audit?case={walk.case_id}")
+    assert set(map(int, re.findall(r'id="entry-(\d+)"', page.text))) == own
+    oost = signed_in(browser, gateway.tokens["riec-oost-nederland.privacy-officer"])
+    page = oost.get(f"/workbench/audit?case={walk.case_id}")
+    assert page.status_code == 200
+    assert re.findall(r'id="entry-(\d+)"', page.text) == []
+    assert oost.get(f"/workbench/audit/{min(own)}/proof").status_code == 404
