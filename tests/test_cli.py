@@ -95,6 +95,13 @@ def test_the_installer_enrols_people_and_privacy_officers_name_their_person(
     assert run(["partners", "enrol", principal_id]) == 0
     out = capsys.readouterr().out
     assert "enrolment code (shown once" in out and "gwe_" in out
+    assert run(["partners", "person", principal_id, "--person", "ander@heerenveen.example"]) != 0
+    assert "already names its person" in capsys.readouterr().err
+    analyst = ["partners", "principal", "gemeente-heerenveen", "--role", "analyst"]
+    assert run([*analyst, "--label", "Analist"]) == 0
+    analyst_id = capsys.readouterr().out.split()[1]
+    assert run(["partners", "person", analyst_id, "--person", "analist@heerenveen.example"]) == 0
+    assert "now names its person" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

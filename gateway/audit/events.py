@@ -18,6 +18,7 @@ class AuditEventType(StrEnum):
     PARTNER_ADD = "admin:partner:add"
     PARTNER_REVOKE = "admin:partner:revoke"
     PRINCIPAL_ADD = "admin:principal:add"
+    PRINCIPAL_PERSON = "admin:principal:person"
     TOKEN_ISSUE = "admin:token:issue"  # noqa: S105  (an event name, not a secret)
     TOKEN_REVOKE = "admin:token:revoke"  # noqa: S105
     ENROLMENT_ISSUE = "admin:enrolment:issue"

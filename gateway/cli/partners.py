@@ -117,6 +117,19 @@ def add_principal(
     )
 
 
+@partners_app.command("person")
+def name_person(
+    principal_id: str = typer.Argument(..., help="principal id"),
+    person: str = typer.Option(..., help="e-mail or employee number of the person"),
+) -> None:
+    """Name the person of a principal made before person identifiers (once; keyed hash only)."""
+    settings, database = open_current_database()
+    key = person_key(person, KeyRing.open(settings).person_key)
+    with database.write() as session:
+        service.name_person(session, SystemClock(), CLI_ACTOR, principal_id, key)
+    console.print(f"principal {principal_id} now names its person")
+
+
 @partners_app.command("token")
 def token(principal_id: str = typer.Argument(..., help="principal id")) -> None:
     """Issue a new token for a principal and print it once."""

@@ -233,6 +233,30 @@ def add_principal(
     return principal
 
 
+def name_person(
+    session: Session, clock: Clock, actor: Actor, principal_id: str, person_key: str
+) -> Principal:
+    """Record the person of a principal that names none yet (one made before person keys).
+
+    A person, once named, never changes: a new person means a new principal. Raises
+    NotFoundError, ConflictError (already named) or InvalidInputError (a system).
+    """
+    principal = session.get(Principal, principal_id)
+    if principal is None:
+        raise NotFoundError(f"no principal {principal_id}")
+    check_person(Role(principal.role), person_key)
+    if principal.person_key is not None:
+        raise ConflictError(
+            f"principal {principal_id} already names its person; add a new principal instead"
+        )
+    principal.person_key = person_key
+    session.add(principal)
+    _audit(
+        session, AuditEventType.PRINCIPAL_PERSON, actor, clock, principal=principal_id, person=True
+    )
+    return principal
+
+
 def list_principals(session: Session, partner_id: str) -> Sequence[Principal]:
     """Return the principals of one partner."""
     get_partner(session, partner_id)
