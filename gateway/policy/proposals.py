@@ -56,9 +56,6 @@ from gateway.policy.recording import recorded_decisions
 from gateway.policy.simulate import Simulation, check_period, replay
 from gateway.yamlsource import SourceError
 
-APPROVER_PARTNER_KIND = "riec"
-"""Kept for reference: approval is no longer by partner kind but by the pack's owner."""
-
 MAX_TITLE = 200
 MAX_DESCRIPTION = 4000
 MAX_REPLAY = 200_000
