@@ -1,12 +1,14 @@
 """Settings from the environment (prefix ``GATEWAY_``); unsafe values are refused here.
 
 In production mode the gateway refuses to start with the development secrets, with an
-in-memory SQLite database, or without a master key. Secrets stay wrapped in
+in-memory SQLite database, without a master key, or without naming its operating RIEC
+(``GATEWAY_OPERATING_PARTNER``). Secrets stay wrapped in
 ``SecretStr`` until the moment they are used.
 """
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +21,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_MASTER_KEY = "ZGV2ZWxvcG1lbnQtb25seS1tYXN0ZXIta2V5LTMyYnk="
 DEV_SESSION_SECRET = "development-only-session-secret-do-not-use"  # noqa: S105
 DEV_LOG_ORIGIN = "riec-gateway.localhost/audit"
+DEV_OPERATING_PARTNER = "riec-noord-nederland"
+"""The demo's RIEC: the operating partner in development when none is set."""
+_PARTNER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
 
 
 class Mode(StrEnum):
@@ -81,6 +86,13 @@ class Settings(BaseSettings):
     workbench_session_hours: int = Field(
         default=8, ge=1, le=24, description="workbench sessions end this long after sign-in"
     )
+    operating_partner: str | None = Field(
+        default=None,
+        description="id of the RIEC that runs this gateway; required in production",
+    )
+    enrolment_ttl_hours: int = Field(
+        default=72, ge=1, le=720, description="how long a one-time enrolment code can be redeemed"
+    )
 
     @field_validator("bind")
     @classmethod
@@ -108,6 +120,16 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("operating_partner")
+    @classmethod
+    def _operating_partner_is_an_id(cls, value: str | None) -> str | None:
+        if value is not None and not _PARTNER_ID_RE.fullmatch(value):
+            raise ValueError(
+                "operating_partner must be a partner id (3-64 lowercase letters, digits or "
+                "hyphens), e.g. riec-noord-nederland"
+            )
+        return value
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.mode is not Mode.PRODUCTION:
@@ -129,9 +151,23 @@ class Settings(BaseSettings):
             problems.append("GATEWAY_SESSION_SECRET is the public development secret")
         elif len(self.session_secret.get_secret_value()) < 32:
             problems.append("GATEWAY_SESSION_SECRET must be at least 32 characters")
+        if self.operating_partner is None:
+            problems.append(
+                "set GATEWAY_OPERATING_PARTNER to the partner id of the RIEC that runs this "
+                "gateway (its operators alone register partners and enrol their first principal)"
+            )
         if problems:
             raise UnsafeSettingsError("refusing production mode: " + "; ".join(problems))
         return self
+
+    @property
+    def resolved_operating_partner(self) -> str:
+        """The operating RIEC's partner id: ``operating_partner``, else the demo's RIEC.
+
+        Production mode refuses to start without ``operating_partner``, so the demo
+        default only ever applies in development.
+        """
+        return self.operating_partner or DEV_OPERATING_PARTNER
 
     @property
     def host(self) -> str:

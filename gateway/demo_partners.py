@@ -12,6 +12,7 @@ from datetime import timedelta
 from gateway.clock import Clock
 from gateway.db import Database
 from gateway.identity import service
+from gateway.identity.people import SYSTEM_ROLES, PersonKeyer, person_key
 from gateway.identity.service import CLI_ACTOR
 from gateway.models.partners import Partner, Principal
 from gateway.vocabulary import IdentifierType, Role
@@ -137,13 +138,29 @@ def principal_id(partner_id: str, role: Role) -> str:
     return f"{partner_id}.{role.value}"
 
 
+def demo_person(partner_id: str, role: Role) -> str:
+    """Return the made-up person identifier of a demo principal that is a person.
+
+    Every demo person is someone else, so the privacy officers of different partners
+    are different people for the four-eyes check.
+    """
+    return f"{principal_id(partner_id, role)}@demo.invalid"
+
+
 def create_demo_partners(
-    database: Database, clock: Clock, known_kinds: Collection[str], ttl: timedelta
+    database: Database,
+    clock: Clock,
+    known_kinds: Collection[str],
+    ttl: timedelta,
+    *,
+    keyer: PersonKeyer,
 ) -> list[tuple[str, str]]:
     """Create the demo partners and principals that do not exist yet, in one transaction.
 
+    ``keyer`` is the key ring's ``person_key``: demo people get distinct person keys.
     Returns (principal id, token) for each principal created now; tokens of principals
-    that already existed are never shown again.
+    that already existed are never shown again. As the installer's own bootstrap, it
+    issues tokens directly, also for people.
     """
     issued: list[tuple[str, str]] = []
     with database.write() as session:
@@ -173,6 +190,9 @@ def create_demo_partners(
                     role=role,
                     label=f"Demo {role.value} of {demo.name}",
                     principal_id=pid,
+                    person_key=None
+                    if role in SYSTEM_ROLES
+                    else person_key(demo_person(demo.id, role), keyer),
                 )
                 new, _row = service.issue_token(session, clock, CLI_ACTOR, pid, ttl)
                 issued.append((pid, new.plaintext))

@@ -191,7 +191,11 @@ class Gateway:
 def gateway(settings: Settings, database: Database, clock: FixedClock) -> Iterator[Gateway]:
     """The app on the test database, with the demo partners and their tokens."""
     issued = create_demo_partners(
-        database, clock, partner_kinds(POLICIES), timedelta(days=settings.token_ttl_days)
+        database,
+        clock,
+        partner_kinds(POLICIES),
+        timedelta(days=settings.token_ttl_days),
+        keyer=KeyRing.open(settings, clock=clock).person_key,
     )
     app = create_app(settings, clock=clock, db=database)
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -76,6 +76,34 @@ def test_partners_add_list_revoke(env: Path, capsys: pytest.CaptureFixture[str])
     assert "revoked" in capsys.readouterr().out
 
 
+def test_the_installer_enrols_people_and_privacy_officers_name_their_person(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["init", "--no-demo"]) == 0
+    add = ["partners", "add", "--id", "gemeente-heerenveen", "--kind", "gemeente"]
+    assert run([*add, "--name", "Gemeente Heerenveen", "--oin", "00000099000008880000"]) == 0
+    principal = ["partners", "principal", "gemeente-heerenveen", "--role", "privacy-officer"]
+    capsys.readouterr()
+    assert run([*principal, "--label", "FG"]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "person" in err and len(err.strip().splitlines()) == 1
+    person = "fg@heerenveen.example"
+    assert run([*principal, "--label", "FG", "--person", person]) == 0
+    out = capsys.readouterr().out
+    assert "token (shown once" in out and person not in out
+    principal_id = out.split()[1]
+    assert run(["partners", "enrol", principal_id]) == 0
+    out = capsys.readouterr().out
+    assert "enrolment code (shown once" in out and "gwe_" in out
+    assert run(["partners", "person", principal_id, "--person", "ander@heerenveen.example"]) != 0
+    assert "already names its person" in capsys.readouterr().err
+    analyst = ["partners", "principal", "gemeente-heerenveen", "--role", "analyst"]
+    assert run([*analyst, "--label", "Analist"]) == 0
+    analyst_id = capsys.readouterr().out.split()[1]
+    assert run(["partners", "person", analyst_id, "--person", "analist@heerenveen.example"]) == 0
+    assert "now names its person" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

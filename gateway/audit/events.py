@@ -18,8 +18,12 @@ class AuditEventType(StrEnum):
     PARTNER_ADD = "admin:partner:add"
     PARTNER_REVOKE = "admin:partner:revoke"
     PRINCIPAL_ADD = "admin:principal:add"
+    PRINCIPAL_PERSON = "admin:principal:person"
     TOKEN_ISSUE = "admin:token:issue"  # noqa: S105  (an event name, not a secret)
     TOKEN_REVOKE = "admin:token:revoke"  # noqa: S105
+    ENROLMENT_ISSUE = "admin:enrolment:issue"
+    ENROLMENT_REDEEM = "admin:enrolment:redeem"
+    REGISTRY_REFUSE = "admin:registry:refuse"
     KEYRING_CREATE = "keys:ring:create"
     KEYRING_REWRAP = "keys:ring:rewrap"
     KEY_ROTATE = "keys:key:rotate"
@@ -48,6 +52,7 @@ class AuditEventType(StrEnum):
     POLICY_PROPOSAL_CREATE = "policy:proposal:create"
     POLICY_PROPOSAL_APPROVE = "policy:proposal:approve"
     POLICY_PROPOSAL_REJECT = "policy:proposal:reject"
+    POLICY_PROPOSAL_REFUSE = "policy:proposal:refuse"
     WORKBENCH_SIGN_IN = "workbench:session:start"
     WORKBENCH_SIGN_OUT = "workbench:session:end"
     RESEARCH_CONSENT_RECORD = "research:consent:record"

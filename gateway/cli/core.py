@@ -87,6 +87,7 @@ def init(
                 SystemClock(),
                 compiled.vocabulary.partner_kinds,
                 timedelta(days=settings.token_ttl_days),
+                keyer=ring.person_key,
             )
             if issued:
                 console.print("demo tokens (shown once; keep them):")

@@ -1,4 +1,10 @@
-"""``gateway partners add|list|revoke|principal|token``: the registry from the command line."""
+"""``gateway partners add|list|revoke|principal|token|enrol``: the registry from the command line.
+
+The CLI runs on the gateway's host with its database and key ring: it is the installer
+and the root of trust, so it may add principals to any partner and print their tokens
+(to bootstrap a partner's first operator, say). Every change is audited as
+``system:cli``. Over HTTP, operators have far less authority (``identity.authority``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ from rich.table import Table
 from gateway.cli.app import app, console, fail, open_current_database
 from gateway.clock import SystemClock
 from gateway.identity import service
+from gateway.identity.people import person_key
 from gateway.identity.service import CLI_ACTOR
+from gateway.keys import KeyRing
 from gateway.vocabulary import IdentifierType, Role, partner_kinds
 
 partners_app = typer.Typer(help="Manage partners, principals and tokens.", no_args_is_help=True)
@@ -80,13 +88,25 @@ def add_principal(
     partner_id: str = typer.Argument(..., help="partner id"),
     role: Role = typer.Option(..., help="the principal's single role"),
     label: str = typer.Option(..., help="who or what this is, e.g. 'Zaaksysteem'"),
+    person: str | None = typer.Option(
+        None,
+        help="e-mail or employee number of the person (required for a privacy officer); "
+        "only its keyed hash is stored",
+    ),
 ) -> None:
-    """Add a principal to a partner and print its first token once."""
+    """Add a principal to any partner and print its first token once (installer only)."""
     settings, database = open_current_database()
     clock = SystemClock()
+    key = person_key(person, KeyRing.open(settings).person_key) if person else None
     with database.write() as session:
         principal = service.add_principal(
-            session, clock, CLI_ACTOR, partner_id=partner_id, role=role, label=label
+            session,
+            clock,
+            CLI_ACTOR,
+            partner_id=partner_id,
+            role=role,
+            label=label,
+            person_key=key,
         )
         new, row = service.issue_token(
             session, clock, CLI_ACTOR, principal.id, timedelta(days=settings.token_ttl_days)
@@ -95,6 +115,19 @@ def add_principal(
     console.print(
         f"token (shown once, expires {row.expires_at:%Y-%m-%d}): {new.plaintext}", soft_wrap=True
     )
+
+
+@partners_app.command("person")
+def name_person(
+    principal_id: str = typer.Argument(..., help="principal id"),
+    person: str = typer.Option(..., help="e-mail or employee number of the person"),
+) -> None:
+    """Name the person of a principal made before person identifiers (once; keyed hash only)."""
+    settings, database = open_current_database()
+    key = person_key(person, KeyRing.open(settings).person_key)
+    with database.write() as session:
+        service.name_person(session, SystemClock(), CLI_ACTOR, principal_id, key)
+    console.print(f"principal {principal_id} now names its person")
 
 
 @partners_app.command("token")
@@ -111,6 +144,25 @@ def token(principal_id: str = typer.Argument(..., help="principal id")) -> None:
         )
     console.print(
         f"token (shown once, expires {row.expires_at:%Y-%m-%d}): {new.plaintext}", soft_wrap=True
+    )
+
+
+@partners_app.command("enrol")
+def enrol(principal_id: str = typer.Argument(..., help="principal id")) -> None:
+    """Print a one-time enrolment code for a principal, to hand to its person or system."""
+    settings, database = open_current_database()
+    with database.write() as session:
+        new, row = service.issue_enrolment(
+            session,
+            SystemClock(),
+            CLI_ACTOR,
+            principal_id,
+            timedelta(hours=settings.enrolment_ttl_hours),
+        )
+    console.print(
+        f"enrolment code (shown once, single use, expires {row.expires_at:%Y-%m-%d %H:%M} UTC; "
+        f"redeem with POST /v1/enrolments): {new.plaintext}",
+        soft_wrap=True,
     )
 
 

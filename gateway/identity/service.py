@@ -18,7 +18,8 @@ from gateway.audit.events import AuditEvent, AuditEventType
 from gateway.clock import Clock, as_utc
 from gateway.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
 from gateway.identity import tokens
-from gateway.models.partners import ApiToken, Partner, Principal
+from gateway.identity.people import check_person
+from gateway.models.partners import ApiToken, EnrolmentCode, Partner, Principal
 from gateway.vocabulary import IdentifierType, Role
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
@@ -185,8 +186,14 @@ def add_principal(
     role: Role,
     label: str,
     principal_id: str | None = None,
+    person_key: str | None = None,
 ) -> Principal:
-    """Add a principal acting for an active partner, with one role."""
+    """Add a principal acting for an active partner, with one role.
+
+    ``person_key`` is the keyed HMAC of the person a people role stands for
+    (``people.person_key``); a privacy officer must have one, a system must not.
+    Raises InvalidInputError, NotFoundError or ConflictError.
+    """
     partner = get_partner(session, partner_id)
     if not partner.active:
         raise ConflictError(f"partner {partner_id} is revoked", partner=partner_id)
@@ -196,6 +203,7 @@ def add_principal(
         raise InvalidInputError("only the RIEC can have riec-analysts", field="role")
     if not label.strip():
         raise InvalidInputError("principal label must not be empty", field="label")
+    check_person(role, person_key)
     pid = principal_id or f"{partner_id}.{role.value}.{secrets.token_hex(3)}"
     if not _ID_RE.fullmatch(pid.replace(".", "-")):
         raise InvalidInputError("principal id must be lowercase letters, digits, '-' or '.'")
@@ -208,6 +216,7 @@ def add_principal(
         label=label.strip(),
         active=True,
         created_at=clock.now(),
+        person_key=person_key,
     )
     session.add(principal)
     _audit(
@@ -219,6 +228,31 @@ def add_principal(
         principal=pid,
         partner=partner_id,
         role=role.value,
+        person=person_key is not None,
+    )
+    return principal
+
+
+def name_person(
+    session: Session, clock: Clock, actor: Actor, principal_id: str, person_key: str
+) -> Principal:
+    """Record the person of a principal that names none yet (one made before person keys).
+
+    A person, once named, never changes: a new person means a new principal. Raises
+    NotFoundError, ConflictError (already named) or InvalidInputError (a system).
+    """
+    principal = session.get(Principal, principal_id)
+    if principal is None:
+        raise NotFoundError(f"no principal {principal_id}")
+    check_person(Role(principal.role), person_key)
+    if principal.person_key is not None:
+        raise ConflictError(
+            f"principal {principal_id} already names its person; add a new principal instead"
+        )
+    principal.person_key = person_key
+    session.add(principal)
+    _audit(
+        session, AuditEventType.PRINCIPAL_PERSON, actor, clock, principal=principal_id, person=True
     )
     return principal
 
@@ -261,6 +295,120 @@ def issue_token(
         expires=(now + ttl).isoformat(),
     )
     return new, row
+
+
+def issue_enrolment(
+    session: Session, clock: Clock, actor: Actor, principal_id: str, ttl: timedelta
+) -> tuple[tokens.NewToken, EnrolmentCode]:
+    """Create a one-time enrolment code for an active principal; return it (shown once).
+
+    Earlier unused codes of the principal stop working. Raises NotFoundError or
+    ConflictError (inactive principal or partner).
+    """
+    principal = session.get(Principal, principal_id)
+    if principal is None:
+        raise NotFoundError(f"no principal {principal_id}")
+    partner = get_partner(session, principal.partner_id)
+    if not principal.active or not partner.active:
+        raise ConflictError("cannot enrol an inactive principal or partner")
+    now = clock.now()
+    superseded = 0
+    for old in session.exec(
+        select(EnrolmentCode).where(
+            EnrolmentCode.principal_id == principal_id, col(EnrolmentCode.used_at).is_(None)
+        )
+    ).all():
+        old.used_at = now
+        session.add(old)
+        superseded += 1
+    new = tokens.mint_enrolment()
+    row = EnrolmentCode(
+        id=new.token_id,
+        principal_id=principal_id,
+        secret_sha256=new.secret_sha256,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    session.add(row)
+    _audit(
+        session,
+        AuditEventType.ENROLMENT_ISSUE,
+        actor,
+        clock,
+        enrolment=new.token_id,
+        principal=principal_id,
+        partner=principal.partner_id,
+        expires=(now + ttl).isoformat(),
+        superseded=superseded,
+    )
+    return new, row
+
+
+class EnrolmentCodeInvalidError(AuthenticationError):
+    """The enrolment code is malformed, unknown, wrong, used, expired or superseded.
+
+    Deliberately one error: it never says which.
+    """
+
+    code = "enrolment-code-invalid"
+    title = "Enrolment code not valid"
+
+    def __init__(self) -> None:
+        super().__init__("this enrolment code cannot be redeemed; ask your operator for a new one")
+
+
+def redeem_enrolment(
+    session: Session, clock: Clock, presented: str, ttl: timedelta
+) -> tuple[tokens.NewToken, ApiToken]:
+    """Exchange a one-time enrolment code for a new bearer token of its principal.
+
+    The code is used up in the same transaction as the token is issued and both are
+    audited, with the principal itself as the actor. Raises EnrolmentCodeInvalidError for
+    every kind of bad code, without saying which.
+    """
+    parsed = tokens.parse_enrolment(presented)
+    code_id, secret = parsed if parsed is not None else ("", "")
+    row = (
+        session.exec(
+            select(EnrolmentCode)
+            .where(EnrolmentCode.id == code_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if parsed is not None
+        else None
+    )
+    # Same work whether or not the code exists, so timing does not tell either.
+    matches = tokens.secret_matches(secret, row.secret_sha256 if row else "0" * 64)
+    now = clock.now()
+    if row is None or not matches or row.used_at is not None or as_utc(row.expires_at) <= now:
+        raise EnrolmentCodeInvalidError()
+    principal = session.get(Principal, row.principal_id)
+    partner = get_partner(session, principal.partner_id) if principal else None
+    if principal is None or partner is None or not principal.active or not partner.active:
+        raise EnrolmentCodeInvalidError()
+    row.used_at = now
+    session.add(row)
+    new = tokens.mint()
+    token = ApiToken(
+        id=new.token_id,
+        principal_id=principal.id,
+        secret_sha256=new.secret_sha256,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    session.add(token)
+    _audit(
+        session,
+        AuditEventType.ENROLMENT_REDEEM,
+        Actor(principal_id=principal.id, partner_id=principal.partner_id),
+        clock,
+        enrolment=row.id,
+        token=new.token_id,
+        principal=principal.id,
+        expires=(now + ttl).isoformat(),
+    )
+    return new, token
 
 
 def revoke_token(session: Session, clock: Clock, actor: Actor, token_id: str) -> ApiToken:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from gateway.errors import AuthenticationError
 
 _TOKEN_RE = re.compile(r"^gw_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+_ENROLMENT_RE = re.compile(r"^gwe_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,25 @@ def mint() -> NewToken:
         secret_sha256=_digest(secret),
         plaintext=f"gw_{token_id}_{secret}",
     )
+
+
+def mint_enrolment() -> NewToken:
+    """Return a new one-time enrolment code ``gwe_<id>_<secret>``, with the hash to store.
+
+    It has the strength of a token but cannot be used as one: only ``POST /v1/enrolments``
+    accepts it, once, in exchange for a bearer token.
+    """
+    code_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    return NewToken(
+        token_id=code_id, secret_sha256=_digest(secret), plaintext=f"gwe_{code_id}_{secret}"
+    )
+
+
+def parse_enrolment(presented: str) -> tuple[str, str] | None:
+    """Split a presented enrolment code into (id, secret), or None if it is malformed."""
+    match = _ENROLMENT_RE.fullmatch(presented)
+    return None if match is None else (match.group(1), match.group(2))
 
 
 def parse(presented: str) -> tuple[str, str]:

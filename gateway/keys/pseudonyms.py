@@ -11,6 +11,8 @@ million valid BSNs, so ``sha256(bsn)`` is reversed by enumeration in minutes.
   secret is shredded.
 - Blind indexes (hit/no-hit, the per-subject processing log) use the ring's index key,
   so equal identifiers give equal index values across cases without storing them.
+- Person keys (who a principal is, for four-eyes checks) use the ring's first index key
+  version under their own label, so they stay comparable across index key rotations.
 
 The per-type HMAC context (``cryptography``'s, backed by OpenSSL) is keyed once and
 copied per call, so a call hashes the value and finalises, without redoing the key
@@ -30,6 +32,8 @@ from gateway.errors import InvalidInputError
 
 PSEUDONYM_LABEL = b"riec-gateway/pseudonym/v1"
 BLIND_INDEX_LABEL = b"riec-gateway/blind-index/v1"
+PERSON_KEY_LABEL = b"riec-gateway/person-key/v1"
+PERSON_ID_TYPE = "person"
 MAX_TYPE_LENGTH = 64
 
 

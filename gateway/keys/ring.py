@@ -63,7 +63,13 @@ from gateway.errors import (
 )
 from gateway.keys import fields, files
 from gateway.keys.master import Kek, MasterSecret, WrapLabel, new_kek_id
-from gateway.keys.pseudonyms import BLIND_INDEX_LABEL, Pseudonymiser, TypedHmac
+from gateway.keys.pseudonyms import (
+    BLIND_INDEX_LABEL,
+    PERSON_ID_TYPE,
+    PERSON_KEY_LABEL,
+    Pseudonymiser,
+    TypedHmac,
+)
 from gateway.keys.signing import Ed25519Signer, SigningPublicKey
 
 log = logging.getLogger("gateway.keys")
@@ -766,6 +772,22 @@ class KeyRing:
                 ("index", chosen), TypedHmac(material, BLIND_INDEX_LABEL, "ring")
             )
         return indexer.hexdigest(id_type, value)
+
+    def person_key(self, normalised: str) -> str:
+        """Return the hex HMAC-SHA256 person key of an already-normalised person identifier.
+
+        Derived from the first index key version the ring holds, under its own label, so
+        a person's key never changes when the index key is rotated (four-eyes checks
+        compare keys stored years apart) and never equals any blind index.
+        """
+        entry = self._entry(KeyKind.INDEX, INDEX_KEY_ID, create=True)
+        first = min(entry.material)
+        hasher: TypedHmac | None = entry.derived.get(("person", first))
+        if hasher is None:
+            hasher = entry.derived.setdefault(
+                ("person", first), TypedHmac(entry.material[first], PERSON_KEY_LABEL, "ring")
+            )
+        return hasher.hexdigest(PERSON_ID_TYPE, normalised)
 
     def blind_index_version(self) -> int:
         """Return the index key version that ``blind_index`` uses now."""

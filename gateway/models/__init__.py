@@ -19,7 +19,7 @@ from gateway.models.cases import (
     Record,
     RecordSubject,
 )
-from gateway.models.partners import ApiToken, Partner, Principal
+from gateway.models.partners import ApiToken, EnrolmentCode, Partner, Principal
 from gateway.models.policy import PolicyDecisionRecord
 from gateway.models.policy_versions import PolicyActive, PolicyProposal, PolicyVersion
 from gateway.models.research import (
@@ -46,6 +46,7 @@ __all__ = [
     "CaseParticipant",
     "CaseSubject",
     "CaseTransition",
+    "EnrolmentCode",
     "Holding",
     "Partner",
     "PolicyActive",

@@ -35,6 +35,9 @@ class Principal(SQLModel, table=True):
     label: str = Field(max_length=200)
     active: bool = Field(default=True)
     created_at: datetime = utc_column()
+    person_key: str | None = Field(default=None, max_length=64, index=True)
+    """Keyed HMAC of the normalised person identifier (e-mail, employee number) of a
+    principal that is a person; never the identifier itself. None for systems."""
 
 
 class ApiToken(SQLModel, table=True):
@@ -48,3 +51,19 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = utc_column()
     expires_at: datetime = utc_column()
     revoked_at: datetime | None = utc_column(nullable=True)
+
+
+class EnrolmentCode(SQLModel, table=True):
+    """A one-time code that its holder redeems for a principal's bearer token.
+
+    Only the SHA-256 of its secret part is stored; ``used_at`` is set once, on redemption.
+    """
+
+    __tablename__ = "enrolment_codes"
+
+    id: str = Field(primary_key=True, max_length=32)
+    principal_id: str = Field(foreign_key="principals.id", index=True, max_length=64)
+    secret_sha256: str = Field(max_length=64)
+    created_at: datetime = utc_column()
+    expires_at: datetime = utc_column()
+    used_at: datetime | None = utc_column(nullable=True)

@@ -280,7 +280,75 @@ def check_agreement_files(folder: Path) -> None:
         raise SourceError(problems)
 
 
-PACK_CHECKS: list[PackCheck] = [check_agreement_files]
+PACK_FILE = "pack.yaml"
+"""Names the partner that owns the pack; its privacy officers approve every change.
+Like the vocabulary it is not editable by a proposal: it changes with a release."""
+PACK_APPROVERS = "privacy-officers"
+_PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
+
+
+def _read_owner(folder: Path) -> str | None:
+    """Return the owner named in ``folder/pack.yaml`` (None without the file).
+
+    Raises SourceError when the file is not a mapping with a partner id ``owner`` and
+    ``approvers: privacy-officers``.
+    """
+    path = folder / PACK_FILE
+    if not path.exists():
+        return None
+    doc = load(path)
+    if not isinstance(doc, LineDict):
+        raise SourceError([SourceProblem(path, 1, "pack.yaml is a YAML mapping")])
+    problems: list[SourceProblem] = []
+    owner = doc.get("owner")
+    if not isinstance(owner, str) or not _PARTNER_ID.fullmatch(owner):
+        problems.append(
+            SourceProblem(
+                path, doc.line_of("owner"), "owner must be the partner id of the pack's RIEC"
+            )
+        )
+    if doc.get("approvers") != PACK_APPROVERS:
+        problems.append(
+            SourceProblem(
+                path,
+                doc.line_of("approvers"),
+                f"approvers must be {PACK_APPROVERS!r} (of the owner): no other approvers "
+                "are supported",
+            )
+        )
+    unknown = sorted(set(doc) - {"owner", "approvers"})
+    if unknown:
+        problems.append(SourceProblem(path, doc.line_of(unknown[0]), f"unknown key {unknown[0]!r}"))
+    if problems:
+        raise SourceError(problems)
+    assert isinstance(owner, str)
+    return owner
+
+
+def check_pack_file(folder: Path) -> None:
+    """Raise SourceError unless ``pack.yaml``, where present, names a valid owner."""
+    _read_owner(folder)
+
+
+def pack_owner(pack: Pack) -> str | None:
+    """Return the partner id that owns ``pack`` (``pack.yaml``), or None if it names none.
+
+    Raises SourceError when ``pack.yaml`` is malformed. Cached by content hash.
+    """
+    if PACK_FILE not in pack.files:
+        return None
+
+    def build() -> str | None:
+        with materialised(pack) as folder:
+            try:
+                return _read_owner(folder)
+            except SourceError as exc:
+                raise _relative_error(exc, folder) from None
+
+    return _cached("owner", pack, build)
+
+
+PACK_CHECKS: list[PackCheck] = [check_agreement_files, check_pack_file]
 """Checks every proposal passes besides compiling and its tables loading. The research
 agreements' own loader belongs here once it exists (append a ``PackCheck``)."""
 

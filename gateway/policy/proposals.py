@@ -3,9 +3,10 @@
 A privacy officer proposes edited rule, table or agreement files (or an earlier version,
 for a rollback). The proposal is checked like the shipped pack and is stored only if it
 compiles; anyone deciding sees its lint result, its diff against the active version and
-a simulation over recorded requests. Another privacy officer of the RIEC approves
-(which activates it) or rejects it. ``decision_refusal`` is the one place that says who
-may decide; the API and the workbench both go through ``approve`` and ``reject``.
+a simulation over recorded requests. Another person, a privacy officer of the partner
+that owns the pack (``pack.yaml``), approves (which activates it) or rejects it.
+``decision_refusal`` is the one place that says who may decide; the API and the
+workbench both go through ``approve`` and ``reject``, which audit a refusal.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gateway.errors import (
     PermissionDeniedError,
 )
 from gateway.identity.service import Actor, Caller
+from gateway.models.partners import Principal
 from gateway.models.policy import PolicyDecisionRecord
 from gateway.models.policy_versions import (
     PolicyProposal,
@@ -41,15 +43,18 @@ from gateway.models.policy_versions import (
 )
 from gateway.policy import versions
 from gateway.policy.diff import PolicyDiff, diff_packs
-from gateway.policy.pack import CheckedPack, Pack, analyse_pack, check_pack, engine_for
+from gateway.policy.pack import (
+    CheckedPack,
+    Pack,
+    analyse_pack,
+    check_pack,
+    engine_for,
+    pack_owner,
+)
 from gateway.policy.pack import problems_json as _problems_json
 from gateway.policy.recording import recorded_decisions
 from gateway.policy.simulate import Simulation, check_period, replay
 from gateway.yamlsource import SourceError
-
-APPROVER_PARTNER_KIND = "riec"
-"""Only privacy officers of the RIEC approve or reject: the policy binds the whole
-partnership, and the RIEC is the samenwerkingsverband (WGS) that answers for it."""
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 4000
@@ -107,6 +112,43 @@ class ProposalStaleError(ConflictError):
     title = "Proposal out of date"
 
 
+@dataclass(frozen=True, slots=True)
+class Deciders:
+    """What ``decision_refusal`` needs to know beyond the proposal and the caller.
+
+    ``owner`` is the partner whose pack it is (its privacy officers decide), None if no
+    pack names one; the person keys are the keyed hashes of the proposer's and the
+    caller's persons (None when a principal names none; the proposer may also be the
+    host's installer, ``proposer_is_principal`` False, who is no person).
+    """
+
+    owner: str | None
+    proposer_person: str | None
+    caller_person: str | None
+    proposer_is_principal: bool
+
+
+def deciders(session: Session, proposal: PolicyProposal, caller: Caller) -> Deciders:
+    """Return who owns the active pack and which persons proposed and ask to decide.
+
+    The owner is the active version's; only while it names none (a pack from before
+    ``pack.yaml``) the proposal's own, which only the host's installer can set.
+    """
+    active_pack = versions.pack_of(versions.active_version(session))
+    try:
+        owner = pack_owner(active_pack) or pack_owner(Pack.from_json(proposal.sources))
+    except SourceError:
+        owner = None
+    proposer = session.get(Principal, proposal.proposer_principal_id)
+    me = session.get(Principal, caller.principal_id)
+    return Deciders(
+        owner=owner,
+        proposer_person=proposer.person_key if proposer else None,
+        caller_person=me.person_key if me else None,
+        proposer_is_principal=proposer is not None,
+    )
+
+
 @dataclass(frozen=True)
 class ProposalView:
     """A proposal as people deciding on it see it."""
@@ -146,22 +188,48 @@ def _audit(
 
 
 def decision_refusal(
-    proposal: PolicyProposal, caller: Caller, *, active_version_id: int, approving: bool
+    proposal: PolicyProposal,
+    caller: Caller,
+    *,
+    active_version_id: int,
+    approving: bool,
+    people: Deciders,
 ) -> GatewayError | None:
     """Return why ``caller`` may not approve (or reject) ``proposal`` now, or None if they may.
 
     The one place that encodes who decides: never the proposer (the same principal,
-    whichever token it uses), only a privacy officer of the RIEC, only an open proposal,
-    and approval only while the version it was based on is still active.
+    whichever token it uses, nor the same person under another principal, at any
+    partner), only a privacy officer of the partner that owns the pack, only one whose
+    person is known (so that four eyes are two people), only an open proposal, and
+    approval only while the version it was based on is still active.
     """
+    four_eyes = (
+        "you proposed this change, so another person, a privacy officer of the pack's "
+        "owner, must approve or reject it (four-eyes principle)"
+    )
     if caller.principal_id == proposal.proposer_principal_id:
-        return FourEyesViolationError(
-            "you proposed this change, so another privacy officer must approve or reject it "
-            "(four-eyes principle)"
-        )
-    if caller.partner_kind != APPROVER_PARTNER_KIND:
+        return FourEyesViolationError(four_eyes)
+    if people.caller_person is not None and people.caller_person == people.proposer_person:
+        return FourEyesViolationError(four_eyes + "; your principals are one person")
+    if people.owner is None:
         return NotAnApproverError(
-            "only a privacy officer of the RIEC approves or rejects policy proposals"
+            "the active policy pack names no owner (pack.yaml), so nobody can approve or "
+            "reject; the host's installer proposes a pack that names one"
+        )
+    if caller.partner_id != people.owner:
+        return NotAnApproverError(
+            f"only a privacy officer of {people.owner}, whose policy pack this is, approves "
+            "or rejects policy proposals; other partners' privacy officers propose and review"
+        )
+    if people.caller_person is None:
+        return NotAnApproverError(
+            "your principal names no person, so the gateway cannot tell that four eyes "
+            "are two people; ask your operator for a principal that names you"
+        )
+    if approving and people.proposer_is_principal and people.proposer_person is None:
+        return NotAnApproverError(
+            "the proposer's principal names no person, so the gateway cannot tell that you "
+            "are someone else; reject it and ask for a proposal by a principal that names one"
         )
     if proposal.status != ProposalStatus.OPEN:
         return ProposalNotOpenError(
@@ -176,6 +244,30 @@ def decision_refusal(
             active_version=active_version_id,
         )
     return None
+
+
+def _refuse(
+    db: Database,
+    clock: Clock,
+    caller: Caller,
+    proposal: PolicyProposal,
+    refusal: GatewayError,
+    *,
+    approving: bool,
+) -> GatewayError:
+    """Audit a permission refusal in a transaction of its own; return the error to raise."""
+    if isinstance(refusal, PermissionDeniedError):
+        with db.write() as session:
+            _audit(
+                session,
+                clock,
+                Actor.of(caller),
+                AuditEventType.POLICY_PROPOSAL_REFUSE,
+                proposal,
+                attempt="approve" if approving else "reject",
+                reason=refusal.code,
+            )
+    return refusal
 
 
 def _check(pack: Pack) -> CheckedPack:
@@ -391,6 +483,7 @@ def describe(session: Session, proposal_id: int, viewer: Caller) -> ProposalView
     except SourceError as exc:
         diff = None
         lint = {**lint, "compiles": False, "problems": _problems_json(exc)}
+    people = deciders(session, proposal, viewer)
     return ProposalView(
         proposal=proposal,
         lint=lint,
@@ -399,10 +492,10 @@ def describe(session: Session, proposal_id: int, viewer: Caller) -> ProposalView
         diff=diff,
         stale=proposal.status == ProposalStatus.OPEN and proposal.base_version_id != active.id,
         approve_refusal=decision_refusal(
-            proposal, viewer, active_version_id=active.id, approving=True
+            proposal, viewer, active_version_id=active.id, approving=True, people=people
         ),
         reject_refusal=decision_refusal(
-            proposal, viewer, active_version_id=active.id, approving=False
+            proposal, viewer, active_version_id=active.id, approving=False, people=people
         ),
     )
 
@@ -437,40 +530,45 @@ def approve(
         if current is None:
             raise versions.NoActiveVersionError()
         refusal = decision_refusal(
-            proposal, caller, active_version_id=current.version_id, approving=True
-        )
-        if refusal is not None:
-            raise refusal
-        assert proposal.id is not None
-        actor = Actor.of(caller)
-        version = versions.find_or_create(
-            session,
-            clock,
-            actor,
-            pack,
-            checked.compiled,
-            origin=VersionOrigin.PROPOSAL,
-            proposal_id=proposal.id,
-        )
-        versions.activate(session, clock, actor, version, proposal_id=proposal.id)
-        proposal.status = ProposalStatus.APPROVED.value
-        proposal.decided_by_principal_id = caller.principal_id
-        proposal.decided_by_partner_id = caller.partner_id
-        proposal.decided_at = clock.now()
-        proposal.decision_note = note.strip() or None
-        proposal.result_version_id = version.id
-        session.add(proposal)
-        _audit(
-            session,
-            clock,
-            actor,
-            AuditEventType.POLICY_PROPOSAL_APPROVE,
             proposal,
-            details={"note": note.strip()} if note.strip() else None,
-            proposer=proposal.proposer_principal_id,
-            version=version.id,
+            caller,
+            active_version_id=current.version_id,
+            approving=True,
+            people=deciders(session, proposal, caller),
         )
-    return version
+        if refusal is None:
+            assert proposal.id is not None
+            actor = Actor.of(caller)
+            version = versions.find_or_create(
+                session,
+                clock,
+                actor,
+                pack,
+                checked.compiled,
+                origin=VersionOrigin.PROPOSAL,
+                proposal_id=proposal.id,
+            )
+            versions.activate(session, clock, actor, version, proposal_id=proposal.id)
+            proposal.status = ProposalStatus.APPROVED.value
+            proposal.decided_by_principal_id = caller.principal_id
+            proposal.decided_by_partner_id = caller.partner_id
+            proposal.decided_at = clock.now()
+            proposal.decision_note = note.strip() or None
+            proposal.result_version_id = version.id
+            session.add(proposal)
+            _audit(
+                session,
+                clock,
+                actor,
+                AuditEventType.POLICY_PROPOSAL_APPROVE,
+                proposal,
+                details={"note": note.strip()} if note.strip() else None,
+                proposer=proposal.proposer_principal_id,
+                version=version.id,
+            )
+            return version
+    assert refusal is not None
+    raise _refuse(db, clock, caller, proposal, refusal, approving=True)
 
 
 def reject(
@@ -487,25 +585,27 @@ def reject(
             caller,
             active_version_id=current.version_id if current else -1,
             approving=False,
+            people=deciders(session, proposal, caller),
         )
-        if refusal is not None:
-            raise refusal
-        proposal.status = ProposalStatus.REJECTED.value
-        proposal.decided_by_principal_id = caller.principal_id
-        proposal.decided_by_partner_id = caller.partner_id
-        proposal.decided_at = clock.now()
-        proposal.decision_note = note.strip() or None
-        session.add(proposal)
-        _audit(
-            session,
-            clock,
-            Actor.of(caller),
-            AuditEventType.POLICY_PROPOSAL_REJECT,
-            proposal,
-            details={"note": note.strip()} if note.strip() else None,
-            proposer=proposal.proposer_principal_id,
-        )
-    return proposal
+        if refusal is None:
+            proposal.status = ProposalStatus.REJECTED.value
+            proposal.decided_by_principal_id = caller.principal_id
+            proposal.decided_by_partner_id = caller.partner_id
+            proposal.decided_at = clock.now()
+            proposal.decision_note = note.strip() or None
+            session.add(proposal)
+            _audit(
+                session,
+                clock,
+                Actor.of(caller),
+                AuditEventType.POLICY_PROPOSAL_REJECT,
+                proposal,
+                details={"note": note.strip()} if note.strip() else None,
+                proposer=proposal.proposer_principal_id,
+            )
+            return proposal
+    assert refusal is not None
+    raise _refuse(db, clock, caller, proposal, refusal, approving=False)
 
 
 def simulate_pack(session: Session, pack: Pack, since: datetime, until: datetime) -> Simulation:

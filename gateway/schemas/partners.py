@@ -41,6 +41,17 @@ class PrincipalIn(BaseModel):
 
     role: Role
     label: str = Field(min_length=1, max_length=200, examples=["Zaaksysteem gemeente"])
+    person: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=254,
+        description=(
+            "e-mail address or employee number of the person this principal stands for "
+            "(required for a privacy officer, refused for a partner system); only its "
+            "keyed hash is stored"
+        ),
+        examples=["j.jansen@example.org"],
+    )
 
 
 class PrincipalOut(BaseModel):
@@ -63,11 +74,31 @@ class TokenOut(BaseModel):
     expires_at: datetime
 
 
+class EnrolmentOut(BaseModel):
+    """A one-time enrolment code, shown this once: hand it to the principal's own person or
+    system, which redeems it at ``POST /v1/enrolments`` for its bearer token."""
+
+    code_id: str
+    principal_id: str
+    code: str
+    expires_at: datetime
+
+
+class EnrolmentIn(BaseModel):
+    """An enrolment code to redeem (in the body, never in the URL)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=128)
+
+
 class PrincipalWithToken(BaseModel):
-    """A new principal and its first token."""
+    """A new principal and its first credential: a ``token`` (an operator of one's own
+    partner) or an ``enrolment`` code (every other case); the other member is absent."""
 
     principal: PrincipalOut
-    token: TokenOut
+    token: TokenOut | None = None
+    enrolment: EnrolmentOut | None = None
 
 
 class Me(BaseModel):

@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from gateway.models.partners import ApiToken
 from tests.conftest import Gateway
+from tests.identity.helpers import operator_of
 
 OPERATOR = "riec-noord-nederland.operator"
 ANALYST = "politie-noord-nederland.analyst"
@@ -78,7 +79,8 @@ def test_expired_token_is_401(gateway: Gateway) -> None:
 def test_revoked_token_is_401_at_once(gateway: Gateway) -> None:
     token_id = gateway.tokens[ANALYST].split("_")[1]
     assert gateway.client.get("/v1/me", headers=gateway.auth(ANALYST)).status_code == 200
-    response = gateway.client.post(f"/v1/tokens/{token_id}/revoke", headers=gateway.auth(OPERATOR))
+    politie_operator = operator_of(gateway, "politie-noord-nederland")
+    response = gateway.client.post(f"/v1/tokens/{token_id}/revoke", headers=politie_operator)
     assert response.status_code == 200
     body = assert_problem(
         gateway.client.get("/v1/me", headers=gateway.auth(ANALYST)), 401, "unauthenticated"

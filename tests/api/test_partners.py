@@ -7,6 +7,7 @@ from sqlmodel import func, select
 from gateway.models.audit import AuditEntry, AuditTreeHead
 from tests.api.test_auth import OPERATOR, assert_problem
 from tests.conftest import Gateway
+from tests.identity.helpers import operator_of
 
 NEW_PARTNER = {
     "id": "gemeente-heerenveen",
@@ -26,7 +27,7 @@ def audit_size(gateway: Gateway) -> int:
     return count
 
 
-def test_operator_registers_partner_principal_and_token(gateway: Gateway) -> None:
+def test_operator_registers_partner_and_enrols_its_first_principal(gateway: Gateway) -> None:
     before = audit_size(gateway)
     headers = gateway.auth(OPERATOR)
     created = gateway.client.post("/v1/partners", json=NEW_PARTNER, headers=headers)
@@ -43,11 +44,17 @@ def test_operator_registers_partner_principal_and_token(gateway: Gateway) -> Non
         headers=headers,
     )
     assert added.status_code == 201, added.text
-    token = added.json()["token"]["token"]
+    # a new partner's first principal gets a one-time enrolment code, not a token
+    assert "token" not in added.json()
+    code = added.json()["enrolment"]["code"]
+    # partner add, principal add, enrolment issue: three audit entries
+    assert audit_size(gateway) == before + 3
+    redeemed = gateway.client.post("/v1/enrolments", json={"code": code})
+    assert redeemed.status_code == 201, redeemed.text
+    token = redeemed.json()["token"]
     me = gateway.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert me.json()["partner_kind"] == "gemeente"
-    # partner add, principal add, token issue: three audit entries
-    assert audit_size(gateway) == before + 3
+    assert audit_size(gateway) == before + 4  # the redemption
 
 
 def test_duplicate_partner_is_409_and_changes_nothing(gateway: Gateway) -> None:
@@ -87,7 +94,7 @@ def test_researcher_role_only_for_science_partners(gateway: Gateway) -> None:
     response = gateway.client.post(
         "/v1/partners/politie-noord-nederland/principals",
         json={"role": "researcher", "label": "x"},
-        headers=gateway.auth(OPERATOR),
+        headers=operator_of(gateway, "politie-noord-nederland"),  # its own operator
     )
     assert_problem(response, 422, "invalid-input")
 

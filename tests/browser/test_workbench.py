@@ -33,6 +33,7 @@ from gateway.clock import SystemClock
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.demo_partners import create_demo_partners
+from gateway.keys import KeyRing
 from gateway.vocabulary import partner_kinds
 from tests.conftest import POLICIES, ROOT
 from tests.workbench.helpers import (
@@ -92,8 +93,13 @@ def live_server(
         policies_dir=POLICIES,
     )
     clock = SystemClock()
-    tokens = dict(create_demo_partners(database, clock, partner_kinds(POLICIES), timedelta(days=1)))
-    tokens["b"] = add_officer(database, clock)
+    keyer = KeyRing.open(settings).person_key
+    tokens = dict(
+        create_demo_partners(
+            database, clock, partner_kinds(POLICIES), timedelta(days=1), keyer=keyer
+        )
+    )
+    tokens["b"] = add_officer(database, clock, keyer=keyer)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(

@@ -13,6 +13,7 @@ GOOD_PRODUCTION = {
     "database_url": "postgresql+psycopg://gateway@db/gateway",
     "master_key": "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMi1ieXQ=",
     "session_secret": "x" * 40,
+    "operating_partner": "riec-noord-nederland",
 }
 
 

@@ -13,6 +13,7 @@ from gateway.clock import FixedClock
 from gateway.config import Mode, Settings
 from gateway.db import Database
 from gateway.demo_partners import create_demo_partners
+from gateway.keys import KeyRing
 from gateway.vocabulary import partner_kinds
 from tests.conftest import POLICIES
 
@@ -46,6 +47,12 @@ def test_production_refuses_a_database_with_demo_partners(
 ) -> None:
     production = settings.model_copy(update={"mode": Mode.PRODUCTION})
     preflight.run(production, database)
-    create_demo_partners(database, clock, partner_kinds(POLICIES), timedelta(days=1))
+    create_demo_partners(
+        database,
+        clock,
+        partner_kinds(POLICIES),
+        timedelta(days=1),
+        keyer=KeyRing.open(settings, clock=clock).person_key,
+    )
     with pytest.raises(preflight.PreflightError, match="demo partners"):
         preflight.run(production, database)

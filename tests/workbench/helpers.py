@@ -3,6 +3,7 @@ recorded decisions that the change flips (and some it does not)."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from gateway.clock import Clock
 from gateway.context import AppContext
 from gateway.db import Database
 from gateway.identity import service
+from gateway.identity.people import PersonKeyer, person_key
 from gateway.identity.service import CLI_ACTOR
 from gateway.vocabulary import Role
 from tests.conftest import POLICIES
@@ -40,17 +42,33 @@ def widened_rules() -> str:
     return text.replace(BESTUURLIJK_CATEGORIES, WIDER_CATEGORIES)
 
 
-def add_officer(database: Database, clock: Clock, principal_id: str = OFFICER_B) -> str:
-    """Add another privacy officer to the RIEC and return a bearer token for it."""
+def _test_keyer(normalised: str) -> str:
+    """A stand-in for the ring's person key: distinct people get distinct keys."""
+    return hashlib.sha256(f"test-person:{normalised}".encode()).hexdigest()
+
+
+def add_officer(
+    database: Database,
+    clock: Clock,
+    principal_id: str = OFFICER_B,
+    *,
+    partner_id: str = "riec-noord-nederland",
+    person: str | None = None,
+    keyer: PersonKeyer | None = None,
+) -> str:
+    """Add another privacy officer (of the RIEC unless ``partner_id``) and return a bearer
+    token for it. Its person is ``person`` (default: a new person named after the
+    principal), keyed by ``keyer`` (the ring's ``person_key`` to compare with demo people)."""
     with database.write() as session:
         service.add_principal(
             session,
             clock,
             CLI_ACTOR,
-            partner_id="riec-noord-nederland",
+            partner_id=partner_id,
             role=Role.PRIVACY_OFFICER,
-            label="Second privacy officer of the RIEC (test)",
+            label="Another privacy officer (test)",
             principal_id=principal_id,
+            person_key=person_key(person or f"{principal_id}@test.invalid", keyer or _test_keyer),
         )
         new, _row = service.issue_token(session, clock, CLI_ACTOR, principal_id, timedelta(days=30))
     return new.plaintext

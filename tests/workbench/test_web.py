@@ -14,17 +14,21 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
+from gateway.demo_partners import demo_person
 from gateway.identity import service
 from gateway.identity.service import CLI_ACTOR
 from gateway.models.web_sessions import WorkbenchSession
+from gateway.vocabulary import Role
 from gateway.web.sessions import COOKIE
 from tests.conftest import Gateway
 from tests.workbench.helpers import (
     FLIPPING,
     GEMEENTE_ANALYST,
+    GEMEENTE_PO,
     OFFICER_A,
     RULES_30,
     add_officer,
+    app_ctx,
     record_decisions,
     widened_rules,
 )
@@ -271,3 +275,33 @@ def test_propose_simulate_refuse_own_approval_and_approve_as_another_officer(
     assert "Roll back to policy version" in a.get(rollback.headers["location"]).text
     proposals_page = a.get("/workbench/proposals")
     assert proposals_page.text.count("/workbench/proposals/") >= 3
+
+
+def test_one_person_with_privacy_officer_principals_at_two_partners_cannot_approve_own_proposal(
+    gateway: Gateway, browser: Browser
+) -> None:
+    gemeente = signed_in(browser, gateway.tokens[GEMEENTE_PO])
+    created = propose_in_editor(gemeente, widened_rules())
+    assert created.status_code == 303, created.text
+    location: str = created.headers["location"]
+    # the same person also holds a privacy-officer principal at the RIEC, which owns the pack
+    riec_token = add_officer(
+        gateway.database,
+        gateway.clock,
+        person=demo_person("gemeente-smallingerland", Role.PRIVACY_OFFICER),
+        keyer=app_ctx(gateway.client).keys.person_key,
+    )
+    riec = signed_in(browser, riec_token)
+    page = riec.get(location)
+    assert 'id="approve-button" disabled' in page.text
+    assert "four-eyes" in page.text
+    forced = riec.post(f"{location}/approve", data={"csrf_token": csrf_of(page.text)})
+    assert forced.status_code == 403 and "four-eyes" in forced.text
+    # and the gemeente's officer, who does not own the pack, cannot approve another's proposal
+    other = propose_in_editor(signed_in(browser, gateway.tokens[OFFICER_A]), widened_rules())
+    other_page = gemeente.get(other.headers["location"])
+    assert 'id="approve-button" disabled' in other_page.text
+    refused = gemeente.post(
+        f"{other.headers['location']}/approve", data={"csrf_token": csrf_of(other_page.text)}
+    )
+    assert refused.status_code == 403 and "riec-noord-nederland" in refused.text

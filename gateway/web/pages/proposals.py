@@ -237,7 +237,8 @@ def simulation(
 def approve(
     proposal_id: int, request: Request, user: CsrfOfficer, ctx: Ctx, form: Form
 ) -> Response:
-    """Approve and activate (refused for the proposer and for non-RIEC officers)."""
+    """Approve and activate (refused for the proposer, the same person, and officers of
+    partners that do not own the pack)."""
     proposals.approve(ctx.db, ctx.clock, user.caller, proposal_id, note=str(form.get("note") or ""))
     if ctx.policy_watcher is not None:
         ctx.policy_watcher.sync()
