@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from gateway.app import build_context
 from gateway.audit import checkpoints, entries
 from gateway.audit.bundle import FILE_SUFFIX, verify_tlog_proof
-from gateway.audit.note import NoteError, NoteVerifier
+from gateway.audit.note import Checkpoint, NoteError, NoteVerifier
 from gateway.audit.verify import verify_log
 from gateway.cli.app import app, console, err_console, fail, open_current_database
 from gateway.context import AppContext
@@ -81,6 +81,7 @@ def verify(
         if public_key
         else checkpoints.log_verifiers(origin, ctx.signer, ctx.retired_public_keys)
     )
+    witnessed = witnessed_checkpoints(ctx)
     try:
         with Progress(
             TextColumn("verifying audit log"),
@@ -97,6 +98,7 @@ def verify(
                 origin,
                 ctx.clock.now(),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                witnessed=witnessed,
             )
     finally:
         ctx.db.dispose()
@@ -111,6 +113,22 @@ def verify(
         soft_wrap=True,
         highlight=False,
     )
+    if witnessed:
+        console.print(
+            f"ok: consistent with {len(witnessed)} witnessed checkpoints "
+            f"(newest at size {max(c.size for c in witnessed)})",
+            highlight=False,
+        )
+
+
+def witnessed_checkpoints(ctx: AppContext) -> list[Checkpoint]:
+    """Return the checkpoints the configured witnesses cosigned: theirs and the stored ones."""
+    if ctx.witnessing is None:
+        return []
+    fetched = [view.checkpoint for view in ctx.witnessing.views()]
+    if not fetched:
+        err_console.print("warning: no witness answered; checked the stored cosignatures only")
+    return list(dict.fromkeys(fetched + ctx.witnessing.stored_witnessed()))
 
 
 @audit_app.command("checkpoint")
