@@ -42,6 +42,10 @@ class CheckpointWitnesses(Protocol):
         """Called after a new checkpoint was stored, to have it cosigned (not waited for)."""
         ...
 
+    def witnessed_note(self, row: AuditCheckpoint) -> str:
+        """Return the checkpoint's note with the stored cosignatures that verify appended."""
+        ...
+
 
 _witnesses: WeakKeyDictionary[Database, CheckpointWitnesses] = WeakKeyDictionary()
 
@@ -244,6 +248,12 @@ def checkpoint_covering(
     )
 
 
+def witnessed_note(db: Database, checkpoint: AuditCheckpoint) -> str:
+    """Return the checkpoint's signed note with its witnesses' cosignatures, when it has any."""
+    witnesses = _witnesses.get(db)
+    return checkpoint.note if witnesses is None else witnesses.witnessed_note(checkpoint)
+
+
 def proof_bundle(db: Database, checkpoint: AuditCheckpoint, index: int) -> str:
     """Return the tlog-proof of entry ``index`` under ``checkpoint``, with its leaf as extra data.
 
@@ -254,4 +264,5 @@ def proof_bundle(db: Database, checkpoint: AuditCheckpoint, index: int) -> str:
         entry = session.get(AuditEntry, index)
     if entry is None:  # the proof read its leaf hash, so only a concurrent deletion gets here
         raise NotFoundError(f"no entry {index} in the log")
-    return format_tlog_proof(index, proof.hashes, checkpoint.note, extra=entry.leaf.encode())
+    note = witnessed_note(db, checkpoint)
+    return format_tlog_proof(index, proof.hashes, note, extra=entry.leaf.encode())

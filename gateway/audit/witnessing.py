@@ -356,9 +356,10 @@ class Witnessing:
         ).all()
         keys = [c.endpoint.key for c in self.clients]
         try:
-            return cosignatures(row.note + "".join(lines), keys)
+            found = cosignatures(row.note + "".join(lines), keys)
         except IntegrityCheckFailed:
             return []
+        return sorted(found, key=lambda c: keys.index(c.witness))  # in configured order
 
     def witnessed_note(self, row: AuditCheckpoint) -> str:
         """Return the checkpoint's note with the stored cosignatures that verify appended."""
