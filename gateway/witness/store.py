@@ -83,6 +83,7 @@ def init_witness(folder: Path, name: str, logs: list[NoteVerifier]) -> CosignerK
         raise InvalidInputError(f"{folder} already holds a witness key; not replacing it")
     config = {"name": name, "logs": [{"origin": o, "keys": k} for o, k in by_origin.items()]}
     files.replace(folder / CONFIG_NAME, json.dumps(config, indent=2).encode() + b"\n")
+    save_state(folder, {})
     return CosignerKey(name, signer.public_key)
 
 
@@ -119,12 +120,15 @@ def load_signer(folder: Path) -> Ed25519Signer:
 def load_state(folder: Path) -> dict[str, LogState]:
     """Return the latest cosigned checkpoint per origin (empty before the first cosignature).
 
-    Raises InvalidInputError if the state file is damaged: a witness that lost its
-    state must not silently start over.
+    Raises InvalidInputError if the state file is missing or damaged: a witness that
+    lost its state must not silently start over (it would cosign a rolled-back log).
     """
     path = folder / STATE_NAME
     if not path.exists():
-        return {}
+        raise InvalidInputError(
+            f"the witness state {path} is missing; restore it, or re-initialise the witness "
+            "with a new key (logs must then trust the new key)"
+        )
     try:
         raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return {

@@ -64,3 +64,20 @@ def test_dockerfile_runs_as_non_root_with_volumes() -> None:
     assert users and users[-1] not in {"root", "0"}
     assert "VOLUME" in text and "/var/lib/gateway-keys" in text
     assert "GATEWAY_MODE=production" in text
+
+
+def test_one_witness_runs_apart_from_the_gateway_with_its_own_state() -> None:
+    doc = compose()
+    witness = doc["services"]["witness"]
+    assert witness["command"][:3] == ["gateway", "witness", "serve"]
+    assert "--dir" in witness["command"]
+    state = witness["command"][witness["command"].index("--dir") + 1]
+    assert any(v.endswith(":" + state) for v in witness["volumes"])
+    gateway_volumes = {v for svc in gateway_services(doc).values() for v in svc["volumes"]}
+    assert not set(witness["volumes"]) & gateway_volumes  # no access to keys or data
+    assert not any(k.startswith("GATEWAY_") for k in witness.get("environment", {}))
+    assert "postgres" not in witness.get("depends_on", {})
+    assert witness["user"] not in {"root", "0", "0:0"}
+    assert "/healthz" in " ".join(witness["healthcheck"]["test"])
+    for svc in gateway_services(doc).values():
+        assert "GATEWAY_WITNESSES" in svc["environment"]

@@ -165,3 +165,30 @@ def test_witness_init_refuses_a_second_key_and_bad_input(
     )
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1
+
+
+def test_a_witness_that_lost_its_state_refuses_to_start_over(
+    tmp_path: Path, signer: Ed25519Signer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "w"
+    assert (
+        run(
+            [
+                "witness",
+                "init",
+                "--dir",
+                str(folder),
+                "--name",
+                "w.test/x",
+                "--log",
+                log_vkey(signer),
+            ]
+        )
+        == 0
+    )
+    assert run(["witness", "verifier-key", "--dir", str(folder)]) == 0
+    capsys.readouterr()
+    (folder / "state.json").unlink()
+    assert run(["witness", "verifier-key", "--dir", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "state" in err and "missing" in err and err.count("\n") == 1
