@@ -144,6 +144,7 @@ def create_app(
         yield
         if ctx.witnessing is not None:
             ctx.witnessing.stop()
+            checkpoints.attach_witnesses(ctx.db, None)
         if ctx.policy_watcher is not None:
             ctx.policy_watcher.stop()
         if db is None:

@@ -157,7 +157,7 @@ def inclusion_proof(
     )
     with ctx.db.read() as session:
         proof = log.inclusion_proof(session, index, checkpoint.tree_size)
-    note = checkpoints.witnessed_note(ctx.db, checkpoint)  # with its witnesses' cosignatures
+    note = checkpoints.witnessed_note(ctx.db, checkpoint, cosign=True)  # with cosignatures
     return InclusionProofOut(
         index=index,
         tree_size=proof.size,

@@ -42,8 +42,8 @@ class CheckpointWitnesses(Protocol):
         """Called after a new checkpoint was stored, to have it cosigned (not waited for)."""
         ...
 
-    def witnessed_note(self, row: AuditCheckpoint) -> str:
-        """Return the checkpoint's note with the stored cosignatures that verify appended."""
+    def witnessed_note(self, row: AuditCheckpoint, *, cosign: bool = False) -> str:
+        """Return the note with its verified cosignatures (asking for them first if ``cosign``)."""
         ...
 
 
@@ -248,10 +248,16 @@ def checkpoint_covering(
     )
 
 
-def witnessed_note(db: Database, checkpoint: AuditCheckpoint) -> str:
-    """Return the checkpoint's signed note with its witnesses' cosignatures, when it has any."""
+def witnessed_note(db: Database, checkpoint: AuditCheckpoint, *, cosign: bool = False) -> str:
+    """Return the checkpoint's signed note with its witnesses' cosignatures, when it has any.
+
+    With ``cosign``, a checkpoint not yet witnessed is sent to the witnesses first (this
+    waits for them; proofs use it, since a proof is handed out to be checked offline).
+    """
     witnesses = _witnesses.get(db)
-    return checkpoint.note if witnesses is None else witnesses.witnessed_note(checkpoint)
+    if witnesses is None:
+        return checkpoint.note
+    return witnesses.witnessed_note(checkpoint, cosign=cosign)
 
 
 def proof_bundle(db: Database, checkpoint: AuditCheckpoint, index: int) -> str:
@@ -264,5 +270,5 @@ def proof_bundle(db: Database, checkpoint: AuditCheckpoint, index: int) -> str:
         entry = session.get(AuditEntry, index)
     if entry is None:  # the proof read its leaf hash, so only a concurrent deletion gets here
         raise NotFoundError(f"no entry {index} in the log")
-    note = witnessed_note(db, checkpoint)
+    note = witnessed_note(db, checkpoint, cosign=True)
     return format_tlog_proof(index, proof.hashes, note, extra=entry.leaf.encode())

@@ -195,6 +195,7 @@ class Witnessing:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         registry = registry if registry is not None else CollectorRegistry()
+        self.registry = registry
         self._witnessed_size = Gauge(
             "gateway_audit_witnessed_size",
             "Size of the newest checkpoint cosigned by the witness quorum",
@@ -361,10 +362,18 @@ class Witnessing:
             return []
         return sorted(found, key=lambda c: keys.index(c.witness))  # in configured order
 
-    def witnessed_note(self, row: AuditCheckpoint) -> str:
-        """Return the checkpoint's note with the stored cosignatures that verify appended."""
+    def witnessed_note(self, row: AuditCheckpoint, *, cosign: bool = False) -> str:
+        """Return the checkpoint's note with the stored cosignatures that verify appended.
+
+        With ``cosign``, a checkpoint short of its quorum is first sent to the witnesses
+        (waiting for them: for offline proofs, which are worth little without them).
+        """
         with self.db.read() as session:
             found = self._verified(session, row)
+        if cosign and len(found) < self.quorum:
+            self.witness(row)
+            with self.db.read() as session:
+                found = self._verified(session, row)
         return row.note + "".join(c.line for c in found)
 
     def stored_witnessed(self) -> list[Checkpoint]:

@@ -81,18 +81,21 @@ class WitnessProcess:
             self.proc = None
 
 
-def log_vkey(log_signer: Ed25519Signer) -> str:
+def log_vkey(log_signer: Ed25519Signer, origin: str = ORIGIN) -> str:
     """The tests' log key as the verifier key a witness is configured with."""
-    return NoteVerifier(ORIGIN, log_signer.public_key).vkey()
+    return NoteVerifier(origin, log_signer.public_key).vkey()
 
 
 def init_witness(
-    folder: Path, name: str, log_signer: Ed25519Signer, capsys: pytest.CaptureFixture[str]
+    folder: Path,
+    name: str,
+    log_signer: Ed25519Signer,
+    capsys: pytest.CaptureFixture[str],
+    origin: str = ORIGIN,
 ) -> CosignerKey:
     """Run ``gateway witness init``; return the witness key it printed."""
-    code = run(
-        ["witness", "init", "--dir", str(folder), "--name", name, "--log", log_vkey(log_signer)]
-    )
+    vkey = log_vkey(log_signer, origin)
+    code = run(["witness", "init", "--dir", str(folder), "--name", name, "--log", vkey])
     out = capsys.readouterr().out
     assert code == 0, out
     return CosignerKey.from_vkey(out.strip())

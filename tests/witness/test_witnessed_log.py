@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import text
 from sqlmodel import col, select
 
@@ -124,6 +124,14 @@ def test_normal_growth_is_cosigned_by_every_witness_and_marked_witnessed(
     assert witnessed.checkpoint.size == 12 and len(witnessed.cosignatures) == 2
     assert witnessing.check() is None
     assert witnessing.readiness() is None
+    exported = generate_latest(witnessing.registry).decode()
+    assert metric(exported, "gateway_audit_witnessed_size") == 12
+    assert metric(exported, "gateway_audit_witness_lag_entries") == 0
+    assert metric(exported, "gateway_audit_witness_consistent") == 1
+    fill(database, 3, start=12)
+    witnessing.check()
+    exported = generate_latest(witnessing.registry).decode()
+    assert metric(exported, "gateway_audit_witness_lag_entries") == 3
 
 
 def test_a_witness_that_was_down_catches_up_with_one_consistency_proof(
