@@ -455,10 +455,10 @@ class Witnessing:
         return None
 
     def _set_problem(self, problem: str | None) -> None:
+        if problem and problem != self.problem:  # once per change, not every round
+            logger.error("audit log contradicts its witnesses: %s", problem)
         self.problem = problem
         self._consistent.set(0 if problem else 1)
-        if problem:
-            logger.error("audit log contradicts its witnesses: %s", problem)
 
     def readiness(self) -> str | None:
         """Readiness check: None while the log is consistent with its witnesses."""

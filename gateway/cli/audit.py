@@ -119,7 +119,7 @@ def verify(
     )
     if witnessed:
         console.print(
-            f"ok: consistent with {len(witnessed)} witnessed checkpoints "
+            "ok: consistent with what its witnesses cosigned "
             f"(newest at size {max(c.size for c in witnessed)})",
             highlight=False,
         )
