@@ -7,6 +7,7 @@ older backup. Checked on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +36,7 @@ from tests.audit.conftest import ORIGIN, CliEnv, fill
 from tests.audit.test_tamper import rebuild_tree, rewrite_event
 from tests.conftest import POLICIES
 from tests.witness.conftest import WitnessProcess
+from tests.witness.test_protocol import independently_verified_timestamp
 
 StartWitnesses = Callable[[int], list[WitnessProcess]]
 
@@ -118,6 +120,9 @@ def test_normal_growth_is_cosigned_by_every_witness_and_marked_witnessed(
             select(AuditCosignature).where(col(AuditCosignature.tree_size) == 12)
         ).all()
     assert len(stored) == 2
+    by_name = {p.key.name: p for p in procs}
+    for cosig in stored:  # checked with code written from the C2SP text, not the gateway's
+        independently_verified_timestamp(row.note, cosig.line, by_name[cosig.witness_name])
     note = witnessing.witnessed_note(row)
     keys = [parse_witness(p.setting).key for p in procs]
     witnessed = verify_witnessed(note, checkpoints.log_verifiers(ORIGIN, signer), keys, 2, ORIGIN)
@@ -338,3 +343,33 @@ def test_a_split_view_shown_to_two_witnesses_is_detected_by_comparing_their_chec
     for view in views:  # no checkpoint gathers both witnesses: a quorum of 2 catches it
         with pytest.raises(IntegrityCheckFailed):
             verify_witnessed(view.note, checkpoints.log_verifiers(ORIGIN, signer), keys, 2)
+
+
+def test_a_forged_history_signed_while_the_witnesses_were_down_is_never_cosigned(
+    database: Database,
+    witnessed_log: list[WitnessProcess],
+    cli_env: CliEnv,
+    signer: Ed25519Signer,
+    witnessings: list[Witnessing],
+) -> None:
+    attack_rewrite(database)
+    for proc in witnessed_log:
+        proc.stop()
+    witnessing = make_witnessing(database, cli_env.clock, signer, witnessed_log)
+    witnessings.append(witnessing)
+    forged = checkpoints.create_checkpoint(database, cli_env.clock, signer, ORIGIN)
+    assert forged.tree_size == 12  # nobody to ask: the log signs what its database says
+    for proc in witnessed_log:
+        proc.start()
+    witnessing.run_once()
+    assert witnessing.readiness() is not None  # the witnesses' answer exposes it
+    with database.read() as session:
+        assert session.exec(select(AuditCosignature)).all() == []
+    assert latest(database).witnessed_at is None
+    for proc in witnessed_log:
+        state = json.loads((proc.folder / "state.json").read_text())["logs"][ORIGIN]
+        assert state["size"] == 12 and state["root"] != forged_root(forged)
+
+
+def forged_root(row: AuditCheckpoint) -> str:
+    return base64.b64encode(row.root).decode()
