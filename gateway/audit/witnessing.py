@@ -318,7 +318,8 @@ class Witnessing:
                 old = _stored_size(session, key)
         for _attempt in range(2):
             if old > row.tree_size:
-                return None  # it already cosigned a newer checkpoint; nothing to add
+                self._refetch(client)  # newer (another replica) or beyond us (a rollback)
+                return None
             try:
                 proof: Sequence[bytes] = ()
                 if 0 < old < row.tree_size:
