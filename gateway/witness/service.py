@@ -126,9 +126,7 @@ class Witness:
                     )
                 except ProofError as exc:
                     if latest.size == checkpoint.size and not request.proof:
-                        raise WitnessRefused(
-                            Status.CONFLICT, "same size, different root", known
-                        ) from exc
+                        raise WitnessRefused(Status.CONFLICT, "same size, different root") from exc
                     raise WitnessRefused(
                         Status.UNPROCESSABLE, "the consistency proof does not verify"
                     ) from exc

@@ -121,6 +121,7 @@ def test_the_same_size_with_another_root_is_a_409_conflict(
     forged[2] = leaf_hash(b"split view")
     response = add(witness, body(8, [], signed(signer, 8, forged)))
     assert response.status_code == 409
+    assert not response.headers["content-type"].startswith("text/x.tlog.size")  # not a size
     again = add(witness, body(8, [], signed(signer, 8)))  # the same checkpoint: cosigned again
     assert again.status_code == 200
 
