@@ -42,6 +42,19 @@ def init(
     console.print(key.vkey(), markup=False, highlight=False, soft_wrap=True)
 
 
+@witness_app.command("add-log")
+def add_log(
+    folder: Path = typer.Option(..., "--dir", help=_DIR_HELP),
+    log: list[str] = typer.Option(
+        ..., "--log", help="a log's verifier key: a new log, or a log's new key after rotation"
+    ),
+) -> None:
+    """Trust another log key (restart `witness serve` afterwards); its state is kept."""
+    config = store.add_log_keys(folder, [store.parse_log_spec(spec) for spec in log])
+    for origin, witnessed in sorted(config.logs.items()):
+        console.print(f"{origin}: {len(witnessed.keys)} key(s)", markup=False, highlight=False)
+
+
 @witness_app.command("verifier-key")
 def verifier_key(folder: Path = typer.Option(..., "--dir", help=_DIR_HELP)) -> None:
     """Print the witness's public key as a cosigner verifier key."""

@@ -87,6 +87,23 @@ def init_witness(folder: Path, name: str, logs: list[NoteVerifier]) -> CosignerK
     return CosignerKey(name, signer.public_key)
 
 
+def add_log_keys(folder: Path, logs: list[NoteVerifier]) -> WitnessConfig:
+    """Trust more log keys (a new log, or a log's rotated key); return the new config.
+
+    The witness's state for a log is kept: a new key continues the same log. Raises
+    InvalidInputError if the folder holds no witness.
+    """
+    config = load_config(folder)
+    by_origin = {o: [k.vkey() for k in log.keys] for o, log in config.logs.items()}
+    for key in logs:
+        keys = by_origin.setdefault(key.name, [])
+        if key.vkey() not in keys:
+            keys.append(key.vkey())
+    raw = {"name": config.name, "logs": [{"origin": o, "keys": k} for o, k in by_origin.items()]}
+    files.replace(folder / CONFIG_NAME, json.dumps(raw, indent=2).encode() + b"\n")
+    return load_config(folder)
+
+
 def load_config(folder: Path) -> WitnessConfig:
     """Return the witness config of ``folder``; raise InvalidInputError if missing or bad."""
     try:

@@ -193,3 +193,19 @@ def test_a_witness_that_lost_its_state_refuses_to_start_over(
     assert run(["witness", "verifier-key", "--dir", str(folder)]) == 1
     err = capsys.readouterr().err
     assert "state" in err and "missing" in err and err.count("\n") == 1
+
+
+def test_a_witness_trusts_a_rotated_log_key_after_add_log_and_keeps_its_state(
+    witness: WitnessProcess, signer: Ed25519Signer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert grow(witness, signer, 0, 8).status_code == 200
+    rotated = Ed25519Signer.generate()
+    assert grow(witness, rotated, 8, 12).status_code == 403  # not yet trusted
+    assert (
+        run(["witness", "add-log", "--dir", str(witness.folder), "--log", log_vkey(rotated)]) == 0
+    )
+    assert f"{ORIGIN}: 2 key(s)" in capsys.readouterr().out
+    witness.stop()
+    witness.start()
+    assert grow(witness, rotated, 8, 12).status_code == 200  # continues from size 8
+    assert grow(witness, signer, 12, 13).status_code == 200  # the old key still counts
