@@ -12,9 +12,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 RUN groupadd --system --gid 10001 gateway \
  && useradd --system --uid 10001 --gid gateway --home-dir /nonexistent --shell /usr/sbin/nologin gateway \
- && mkdir -p /var/lib/gateway /var/lib/gateway-keys /opt/gateway \
- && chown gateway:gateway /var/lib/gateway /var/lib/gateway-keys \
- && chmod 0700 /var/lib/gateway /var/lib/gateway-keys
+ && mkdir -p /var/lib/gateway /var/lib/gateway-keys /var/lib/witness /opt/gateway \
+ && chown gateway:gateway /var/lib/gateway /var/lib/gateway-keys /var/lib/witness \
+ && chmod 0700 /var/lib/gateway /var/lib/gateway-keys /var/lib/witness
 
 WORKDIR /opt/gateway
 COPY pyproject.toml README.md ./

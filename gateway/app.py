@@ -16,12 +16,15 @@ from gateway.api import keys as keys_api
 from gateway.api import policies as policies_api
 from gateway.api import research as research_api
 from gateway.api.middleware import HttpMetrics, RequestContextMiddleware
+from gateway.audit import checkpoints
+from gateway.audit.witnessing import Witnessing, parse_witness
 from gateway.authzen import routes as authzen
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
 from gateway.context import AppContext
 from gateway.db import Database, current_revision, head_revision
 from gateway.keys import KeyRing
+from gateway.models.audit import AuditCheckpoint
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.reload import watcher_for
 from gateway.research.agreements import AgreementVocabulary, load_agreements
@@ -90,7 +93,37 @@ def build_context(
         registry=ctx.registry,
     )
     ctx.readiness["policy-version"] = ctx.policy_watcher.readiness
+    if settings.witnesses:
+        ctx.witnessing = _witnessing(ctx)
+        checkpoints.attach_witnesses(database, ctx.witnessing)
+        ctx.readiness["witnesses"] = ctx.witnessing.readiness
     return ctx
+
+
+def _witnessing(ctx: AppContext) -> Witnessing:
+    """Return the audit log's witnesses as configured (signing with the ring's current key)."""
+    settings = ctx.settings
+
+    def sign() -> AuditCheckpoint:
+        return checkpoints.create_checkpoint(
+            ctx.db,
+            ctx.clock,
+            ctx.signer,
+            settings.log_origin,
+            retired_public_keys=ctx.retired_public_keys,
+        )
+
+    return Witnessing(
+        ctx.db,
+        ctx.clock,
+        settings.log_origin,
+        lambda: checkpoints.log_verifiers(settings.log_origin, ctx.signer, ctx.retired_public_keys),
+        [parse_witness(w) for w in settings.witnesses],
+        quorum=settings.witness_quorum,
+        timeout=settings.witness_timeout_seconds,
+        registry=ctx.registry,
+        sign=sign,
+    )
 
 
 def create_app(
@@ -109,7 +142,12 @@ def create_app(
             preflight.run(settings, ctx.db)
         if ctx.policy_watcher is not None:
             ctx.policy_watcher.start()
+        if ctx.witnessing is not None:
+            ctx.witnessing.start()
         yield
+        if ctx.witnessing is not None:
+            ctx.witnessing.stop()
+            checkpoints.attach_witnesses(ctx.db, None)
         if ctx.policy_watcher is not None:
             ctx.policy_watcher.stop()
         if db is None:

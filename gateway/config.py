@@ -80,6 +80,16 @@ class Settings(BaseSettings):
         max_length=200,
         description="origin line of the audit log's signed checkpoints (and its key name)",
     )
+    witnesses: list[str] = Field(
+        default_factory=list,
+        description='witnesses of the audit log, a JSON list of "<URL> <witness verifier key>"',
+    )
+    witness_quorum: int | None = Field(
+        default=None, ge=1, description="cosignatures that make a checkpoint witnessed; default all"
+    )
+    witness_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=30, description="how long to wait for one witness"
+    )
     workbench_idle_minutes: int = Field(
         default=30, ge=1, le=240, description="workbench sessions end after this much inactivity"
     )
@@ -129,6 +139,28 @@ class Settings(BaseSettings):
                 "hyphens), e.g. riec-noord-nederland"
             )
         return value
+
+    @field_validator("witnesses")
+    @classmethod
+    def _witnesses_parse(cls, value: list[str]) -> list[str]:
+        from gateway.audit.witnessing import parse_witness  # the key format lives there
+        from gateway.errors import InvalidInputError
+
+        keys = set()
+        for item in value:
+            try:
+                keys.add(parse_witness(item).key.key_id)
+            except InvalidInputError as exc:
+                raise ValueError(exc.detail) from exc
+        if len(keys) != len(value):
+            raise ValueError("each witness must be listed once, with its own key")
+        return value
+
+    @model_validator(mode="after")
+    def _quorum_reachable(self) -> Settings:
+        if self.witness_quorum is not None and self.witness_quorum > len(self.witnesses):
+            raise ValueError("witness_quorum cannot exceed the number of witnesses")
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
@@ -15,6 +16,9 @@ from gateway.keys.signing import Ed25519Signer
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.reload import PolicyWatcher
 from gateway.research.agreements import Agreement
+
+if TYPE_CHECKING:
+    from gateway.audit.witnessing import Witnessing
 
 ReadinessCheck = Callable[[], str | None]
 """Returns None when ready, else a short reason (no secrets, no personal data)."""
@@ -34,6 +38,8 @@ class AppContext:
     policy_watcher: PolicyWatcher | None = None
     agreements: dict[str, Agreement] = field(default_factory=dict)
     """The research agreements of ``policies/agreements/``, by id, loaded at start-up."""
+    witnessing: Witnessing | None = None
+    """The audit log's witnesses, when ``GATEWAY_WITNESSES`` lists any."""
 
     @property
     def signer(self) -> Ed25519Signer:

@@ -89,7 +89,7 @@ def get_checkpoint(_caller: CurrentCaller, ctx: Ctx) -> PlainTextResponse:
         ctx.settings.log_origin,
         retired_public_keys=ctx.retired_public_keys,
     )
-    return PlainTextResponse(row.note, media_type=NOTE_MEDIA_TYPE)
+    return PlainTextResponse(checkpoints.witnessed_note(ctx.db, row), media_type=NOTE_MEDIA_TYPE)
 
 
 @router.get(
@@ -157,16 +157,15 @@ def inclusion_proof(
     )
     with ctx.db.read() as session:
         proof = log.inclusion_proof(session, index, checkpoint.tree_size)
+    note = checkpoints.witnessed_note(ctx.db, checkpoint, cosign=True)  # with cosignatures
     return InclusionProofOut(
         index=index,
         tree_size=proof.size,
         leaf_hash=_b64(proof.leaf_hash),
         hashes=[_b64(h) for h in proof.hashes],
         root_hash=_b64(proof.root),
-        checkpoint=checkpoint.note,
-        tlog_proof=format_tlog_proof(
-            index, proof.hashes, checkpoint.note, extra=entry.leaf.encode()
-        ),
+        checkpoint=note,
+        tlog_proof=format_tlog_proof(index, proof.hashes, note, extra=entry.leaf.encode()),
     )
 
 

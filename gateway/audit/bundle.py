@@ -7,7 +7,9 @@ canonical leaf document in ``extra``: it holds no personal data, and a verifier 
 has no copy of the entry can check it, because its hash is what the proof proves.
 
 Checking a bundle needs only the bundle, the log's public key and (optionally) the leaf
-or its hash; no database, no settings.
+or its hash; no database, no settings. When the log has witnesses, the checkpoint carries
+their cosignatures (c2sp.org/tlog-cosignature) and a verifier can require a quorum of
+the witnesses it trusts.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gateway.audit.cosignature import CosignerKey, verify_witnessed
 from gateway.audit.merkle import HASH_SIZE, ProofError, leaf_hash, verify_inclusion
 from gateway.audit.note import Checkpoint, NoteVerifier, verify_checkpoint
 from gateway.errors import IntegrityCheckFailed, InvalidInputError
@@ -45,6 +48,8 @@ class VerifiedInclusion:
     leaf_hash: bytes
     checkpoint: Checkpoint
     leaf: bytes | None
+    witnesses: tuple[str, ...] = ()
+    """The names of the trusted witnesses whose cosignatures verified."""
 
 
 def format_tlog_proof(
@@ -90,12 +95,15 @@ def verify_tlog_proof(
     leaf: bytes | None = None,
     leaf_hash_value: bytes | None = None,
     origin: str | None = None,
+    witnesses: Sequence[CosignerKey] = (),
+    quorum: int | None = None,
 ) -> VerifiedInclusion:
     """Check a bundle: the checkpoint's signature, then the inclusion of the leaf under it.
 
     The leaf is ``leaf`` (its data), else ``leaf_hash_value``, else the leaf carried in
-    the bundle's extra line. Raises InvalidInputError for a malformed bundle or a
-    missing leaf, IntegrityCheckFailed if anything does not verify.
+    the bundle's extra line. With ``witnesses``, ``quorum`` of them (default: all) must
+    have cosigned the checkpoint. Raises InvalidInputError for a malformed bundle, a
+    missing leaf or an impossible quorum, IntegrityCheckFailed if anything does not verify.
     """
     bundle = parse_tlog_proof(text)
     if leaf is None and leaf_hash_value is None:
@@ -107,6 +115,11 @@ def verify_tlog_proof(
     if leaf_hash_value is None:
         raise InvalidInputError("the bundle carries no leaf: give the leaf or its hash")
     checkpoint = verify_checkpoint(bundle.checkpoint, verifiers, origin)
+    cosigned: tuple[str, ...] = ()
+    if witnesses or quorum is not None:
+        needed = len(witnesses) if quorum is None else quorum
+        witnessed = verify_witnessed(bundle.checkpoint, verifiers, witnesses, needed, origin)
+        cosigned = tuple(c.witness.name for c in witnessed.cosignatures)
     try:
         verify_inclusion(
             bundle.index, checkpoint.size, leaf_hash_value, bundle.hashes, checkpoint.root
@@ -114,5 +127,9 @@ def verify_tlog_proof(
     except ProofError as exc:
         raise IntegrityCheckFailed() from exc
     return VerifiedInclusion(
-        index=bundle.index, leaf_hash=leaf_hash_value, checkpoint=checkpoint, leaf=leaf
+        index=bundle.index,
+        leaf_hash=leaf_hash_value,
+        checkpoint=checkpoint,
+        leaf=leaf,
+        witnesses=cosigned,
     )

@@ -4,11 +4,18 @@ A checkpoint is signed only after the tree it describes is checked against its s
 neighbours: the signatures on the nearest earlier and later checkpoints must verify and
 consistency proofs built from the stored nodes must link them to the new root. A
 tampered store therefore cannot get a fresh signature that would launder the change.
+
+Stored checkpoints can be deleted by whoever can write the database, so the tree is
+also checked against the checkpoints the log's witnesses cosigned (kept outside the
+database, see ``gateway.audit.witnessing``), attached to the database handle with
+``attach_witnesses``: a rewritten or rolled-back store is refused a signature.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
+from weakref import WeakKeyDictionary
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -22,6 +29,33 @@ from gateway.db import Database
 from gateway.errors import IntegrityCheckFailed, InvalidInputError, NotFoundError
 from gateway.keys.signing import Ed25519Signer
 from gateway.models.audit import AuditCheckpoint, AuditEntry
+
+
+class CheckpointWitnesses(Protocol):
+    """The log's witnesses as checkpoint signing sees them (``witnessing.Witnessing``)."""
+
+    def anchors(self) -> Sequence[Checkpoint]:
+        """Return the newest checkpoints the witnesses cosigned (log signature verified)."""
+        ...
+
+    def signed(self, row: AuditCheckpoint) -> None:
+        """Called after a new checkpoint was stored, to have it cosigned (not waited for)."""
+        ...
+
+    def witnessed_note(self, row: AuditCheckpoint, *, cosign: bool = False) -> str:
+        """Return the note with its verified cosignatures (asking for them first if ``cosign``)."""
+        ...
+
+
+_witnesses: WeakKeyDictionary[Database, CheckpointWitnesses] = WeakKeyDictionary()
+
+
+def attach_witnesses(db: Database, witnesses: CheckpointWitnesses | None) -> None:
+    """Make every checkpoint signed through ``db`` consistent with what ``witnesses`` cosigned."""
+    if witnesses is None:
+        _witnesses.pop(db, None)
+    else:
+        _witnesses[db] = witnesses
 
 
 def log_verifiers(
@@ -78,6 +112,39 @@ def _check_consistent(
         ) from exc
 
 
+def check_witnessed(
+    session: Session, size: int, root: bytes, anchors: Sequence[Checkpoint]
+) -> None:
+    """Raise AuditLogCorruptError unless the tree at ``size`` extends or precedes every anchor.
+
+    An anchor larger than the stored log means the database was rolled back (e.g. an
+    older backup restored); one whose root the stored nodes do not reproduce means the
+    stored history was rewritten since a witness cosigned it.
+    """
+    current = log.read_head(session).size
+    for anchor in anchors:
+        if anchor.size == 0:
+            continue
+        if anchor.size > current:
+            raise log.AuditLogCorruptError(
+                f"refusing to sign: the log holds {current} entries but its witnesses cosigned "
+                f"{anchor.size}; the database was rolled back (an older backup?)"
+            )
+        if size == 0:
+            continue
+        ours, theirs = (size, root), (anchor.size, anchor.root)
+        (first, first_root), (second, second_root) = sorted((ours, theirs))
+        try:
+            proof = log.consistency_proof(session, first, second)
+            verify_consistency(first, second, first_root, second_root, proof.hashes)
+        except (ProofError, InvalidInputError) as exc:
+            raise log.AuditLogCorruptError(
+                f"refusing to sign a checkpoint at size {size}: the stored tree is not "
+                f"consistent with the checkpoint its witnesses cosigned at size {anchor.size}; "
+                "run `gateway audit verify`"
+            ) from exc
+
+
 def create_checkpoint(
     db: Database,
     clock: Clock,
@@ -99,6 +166,8 @@ def create_checkpoint(
     if existing is not None:
         return existing
     verifiers = log_verifiers(origin, signer, retired_public_keys)
+    witnesses = _witnesses.get(db)
+    anchors = witnesses.anchors() if witnesses is not None else ()
     try:
         with db.write() as session:
             if size is None:
@@ -108,6 +177,7 @@ def create_checkpoint(
                 return existing
             root = log.root_at(session, target)
             _check_consistent(session, target, root, verifiers, origin)
+            check_witnessed(session, target, root, anchors)
             checkpoint = Checkpoint(origin=origin, size=target, root=root)
             row = AuditCheckpoint(
                 tree_size=target,
@@ -125,6 +195,8 @@ def create_checkpoint(
         if existing is None:
             raise
         return existing
+    if witnesses is not None:
+        witnesses.signed(row)
     return row
 
 
@@ -176,6 +248,18 @@ def checkpoint_covering(
     )
 
 
+def witnessed_note(db: Database, checkpoint: AuditCheckpoint, *, cosign: bool = False) -> str:
+    """Return the checkpoint's signed note with its witnesses' cosignatures, when it has any.
+
+    With ``cosign``, a checkpoint not yet witnessed is sent to the witnesses first (this
+    waits for them; proofs use it, since a proof is handed out to be checked offline).
+    """
+    witnesses = _witnesses.get(db)
+    if witnesses is None:
+        return checkpoint.note
+    return witnesses.witnessed_note(checkpoint, cosign=cosign)
+
+
 def proof_bundle(db: Database, checkpoint: AuditCheckpoint, index: int) -> str:
     """Return the tlog-proof of entry ``index`` under ``checkpoint``, with its leaf as extra data.
 
@@ -186,4 +270,5 @@ def proof_bundle(db: Database, checkpoint: AuditCheckpoint, index: int) -> str:
         entry = session.get(AuditEntry, index)
     if entry is None:  # the proof read its leaf hash, so only a concurrent deletion gets here
         raise NotFoundError(f"no entry {index} in the log")
-    return format_tlog_proof(index, proof.hashes, checkpoint.note, extra=entry.leaf.encode())
+    note = witnessed_note(db, checkpoint, cosign=True)
+    return format_tlog_proof(index, proof.hashes, note, extra=entry.leaf.encode())

@@ -5,6 +5,9 @@ event is re-hashed and checked against its index, its leaf hash, its search colu
 its subject, party and details rows; the tree is rebuilt level by level and compared
 with every stored node; the tree head is compared with the rebuilt root and frontier;
 and every stored checkpoint's signature and root are checked against the rebuilt tree.
+Checkpoints the log's witnesses cosigned (passed in: fetched from the witnesses, since
+whoever can write the database can delete the stored ones) are checked the same way,
+and a log smaller than a witnessed checkpoint is reported as rolled back.
 
 Each problem found covers a range of entries (exactly one for a changed row, a subtree
 for a stored hash that no longer matches, the entries since the last good checkpoint
@@ -34,7 +37,7 @@ from gateway.audit.merkle import (
     node_hash,
     perfect_cover,
 )
-from gateway.audit.note import NoteError, NoteVerifier, open_note, parse_checkpoint
+from gateway.audit.note import Checkpoint, NoteError, NoteVerifier, open_note, parse_checkpoint
 from gateway.db import Database
 from gateway.errors import IntegrityCheckFailed
 from gateway.models.audit import (
@@ -112,11 +115,13 @@ def verify_log(
     *,
     batch: int = 2000,
     progress: Progress | None = None,
+    witnessed: Sequence[Checkpoint] = (),
 ) -> VerifyReport:
     """Recompute the whole log from its stored events and check everything stored against it.
 
     ``verifiers`` are the log's public keys (current and earlier); ``now`` decides which
-    details may already have been deleted. Everything is read from one snapshot, so
+    details may already have been deleted; ``witnessed`` are checkpoints the witnesses
+    cosigned (their signatures already checked). Everything is read from one snapshot, so
     appends made meanwhile are not mistaken for tampering. Returns a report; never
     raises for tampering.
     """
@@ -124,7 +129,7 @@ def verify_log(
         if not db.is_sqlite:
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         # On SQLite the session's one read transaction already sees one WAL snapshot.
-        return _verify(session, verifiers, origin, now, batch, progress)
+        return _verify(session, verifiers, origin, now, batch, progress, witnessed)
 
 
 def _verify(
@@ -134,6 +139,7 @@ def _verify(
     now: datetime,
     batch: int,
     progress: Progress | None,
+    witnessed: Sequence[Checkpoint] = (),
 ) -> VerifyReport:
     head = read_head(session)
     total = session.exec(select(func.count()).select_from(AuditEntry)).one()
@@ -188,6 +194,7 @@ def _verify(
         session, verifiers, origin, levels, scan.count
     )
     findings.extend(checkpoint_findings)
+    findings.extend(_check_witnessed(witnessed, levels, scan.count))
     problem = min(findings, key=Finding.sort_key) if findings else None
     return VerifyReport(scan.count, root, checked, scan.details, problem)
 
@@ -409,6 +416,27 @@ def _check_head(
         yield Finding("the tree head's root does not match the stored entries")
     elif json.loads(frontier) != expected:
         yield Finding("the tree head's frontier does not match the stored entries")
+
+
+def _check_witnessed(
+    witnessed: Sequence[Checkpoint], levels: list[bytes], count: int
+) -> Iterable[Finding]:
+    for checkpoint in witnessed:
+        label = f"the checkpoint its witnesses cosigned at size {checkpoint.size}"
+        if checkpoint.size > count:
+            yield Finding(
+                f"the log was rolled back: it holds {count} entries, but {label} "
+                "(an older backup restored, or entries removed)",
+                count,
+                count + 1,
+            )
+        elif _root(levels, checkpoint.size) != checkpoint.root:
+            yield Finding(
+                f"entries 0-{checkpoint.size - 1}: one of them was changed, removed or "
+                f"inserted after {label} (the stored log no longer produces its root)",
+                0,
+                checkpoint.size,
+            )
 
 
 def _check_checkpoints(

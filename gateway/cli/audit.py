@@ -16,7 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from gateway.app import build_context
 from gateway.audit import checkpoints, entries
 from gateway.audit.bundle import FILE_SUFFIX, verify_tlog_proof
-from gateway.audit.note import NoteError, NoteVerifier
+from gateway.audit.cosignature import CosignerKey
+from gateway.audit.note import Checkpoint, NoteError, NoteVerifier
 from gateway.audit.verify import verify_log
 from gateway.cli.app import app, console, err_console, fail, open_current_database
 from gateway.context import AppContext
@@ -27,6 +28,9 @@ audit_app = typer.Typer(
     help="Verify the audit log, sign checkpoints, write and check proofs.", no_args_is_help=True
 )
 app.add_typer(audit_app, name="audit")
+
+WITNESS_HELP = "require cosignatures of this witness (verifier key or file); repeatable"
+QUORUM_HELP = "how many of the --witness keys must have cosigned (default: all)"
 
 
 def _context() -> AppContext:
@@ -81,6 +85,7 @@ def verify(
         if public_key
         else checkpoints.log_verifiers(origin, ctx.signer, ctx.retired_public_keys)
     )
+    witnessed = witnessed_checkpoints(ctx)
     try:
         with Progress(
             TextColumn("verifying audit log"),
@@ -97,6 +102,7 @@ def verify(
                 origin,
                 ctx.clock.now(),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                witnessed=witnessed,
             )
     finally:
         ctx.db.dispose()
@@ -111,6 +117,22 @@ def verify(
         soft_wrap=True,
         highlight=False,
     )
+    if witnessed:
+        console.print(
+            "ok: consistent with what its witnesses cosigned "
+            f"(newest at size {max(c.size for c in witnessed)})",
+            highlight=False,
+        )
+
+
+def witnessed_checkpoints(ctx: AppContext) -> list[Checkpoint]:
+    """Return the checkpoints the configured witnesses cosigned: theirs and the stored ones."""
+    if ctx.witnessing is None:
+        return []
+    fetched = [view.checkpoint for view in ctx.witnessing.views()]
+    if not fetched:
+        err_console.print("warning: no witness answered; checked the stored cosignatures only")
+    return list(dict.fromkeys(fetched + ctx.witnessing.stored_witnessed()))
 
 
 @audit_app.command("checkpoint")
@@ -169,11 +191,14 @@ def verify_proof(
     ),
     leaf_hash: str | None = typer.Option(None, "--leaf-hash", help="or its hash, base64 or hex"),
     origin: str | None = typer.Option(None, "--origin", help="require this log origin"),
+    witness: list[str] = typer.Option([], "--witness", help=WITNESS_HELP),
+    quorum: int | None = typer.Option(None, "--quorum", min=1, help=QUORUM_HELP),
 ) -> None:
     """Check a proof bundle offline: the checkpoint's signature and the entry's inclusion.
 
     Needs no database and no settings. Without --leaf or --leaf-hash the leaf carried
-    in the bundle is checked (and shown).
+    in the bundle is checked (and shown). With --witness, a quorum of those witnesses
+    must have cosigned the checkpoint.
     """
     try:
         text = bundle.read_text(encoding="utf-8")
@@ -187,6 +212,8 @@ def verify_proof(
             leaf=leaf.read_bytes() if leaf is not None else None,
             leaf_hash_value=_hash_arg(leaf_hash) if leaf_hash is not None else None,
             origin=origin,
+            witnesses=witness_keys(witness, quorum),
+            quorum=quorum,
         )
     except IntegrityCheckFailed as exc:
         raise IntegrityCheckFailed(
@@ -195,12 +222,28 @@ def verify_proof(
     cp = result.checkpoint
     console.print(
         f"ok: entry {result.index} is in log {cp.origin} at size {cp.size} "
-        f"(root {base64.b64encode(cp.root).decode()}), signed by {verifier.name}",
+        f"(root {base64.b64encode(cp.root).decode()}), signed by {verifier.name}"
+        + (f", cosigned by {', '.join(result.witnesses)}" if result.witnesses else ""),
         soft_wrap=True,
         highlight=False,
     )
     if result.leaf is not None and leaf is None:
         console.print(result.leaf.decode(errors="replace"), markup=False, soft_wrap=True)
+
+
+def witness_keys(values: list[str], quorum: int | None) -> list[CosignerKey]:
+    """Return the witness keys of ``--witness`` options (each a verifier key or a file with one).
+
+    Raises InvalidInputError for a malformed key or a quorum the keys cannot reach.
+    """
+    keys = []
+    for value in values:
+        path = Path(value)
+        text = path.read_text(encoding="utf-8") if path.is_file() else value
+        keys.append(CosignerKey.from_vkey(text.strip()))
+    if quorum is not None and quorum > len(keys):
+        raise InvalidInputError("--quorum cannot exceed the number of --witness keys")
+    return keys
 
 
 def _hash_arg(value: str) -> bytes:

@@ -30,9 +30,14 @@ from rich.progress import (
 )
 
 from gateway.app import build_context
+from gateway.audit.bundle import parse_tlog_proof
+from gateway.audit.cosignature import verify_witnessed
+from gateway.audit.note import NoteError, NoteVerifier
 from gateway.cli.app import app, console, err_console, fail, load_settings
+from gateway.cli.audit import QUORUM_HELP, WITNESS_HELP, witness_keys
 from gateway.clock import SystemClock, as_utc
 from gateway.db import ensure_schema_current
+from gateway.errors import IntegrityCheckFailed, InvalidInputError
 from gateway.identity.service import CLI_ACTOR
 from gateway.keys.signing import Ed25519Signer
 from gateway.research import synthetic
@@ -89,6 +94,40 @@ def _inclusion_check(
         fail(f"cannot read proof file {proof}: {getattr(exc, 'strerror', None) or 'not text'}")
     keys = [public_key] if log_key is None else [_public_key(log_key)]
     return ReleaseInclusion(text, keys)
+
+
+def _cosigned_by(
+    proof: Path | None,
+    public_key: bytes,
+    log_key: str | None,
+    witness: list[str],
+    quorum: int | None,
+) -> tuple[str, ...]:
+    """Return the witnesses that cosigned ``--proof``'s checkpoint, if ``--witness`` was given.
+
+    Raises IntegrityCheckFailed when fewer than the quorum did.
+    """
+    if not witness and quorum is None:
+        return ()
+    if proof is None:
+        fail("--witness needs --proof")
+    keys = witness_keys(witness, quorum)
+    text = proof.read_text(encoding="utf-8")
+    note = parse_tlog_proof(text).checkpoint
+    origin = note.split("\n", 1)[0]
+    log_public = public_key if log_key is None else _public_key(log_key)
+    try:
+        verifiers = [NoteVerifier(origin, log_public)]
+    except NoteError as exc:
+        raise InvalidInputError("the proof's checkpoint names no valid log origin") from exc
+    needed = len(keys) if quorum is None else quorum
+    try:
+        witnessed = verify_witnessed(note, verifiers, keys, needed, origin)
+    except IntegrityCheckFailed as exc:
+        raise IntegrityCheckFailed(
+            "the proof's checkpoint lacks a quorum of valid witness cosignatures: do not trust it"
+        ) from exc
+    return tuple(c.witness.name for c in witnessed.cosignatures)
 
 
 class RichProgress:
@@ -151,10 +190,16 @@ def verify_command(
     ),
     proof: Path | None = typer.Option(None, "--proof", help=PROOF_HELP),
     log_key: str | None = typer.Option(None, "--log-key", help=LOG_KEY_HELP),
+    witness: list[str] = typer.Option([], "--witness", help=WITNESS_HELP),
+    quorum: int | None = typer.Option(None, "--quorum", min=1, help=QUORUM_HELP),
 ) -> None:
-    """Check a bundle's signature, member list and checksums, and with --proof its audit entry."""
+    """Check a bundle's signature, member list and checksums, and with --proof its audit entry.
+
+    With --witness, a quorum of those witnesses must have cosigned the proof's checkpoint.
+    """
     key = _public_key(public_key)
     check = _inclusion_check(proof, key, log_key)
+    cosigned = _cosigned_by(proof, key, log_key, witness, quorum)
     verified = verify_bundle(bundle, key, audit_inclusion=check)
     m = verified.manifest
     console.print(
@@ -171,6 +216,8 @@ def verify_command(
             f"(signed tree of size {seen.checkpoint.size})",
             highlight=False,
         )
+        if cosigned:
+            console.print(f"audit log: cosigned by {', '.join(cosigned)}", highlight=False)
     elif verified.audit_checked:
         console.print("audit log: the release is included", highlight=False)
     else:

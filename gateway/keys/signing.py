@@ -63,6 +63,11 @@ class Ed25519Signer:
         return f"Ed25519Signer(fingerprint={self.fingerprint[:16]}...)"
 
 
+def sha256(data: bytes) -> bytes:
+    """Return the SHA-256 digest of ``data`` (note and cosigner key ids are cut from it)."""
+    return hashlib.sha256(data).digest()
+
+
 def verify(public_key: bytes, message: bytes, signature: bytes) -> None:
     """Check an Ed25519 signature; raise IntegrityCheckFailed if it does not verify."""
     try:

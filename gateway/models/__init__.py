@@ -2,6 +2,7 @@
 
 from gateway.models.audit import (
     AuditCheckpoint,
+    AuditCosignature,
     AuditDetail,
     AuditEntry,
     AuditNode,
@@ -35,6 +36,7 @@ from gateway.models.web_sessions import WorkbenchSession
 __all__ = [
     "ApiToken",
     "AuditCheckpoint",
+    "AuditCosignature",
     "AuditDetail",
     "AuditEntry",
     "AuditNode",

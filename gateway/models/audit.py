@@ -91,3 +91,20 @@ class AuditCheckpoint(SQLModel, table=True):
     key_name: str = Field(max_length=200)
     key_id: str = Field(max_length=8)
     created_at: datetime = utc_column(index=True)
+    witnessed_at: datetime | None = utc_column(nullable=True)
+    """When the configured quorum of witnesses had cosigned it (None: not yet)."""
+
+
+class AuditCosignature(SQLModel, table=True):
+    """A witness's cosignature/v1 line on the checkpoint of one tree size.
+
+    Not trusted when read back: verifiers check the line against the witness's key.
+    """
+
+    __tablename__ = "audit_cosignatures"
+
+    tree_size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    key_id: str = Field(primary_key=True, max_length=8)
+    witness_name: str = Field(max_length=200)
+    timestamp: int = Field(sa_column=Column(BigInteger, nullable=False))
+    line: str = Field(sa_column=Column(Text, nullable=False))

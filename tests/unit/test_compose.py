@@ -96,3 +96,20 @@ def test_setuptools_is_new_enough_for_the_spdx_license_string() -> None:
     assert re.search(r'^license = "[A-Z0-9.-]+"$', text, re.MULTILINE)
     bound = re.search(r'"setuptools>=(\d+)', text)
     assert bound is not None and int(bound.group(1)) >= 77
+
+
+def test_one_witness_runs_apart_from_the_gateway_with_its_own_state() -> None:
+    doc = compose()
+    witness = doc["services"]["witness"]
+    assert witness["command"][:3] == ["gateway", "witness", "serve"]
+    assert "--dir" in witness["command"]
+    state = witness["command"][witness["command"].index("--dir") + 1]
+    assert any(v.endswith(":" + state) for v in witness["volumes"])
+    gateway_volumes = {v for svc in gateway_services(doc).values() for v in svc["volumes"]}
+    assert not set(witness["volumes"]) & gateway_volumes  # no access to keys or data
+    assert not any(k.startswith("GATEWAY_") for k in witness.get("environment", {}))
+    assert "postgres" not in witness.get("depends_on", {})
+    assert witness["user"] not in {"root", "0", "0:0"}
+    assert "/healthz" in " ".join(witness["healthcheck"]["test"])
+    for svc in gateway_services(doc).values():
+        assert "GATEWAY_WITNESSES" in svc["environment"]
