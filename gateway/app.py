@@ -21,10 +21,13 @@ from gateway.config import Settings
 from gateway.context import AppContext
 from gateway.db import Database, current_revision, head_revision
 from gateway.keys import KeyRing
+from gateway.policy import versions
+from gateway.policy.compiler import CompiledPolicy
 from gateway.policy.engine import PolicyEngine
+from gateway.policy.pack import Pack, materialised
 from gateway.policy.reload import watcher_for
-from gateway.research.agreements import AgreementVocabulary, load_agreements
-from gateway.yamlsource import SourceError
+from gateway.research.agreements import Agreement, AgreementVocabulary, load_agreements
+from gateway.yamlsource import SourceError, SourceProblem
 
 DESCRIPTION = """
 Policy-enforced, audited data sharing for RIEC-LIEC partnerships.
@@ -39,9 +42,12 @@ def build_context(
 ) -> AppContext:
     """Return the process context: settings, database, clock, keys, policy, readiness checks.
 
-    Raises KeyRingError (one line) if the key ring is missing or the master key is wrong,
-    and PreflightError when the policy pack in ``settings.policies_dir`` does not compile
-    or one of its research agreements (``agreements/*.yaml``) is not valid.
+    The policy starts as the pack in ``settings.policies_dir``; the context's watcher
+    replaces it (and the agreements) with the stored active version before the server
+    accepts requests. Raises KeyRingError (one line) if the key ring is missing or the
+    master key is wrong, and PreflightError when the policy pack in
+    ``settings.policies_dir`` does not compile or one of its research agreements
+    (``agreements/*.yaml``) is not valid.
     """
     clock = clock or SystemClock()
     keys = KeyRing.open(settings, clock=clock)
@@ -57,6 +63,81 @@ def build_context(
     except SourceError as exc:
         raise preflight.PreflightError(f"the research agreements are not valid:\n{exc}") from exc
     database = db or Database(settings.resolved_database_url)
+    ctx = _assemble(settings, clock, keys, policy, agreements, database)
+    ctx.policy_watcher = watcher_for(
+        database,
+        policy,
+        clock,
+        interval=settings.policy_poll_seconds,
+        policies_dir=settings.policies_dir,
+        registry=ctx.registry,
+    )
+
+    def load_agreements_of(pack: Pack, compiled: CompiledPolicy) -> None:
+        ctx.agreements = agreements_of(pack, compiled)
+
+    ctx.policy_watcher.on_load = load_agreements_of
+    ctx.readiness["policy-version"] = ctx.policy_watcher.readiness
+    return ctx
+
+
+def build_command_context(
+    settings: Settings, *, clock: Clock | None = None, db: Database | None = None
+) -> AppContext:
+    """Return the context of a one-shot command: policy and agreements of the active version.
+
+    The files in ``settings.policies_dir`` play no part: a command decides exactly as the
+    servers do, with the version privacy officers approved, for its whole run. Raises
+    NoActiveVersionError when the database holds no version (``gateway init`` imports the
+    first), PreflightError when the stored version does not load here, and KeyRingError
+    for a missing key ring or a wrong master key.
+    """
+    clock = clock or SystemClock()
+    keys = KeyRing.open(settings, clock=clock)
+    database = db or Database(settings.resolved_database_url)
+    try:
+        active = versions.load_active(database)
+        agreements = agreements_of(active.pack, active.compiled)
+    except SourceError as exc:
+        raise preflight.PreflightError(
+            f"the active policy version does not load here:\n{exc}"
+        ) from exc
+    except versions.NoActiveVersionError:
+        if db is None:
+            database.dispose()
+        raise
+    policy = PolicyEngine(active.compiled)
+    return _assemble(settings, clock, keys, policy, agreements, database)
+
+
+def agreements_of(pack: Pack, compiled: CompiledPolicy) -> dict[str, Agreement]:
+    """Return the research agreements of ``pack``, checked against its vocabulary, by id.
+
+    Raises SourceError (paths relative to the pack) when one of them is not valid.
+    """
+    vocabulary = AgreementVocabulary.from_vocabulary(compiled.vocabulary)
+    with materialised(pack) as folder:
+        try:
+            return load_agreements(folder / "agreements", vocabulary)
+        except SourceError as exc:
+            problems = [
+                SourceProblem(p.path.relative_to(folder), p.line, p.message)
+                if p.path.is_relative_to(folder)
+                else p
+                for p in exc.problems
+            ]
+            raise SourceError(problems) from None
+
+
+def _assemble(
+    settings: Settings,
+    clock: Clock,
+    keys: KeyRing,
+    policy: PolicyEngine,
+    agreements: dict[str, Agreement],
+    database: Database,
+) -> AppContext:
+    """Return the context over these parts, with its readiness checks."""
     ctx = AppContext(settings=settings, db=database, clock=clock, keys=keys, policy=policy)
     ctx.agreements = agreements
 
@@ -78,15 +159,6 @@ def build_context(
         return None if compiled.rows else "the active policy has no rules"
 
     ctx.readiness["policy"] = policy_loaded
-    ctx.policy_watcher = watcher_for(
-        database,
-        policy,
-        clock,
-        interval=settings.policy_poll_seconds,
-        policies_dir=settings.policies_dir,
-        registry=ctx.registry,
-    )
-    ctx.readiness["policy-version"] = ctx.policy_watcher.readiness
     return ctx
 
 

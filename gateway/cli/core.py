@@ -20,6 +20,7 @@ from gateway.identity.service import CLI_ACTOR
 from gateway.keys import KeyRing
 from gateway.policy import versions
 from gateway.policy.pack import read_pack
+from gateway.yamlsource import SourceError
 
 KEYS_README = """# Key ring
 
@@ -80,10 +81,14 @@ def init(
                 style="yellow",
             )
         if demo and settings.mode is Mode.DEVELOPMENT:
+            try:
+                stored = versions.load_active(database)
+            except SourceError as exc:
+                fail(f"the active policy version does not load here:\n{exc}")
             issued = create_demo_partners(
                 database,
                 SystemClock(),
-                compiled.vocabulary.partner_kinds,
+                stored.compiled.vocabulary.partner_kinds,
                 timedelta(days=settings.token_ttl_days),
             )
             if issued:
