@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from gateway import atomicfile
 from gateway.app import build_context
 from gateway.audit import checkpoints, entries
 from gateway.audit.bundle import FILE_SUFFIX, verify_tlog_proof
@@ -114,7 +115,9 @@ def verify(
 
 
 @audit_app.command("checkpoint")
-def checkpoint() -> None:
+def checkpoint(
+    out: Path | None = typer.Option(None, "--out", help="also write the signed note to this file"),
+) -> None:
     """Sign and store a checkpoint of the current tree; print it as a signed note."""
     ctx = _context()
     try:
@@ -127,6 +130,11 @@ def checkpoint() -> None:
         )
     finally:
         ctx.db.dispose()
+    if out is not None:
+        try:
+            atomicfile.write_file(out, row.note)
+        except OSError as exc:
+            fail(f"cannot write {out}: {exc.strerror}")
     console.print(row.note, end="", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -135,7 +143,11 @@ def prove(
     index: int = typer.Option(..., "--index", min=0, help="the entry to prove"),
     size: int | None = typer.Option(None, "--size", min=1, help="tree size; default: latest"),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help=f"file to write; default entry-INDEX{FILE_SUFFIX}"
+        None,
+        "--output",
+        "--out",
+        "-o",
+        help=f"file to write; default entry-INDEX{FILE_SUFFIX}",
     ),
 ) -> None:
     """Write an offline proof bundle (C2SP tlog-proof) that entry INDEX is in the log."""
@@ -154,7 +166,10 @@ def prove(
     finally:
         ctx.db.dispose()
     target = output or Path(f"entry-{index}{FILE_SUFFIX}")
-    target.write_text(bundle, encoding="utf-8")
+    try:
+        atomicfile.write_file(target, bundle)
+    except OSError as exc:
+        fail(f"cannot write {target}: {exc.strerror}")
     console.print(f"wrote {target}: entry {index} in the log at size {row.tree_size}")
 
 

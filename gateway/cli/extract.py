@@ -11,8 +11,6 @@ with throw-away keys, to show the whole chain without a database.
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -29,10 +27,17 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from gateway.app import build_context
-from gateway.cli.app import app, console, err_console, fail, load_settings
+from gateway import atomicfile
+from gateway.app import build_command_context
+from gateway.cli.app import (
+    app,
+    console,
+    err_console,
+    fail,
+    load_settings,
+    open_current_database,
+)
 from gateway.clock import SystemClock, as_utc
-from gateway.db import ensure_schema_current
 from gateway.identity.service import CLI_ACTOR
 from gateway.keys.signing import Ed25519Signer
 from gateway.research import synthetic
@@ -214,10 +219,9 @@ def run_command(
     providers' consents as they stand; withdrawn respondents are left out; the project's
     generalisation is kept. The bundle is published in GATEWAY_RELEASES_DIR.
     """
-    settings = load_settings()
-    ctx = build_context(settings)
+    settings, database = open_current_database()
     try:
-        ensure_schema_current(ctx.db)
+        ctx = build_command_context(settings, db=database)
         service = Research(ctx)
         service.agreement(agreement)  # fail before the progress bar on an unknown id
         if out is not None:
@@ -236,15 +240,20 @@ def run_command(
         console.print(f"manifest sha256 {view.manifest_sha256}", highlight=False)
         console.print(f"bundle: {bundle}", highlight=False)
         if out is not None:
+            # each file appears whole or not at all: a kill mid-copy leaves no short bundle
             copied = out / view.bundle_name
-            shutil.copyfile(bundle, copied)
             proof = out / f"{view.id}.tlog-proof"
-            proof.write_text(service.proof_text(view.id), encoding="utf-8")
             public = out / "gateway-signing-key.pub"
-            public.write_text(ctx.signer.public_key.hex() + "\n", encoding="utf-8")
+            try:
+                atomicfile.remove_leftovers(out, copied.name)
+                atomicfile.copy_file(bundle, copied)
+                atomicfile.write_file(proof, service.proof_text(view.id))
+                atomicfile.write_file(public, ctx.signer.public_key.hex() + "\n")
+            except OSError as exc:
+                fail(f"release {view.id} is published, but {out} cannot be written: {exc.strerror}")
             console.print(f"copied to {copied}, with {proof.name} and {public.name}")
     finally:
-        ctx.db.dispose()
+        database.dispose()
 
 
 @extract_app.command("shred")
@@ -257,10 +266,9 @@ def shred_command(
     Destroys the project's pseudonymisation secret and the key that seals its rows, in
     one audited step. Released bundles are not affected (they are the researchers').
     """
-    settings = load_settings()
-    ctx = build_context(settings)
+    settings, database = open_current_database()
     try:
-        ensure_schema_current(ctx.db)
+        ctx = build_command_context(settings, db=database)
         service = Research(ctx)
         project = service.agreement(agreement).project
         if not yes:
@@ -270,7 +278,7 @@ def shred_command(
             )
         done = service.shred_project(CLI_ACTOR, agreement)
     finally:
-        ctx.db.dispose()
+        database.dispose()
     if done:
         console.print(f"destroyed the keys of research project {project}", highlight=False)
     else:
@@ -278,9 +286,10 @@ def shred_command(
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    try:
+        atomicfile.write_file(path, text, mode=atomicfile.PRIVATE_MODE, overwrite=False)
+    except FileExistsError:
+        fail(f"{path} already exists; choose an empty --out folder")
 
 
 @extract_app.command("demo-run")
@@ -326,7 +335,7 @@ def demo_run(
             f"# demo identity of {researcher.name}; public key: {identity.to_public()}\n"
             f"{identity}\n",
         )
-    public.write_text(signer.public_key.hex() + "\n", encoding="utf-8")
+    atomicfile.write_file(public, signer.public_key.hex() + "\n")
     request = ExtractRequest(
         agreement=agreement,
         release_id=release_id,

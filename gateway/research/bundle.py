@@ -42,6 +42,7 @@ from typing import IO, Any, Protocol
 import pyrage
 from pyrage import x25519
 
+from gateway import atomicfile
 from gateway.errors import ConflictError, IntegrityCheckFailed, InvalidInputError
 from gateway.keys.signing import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, verify
 from gateway.research.errors import BundleError
@@ -363,6 +364,12 @@ def open_bundle(
             _read_member(tar, tar.getmember(MANIFEST_NAME), MAX_MANIFEST_BYTES)
         )
         for entry_name in [MANIFEST_NAME, *(e["name"] for e in entries)]:
-            os.replace(work / entry_name, out_dir / entry_name)
+            atomicfile.fsync_file(work / entry_name)
+            try:
+                atomicfile.publish(work / entry_name, out_dir / entry_name, overwrite=False)
+            except FileExistsError:
+                raise ConflictError(
+                    f"{out_dir} already holds {entry_name}; choose another --out"
+                ) from None
             written.append(out_dir / entry_name)
     return written
