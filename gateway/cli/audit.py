@@ -16,13 +16,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from gateway import atomicfile
 from gateway.app import build_context
 from gateway.audit import checkpoints, entries
-from gateway.audit.bundle import FILE_SUFFIX, verify_tlog_proof
+from gateway.audit.bundle import FILE_SUFFIX, parse_tlog_proof, verify_tlog_proof
 from gateway.audit.note import NoteError, NoteVerifier
 from gateway.audit.verify import verify_log
 from gateway.cli.app import app, console, err_console, fail, open_current_database
 from gateway.context import AppContext
 from gateway.errors import IntegrityCheckFailed, InvalidInputError
 from gateway.identity.service import CLI_ACTOR
+from gateway.keys.signing import KEY_FORMS, read_public_key
 
 audit_app = typer.Typer(
     help="Verify the audit log, sign checkpoints, write and check proofs.", no_args_is_help=True
@@ -39,26 +40,18 @@ def _context() -> AppContext:
 def parse_public_key(value: str, default_name: str | None = None) -> NoteVerifier:
     """Return a note verifier from a key given as text or as a file holding it.
 
-    Accepts a verifier key ``name+id+base64`` or the base64 of a raw 32-byte Ed25519
-    public key (named ``default_name``). Raises InvalidInputError otherwise.
+    Accepts every form ``gateway.keys.signing.read_public_key`` does; a key without a
+    name (not a verifier key) is named ``default_name``. Raises InvalidInputError
+    otherwise, or when a key without a name is given and there is no ``default_name``.
     """
-    path = Path(value)
-    text = path.read_text(encoding="utf-8").strip() if path.is_file() else value.strip()
-    if text.count("+") >= 2:
-        try:
-            return NoteVerifier.from_vkey(text)
-        except InvalidInputError:
-            pass  # a raw base64 key may contain '+' too
-    try:
-        raw = base64.b64decode(text, validate=True)
-        verifier = NoteVerifier(default_name or "unnamed", raw)
-    except (binascii.Error, NoteError) as exc:
-        raise InvalidInputError(
-            "the public key must be a verifier key (name+id+base64) or a base64 Ed25519 key"
-        ) from exc
-    if default_name is None:
+    given = read_public_key(value)
+    name = given.name or default_name
+    if name is None:
         raise InvalidInputError("give the public key as name+id+key, or give --origin")
-    return verifier
+    try:
+        return NoteVerifier(name, given.public_key)
+    except NoteError as exc:
+        raise InvalidInputError(f"--origin {name!r} cannot name a key: {exc}") from exc
 
 
 @audit_app.command("verify")
@@ -177,7 +170,7 @@ def prove(
 def verify_proof(
     bundle: Path = typer.Argument(..., help="a .tlog-proof file", exists=True, dir_okay=False),
     public_key: str = typer.Option(
-        ..., "--public-key", help="the log's verifier key (name+id+base64), or a file with it"
+        ..., "--public-key", help=f"the log's public key, or a file with it: {KEY_FORMS}"
     ),
     leaf: Path | None = typer.Option(
         None, "--leaf", exists=True, dir_okay=False, help="the entry's leaf (canonical JSON)"
@@ -194,7 +187,8 @@ def verify_proof(
         text = bundle.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError("the bundle is not a text file") from exc
-    verifier = parse_public_key(public_key, origin)
+    # a key without a name (hex, base64, `keys public`) is the log's: named by its origin
+    verifier = parse_public_key(public_key, origin or _checkpoint_origin(text))
     try:
         result = verify_tlog_proof(
             text,
@@ -216,6 +210,15 @@ def verify_proof(
     )
     if result.leaf is not None and leaf is None:
         console.print(result.leaf.decode(errors="replace"), markup=False, soft_wrap=True)
+
+
+def _checkpoint_origin(text: str) -> str | None:
+    """Return the origin line of the checkpoint in a proof bundle (unverified), if any."""
+    try:
+        first = parse_tlog_proof(text).checkpoint.split("\n", 1)[0].strip()
+    except InvalidInputError:
+        return None
+    return first or None
 
 
 def _hash_arg(value: str) -> bytes:

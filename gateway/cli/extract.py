@@ -39,13 +39,12 @@ from gateway.cli.app import (
 )
 from gateway.clock import SystemClock, as_utc
 from gateway.identity.service import CLI_ACTOR
-from gateway.keys.signing import Ed25519Signer
+from gateway.keys.signing import KEY_FORMS, Ed25519Signer, read_public_key
 from gateway.research import synthetic
 from gateway.research.agreements import AgreementVocabulary, load_agreement
 from gateway.research.bundle import (
     AuditInclusionCheck,
     open_bundle,
-    parse_public_key,
     read_identities,
     verify_bundle,
 )
@@ -71,13 +70,8 @@ EXAMPLE_AGREEMENT = "agreements/jeugdnetwerken-noord-nederland.yaml"
 
 
 def _public_key(value: str) -> bytes:
-    """Return the public key from a file holding it, or from the value itself."""
-    path = Path(value)
-    try:
-        text = path.read_text(encoding="utf-8") if path.is_file() else value
-    except OSError as exc:
-        fail(f"cannot read public key file {path}: {exc.strerror}")
-    return parse_public_key(text)
+    """Return the public key given as a value or a file, in any form the gateway prints."""
+    return read_public_key(value).public_key
 
 
 def _inclusion_check(
@@ -144,6 +138,7 @@ class RichProgress:
             self._progress.advance(self._task, rows)
 
 
+PUBLIC_KEY_HELP = f"the gateway's Ed25519 public key, or a file with it: {KEY_FORMS}"
 PROOF_HELP = "the release's audit proof (.tlog-proof): also check that the release is logged"
 LOG_KEY_HELP = "the audit log's public key, if not the --public-key (after a key rotation)"
 
@@ -152,7 +147,9 @@ LOG_KEY_HELP = "the audit log's public key, if not the --public-key (after a key
 def verify_command(
     bundle: Path = typer.Argument(..., help="the bundle (.tar) to check"),
     public_key: str = typer.Option(
-        ..., "--public-key", help="the gateway's Ed25519 public key (file or value; hex or base64)"
+        ...,
+        "--public-key",
+        help=f"the gateway's Ed25519 public key, or a file with it: {KEY_FORMS}",
     ),
     proof: Path | None = typer.Option(None, "--proof", help=PROOF_HELP),
     log_key: str | None = typer.Option(None, "--log-key", help=LOG_KEY_HELP),
@@ -188,7 +185,9 @@ def open_command(
     identity: Path = typer.Option(..., "--identity", help="your age identity file (age-keygen)"),
     out: Path = typer.Option(..., "--out", help="folder to write the decrypted files into"),
     public_key: str = typer.Option(
-        ..., "--public-key", help="the gateway's Ed25519 public key (file or value; hex or base64)"
+        ...,
+        "--public-key",
+        help=f"the gateway's Ed25519 public key, or a file with it: {KEY_FORMS}",
     ),
     proof: Path | None = typer.Option(None, "--proof", help=PROOF_HELP),
     log_key: str | None = typer.Option(None, "--log-key", help=LOG_KEY_HELP),
@@ -276,7 +275,7 @@ def shred_command(
                 f"destroy the keys of research project {project}? Its rows can never be read again",
                 abort=True,
             )
-        done = service.shred_project(CLI_ACTOR, agreement)
+        done = service.shred_project(CLI_ACTOR, agreement, by="operator")
     finally:
         database.dispose()
     if done:
