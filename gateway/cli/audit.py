@@ -154,6 +154,7 @@ def prove(
             index,
             size,
             retired_public_keys=ctx.retired_public_keys,
+            sign_past_size=True,  # the operator asked for exactly this size
         )
         bundle = checkpoints.proof_bundle(ctx.db, row, index)
     finally:
