@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import __version__, preflight, web
 from gateway.api import audit as audit_api
@@ -42,15 +43,59 @@ def build_context(
 ) -> AppContext:
     """Return the process context: settings, database, clock, keys, policy, readiness checks.
 
-    The policy starts as the pack in ``settings.policies_dir``; the context's watcher
-    replaces it (and the agreements) with the stored active version before the server
-    accepts requests. Raises KeyRingError (one line) if the key ring is missing or the
-    master key is wrong, and PreflightError when the policy pack in
-    ``settings.policies_dir`` does not compile or one of its research agreements
-    (``agreements/*.yaml``) is not valid.
+    The policy and the research agreements are those of the stored active version when
+    the database already holds one, else those of the pack in ``settings.policies_dir``
+    (which the watcher imports as the first version on start); the context's watcher
+    keeps them on the active version from then on. Raises KeyRingError (one line) if the
+    key ring is missing or the master key is wrong, and PreflightError when the pack used
+    does not compile or one of its research agreements (``agreements/*.yaml``) is not
+    valid.
     """
     clock = clock or SystemClock()
     keys = KeyRing.open(settings, clock=clock)
+    database = db or Database(settings.resolved_database_url)
+    stored = _stored_active(database)
+    if stored is not None:
+        policy, agreements = PolicyEngine(stored[0].compiled), stored[1]
+    else:
+        policy, agreements = _disk_policy(settings)
+    ctx = _assemble(settings, clock, keys, policy, agreements, database)
+    ctx.policy_watcher = watcher_for(
+        database,
+        policy,
+        clock,
+        interval=settings.policy_poll_seconds,
+        policies_dir=settings.policies_dir,
+        registry=ctx.registry,
+    )
+    if stored is not None:
+        ctx.policy_watcher.sources_sha256 = stored[0].pack.sha256
+
+    def load_agreements_of(pack: Pack, compiled: CompiledPolicy) -> None:
+        ctx.agreements = agreements_of(pack, compiled)
+
+    ctx.policy_watcher.on_load = load_agreements_of
+    ctx.readiness["policy-version"] = ctx.policy_watcher.readiness
+    return ctx
+
+
+def _stored_active(
+    database: Database,
+) -> tuple[versions.ActivePolicy, dict[str, Agreement]] | None:
+    """Return the active version and its agreements if the database holds one that loads.
+
+    None also when the database cannot be read yet (unreachable, schema not migrated):
+    preflight reports that; until then the process starts from the files on disk.
+    """
+    try:
+        stored = versions.load_active(database)
+        return stored, agreements_of(stored.pack, stored.compiled)
+    except (versions.NoActiveVersionError, SQLAlchemyError, SourceError, ValueError):
+        return None
+
+
+def _disk_policy(settings: Settings) -> tuple[PolicyEngine, dict[str, Agreement]]:
+    """Return the engine and agreements of the pack on disk; raise PreflightError if broken."""
     try:
         policy = PolicyEngine.from_directory(settings.policies_dir)
     except SourceError as exc:
@@ -62,23 +107,7 @@ def build_context(
         )
     except SourceError as exc:
         raise preflight.PreflightError(f"the research agreements are not valid:\n{exc}") from exc
-    database = db or Database(settings.resolved_database_url)
-    ctx = _assemble(settings, clock, keys, policy, agreements, database)
-    ctx.policy_watcher = watcher_for(
-        database,
-        policy,
-        clock,
-        interval=settings.policy_poll_seconds,
-        policies_dir=settings.policies_dir,
-        registry=ctx.registry,
-    )
-
-    def load_agreements_of(pack: Pack, compiled: CompiledPolicy) -> None:
-        ctx.agreements = agreements_of(pack, compiled)
-
-    ctx.policy_watcher.on_load = load_agreements_of
-    ctx.readiness["policy-version"] = ctx.policy_watcher.readiness
-    return ctx
+    return policy, agreements
 
 
 def build_command_context(

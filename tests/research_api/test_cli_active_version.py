@@ -198,3 +198,15 @@ def test_servers_and_commands_take_the_agreements_of_the_approved_version(
     assert served["title"] == "Jeugdnetwerken, herzien"
     ctx = gateway_app.build_command_context(study.gw.settings, db=study.gw.database)
     assert ctx.agreements[AGREEMENT].title == "Jeugdnetwerken, herzien"
+
+
+def test_a_new_server_starts_on_the_active_version_even_when_the_files_are_broken(
+    cli_env: Study,
+) -> None:
+    study = cli_env
+    new = approve_removal(study)
+    (study.gw.settings.policies_dir / RULES_40).write_text("rules: [broken\n", encoding="utf-8")
+    app = gateway_app.create_app(study.gw.settings, db=study.gw.database, run_preflight=False)
+    ctx: AppContext = app.state.ctx
+    assert ctx.policy.version == new.policy_version
+    assert AGREEMENT in ctx.agreements
