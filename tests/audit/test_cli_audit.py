@@ -188,3 +188,19 @@ def test_verify_proof_takes_the_key_in_every_form_the_gateway_prints(
         == 1
     )
     assert capsys.readouterr().err == f"error: no such file: {missing}\n"
+
+
+def test_checkpoint_and_prove_write_their_files_whole_and_leave_nothing_else(
+    database: Database, cli_env: CliEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fill(database, 4)
+    folder = tmp_path / "handover"
+    folder.mkdir()
+    assert run(["audit", "checkpoint", "--out", str(folder / "checkpoint.note")]) == 0
+    note = capsys.readouterr().out
+    assert (folder / "checkpoint.note").read_text(encoding="utf-8") == note
+    assert run(["audit", "prove", "--index", "2", "--out", str(folder / "e2.tlog-proof")]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.note", "e2.tlog-proof"]
+    assert run(["audit", "prove", "--index", "2", "--out", str(tmp_path / "no" / "x")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write ") and err.count("\n") == 1
