@@ -55,7 +55,8 @@ def _version_state(kind: str, version: int, active: int) -> str:
 @keys_app.command("list")
 def list_() -> None:
     """List every key: kind, id, versions with creation dates, which version writes, state."""
-    _settings, _database, ring = open_ring()
+    _settings, database, ring = open_ring()
+    database.dispose()  # only the schema check needed it
     info = ring.info
     console.print(
         f"key ring {info.keys_dir}: KEK {info.kek_id} from {info.source} ({info.kdf}), "
@@ -223,7 +224,8 @@ def _agreement_projects(database: Database) -> frozenset[str]:
 @keys_app.command("public")
 def public() -> None:
     """Print the signing public keys (every version; the active one signs new material)."""
-    _settings, _database, ring = open_ring()
+    _settings, database, ring = open_ring()
+    database.dispose()  # only the schema check needed it
     for key in ring.signing_public_keys():
         console.print(
             f"v{key.version} ed25519 {base64.b64encode(key.public_key).decode()} "
