@@ -129,7 +129,8 @@ def build_command_context(
         agreements = agreements_of(active.pack, active.compiled)
     except SourceError as exc:
         raise preflight.PreflightError(
-            f"the active policy version does not load here:\n{exc}"
+            f"the active policy version does not load here ({len(exc.problems)} problem(s): "
+            f"{'; '.join(map(str, exc.problems[:1]))}); approve a version that does"
         ) from exc
     except versions.NoActiveVersionError:
         if db is None:

@@ -84,7 +84,10 @@ def init(
             try:
                 stored = versions.load_active(database)
             except SourceError as exc:
-                fail(f"the active policy version does not load here:\n{exc}")
+                fail(
+                    f"the active policy version does not load here "
+                    f"({len(exc.problems)} problem(s): {'; '.join(map(str, exc.problems[:1]))})"
+                )
             issued = create_demo_partners(
                 database,
                 SystemClock(),
