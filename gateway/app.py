@@ -54,20 +54,25 @@ def build_context(
     clock = clock or SystemClock()
     keys = KeyRing.open(settings, clock=clock)
     database = db or Database(settings.resolved_database_url)
-    stored = _stored_active(database)
-    if stored is not None:
-        policy, agreements = PolicyEngine(stored[0].compiled), stored[1]
-    else:
-        policy, agreements = _disk_policy(settings)
-    ctx = _assemble(settings, clock, keys, policy, agreements, database)
-    ctx.policy_watcher = watcher_for(
-        database,
-        policy,
-        clock,
-        interval=settings.policy_poll_seconds,
-        policies_dir=settings.policies_dir,
-        registry=ctx.registry,
-    )
+    try:
+        stored = _stored_active(database)
+        if stored is not None:
+            policy, agreements = PolicyEngine(stored[0].compiled), stored[1]
+        else:
+            policy, agreements = _disk_policy(settings)
+        ctx = _assemble(settings, clock, keys, policy, agreements, database)
+        ctx.policy_watcher = watcher_for(
+            database,
+            policy,
+            clock,
+            interval=settings.policy_poll_seconds,
+            policies_dir=settings.policies_dir,
+            registry=ctx.registry,
+        )
+    except BaseException:
+        if db is None:
+            database.dispose()  # it looked for a stored version: close what that opened
+        raise
     if stored is not None:
         ctx.policy_watcher.sources_sha256 = stored[0].pack.sha256
 
@@ -128,11 +133,13 @@ def build_command_context(
         active = versions.load_active(database)
         agreements = agreements_of(active.pack, active.compiled)
     except SourceError as exc:
+        if db is None:
+            database.dispose()
         raise preflight.PreflightError(
             f"the active policy version does not load here ({len(exc.problems)} problem(s): "
             f"{'; '.join(map(str, exc.problems[:1]))}); approve a version that does"
         ) from exc
-    except versions.NoActiveVersionError:
+    except BaseException:
         if db is None:
             database.dispose()
         raise
