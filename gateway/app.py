@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import __version__, preflight, web
 from gateway.api import audit as audit_api
@@ -25,10 +26,13 @@ from gateway.context import AppContext
 from gateway.db import Database, current_revision, head_revision
 from gateway.keys import KeyRing
 from gateway.models.audit import AuditCheckpoint
+from gateway.policy import versions
+from gateway.policy.compiler import CompiledPolicy
 from gateway.policy.engine import PolicyEngine
+from gateway.policy.pack import Pack, materialised
 from gateway.policy.reload import watcher_for
-from gateway.research.agreements import AgreementVocabulary, load_agreements
-from gateway.yamlsource import SourceError
+from gateway.research.agreements import Agreement, AgreementVocabulary, load_agreements
+from gateway.yamlsource import SourceError, SourceProblem
 
 DESCRIPTION = """
 Policy-enforced, audited data sharing for RIEC-LIEC partnerships.
@@ -45,12 +49,64 @@ def build_context(
 ) -> AppContext:
     """Return the process context: settings, database, clock, keys, policy, readiness checks.
 
-    Raises KeyRingError (one line) if the key ring is missing or the master key is wrong,
-    and PreflightError when the policy pack in ``settings.policies_dir`` does not compile
-    or one of its research agreements (``agreements/*.yaml``) is not valid.
+    The policy and the research agreements are those of the stored active version when
+    the database already holds one, else those of the pack in ``settings.policies_dir``
+    (which the watcher imports as the first version on start); the context's watcher
+    keeps them on the active version from then on. Raises KeyRingError (one line) if the
+    key ring is missing or the master key is wrong, and PreflightError when the pack used
+    does not compile or one of its research agreements (``agreements/*.yaml``) is not
+    valid.
     """
     clock = clock or SystemClock()
     keys = KeyRing.open(settings, clock=clock)
+    database = db or Database(settings.resolved_database_url)
+    try:
+        stored = _stored_active(database)
+        if stored is not None:
+            policy, agreements = PolicyEngine(stored[0].compiled), stored[1]
+        else:
+            policy, agreements = _disk_policy(settings)
+        ctx = _assemble(settings, clock, keys, policy, agreements, database)
+        ctx.policy_watcher = watcher_for(
+            database,
+            policy,
+            clock,
+            interval=settings.policy_poll_seconds,
+            policies_dir=settings.policies_dir,
+            registry=ctx.registry,
+        )
+    except BaseException:
+        if db is None:
+            database.dispose()  # it looked for a stored version: close what that opened
+        raise
+    if stored is not None:
+        ctx.policy_watcher.sources_sha256 = stored[0].pack.sha256
+
+    def load_agreements_of(pack: Pack, compiled: CompiledPolicy) -> None:
+        ctx.agreements = agreements_of(pack, compiled)
+
+    ctx.policy_watcher.on_load = load_agreements_of
+    ctx.readiness["policy-version"] = ctx.policy_watcher.readiness
+    return ctx
+
+
+def _stored_active(
+    database: Database,
+) -> tuple[versions.ActivePolicy, dict[str, Agreement]] | None:
+    """Return the active version and its agreements if the database holds one that loads.
+
+    None also when the database cannot be read yet (unreachable, schema not migrated):
+    preflight reports that; until then the process starts from the files on disk.
+    """
+    try:
+        stored = versions.load_active(database)
+        return stored, agreements_of(stored.pack, stored.compiled)
+    except (versions.NoActiveVersionError, SQLAlchemyError, SourceError, ValueError):
+        return None
+
+
+def _disk_policy(settings: Settings) -> tuple[PolicyEngine, dict[str, Agreement]]:
+    """Return the engine and agreements of the pack on disk; raise PreflightError if broken."""
     try:
         policy = PolicyEngine.from_directory(settings.policies_dir)
     except SourceError as exc:
@@ -62,7 +118,69 @@ def build_context(
         )
     except SourceError as exc:
         raise preflight.PreflightError(f"the research agreements are not valid:\n{exc}") from exc
+    return policy, agreements
+
+
+def build_command_context(
+    settings: Settings, *, clock: Clock | None = None, db: Database | None = None
+) -> AppContext:
+    """Return the context of a one-shot command: policy and agreements of the active version.
+
+    The files in ``settings.policies_dir`` play no part: a command decides exactly as the
+    servers do, with the version privacy officers approved, for its whole run. Raises
+    NoActiveVersionError when the database holds no version (``gateway init`` imports the
+    first), PreflightError when the stored version does not load here, and KeyRingError
+    for a missing key ring or a wrong master key.
+    """
+    clock = clock or SystemClock()
+    keys = KeyRing.open(settings, clock=clock)
     database = db or Database(settings.resolved_database_url)
+    try:
+        active = versions.load_active(database)
+        agreements = agreements_of(active.pack, active.compiled)
+    except SourceError as exc:
+        if db is None:
+            database.dispose()
+        raise preflight.PreflightError(
+            f"the active policy version does not load here ({len(exc.problems)} problem(s): "
+            f"{'; '.join(map(str, exc.problems[:1]))}); approve a version that does"
+        ) from exc
+    except BaseException:
+        if db is None:
+            database.dispose()
+        raise
+    policy = PolicyEngine(active.compiled)
+    return _assemble(settings, clock, keys, policy, agreements, database)
+
+
+def agreements_of(pack: Pack, compiled: CompiledPolicy) -> dict[str, Agreement]:
+    """Return the research agreements of ``pack``, checked against its vocabulary, by id.
+
+    Raises SourceError (paths relative to the pack) when one of them is not valid.
+    """
+    vocabulary = AgreementVocabulary.from_vocabulary(compiled.vocabulary)
+    with materialised(pack) as folder:
+        try:
+            return load_agreements(folder / "agreements", vocabulary)
+        except SourceError as exc:
+            problems = [
+                SourceProblem(p.path.relative_to(folder), p.line, p.message)
+                if p.path.is_relative_to(folder)
+                else p
+                for p in exc.problems
+            ]
+            raise SourceError(problems) from None
+
+
+def _assemble(
+    settings: Settings,
+    clock: Clock,
+    keys: KeyRing,
+    policy: PolicyEngine,
+    agreements: dict[str, Agreement],
+    database: Database,
+) -> AppContext:
+    """Return the context over these parts, with its readiness checks."""
     ctx = AppContext(settings=settings, db=database, clock=clock, keys=keys, policy=policy)
     ctx.agreements = agreements
 
@@ -84,15 +202,6 @@ def build_context(
         return None if compiled.rows else "the active policy has no rules"
 
     ctx.readiness["policy"] = policy_loaded
-    ctx.policy_watcher = watcher_for(
-        database,
-        policy,
-        clock,
-        interval=settings.policy_poll_seconds,
-        policies_dir=settings.policies_dir,
-        registry=ctx.registry,
-    )
-    ctx.readiness["policy-version"] = ctx.policy_watcher.readiness
     if settings.witnesses:
         ctx.witnessing = _witnessing(ctx)
         checkpoints.attach_witnesses(database, ctx.witnessing)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from rich.console import Console
 
+from gateway import atomicfile
 from gateway.research import synthetic
 from gateway.research.agreements import Agreement
 from gateway.research.bundle import verify_bundle
@@ -449,7 +450,9 @@ class Demo:
         )
         bundle = out_dir / str(release["bundle_name"])
         bundle.parent.mkdir(parents=True, exist_ok=True)
-        bundle.write_bytes(self.raw(RESEARCHER, f"/v1/research/releases/{release['id']}/bundle"))
+        atomicfile.write_file(
+            bundle, self.raw(RESEARCHER, f"/v1/research/releases/{release['id']}/bundle")
+        )
         proof = self.raw(RESEARCHER, f"/v1/research/releases/{release['id']}/proof").decode()
         published = self.call(RESEARCHER, "GET", "/v1/keys/signing")["keys"]
         keys = [base64.b64decode(k["public_key"]) for k in published]

@@ -56,6 +56,14 @@ class InclusionProofOut(BaseModel):
     root_hash: str
     checkpoint: str = Field(description="the signed checkpoint (C2SP signed note)")
     tlog_proof: str = Field(description="the same as an offline C2SP tlog-proof bundle")
+    requested_size: int | None = Field(
+        default=None, description="the size asked for; ``tree_size`` is the signed tree's"
+    )
+    consistency_hashes: list[str] = Field(
+        default_factory=list,
+        description="RFC 9162 proof that the tree of ``requested_size`` is a prefix of the "
+        "signed tree (empty when they are the same)",
+    )
 
 
 class ConsistencyProofOut(BaseModel):
@@ -143,7 +151,11 @@ def inclusion_proof(
     index: Annotated[int, Query(ge=0)],
     size: Annotated[int | None, Query(ge=1, description="tree size; default: latest")] = None,
 ) -> InclusionProofOut:
-    """Return the proof of entry ``index`` under a signed checkpoint (at ``size`` if given)."""
+    """Return the proof of entry ``index`` under a signed checkpoint.
+
+    With ``size``: under the stored checkpoint of that size, or else the newest signed
+    one, with a consistency proof from ``size`` to it (nothing is signed for the past).
+    """
     with ctx.db.read() as session:
         entry = entries.visible_entry(session, entries.scope_for(caller), index)
     checkpoint = checkpoints.checkpoint_covering(
@@ -157,6 +169,11 @@ def inclusion_proof(
     )
     with ctx.db.read() as session:
         proof = log.inclusion_proof(session, index, checkpoint.tree_size)
+        linked = (
+            log.consistency_proof(session, size, checkpoint.tree_size).hashes
+            if size is not None and size != checkpoint.tree_size
+            else ()
+        )
     note = checkpoints.witnessed_note(ctx.db, checkpoint, cosign=True)  # with cosignatures
     return InclusionProofOut(
         index=index,
@@ -166,6 +183,8 @@ def inclusion_proof(
         root_hash=_b64(proof.root),
         checkpoint=note,
         tlog_proof=format_tlog_proof(index, proof.hashes, note, extra=entry.leaf.encode()),
+        requested_size=size,
+        consistency_hashes=[_b64(h) for h in linked],
     )
 
 

@@ -226,26 +226,42 @@ def checkpoint_covering(
     size: int | None = None,
     *,
     retired_public_keys: Sequence[bytes] = (),
+    sign_past_size: bool = False,
 ) -> AuditCheckpoint:
-    """Return a signed checkpoint that contains entry ``index``, at ``size`` if given.
+    """Return a signed checkpoint whose tree contains entry ``index`` (and ``size`` entries).
 
-    Without a size, reuses the latest checkpoint when it contains the entry and signs
-    one of the current tree otherwise. Raises NotFoundError if the entry is not in the
-    tree of that size.
+    That is the stored checkpoint of exactly ``size`` if there is one, else the newest
+    stored checkpoint that is large enough, else one of the current tree, signed now:
+    only the current size is ever signed on request, so callers cannot make the gateway
+    sign (and store) a checkpoint per past size. ``sign_past_size`` (the operator's
+    ``gateway audit prove --size``) signs one at exactly ``size`` instead. Raises
+    NotFoundError if the entry is not in the tree of that size and InvalidInputError for
+    a size the log has not reached.
     """
     with db.read() as session:
         current = log.read_head(session).size
         latest = latest_checkpoint(session)
+        exact = session.get(AuditCheckpoint, size) if size is not None else None
     if size is None:
         if index >= current:
             raise NotFoundError(f"no entry {index} in the log")
-        if latest is not None and latest.tree_size > index:
-            return latest
-    elif not 0 <= index < size:
-        raise NotFoundError(f"no entry {index} in the log at size {size}")
-    return create_checkpoint(
-        db, clock, signer, origin, size, retired_public_keys=retired_public_keys
-    )
+    else:
+        if size > current:
+            raise InvalidInputError(
+                f"tree size {size} is not between 0 and the log's size {current}"
+            )
+        if not 0 <= index < size:
+            raise NotFoundError(f"no entry {index} in the log at size {size}")
+        if exact is not None:
+            return exact
+        if sign_past_size:
+            return create_checkpoint(
+                db, clock, signer, origin, size, retired_public_keys=retired_public_keys
+            )
+    needed = max(index + 1, size or 0)
+    if latest is not None and latest.tree_size >= needed:
+        return latest
+    return create_checkpoint(db, clock, signer, origin, retired_public_keys=retired_public_keys)
 
 
 def witnessed_note(db: Database, checkpoint: AuditCheckpoint, *, cosign: bool = False) -> str:

@@ -13,9 +13,10 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from gateway import atomicfile
 from gateway.app import build_context
 from gateway.audit import checkpoints, entries
-from gateway.audit.bundle import FILE_SUFFIX, verify_tlog_proof
+from gateway.audit.bundle import FILE_SUFFIX, parse_tlog_proof, verify_tlog_proof
 from gateway.audit.cosignature import CosignerKey
 from gateway.audit.note import Checkpoint, NoteError, NoteVerifier
 from gateway.audit.verify import verify_log
@@ -23,6 +24,7 @@ from gateway.cli.app import app, console, err_console, fail, open_current_databa
 from gateway.context import AppContext
 from gateway.errors import IntegrityCheckFailed, InvalidInputError
 from gateway.identity.service import CLI_ACTOR
+from gateway.keys.signing import KEY_FORMS, read_public_key
 
 audit_app = typer.Typer(
     help="Verify the audit log, sign checkpoints, write and check proofs.", no_args_is_help=True
@@ -42,26 +44,18 @@ def _context() -> AppContext:
 def parse_public_key(value: str, default_name: str | None = None) -> NoteVerifier:
     """Return a note verifier from a key given as text or as a file holding it.
 
-    Accepts a verifier key ``name+id+base64`` or the base64 of a raw 32-byte Ed25519
-    public key (named ``default_name``). Raises InvalidInputError otherwise.
+    Accepts every form ``gateway.keys.signing.read_public_key`` does; a key without a
+    name (not a verifier key) is named ``default_name``. Raises InvalidInputError
+    otherwise, or when a key without a name is given and there is no ``default_name``.
     """
-    path = Path(value)
-    text = path.read_text(encoding="utf-8").strip() if path.is_file() else value.strip()
-    if text.count("+") >= 2:
-        try:
-            return NoteVerifier.from_vkey(text)
-        except InvalidInputError:
-            pass  # a raw base64 key may contain '+' too
-    try:
-        raw = base64.b64decode(text, validate=True)
-        verifier = NoteVerifier(default_name or "unnamed", raw)
-    except (binascii.Error, NoteError) as exc:
-        raise InvalidInputError(
-            "the public key must be a verifier key (name+id+base64) or a base64 Ed25519 key"
-        ) from exc
-    if default_name is None:
+    given = read_public_key(value)
+    name = given.name or default_name
+    if name is None:
         raise InvalidInputError("give the public key as name+id+key, or give --origin")
-    return verifier
+    try:
+        return NoteVerifier(name, given.public_key)
+    except NoteError as exc:
+        raise InvalidInputError(f"--origin {name!r} cannot name a key: {exc}") from exc
 
 
 @audit_app.command("verify")
@@ -136,7 +130,9 @@ def witnessed_checkpoints(ctx: AppContext) -> list[Checkpoint]:
 
 
 @audit_app.command("checkpoint")
-def checkpoint() -> None:
+def checkpoint(
+    out: Path | None = typer.Option(None, "--out", help="also write the signed note to this file"),
+) -> None:
     """Sign and store a checkpoint of the current tree; print it as a signed note."""
     ctx = _context()
     try:
@@ -149,6 +145,11 @@ def checkpoint() -> None:
         )
     finally:
         ctx.db.dispose()
+    if out is not None:
+        try:
+            atomicfile.write_file(out, row.note)
+        except OSError as exc:
+            fail(f"cannot write {out}: {exc.strerror}")
     console.print(row.note, end="", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -157,7 +158,11 @@ def prove(
     index: int = typer.Option(..., "--index", min=0, help="the entry to prove"),
     size: int | None = typer.Option(None, "--size", min=1, help="tree size; default: latest"),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help=f"file to write; default entry-INDEX{FILE_SUFFIX}"
+        None,
+        "--output",
+        "--out",
+        "-o",
+        help=f"file to write; default entry-INDEX{FILE_SUFFIX}",
     ),
 ) -> None:
     """Write an offline proof bundle (C2SP tlog-proof) that entry INDEX is in the log."""
@@ -171,12 +176,16 @@ def prove(
             index,
             size,
             retired_public_keys=ctx.retired_public_keys,
+            sign_past_size=True,  # the operator asked for exactly this size
         )
         bundle = checkpoints.proof_bundle(ctx.db, row, index)
     finally:
         ctx.db.dispose()
     target = output or Path(f"entry-{index}{FILE_SUFFIX}")
-    target.write_text(bundle, encoding="utf-8")
+    try:
+        atomicfile.write_file(target, bundle)
+    except OSError as exc:
+        fail(f"cannot write {target}: {exc.strerror}")
     console.print(f"wrote {target}: entry {index} in the log at size {row.tree_size}")
 
 
@@ -184,7 +193,7 @@ def prove(
 def verify_proof(
     bundle: Path = typer.Argument(..., help="a .tlog-proof file", exists=True, dir_okay=False),
     public_key: str = typer.Option(
-        ..., "--public-key", help="the log's verifier key (name+id+base64), or a file with it"
+        ..., "--public-key", help=f"the log's public key, or a file with it: {KEY_FORMS}"
     ),
     leaf: Path | None = typer.Option(
         None, "--leaf", exists=True, dir_okay=False, help="the entry's leaf (canonical JSON)"
@@ -204,7 +213,8 @@ def verify_proof(
         text = bundle.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError("the bundle is not a text file") from exc
-    verifier = parse_public_key(public_key, origin)
+    # a key without a name (hex, base64, `keys public`) is the log's: named by its origin
+    verifier = parse_public_key(public_key, origin or _checkpoint_origin(text))
     try:
         result = verify_tlog_proof(
             text,
@@ -244,6 +254,15 @@ def witness_keys(values: list[str], quorum: int | None) -> list[CosignerKey]:
     if quorum is not None and quorum > len(keys):
         raise InvalidInputError("--quorum cannot exceed the number of --witness keys")
     return keys
+
+
+def _checkpoint_origin(text: str) -> str | None:
+    """Return the origin line of the checkpoint in a proof bundle (unverified), if any."""
+    try:
+        first = parse_tlog_proof(text).checkpoint.split("\n", 1)[0].strip()
+    except InvalidInputError:
+        return None
+    return first or None
 
 
 def _hash_arg(value: str) -> bytes:

@@ -8,14 +8,13 @@ from typing import Any
 import httpx
 import typer
 
-from gateway.app import build_context
+from gateway.app import build_command_context
 from gateway.cli.app import app, console, fail, open_current_database
 from gateway.clock import SystemClock
 from gateway.demo import AGREEMENT, PRINCIPALS, Demo, DemoFailed
 from gateway.identity import service
 from gateway.identity.service import CLI_ACTOR
 from gateway.models.partners import Principal
-from gateway.research.agreements import AgreementVocabulary, load_agreement
 from gateway.workflow import retention
 
 retention_app = typer.Typer(help="Retention of case records and keys.", no_args_is_help=True)
@@ -32,10 +31,14 @@ def demo(
     ``gateway init`` in development mode) and revokes them afterwards.
     """
     settings, database = open_current_database()
-    policies = settings.policies_dir
-    agreement = load_agreement(
-        policies / "agreements" / f"{AGREEMENT}.yaml", AgreementVocabulary.from_policies(policies)
-    )
+    try:
+        agreement = build_command_context(settings, db=database).agreements.get(AGREEMENT)
+    except BaseException:
+        database.dispose()
+        raise
+    if agreement is None:
+        database.dispose()
+        fail(f"the active policy version has no research agreement {AGREEMENT}")
     clock = SystemClock()
     minted: dict[str, str] = {}
     token_ids: list[str] = []
@@ -80,8 +83,8 @@ def demo(
 def run_retention() -> None:
     """Delete records whose retention ended; destroy the keys of closed cases that are due."""
     settings, database = open_current_database()
-    ctx = build_context(settings, db=database)
     try:
+        ctx = build_command_context(settings, db=database)
         report = retention.run(ctx, CLI_ACTOR, case_retention_days=settings.case_retention_days)
     finally:
         database.dispose()

@@ -22,6 +22,7 @@ from gateway.identity.service import CLI_ACTOR
 from gateway.keys import KeyRing
 from gateway.policy import versions
 from gateway.policy.pack import read_pack
+from gateway.yamlsource import SourceError
 
 KEYS_README = """# Key ring
 
@@ -82,10 +83,17 @@ def init(
                 style="yellow",
             )
         if demo and settings.mode is Mode.DEVELOPMENT:
+            try:
+                stored = versions.load_active(database)
+            except SourceError as exc:
+                fail(
+                    f"the active policy version does not load here "
+                    f"({len(exc.problems)} problem(s): {'; '.join(map(str, exc.problems[:1]))})"
+                )
             issued = create_demo_partners(
                 database,
                 SystemClock(),
-                compiled.vocabulary.partner_kinds,
+                stored.compiled.vocabulary.partner_kinds,
                 timedelta(days=settings.token_ttl_days),
                 keyer=ring.person_key,
             )

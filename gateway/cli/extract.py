@@ -11,8 +11,6 @@ with throw-away keys, to show the whole chain without a database.
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -29,23 +27,29 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from gateway.app import build_context
+from gateway import atomicfile
+from gateway.app import build_command_context
 from gateway.audit.bundle import parse_tlog_proof
 from gateway.audit.cosignature import verify_witnessed
 from gateway.audit.note import NoteError, NoteVerifier
-from gateway.cli.app import app, console, err_console, fail, load_settings
+from gateway.cli.app import (
+    app,
+    console,
+    err_console,
+    fail,
+    load_settings,
+    open_current_database,
+)
 from gateway.cli.audit import QUORUM_HELP, WITNESS_HELP, witness_keys
 from gateway.clock import SystemClock, as_utc
-from gateway.db import ensure_schema_current
 from gateway.errors import IntegrityCheckFailed, InvalidInputError
 from gateway.identity.service import CLI_ACTOR
-from gateway.keys.signing import Ed25519Signer
+from gateway.keys.signing import KEY_FORMS, Ed25519Signer, read_public_key
 from gateway.research import synthetic
 from gateway.research.agreements import AgreementVocabulary, load_agreement
 from gateway.research.bundle import (
     AuditInclusionCheck,
     open_bundle,
-    parse_public_key,
     read_identities,
     verify_bundle,
 )
@@ -71,13 +75,8 @@ EXAMPLE_AGREEMENT = "agreements/jeugdnetwerken-noord-nederland.yaml"
 
 
 def _public_key(value: str) -> bytes:
-    """Return the public key from a file holding it, or from the value itself."""
-    path = Path(value)
-    try:
-        text = path.read_text(encoding="utf-8") if path.is_file() else value
-    except OSError as exc:
-        fail(f"cannot read public key file {path}: {exc.strerror}")
-    return parse_public_key(text)
+    """Return the public key given as a value or a file, in any form the gateway prints."""
+    return read_public_key(value).public_key
 
 
 def _inclusion_check(
@@ -178,6 +177,7 @@ class RichProgress:
             self._progress.advance(self._task, rows)
 
 
+PUBLIC_KEY_HELP = f"the gateway's Ed25519 public key, or a file with it: {KEY_FORMS}"
 PROOF_HELP = "the release's audit proof (.tlog-proof): also check that the release is logged"
 LOG_KEY_HELP = "the audit log's public key, if not the --public-key (after a key rotation)"
 
@@ -186,7 +186,9 @@ LOG_KEY_HELP = "the audit log's public key, if not the --public-key (after a key
 def verify_command(
     bundle: Path = typer.Argument(..., help="the bundle (.tar) to check"),
     public_key: str = typer.Option(
-        ..., "--public-key", help="the gateway's Ed25519 public key (file or value; hex or base64)"
+        ...,
+        "--public-key",
+        help=f"the gateway's Ed25519 public key, or a file with it: {KEY_FORMS}",
     ),
     proof: Path | None = typer.Option(None, "--proof", help=PROOF_HELP),
     log_key: str | None = typer.Option(None, "--log-key", help=LOG_KEY_HELP),
@@ -230,7 +232,9 @@ def open_command(
     identity: Path = typer.Option(..., "--identity", help="your age identity file (age-keygen)"),
     out: Path = typer.Option(..., "--out", help="folder to write the decrypted files into"),
     public_key: str = typer.Option(
-        ..., "--public-key", help="the gateway's Ed25519 public key (file or value; hex or base64)"
+        ...,
+        "--public-key",
+        help=f"the gateway's Ed25519 public key, or a file with it: {KEY_FORMS}",
     ),
     proof: Path | None = typer.Option(None, "--proof", help=PROOF_HELP),
     log_key: str | None = typer.Option(None, "--log-key", help=LOG_KEY_HELP),
@@ -261,10 +265,9 @@ def run_command(
     providers' consents as they stand; withdrawn respondents are left out; the project's
     generalisation is kept. The bundle is published in GATEWAY_RELEASES_DIR.
     """
-    settings = load_settings()
-    ctx = build_context(settings)
+    settings, database = open_current_database()
     try:
-        ensure_schema_current(ctx.db)
+        ctx = build_command_context(settings, db=database)
         service = Research(ctx)
         service.agreement(agreement)  # fail before the progress bar on an unknown id
         if out is not None:
@@ -283,15 +286,20 @@ def run_command(
         console.print(f"manifest sha256 {view.manifest_sha256}", highlight=False)
         console.print(f"bundle: {bundle}", highlight=False)
         if out is not None:
+            # each file appears whole or not at all: a kill mid-copy leaves no short bundle
             copied = out / view.bundle_name
-            shutil.copyfile(bundle, copied)
             proof = out / f"{view.id}.tlog-proof"
-            proof.write_text(service.proof_text(view.id), encoding="utf-8")
             public = out / "gateway-signing-key.pub"
-            public.write_text(ctx.signer.public_key.hex() + "\n", encoding="utf-8")
+            try:
+                atomicfile.remove_leftovers(out, copied.name)
+                atomicfile.copy_file(bundle, copied)
+                atomicfile.write_file(proof, service.proof_text(view.id))
+                atomicfile.write_file(public, ctx.signer.public_key.hex() + "\n")
+            except OSError as exc:
+                fail(f"release {view.id} is published, but {out} cannot be written: {exc.strerror}")
             console.print(f"copied to {copied}, with {proof.name} and {public.name}")
     finally:
-        ctx.db.dispose()
+        database.dispose()
 
 
 @extract_app.command("shred")
@@ -304,10 +312,9 @@ def shred_command(
     Destroys the project's pseudonymisation secret and the key that seals its rows, in
     one audited step. Released bundles are not affected (they are the researchers').
     """
-    settings = load_settings()
-    ctx = build_context(settings)
+    settings, database = open_current_database()
     try:
-        ensure_schema_current(ctx.db)
+        ctx = build_command_context(settings, db=database)
         service = Research(ctx)
         project = service.agreement(agreement).project
         if not yes:
@@ -315,9 +322,9 @@ def shred_command(
                 f"destroy the keys of research project {project}? Its rows can never be read again",
                 abort=True,
             )
-        done = service.shred_project(CLI_ACTOR, agreement)
+        done = service.shred_project(CLI_ACTOR, agreement, by="operator")
     finally:
-        ctx.db.dispose()
+        database.dispose()
     if done:
         console.print(f"destroyed the keys of research project {project}", highlight=False)
     else:
@@ -325,9 +332,10 @@ def shred_command(
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    try:
+        atomicfile.write_file(path, text, mode=atomicfile.PRIVATE_MODE, overwrite=False)
+    except FileExistsError:
+        fail(f"{path} already exists; choose an empty --out folder")
 
 
 @extract_app.command("demo-run")
@@ -373,7 +381,7 @@ def demo_run(
             f"# demo identity of {researcher.name}; public key: {identity.to_public()}\n"
             f"{identity}\n",
         )
-    public.write_text(signer.public_key.hex() + "\n", encoding="utf-8")
+    atomicfile.write_file(public, signer.public_key.hex() + "\n")
     request = ExtractRequest(
         agreement=agreement,
         release_id=release_id,

@@ -8,15 +8,23 @@ import os
 import typer
 from rich.table import Table
 
+from gateway.app import agreements_of
 from gateway.cli.app import app, console, fail, load_settings, open_database
+from gateway.clock import SystemClock
 from gateway.config import Settings
 from gateway.db import Database, ensure_schema_current
 from gateway.identity.service import CLI_ACTOR
 from gateway.keys import KeyRing, MasterSecret
+from gateway.policy import versions
+from gateway.research import service as research
+from gateway.workflow import retention
+from gateway.yamlsource import SourceError
 
 keys_app = typer.Typer(help="Manage the key ring (never shows key material).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
+OPERATOR = "operator"
+"""Who the CLI acts as when it shreds: the role of whoever runs it on the host."""
 NEW_KEY_ENV = "GATEWAY_NEW_MASTER_KEY"
 NEW_PASSPHRASE_ENV = "GATEWAY_NEW_MASTER_PASSPHRASE"  # noqa: S105  (a variable name)
 
@@ -47,7 +55,8 @@ def _version_state(kind: str, version: int, active: int) -> str:
 @keys_app.command("list")
 def list_() -> None:
     """List every key: kind, id, versions with creation dates, which version writes, state."""
-    _settings, _database, ring = open_ring()
+    _settings, database, ring = open_ring()
+    database.dispose()  # only the schema check needed it
     info = ring.info
     console.print(
         f"key ring {info.keys_dir}: KEK {info.kek_id} from {info.source} ({info.kdf}), "
@@ -165,29 +174,58 @@ def shred(
     ),
     yes: bool = typer.Option(False, "--yes", help="do not ask for confirmation"),
 ) -> None:
-    """Destroy a key for good (crypto-shredding): its data or pseudonym mapping is gone."""
+    """Destroy a key for good (crypto-shredding): its data or pseudonym mapping is gone.
+
+    A case is closed as well, its pseudonymisation secret destroyed and its subject index
+    rows deleted; a research project loses its secret and the key of its stored rows.
+    Unknown ids are refused. Who asked (the operator) and when is recorded.
+    """
     which = _one_of(case=case, project=project)
     target = case if which == "case" else project
     assert target is not None
     what = f"case {target}" if which == "case" else f"research project {target}"
     _settings, database, ring = open_ring()
-    if not yes:
-        typer.confirm(f"destroy the key of {what}? Its data can never be read again", abort=True)
-    with database.write() as session:
+    try:
         if which == "case":
-            done = ring.shred_case(session, target, actor=CLI_ACTOR)
+            retention.require_case(database, target)
         else:
-            done = ring.shred_project(session, target, actor=CLI_ACTOR)
+            projects = _agreement_projects(database)
+            research.require_project(ring, target, projects)
+        if not yes:
+            typer.confirm(
+                f"destroy the key of {what}? Its data can never be read again", abort=True
+            )
+        if which == "case":
+            done = retention.shred_case_on_request(
+                database, ring, SystemClock(), CLI_ACTOR, target, by=OPERATOR
+            )
+        else:
+            done = research.shred_project_on_request(
+                database, ring, CLI_ACTOR, target, by=OPERATOR, agreement_projects=projects
+            )
+    finally:
+        database.dispose()
     if done:
         console.print(f"destroyed the key of {what}")
     else:
         console.print(f"the key of {what} was already destroyed")
 
 
+def _agreement_projects(database: Database) -> frozenset[str]:
+    """Return the research projects of the active version's agreements (none without one)."""
+    try:
+        active = versions.load_active(database)
+        agreements = agreements_of(active.pack, active.compiled)
+    except (versions.NoActiveVersionError, SourceError):
+        return frozenset()
+    return frozenset(a.project for a in agreements.values())
+
+
 @keys_app.command("public")
 def public() -> None:
     """Print the signing public keys (every version; the active one signs new material)."""
-    _settings, _database, ring = open_ring()
+    _settings, database, ring = open_ring()
+    database.dispose()  # only the schema check needed it
     for key in ring.signing_public_keys():
         console.print(
             f"v{key.version} ed25519 {base64.b64encode(key.public_key).decode()} "

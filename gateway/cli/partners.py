@@ -19,7 +19,9 @@ from gateway.identity import service
 from gateway.identity.people import person_key
 from gateway.identity.service import CLI_ACTOR
 from gateway.keys import KeyRing
-from gateway.vocabulary import IdentifierType, Role, partner_kinds
+from gateway.policy import versions
+from gateway.vocabulary import IdentifierType, Role
+from gateway.yamlsource import SourceError
 
 partners_app = typer.Typer(help="Manage partners, principals and tokens.", no_args_is_help=True)
 app.add_typer(partners_app, name="partners")
@@ -28,7 +30,7 @@ app.add_typer(partners_app, name="partners")
 @partners_app.command("add")
 def add(
     partner_id: str = typer.Option(..., "--id", help="short id, e.g. gemeente-leeuwarden"),
-    kind: str = typer.Option(..., help="partner kind from policies/vocabulary.yaml"),
+    kind: str = typer.Option(..., help="partner kind from the active policy version's vocabulary"),
     name: str = typer.Option(..., help="organisation name"),
     oin: str | None = typer.Option(None, help="20-digit OIN"),
     kvk: str | None = typer.Option(None, help="8-digit KvK number"),
@@ -36,21 +38,28 @@ def add(
     """Register a partner organisation."""
     if (oin is None) == (kvk is None):
         fail("give exactly one of --oin or --kvk")
-    settings, database = open_current_database()
+    _settings, database = open_current_database()
     id_type, identifier = (IdentifierType.OIN, oin) if oin else (IdentifierType.KVK, kvk)
     assert identifier is not None
-    with database.write() as session:
-        partner = service.add_partner(
-            session,
-            SystemClock(),
-            CLI_ACTOR,
-            partner_id=partner_id,
-            kind=kind,
-            name=name,
-            identifier_type=id_type,
-            identifier=identifier,
-            known_kinds=partner_kinds(settings.policies_dir),
-        )
+    try:
+        try:
+            known_kinds = versions.load_active(database).compiled.vocabulary.partner_kinds
+        except SourceError as exc:
+            fail(f"the active policy version does not load here ({len(exc.problems)} problem(s))")
+        with database.write() as session:
+            partner = service.add_partner(
+                session,
+                SystemClock(),
+                CLI_ACTOR,
+                partner_id=partner_id,
+                kind=kind,
+                name=name,
+                identifier_type=id_type,
+                identifier=identifier,
+                known_kinds=known_kinds,
+            )
+    finally:
+        database.dispose()
     console.print(f"added partner {partner.id} ({partner.kind})")
 
 

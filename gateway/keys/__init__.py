@@ -9,7 +9,15 @@ the key ring operations (rotate, rewrap, shred). Integrity failures raise the on
 from gateway.errors import IntegrityCheckFailed, KeyRingError, KeyShreddedError, UnknownKeyError
 from gateway.keys.master import MasterSecret
 from gateway.keys.pseudonyms import Pseudonymiser
-from gateway.keys.ring import KeyActor, KeyInfo, KeyKind, KeyRing, KeyVersionInfo, RingInfo
+from gateway.keys.ring import (
+    KeyActor,
+    KeyInfo,
+    KeyKind,
+    KeyRing,
+    KeyVersionInfo,
+    RingInfo,
+    ShredReason,
+)
 from gateway.keys.signing import Ed25519Signer, SigningPublicKey, verify
 
 __all__ = [
@@ -25,6 +33,7 @@ __all__ = [
     "MasterSecret",
     "Pseudonymiser",
     "RingInfo",
+    "ShredReason",
     "SigningPublicKey",
     "UnknownKeyError",
     "verify",

@@ -101,6 +101,13 @@ _FOLDER = {
 _SYSTEM_FILE = {KeyKind.INDEX: INDEX_KEY_ID, KeyKind.SIGNING: SIGNING_KEY_ID}
 
 
+class ShredReason(StrEnum):
+    """Why a key was destroyed: its retention ended, or someone asked for it."""
+
+    RETENTION = "end-of-retention"
+    REQUEST = "on-request"
+
+
 class KeyActor(Protocol):
     """Who performs a key operation, for the audit log (``gateway.identity.service.Actor``)."""
 
@@ -163,6 +170,8 @@ class _KeyDoc:
     active_version: int | None
     versions: list[_Version]
     shredded_at: datetime | None = None
+    shred_reason: str | None = None
+    shredded_by: str | None = None  # a role ("operator"), never a person
 
     @property
     def shredded(self) -> bool:
@@ -177,6 +186,8 @@ class _KeyDoc:
             "state": self.state,
             "active_version": self.active_version,
             "shredded_at": self.shredded_at.isoformat() if self.shredded_at else None,
+            **({"shred_reason": self.shred_reason} if self.shred_reason else {}),
+            **({"shredded_by": self.shredded_by} if self.shredded_by else {}),
             "versions": [
                 {
                     "version": v.version,
@@ -206,6 +217,8 @@ class _KeyDoc:
             state=str(doc["state"]),
             active_version=doc["active_version"],
             shredded_at=as_utc(datetime.fromisoformat(shredded)) if shredded else None,
+            shred_reason=doc.get("shred_reason"),
+            shredded_by=doc.get("shredded_by"),
             versions=[
                 _Version(
                     version=int(v["version"]),
@@ -259,24 +272,35 @@ def _check_id(key_id: str, what: str) -> str:
     return key_id
 
 
+def valid_key_id(key_id: str, what: str) -> str:
+    """Return ``key_id`` if it can name a case or project key; raise InvalidInputError if not."""
+    return _check_id(key_id, what)
+
+
 def _shredded_error(doc: _KeyDoc) -> KeyShreddedError:
-    when = f"{doc.shredded_at:%Y-%m-%d}" if doc.shredded_at else "an earlier date"
+    """Return the error that says which key was destroyed, when, and why (as recorded)."""
+    if doc.shred_reason == ShredReason.REQUEST:
+        at = f"{doc.shredded_at:%Y-%m-%d %H:%M} UTC" if doc.shredded_at else "an earlier date"
+        how = f"was destroyed: shredded by {doc.shredded_by or 'an operator'} at {at}"
+    else:
+        when = f"{doc.shredded_at:%Y-%m-%d}" if doc.shredded_at else "an earlier date"
+        how = f"was destroyed on {when} at the end of its retention period"
     if doc.kind is KeyKind.PROJECT:
         what = (
-            f"the pseudonymisation secret of research project {doc.key_id} was destroyed on "
-            f"{when} at the end of its retention period; its pseudonyms can no longer be "
-            "produced or linked"
+            f"the pseudonymisation secret of research project {doc.key_id} {how}; its "
+            "pseudonyms can no longer be produced or linked"
         )
     else:
         what = (
-            f"the key of {doc.kind} {doc.key_id} was destroyed on {when} at the end of its "
-            "retention period; its encrypted data can no longer be read by anyone"
+            f"the key of {doc.kind} {doc.key_id} {how}; its encrypted data can no longer be "
+            "read by anyone"
         )
     return KeyShreddedError(
         what,
         key_kind=str(doc.kind),
         key_id=doc.key_id,
         shredded_at=doc.shredded_at.isoformat() if doc.shredded_at else None,
+        reason=doc.shred_reason or ShredReason.RETENTION.value,
     )
 
 
@@ -655,7 +679,15 @@ class KeyRing:
         )
         return version
 
-    def _shred(self, session: Session, kind: KeyKind, key_id: str, actor: KeyActor) -> bool:
+    def _shred(
+        self,
+        session: Session,
+        kind: KeyKind,
+        key_id: str,
+        actor: KeyActor,
+        reason: ShredReason,
+        by: str | None,
+    ) -> bool:
         audit_log.lock_head(session)
         with files.ring_lock(self._dir):
             self._check_ring_current()
@@ -672,6 +704,7 @@ class KeyRing:
                 key_kind=str(kind),
                 key_id=key_id,
                 versions_destroyed=destroyed,
+                **({"reason": reason.value, "by": by} if reason is ShredReason.REQUEST else {}),
             )
             tombstone = _KeyDoc(
                 kind=kind,
@@ -681,6 +714,8 @@ class KeyRing:
                 active_version=None,
                 versions=[],
                 shredded_at=self._clock.now(),
+                shred_reason=reason.value,
+                shredded_by=by if reason is ShredReason.REQUEST else None,
             )
             files.replace_destroying_old(self._path(kind, key_id), tombstone.to_bytes())
         self._forget(kind, key_id)
@@ -743,14 +778,22 @@ class KeyRing:
         """Add and activate a new version of the case's key; return it. Old versions still read."""
         return self._rotate(session, KeyKind.CASE, _check_id(case_id, "case"), actor, activate=True)
 
-    def shred_case(self, session: Session, case_id: str, *, actor: KeyActor) -> bool:
+    def shred_case(
+        self,
+        session: Session,
+        case_id: str,
+        *,
+        actor: KeyActor,
+        reason: ShredReason = ShredReason.RETENTION,
+        by: str | None = None,
+    ) -> bool:
         """Destroy the case's key for good and leave a tombstone; audited in ``session``.
 
         Returns False (and changes nothing) if it was already shredded. Afterwards every
         use raises KeyShreddedError, in this process at once, in others within
         ``recheck_seconds``.
         """
-        return self._shred(session, KeyKind.CASE, _check_id(case_id, "case"), actor)
+        return self._shred(session, KeyKind.CASE, _check_id(case_id, "case"), actor, reason, by)
 
     # ---------------------------------------------------------------- blind indexes
 
@@ -839,9 +882,33 @@ class KeyRing:
 
         return Pseudonymiser(key_id, version, entry.material[version], check_live)
 
-    def shred_project(self, session: Session, project_id: str, *, actor: KeyActor) -> bool:
+    def shred_project(
+        self,
+        session: Session,
+        project_id: str,
+        *,
+        actor: KeyActor,
+        reason: ShredReason = ShredReason.RETENTION,
+        by: str | None = None,
+    ) -> bool:
         """Destroy the project's pseudonymisation secret for good; see :meth:`shred_case`."""
-        return self._shred(session, KeyKind.PROJECT, _check_id(project_id, "project"), actor)
+        return self._shred(
+            session, KeyKind.PROJECT, _check_id(project_id, "project"), actor, reason, by
+        )
+
+    def shredded_error(self, kind: KeyKind, key_id: str) -> KeyShreddedError | None:
+        """Return the error saying who destroyed this key and when, or None if it is not shredded.
+
+        ``by`` and the time are those recorded in the key's tombstone.
+        """
+        found = self._read_doc(kind, _check_id(key_id, str(kind)))
+        if found is None or not found[0].shredded:
+            return None
+        return _shredded_error(found[0])
+
+    def has_key(self, kind: KeyKind, key_id: str) -> bool:
+        """Return True if the ring holds a key (or the tombstone of one) for ``key_id``."""
+        return self._read_doc(kind, _check_id(key_id, str(kind))) is not None
 
     # ---------------------------------------------------------------- signing
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -36,6 +37,7 @@ from gateway.models.policy_versions import (
     ProposalStatus,
 )
 from gateway.policy import versions
+from gateway.policy.compiler import CompiledPolicy
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.pack import Pack, compile_pack, read_pack
 from gateway.preflight import PreflightError
@@ -69,6 +71,9 @@ class PolicyWatcher:
         self.version_id: int | None = None
         self.sources_sha256: str | None = disk_pack.sha256 if disk_pack else None
         self.problem: str | None = None
+        self.on_load: Callable[[Pack, CompiledPolicy], None] | None = None
+        """Called with each new version before it is swapped in (the process's research
+        agreements come from it); a SourceError it raises keeps the previous version."""
         self.prepared: set[str] = set()
         self._last_proposal = 0
         self._failed_generation: int | None = None
@@ -143,6 +148,8 @@ class PolicyWatcher:
                 self._loaded(generation, version_id)
                 return False
             compiled = compile_pack(pack)
+            if self.on_load is not None:
+                self.on_load(pack, compiled)
         except (SourceError, ValueError) as exc:
             count = len(exc.problems) if isinstance(exc, SourceError) else 1
             self._failed_generation = generation

@@ -10,6 +10,7 @@ keeps a second active version out of the table whatever the code does.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
@@ -26,7 +27,7 @@ from gateway.models.policy_versions import (
     VersionState,
 )
 from gateway.policy.compiler import CompiledPolicy
-from gateway.policy.pack import Pack
+from gateway.policy.pack import Pack, compile_pack
 
 POINTER_ID = 1
 STARTUP_ACTOR = Actor(principal_id="system:gateway")
@@ -222,3 +223,26 @@ def ensure_active(
         version = find_or_create(session, clock, actor, pack, compiled, origin=VersionOrigin.IMPORT)
         activate(session, clock, actor, version)
         return version, True
+
+
+@dataclass(frozen=True)
+class ActivePolicy:
+    """The stored active version, compiled: what a one-shot command decides with."""
+
+    version_id: int
+    pack: Pack
+    compiled: CompiledPolicy
+
+
+def load_active(db: Database) -> ActivePolicy:
+    """Return the active version of ``db`` with its files and compiled policy.
+
+    Raises NoActiveVersionError when the database holds no version yet (``gateway init``
+    imports the first) and SourceError when the stored files do not compile here.
+    """
+    with db.read() as session:
+        version = active_version(session)
+        version_id, sources = version.id, version.sources
+    assert version_id is not None
+    pack = Pack.from_json(sources)
+    return ActivePolicy(version_id, pack, compile_pack(pack))

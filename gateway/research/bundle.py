@@ -22,8 +22,6 @@ it back; the work folder is private and removed either way).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import errno
 import fcntl
@@ -42,8 +40,10 @@ from typing import IO, Any, Protocol
 import pyrage
 from pyrage import x25519
 
-from gateway.errors import ConflictError, IntegrityCheckFailed, InvalidInputError
-from gateway.keys.signing import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, verify
+from gateway import atomicfile
+from gateway.errors import ConflictError, IntegrityCheckFailed
+from gateway.keys import signing
+from gateway.keys.signing import SIGNATURE_SIZE, verify
 from gateway.research.errors import BundleError
 from gateway.research.manifest import (
     MANIFEST_NAME,
@@ -204,20 +204,11 @@ class VerifiedBundle:
 
 
 def parse_public_key(text: str) -> bytes:
-    """Return the 32-byte Ed25519 public key written as hex or base64 in ``text``.
+    """Return the 32-byte Ed25519 public key in ``text``, in any form the gateway prints.
 
-    Raises InvalidInputError if it is neither.
+    See ``gateway.keys.signing.parse_public_key``. Raises InvalidInputError otherwise.
     """
-    compact = "".join(text.split())
-    with contextlib.suppress(ValueError):
-        raw = bytes.fromhex(compact)
-        if len(raw) == PUBLIC_KEY_SIZE:
-            return raw
-    with contextlib.suppress(binascii.Error, ValueError):
-        raw = base64.b64decode(compact, validate=True)
-        if len(raw) == PUBLIC_KEY_SIZE:
-            return raw
-    raise InvalidInputError("the public key must be 32 bytes, written as hex or base64")
+    return signing.parse_public_key(text).public_key
 
 
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int) -> bytes:
@@ -363,6 +354,12 @@ def open_bundle(
             _read_member(tar, tar.getmember(MANIFEST_NAME), MAX_MANIFEST_BYTES)
         )
         for entry_name in [MANIFEST_NAME, *(e["name"] for e in entries)]:
-            os.replace(work / entry_name, out_dir / entry_name)
+            atomicfile.fsync_file(work / entry_name)
+            try:
+                atomicfile.publish(work / entry_name, out_dir / entry_name, overwrite=False)
+            except FileExistsError:
+                raise ConflictError(
+                    f"{out_dir} already holds {entry_name}; choose another --out"
+                ) from None
             written.append(out_dir / entry_name)
     return written

@@ -29,7 +29,7 @@ import base64
 import json
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -43,6 +43,7 @@ from gateway.audit import checkpoints
 from gateway.audit import log as audit_log
 from gateway.audit.events import AuditEvent, AuditEventType
 from gateway.context import AppContext
+from gateway.db import Database
 from gateway.errors import (
     ConflictError,
     InvalidInputError,
@@ -50,6 +51,8 @@ from gateway.errors import (
     PermissionDeniedError,
 )
 from gateway.identity.service import Actor, Caller
+from gateway.keys import KeyKind, KeyRing, ShredReason
+from gateway.keys.ring import valid_key_id
 from gateway.models.partners import Partner
 from gateway.models.research import (
     ResearchBatch,
@@ -1131,18 +1134,24 @@ class Research:
 
     # ----- end of the project ----------------------------------------------------------
 
-    def shred_project(self, actor: Actor, agreement_id: str) -> bool:
+    def shred_project(self, actor: Actor, agreement_id: str, *, by: str | None = None) -> bool:
         """Destroy the project's pseudonymisation secret and its row key, in one audited step.
 
         Afterwards the stored rows cannot be read, no rows can be added, and the project's
-        pseudonyms cannot be produced or linked by anyone. Returns False if both were
-        destroyed before.
+        pseudonyms cannot be produced or linked by anyone. ``by`` (a role) records that
+        someone asked for it; without it, the project's retention ended. Returns False if
+        both were destroyed before.
         """
         agreement = self.agreement(agreement_id)
         keys = self.ctx.keys
+        reason = ShredReason.RETENTION if by is None else ShredReason.REQUEST
         with self.ctx.db.write() as session:
-            rows = keys.shred_case(session, rows_key_id(agreement.project), actor=actor)
-            secret = keys.shred_project(session, agreement.project, actor=actor)
+            rows = keys.shred_case(
+                session, rows_key_id(agreement.project), actor=actor, reason=reason, by=by
+            )
+            secret = keys.shred_project(
+                session, agreement.project, actor=actor, reason=reason, by=by
+            )
             self._audit(
                 session,
                 actor,
@@ -1154,6 +1163,40 @@ class Research:
                 secret_destroyed=secret,
             )
         return rows or secret
+
+
+def require_project(keys: KeyRing, project: str, agreement_projects: Collection[str]) -> None:
+    """Raise InvalidInputError for a malformed id, NotFoundError unless the project is known."""
+    valid_key_id(project, "project")
+    if project not in agreement_projects and not keys.has_key(KeyKind.PROJECT, project):
+        raise NotFoundError(f"no such research project: {project}", project=project)
+
+
+def shred_project_on_request(
+    db: Database,
+    keys: KeyRing,
+    actor: Actor,
+    project: str,
+    *,
+    by: str,
+    agreement_projects: Collection[str],
+) -> bool:
+    """Destroy ``project``'s pseudonymisation secret and row key now, at the request of ``by``.
+
+    One transaction with the key ring's audit entries. Raises NotFoundError for a project
+    neither an agreement nor the key ring knows; returns False if it was shredded before.
+    """
+    require_project(keys, project, agreement_projects)
+    with db.write() as session:
+        rows = False
+        if project in agreement_projects or keys.has_key(KeyKind.CASE, rows_key_id(project)):
+            rows = keys.shred_case(
+                session, rows_key_id(project), actor=actor, reason=ShredReason.REQUEST, by=by
+            )
+        secret = keys.shred_project(
+            session, project, actor=actor, reason=ShredReason.REQUEST, by=by
+        )
+    return rows or secret
 
 
 def before_commit(release_id: str) -> None:

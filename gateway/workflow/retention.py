@@ -10,15 +10,20 @@ the case's pseudonyms can no longer be linked. Each deletion is audited.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from gateway.audit import log as audit_log
 from gateway.audit.events import AuditEvent, AuditEventType
+from gateway.clock import Clock
 from gateway.context import AppContext
+from gateway.db import Database
+from gateway.errors import NotFoundError
 from gateway.identity.service import Actor
+from gateway.keys import KeyKind, KeyRing, ShredReason
+from gateway.keys.ring import valid_key_id
 from gateway.models.cases import Case, CaseOutput, CaseSubject, Record, RecordSubject
 from gateway.workflow.service import CLOSED, SHREDDED
 
@@ -76,6 +81,7 @@ def run(ctx: AppContext, actor: Actor, *, case_retention_days: int) -> Retention
                         at=now,
                         actor_principal=actor.principal_id,
                         actor_partner=actor.partner_id,
+                        policy_version=ctx.policy.version,
                         case_id=case_id,
                         step=case.step,
                         legal_basis=record.legal_basis,
@@ -105,23 +111,89 @@ def run(ctx: AppContext, actor: Actor, *, case_retention_days: int) -> Retention
                 continue
             case = session.get(Case, case_id)
             assert case is not None
-            session.execute(delete(CaseOutput).where(col(CaseOutput.case_id) == case_id))
-            session.execute(delete(CaseSubject).where(col(CaseSubject.case_id) == case_id))
-            case.status = SHREDDED
-            session.add(case)
-            audit_log.append(
+            shred_case(
                 session,
-                AuditEvent(
-                    type=AuditEventType.CASE_SHRED,
-                    at=now,
-                    actor_principal=actor.principal_id,
-                    actor_partner=actor.partner_id,
-                    case_id=case_id,
-                    step=case.step,
-                    refs={"reason": "retention ended"},
-                ),
+                ctx.keys,
+                actor,
+                case,
+                at=now,
+                reason=ShredReason.RETENTION,
+                policy_version=ctx.policy.version,
             )
-            ctx.keys.shred_case(session, case_id, actor=actor)
-            ctx.keys.shred_project(session, f"case.{case_id}", actor=actor)
             report.shredded_cases.append(case_id)
     return report
+
+
+def shred_case(
+    session: Session,
+    keys: KeyRing,
+    actor: Actor,
+    case: Case,
+    *,
+    at: datetime,
+    reason: ShredReason,
+    by: str | None = None,
+    policy_version: str | None = None,
+) -> bool:
+    """Close and crypto-shred ``case`` in the caller's transaction, with its audit entries.
+
+    Deletes its outputs and the keyed index rows that link a subject (a keyed BSN hash)
+    to the case (case subjects, and the subjects of its records), destroys its data key
+    and its pseudonymisation secret, and records ``reason`` and ``by`` (a role) so that
+    later refusals say who shredded it and when. Records left are sealed under a key
+    that no longer exists. Returns False, changing nothing, if it was shredded before.
+    """
+    if case.status == SHREDDED and keys.shredded_error(KeyKind.CASE, case.id) is not None:
+        return False
+    record_ids = select(Record.id).where(Record.case_id == case.id)
+    session.execute(delete(RecordSubject).where(col(RecordSubject.record_id).in_(record_ids)))
+    session.execute(delete(CaseOutput).where(col(CaseOutput.case_id) == case.id))
+    session.execute(delete(CaseSubject).where(col(CaseSubject.case_id) == case.id))
+    case.status = SHREDDED
+    case.closed_at = case.closed_at or at
+    session.add(case)
+    audit_log.append(
+        session,
+        AuditEvent(
+            type=AuditEventType.CASE_SHRED,
+            at=at,
+            actor_principal=actor.principal_id,
+            actor_partner=actor.partner_id,
+            policy_version=policy_version,
+            case_id=case.id,
+            step=case.step,
+            refs=(
+                {"reason": "retention ended"}
+                if reason is ShredReason.RETENTION
+                else {"reason": "on request", "by": by}
+            ),
+        ),
+    )
+    keys.shred_case(session, case.id, actor=actor, reason=reason, by=by)
+    keys.shred_project(session, f"case.{case.id}", actor=actor, reason=reason, by=by)
+    return True
+
+
+def shred_case_on_request(
+    db: Database, keys: KeyRing, clock: Clock, actor: Actor, case_id: str, *, by: str
+) -> bool:
+    """Shred the case ``case_id`` now, at the request of ``by`` (a role), in one transaction.
+
+    Returns False if it was shredded before; raises NotFoundError for an unknown case.
+    """
+    with db.write() as session:
+        audit_log.lock_head(session)
+        case = session.get(Case, case_id)
+        if case is None:
+            raise NotFoundError(f"no such case: {case_id}", case=case_id)
+        return shred_case(
+            session, keys, actor, case, at=clock.now(), reason=ShredReason.REQUEST, by=by
+        )
+
+
+def require_case(db: Database, case_id: str) -> None:
+    """Raise InvalidInputError for a malformed id, NotFoundError unless the case exists."""
+    valid_key_id(case_id, "case")
+    with db.read() as session:
+        if session.get(Case, case_id) is None:
+            raise NotFoundError(f"no such case: {case_id}", case=case_id)

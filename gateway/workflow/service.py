@@ -30,6 +30,7 @@ from gateway.errors import (
     PermissionDeniedError,
 )
 from gateway.identity.service import Actor, Caller
+from gateway.keys import KeyKind
 from gateway.models.cases import (
     Case,
     CaseOutput,
@@ -662,10 +663,12 @@ class Workflow:
             session.flush()
             return self._view(session, case)
 
-    @staticmethod
-    def _readable(case: Case) -> None:
-        """Raise KeyShreddedError for a case whose key was destroyed at the end of retention."""
+    def _readable(self, case: Case) -> None:
+        """Raise KeyShreddedError for a shredded case, saying who shredded it and when."""
         if case.status == SHREDDED:
+            recorded = self.ctx.keys.shredded_error(KeyKind.CASE, case.id)
+            if recorded is not None:
+                raise recorded
             raise KeyShreddedError(
                 "this case reached the end of its retention period: its key was destroyed "
                 "and its content can no longer be read by anyone",

@@ -280,3 +280,48 @@ def test_the_openapi_document_lists_the_audit_routes(gateway: Gateway) -> None:
     paths = json.loads(gateway.client.get("/openapi.json").text)["paths"]
     for path in ("checkpoint", "entries", "proofs/inclusion", "proofs/consistency"):
         assert f"/v1/audit/{path}" in paths
+
+
+def test_asking_for_proofs_at_many_past_sizes_signs_no_new_checkpoints(
+    audited: Gateway, signer: Ed25519Signer
+) -> None:
+    from sqlmodel import func, select
+
+    from gateway.models.audit import AuditCheckpoint
+
+    auth = audited.auth("nscr.researcher")
+    origin = audited.settings.log_origin
+    verifiers = [NoteVerifier(origin, signer.public_key)]
+    newest = verify_checkpoint(
+        audited.client.get("/v1/audit/checkpoint", headers=auth).text, verifiers, origin
+    )
+    officer = audited.auth("riec-noord-nederland.privacy-officer")
+    index = 0  # the first entry: in every tree
+
+    def rows() -> int:
+        with audited.database.read() as session:
+            return session.exec(select(func.count()).select_from(AuditCheckpoint)).one()
+
+    before = rows()
+    for size in range(1, newest.size + 1):
+        response = audited.client.get(
+            f"/v1/audit/proofs/inclusion?index={index}&size={size}", headers=officer
+        )
+        assert response.status_code == 200, response.text
+        proof = response.json()
+        signed = verify_checkpoint(proof["checkpoint"], verifiers, origin)
+        assert signed.size == newest.size == proof["tree_size"]
+        verified = verify_tlog_proof(proof["tlog_proof"], verifiers, origin=origin)
+        assert verified.index == index
+        # the tree the caller asked about is a prefix of the signed one
+        with audited.database.read() as session:
+            asked_root = log.root_at(session, size)
+        verify_consistency(
+            size,
+            signed.size,
+            asked_root,
+            signed.root,
+            [base64.b64decode(h) for h in proof["consistency_hashes"]],
+        )
+        assert proof["requested_size"] == size
+    assert rows() == before

@@ -156,3 +156,51 @@ def test_bundle_hashes_are_base64_lines(
     assert lines[1].startswith("extra ") and lines[2] == "index 0"
     assert all(len(base64.b64decode(x, validate=True)) == 32 for x in lines[3:5])
     assert lines[5] == "" and lines[6] == ORIGIN
+
+
+def test_verify_proof_takes_the_key_in_every_form_the_gateway_prints(
+    database: Database, cli_env: CliEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fill(database, 5)
+    vkey_text = vkey(capsys)
+    assert run(["keys", "public"]) == 0
+    listing = capsys.readouterr().out
+    raw = base64.b64decode(listing.split()[2])
+    assert run(["audit", "prove", "--index", "1", "--out", str(tmp_path / "p.tlog-proof")]) == 0
+    capsys.readouterr()
+    forms = {
+        "vkey": vkey_text,
+        "keys public": listing,
+        "hex (.pub)": raw.hex() + "\n",
+        "base64": base64.b64encode(raw).decode(),
+    }
+    for name, text in forms.items():
+        file = tmp_path / f"key-{len(text)}.pub"
+        file.write_text(text, encoding="utf-8")
+        givens = [str(file)] if "\n" in text.strip() else [text.strip(), str(file)]
+        for given in givens:
+            argv = ["audit", "verify-proof", str(tmp_path / "p.tlog-proof"), "--public-key", given]
+            assert run(argv) == 0, (name, capsys.readouterr().err)
+            assert capsys.readouterr().out.startswith(f"ok: entry 1 is in log {ORIGIN}")
+    missing = tmp_path / "missing.vkey"
+    assert (
+        run(["audit", "verify-proof", str(tmp_path / "p.tlog-proof"), "--public-key", str(missing)])
+        == 1
+    )
+    assert capsys.readouterr().err == f"error: no such file: {missing}\n"
+
+
+def test_checkpoint_and_prove_write_their_files_whole_and_leave_nothing_else(
+    database: Database, cli_env: CliEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fill(database, 4)
+    folder = tmp_path / "handover"
+    folder.mkdir()
+    assert run(["audit", "checkpoint", "--out", str(folder / "checkpoint.note")]) == 0
+    note = capsys.readouterr().out
+    assert (folder / "checkpoint.note").read_text(encoding="utf-8") == note
+    assert run(["audit", "prove", "--index", "2", "--out", str(folder / "e2.tlog-proof")]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.note", "e2.tlog-proof"]
+    assert run(["audit", "prove", "--index", "2", "--out", str(tmp_path / "no" / "x")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write ") and err.count("\n") == 1

@@ -89,22 +89,39 @@ def test_bad_key_commands_are_one_line(
 def test_shred_asks_first_unless_yes(
     env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    project = "jeugdnetwerken-noord-nederland"  # an agreement of the active version
     monkeypatch.setattr(sys, "stdin", io.StringIO("n\n"))
-    assert run(["keys", "shred", "--case", "case-1"]) == 1
+    assert run(["keys", "shred", "--project", project]) == 1
     assert "aborted" in capsys.readouterr().err
-    assert not (env / "keys" / "cases" / "case-1.json").exists()
+    assert not (env / "keys" / "projects" / f"{project}.json").exists()
     monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
-    assert run(["keys", "shred", "--case", "case-1"]) == 0
-    assert "destroyed the key of case case-1" in capsys.readouterr().out
-    assert run(["keys", "shred", "--project", "study-a", "--yes"]) == 0
-    assert "research project study-a" in capsys.readouterr().out
-    assert run(["keys", "shred", "--project", "study-a", "--yes"]) == 0
+    assert run(["keys", "shred", "--project", project]) == 0
+    assert f"destroyed the key of research project {project}" in capsys.readouterr().out
+    assert run(["keys", "shred", "--project", project, "--yes"]) == 0
     assert "already destroyed" in capsys.readouterr().out
     assert run(["keys", "list"]) == 0
     out = capsys.readouterr().out
-    assert "case-1" in out and "study-a" in out and "shredded" in out
-    assert run(["keys", "rotate", "--case", "case-1"]) == 1
-    assert "destroyed on" in one_line_error(capsys)
+    assert project in out and f"research.{project}" in out and "shredded" in out
+    assert run(["keys", "rotate", "--case", f"research.{project}"]) == 1
+    assert "was destroyed: shredded by operator at" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["keys", "shred", "--case", "nosuch", "--yes"], "no such case: nosuch"),
+        (["keys", "shred", "--project", "nosuch", "--yes"], "no such research project: nosuch"),
+        (["keys", "shred", "--case", "nosuch"], "no such case: nosuch"),  # before asking
+    ],
+)
+def test_shredding_an_unknown_id_is_refused_and_leaves_no_key(
+    env: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert run(argv) == 1
+    assert one_line_error(capsys) == f"error: {message}"
+    assert not list((env / "keys").rglob("nosuch*"))
+    assert run(["keys", "list"]) == 0
+    assert "nosuch" not in capsys.readouterr().out
 
 
 def test_rewrap_takes_the_new_key_from_the_environment(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import tarfile
@@ -270,8 +271,6 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_public_keys_in_hex_or_base64() -> None:
     key = Ed25519Signer.generate().public_key
-    import base64
-
     assert parse_public_key(key.hex()) == key
     assert parse_public_key(base64.b64encode(key).decode() + "\n") == key
     for bad in ("", "zz", "00" * 31, base64.b64encode(b"x" * 31).decode()):
@@ -311,3 +310,32 @@ def test_stale_work_folders_are_removed_but_live_ones_kept(tmp_path: Path) -> No
     assert clean_stale_workdirs(tmp_path, now=young_and_empty.stat().st_mtime + 3600) == [
         ".extract-tmp-starting"
     ]
+
+
+def test_cli_verify_takes_the_key_in_every_form_the_gateway_prints(
+    bundle_bytes: bytes, signer: Ed25519Signer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.audit.note import NoteVerifier
+
+    path = tmp_path / "bundle.tar"
+    path.write_bytes(bundle_bytes)
+    key = signer.public_key
+    b64 = base64.b64encode(key).decode()
+    forms = {
+        "vkey": NoteVerifier("riec.example/log", key).vkey(),
+        "keys public": f"v1 ed25519 {b64} sha256:{signer.fingerprint} 2026-11-23 active",
+        "hex": key.hex(),
+        "base64": b64,
+    }
+    for name, text in forms.items():
+        file = tmp_path / f"{name.replace(' ', '-')}.pub"
+        file.write_text(text + "\n", encoding="utf-8")
+        for given in (text, str(file)):
+            assert run(["extract", "verify", str(path), "--public-key", given]) == 0, name
+            assert capsys.readouterr().out.startswith("OK: release ")
+    missing = tmp_path / "nowhere" / "gateway-signing-key.pub"
+    assert run(["extract", "verify", str(path), "--public-key", str(missing)]) == 1
+    assert capsys.readouterr().err == f"error: no such file: {missing}\n"
+    assert run(["extract", "verify", str(path), "--public-key", "garbage"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: not a public key") and err.count("\n") == 1
