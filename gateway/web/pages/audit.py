@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from gateway.api.deps import Ctx
+from gateway.api.deps import Ctx, LogIndex
 from gateway.audit import checkpoints, entries, log
 from gateway.audit.note import verify_checkpoint
 from gateway.audit.verify import verify_log
@@ -85,7 +85,7 @@ def audit_log(request: Request, user: Officer, ctx: Ctx) -> Response:
         partner_id=query.get("partner") or None,
         since=_when(query.get("since", "")),
         until=_when(query.get("until", "")),
-        before=int(before) if before.isdigit() else None,
+        before=int(before) if before.isascii() and before.isdigit() and len(before) < 16 else None,
         newest_first=True,
         limit=PAGE,
     )
@@ -108,7 +108,7 @@ def audit_log(request: Request, user: Officer, ctx: Ctx) -> Response:
 
 
 @router.get("/audit/{index}/proof")
-def proof(index: int, user: Officer, ctx: Ctx) -> Response:
+def proof(index: LogIndex, user: Officer, ctx: Ctx) -> Response:
     """Download the offline proof (C2SP tlog-proof) that entry ``index`` is in the log."""
     with ctx.db.read() as session:
         entries.visible_entry(session, entries.scope_for(user.caller), index)
