@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from gateway.api.deps import Ctx, CurrentCaller
@@ -82,18 +83,24 @@ def evaluations(
     """
     semantic = body.options.evaluations_semantic
     if not body.evaluations:
-        single = EvaluationRequest.model_validate(
-            {
-                k: v
-                for k, v in (
-                    ("subject", body.subject),
-                    ("action", body.action),
-                    ("resource", body.resource),
-                    ("context", body.context),
-                )
-                if v is not None
-            }
-        )
+        try:
+            single = EvaluationRequest.model_validate(
+                {
+                    k: v
+                    for k, v in (
+                        ("subject", body.subject),
+                        ("action", body.action),
+                        ("resource", body.resource),
+                        ("context", body.context),
+                    )
+                    if v is not None
+                }
+            )
+        except ValidationError as exc:
+            # The request's own members are the evaluation: their errors are the body's (422).
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
+            ) from None
         return evaluation(single, caller, ctx)
     results: list[EvaluationResponse] = []
     with ctx.db.write() as session:
