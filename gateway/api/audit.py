@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -21,7 +20,7 @@ from gateway.audit import checkpoints, entries, log
 from gateway.audit.bundle import format_tlog_proof
 from gateway.clock import as_utc
 from gateway.models.audit import AuditEntry
-from gateway.schemas.base import MAX_LOG_INDEX
+from gateway.schemas.base import MAX_LOG_INDEX, BoundedDateTime
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -116,8 +115,8 @@ def list_entries(
     partner: Annotated[
         str | None, Query(max_length=64, description="entries this partner acted in or concerns")
     ] = None,
-    since: Annotated[datetime | None, Query(description="occurred at or after")] = None,
-    until: Annotated[datetime | None, Query(description="occurred before")] = None,
+    since: Annotated[BoundedDateTime | None, Query(description="occurred at or after")] = None,
+    until: Annotated[BoundedDateTime | None, Query(description="occurred before")] = None,
     after: Annotated[
         int, Query(ge=-1, le=MAX_LOG_INDEX, description="last index of the previous page")
     ] = -1,

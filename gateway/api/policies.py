@@ -7,7 +7,7 @@ for privacy officers. Who may approve or reject is decided in one place,
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -23,6 +23,7 @@ from gateway.api.deps import (
 from gateway.models.policy_versions import ProposalStatus
 from gateway.policy import proposals, versions
 from gateway.policy.pack import analyse_pack
+from gateway.schemas.base import BoundedDateTime
 from gateway.schemas.policies import (
     ActivePolicyOut,
     DecisionIn,
@@ -146,8 +147,8 @@ def simulate(
     caller: PrivacyOfficerCaller,
     ctx: Ctx,
     session: ReadSession,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: BoundedDateTime | None = None,
+    until: BoundedDateTime | None = None,
 ) -> SimulationOut:
     """Return the decisions that would flip (default period: the last 30 days)."""
     until = until or ctx.clock.now()

@@ -110,6 +110,76 @@ def test_version_and_proposal_ids_out_of_range_are_422_problems(
 
 @pytest.mark.parametrize(
     "path",
+    [
+        "/v1/policies/proposals/1/simulation?until=0001-01-01T00:00:00Z",
+        "/v1/policies/proposals/1/simulation?since=9999-12-31T23:59:59-14:00",
+        "/v1/audit/entries?since=0001-01-01T00:00:00%2B14:00",
+        "/v1/audit/entries?until=9999-12-31T23:59:59-14:00",
+    ],
+)
+def test_date_times_beyond_sane_years_are_422_problems(gateway: Gateway, path: str) -> None:
+    response = gateway.client.get(path, headers=gateway.auth(RIEC_PO))
+    body = assert_problem(response, 422, "validation-failed")
+    assert body["errors"][0]["loc"][0] == "query"
+
+
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_a_processing_log_period_beyond_sane_years_is_a_422_problem(
+    gateway: Gateway, since: str
+) -> None:
+    response = gateway.client.post(
+        "/v1/subjects/processing-log",
+        json={"identifiers": [{"type": "bsn", "value": "111222333"}], "since": since},
+        headers=gateway.auth(RIEC_PO),
+    )
+    body = assert_problem(response, 422, "validation-failed")
+    assert ["body", "since"] in [e["loc"] for e in body["errors"]]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/audit/entries?case=a%00b",
+        "/v1/research/releases/a%00b",
+        "/v1/cases/a%00b",
+        "/v1/partners/a%00b",
+        "/v1/research/releases?agreement=%00",
+    ],
+)
+def test_a_nul_in_the_url_is_a_400_problem(gateway: Gateway, path: str) -> None:
+    who = OPERATOR if path.startswith("/v1/partners") else RIEC_PO
+    assert_problem(gateway.client.get(path, headers=gateway.auth(who)), 400, "bad-request")
+
+
+@pytest.mark.parametrize(
+    ("path", "who", "body"),
+    [
+        (
+            "/v1/partners",
+            OPERATOR,
+            {
+                "id": "gemeente-nul",
+                "kind": "gemeente",
+                "name": "Nul\x00gemeente",
+                "identifier_type": "oin",
+                "identifier": "00000099000000098000",
+            },
+        ),
+        ("/v1/policies/proposals", RIEC_PO, {"title": "a\x00b", "files": {"rules/x.yaml": "x"}}),
+        ("/v1/policies/lint", RIEC_PO, {"files": {"rules/x.yaml": "rules: []\n\x00"}}),
+        ("/v1/signals", GEMEENTE, {**SIGNAL, "subjects": [{"type": "name", "value": "a\x00"}]}),
+    ],
+)
+def test_a_nul_in_a_body_is_a_422_problem(
+    gateway: Gateway, path: str, who: str, body: dict[str, Any]
+) -> None:
+    response = gateway.client.post(path, json=body, headers=gateway.auth(who))
+    problem = assert_problem(response, 422, "validation-failed")
+    assert problem["errors"][0]["type"] == "string_nul"
+
+
+@pytest.mark.parametrize(
+    "path",
     ["/workbench/proposals/{n}", "/workbench/audit/{n}/proof", "/workbench/audit?before={n}"],
 )
 def test_workbench_integers_beyond_int64_never_make_a_500(gateway: Gateway, path: str) -> None:

@@ -20,6 +20,7 @@ from gateway.audit.verify import verify_log
 from gateway.clock import as_utc
 from gateway.context import AppContext
 from gateway.errors import IntegrityCheckFailed, InvalidInputError
+from gateway.schemas.base import EARLIEST, LATEST
 from gateway.web.framework import PREFIX, CsrfOfficer, Officer, WebRoute, add_nav, render
 
 router = APIRouter(prefix=PREFIX, route_class=WebRoute, include_in_schema=False)
@@ -70,8 +71,11 @@ def _when(value: str) -> datetime | None:
     if not value:
         return None
     try:
-        return as_utc(datetime.fromisoformat(value))
-    except ValueError as exc:
+        when = as_utc(datetime.fromisoformat(value))
+        if not EARLIEST <= when <= LATEST:
+            raise ValueError("out of range")
+        return when
+    except (ValueError, OverflowError) as exc:
         raise InvalidInputError("dates look like 2026-11-23 or 2026-11-23T09:00") from exc
 
 
