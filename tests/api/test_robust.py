@@ -381,6 +381,15 @@ def _marked_requests(case_id: str) -> list[tuple[str, str, str, dict[str, Any]]]
             "/access/v1/evaluations",
             {**evaluation_body(), "evaluations": [{"action": {"name": MARKER}}]},
         ),
+        (
+            GEMEENTE,
+            "POST",
+            "/access/v1/evaluations",
+            {
+                **evaluation_body(),
+                "evaluations": [{"subject": {**evaluation_body()["subject"], MARKER: 1}}],
+            },
+        ),
         (RIEC_PO, "POST", "/v1/policies/proposals", {**proposal, "files": {MARKER: "x"}}),
         (RIEC_PO, "POST", "/v1/policies/proposals", {**proposal, "files": {"../" + MARKER: "x"}}),
         (RIEC_PO, "POST", "/v1/policies/proposals", {**proposal, "title": [MARKER]}),
