@@ -1,10 +1,12 @@
-"""The base of every request body: strict types, no unknown members, sane integer bounds.
+"""The base of every request body: strict types, no unknown members, no NUL, sane bounds.
 
 Strict means no type juggling: ``"to_step": true`` or ``"7"`` is not an integer, ``1`` is
 not a string. FastAPI validates a parsed JSON body in pydantic's Python mode, where strict
 would also refuse the strings JSON uses for enumeration values and date-times: an enum
 field says ``Field(strict=False)`` (its validator takes only its members' values) and a
-date-time field is a ``Timestamp`` (a string, never a number).
+date-time field is a ``Timestamp`` (a string, never a number) between 1900 and 9000.
+Integer ids and log indexes have the bounds below (the path parameters that use them are
+in ``gateway.api.deps``), so no number reaches the database driver out of its range.
 """
 
 from __future__ import annotations
