@@ -120,7 +120,7 @@ def test_the_installer_enrols_people_and_privacy_officers_name_their_person(
                 "--kvk",
                 "12345678",
             ],
-            "unknown partner kind 'garage'",
+            "unknown partner kind;",
         ),
         (
             ["partners", "add", "--id", "abc", "--kind", "bank", "--name", "n", "--kvk", "1"],
@@ -130,8 +130,8 @@ def test_the_installer_enrols_people_and_privacy_officers_name_their_person(
             ["partners", "add", "--id", "abc", "--kind", "bank", "--name", "n"],
             "give exactly one of --oin or --kvk",
         ),
-        (["partners", "revoke", "nobody"], "no partner nobody"),
-        (["partners", "token", "nobody.analyst"], "no principal nobody.analyst"),
+        (["partners", "revoke", "nobody"], "no such partner"),
+        (["partners", "token", "nobody.analyst"], "no such principal"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(

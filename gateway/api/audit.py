@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -21,6 +20,7 @@ from gateway.audit import checkpoints, entries, log
 from gateway.audit.bundle import format_tlog_proof
 from gateway.clock import as_utc
 from gateway.models.audit import AuditEntry
+from gateway.schemas.base import MAX_LOG_INDEX, BoundedDateTime
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -123,9 +123,11 @@ def list_entries(
     partner: Annotated[
         str | None, Query(max_length=64, description="entries this partner acted in or concerns")
     ] = None,
-    since: Annotated[datetime | None, Query(description="occurred at or after")] = None,
-    until: Annotated[datetime | None, Query(description="occurred before")] = None,
-    after: Annotated[int, Query(ge=-1, description="last index of the previous page")] = -1,
+    since: Annotated[BoundedDateTime | None, Query(description="occurred at or after")] = None,
+    until: Annotated[BoundedDateTime | None, Query(description="occurred before")] = None,
+    after: Annotated[
+        int, Query(ge=-1, le=MAX_LOG_INDEX, description="last index of the previous page")
+    ] = -1,
     limit: Annotated[int, Query(ge=1, le=entries.MAX_PAGE)] = 100,
 ) -> AuditEntryPage:
     """Return entries in log order, filtered, limited to what the caller's role may see."""
@@ -148,8 +150,10 @@ def list_entries(
 def inclusion_proof(
     caller: CurrentCaller,
     ctx: Ctx,
-    index: Annotated[int, Query(ge=0)],
-    size: Annotated[int | None, Query(ge=1, description="tree size; default: latest")] = None,
+    index: Annotated[int, Query(ge=0, le=MAX_LOG_INDEX)],
+    size: Annotated[
+        int | None, Query(ge=1, le=MAX_LOG_INDEX, description="tree size; default: latest")
+    ] = None,
 ) -> InclusionProofOut:
     """Return the proof of entry ``index`` under a signed checkpoint.
 
@@ -192,8 +196,10 @@ def inclusion_proof(
 def consistency_proof(
     _caller: CurrentCaller,
     session: ReadSession,
-    first: Annotated[int, Query(ge=1)],
-    second: Annotated[int | None, Query(ge=1, description="default: the current size")] = None,
+    first: Annotated[int, Query(ge=1, le=MAX_LOG_INDEX)],
+    second: Annotated[
+        int | None, Query(ge=1, le=MAX_LOG_INDEX, description="default: the current size")
+    ] = None,
 ) -> ConsistencyProofOut:
     """Return the RFC 9162 proof that the log at ``first`` is a prefix of the log at ``second``."""
     proof = log.consistency_proof(session, first, second)

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from gateway.context import AppContext
 from gateway.errors import AuthenticationError, PermissionDeniedError
 from gateway.identity.service import Caller, authenticate
+from gateway.schemas.base import MAX_LOG_INDEX, MAX_ROW_ID
 from gateway.vocabulary import Role
 
 _bearer = HTTPBearer(auto_error=False, description="Bearer token issued by an operator")
@@ -73,3 +74,9 @@ def require(*roles: Role) -> Callable[[Caller], Caller]:
 
 OperatorCaller = Annotated[Caller, Depends(require(Role.OPERATOR))]
 PrivacyOfficerCaller = Annotated[Caller, Depends(require(Role.PRIVACY_OFFICER))]
+
+
+# Integer path parameters, bounded so that no number reaches the database driver out of range.
+VersionId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="a policy version id")]
+ProposalId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="a proposal id")]
+LogIndex = Annotated[int, Path(ge=0, le=MAX_LOG_INDEX, description="an audit log index")]

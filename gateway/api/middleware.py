@@ -114,9 +114,15 @@ class RequestContextMiddleware:
                     return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
+        query = scope.get("query_string", b"").lower()
+        # No identifier or filter holds NUL, and PostgreSQL text cannot store one.
+        nul = "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query
         try:
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(scope, receive, send_with_headers)
+            elif nul:
+                response = http_problem(400, "the URL must not contain NUL characters")
+                await response(scope, receive, send_with_headers)
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
         except Exception as exc:

@@ -7,15 +7,23 @@ for privacy officers. Who may approve or reject is decided in one place,
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from gateway.api.deps import Ctx, CurrentCaller, PrivacyOfficerCaller, ReadSession
+from gateway.api.deps import (
+    Ctx,
+    CurrentCaller,
+    PrivacyOfficerCaller,
+    ProposalId,
+    ReadSession,
+    VersionId,
+)
 from gateway.models.policy_versions import ProposalStatus
 from gateway.policy import proposals, versions
 from gateway.policy.pack import analyse_pack
+from gateway.schemas.base import BoundedDateTime
 from gateway.schemas.policies import (
     ActivePolicyOut,
     DecisionIn,
@@ -60,7 +68,7 @@ def list_versions(_caller: PrivacyOfficerCaller, session: ReadSession) -> list[V
 
 @router.get("/versions/{version_id}", summary="One stored version with its files (privacy officer)")
 def get_version(
-    version_id: int, _caller: PrivacyOfficerCaller, session: ReadSession
+    version_id: VersionId, _caller: PrivacyOfficerCaller, session: ReadSession
 ) -> VersionDetailOut:
     """Return one version with the text of every file; 404 if unknown."""
     version = versions.get_version(session, version_id)
@@ -75,7 +83,7 @@ def get_version(
     summary="Propose to reactivate an earlier version (privacy officer)",
 )
 def propose_rollback(
-    version_id: int, body: RollbackIn, caller: PrivacyOfficerCaller, ctx: Ctx
+    version_id: VersionId, body: RollbackIn, caller: PrivacyOfficerCaller, ctx: Ctx
 ) -> ProposalOut:
     """Store a rollback proposal; another RIEC privacy officer approves it like any other."""
     proposal = proposals.propose_rollback(
@@ -123,7 +131,7 @@ def create_proposal(body: ProposalIn, caller: PrivacyOfficerCaller, ctx: Ctx) ->
 
 @router.get("/proposals/{proposal_id}", summary="One proposal with lint and diff (privacy officer)")
 def get_proposal(
-    proposal_id: int, caller: PrivacyOfficerCaller, session: ReadSession
+    proposal_id: ProposalId, caller: PrivacyOfficerCaller, session: ReadSession
 ) -> ProposalDetailOut:
     """Return the proposal, its lint result, its diff against the active version, and
     whether the caller may approve or reject it."""
@@ -135,12 +143,12 @@ def get_proposal(
     summary="Replay recorded decisions of a period against a proposal (privacy officer)",
 )
 def simulate(
-    proposal_id: int,
+    proposal_id: ProposalId,
     caller: PrivacyOfficerCaller,
     ctx: Ctx,
     session: ReadSession,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: BoundedDateTime | None = None,
+    until: BoundedDateTime | None = None,
 ) -> SimulationOut:
     """Return the decisions that would flip (default period: the last 30 days)."""
     until = until or ctx.clock.now()
@@ -152,7 +160,7 @@ def simulate(
     "/proposals/{proposal_id}/approve", summary="Approve and activate (RIEC privacy officer)"
 )
 def approve(
-    proposal_id: int, body: DecisionIn, caller: PrivacyOfficerCaller, ctx: Ctx
+    proposal_id: ProposalId, body: DecisionIn, caller: PrivacyOfficerCaller, ctx: Ctx
 ) -> VersionOut:
     """Activate the proposal's version on every worker; 403 ``four-eyes-violation`` for the
     proposer, 409 ``proposal-not-open`` or ``proposal-stale``."""
@@ -163,7 +171,7 @@ def approve(
 
 @router.post("/proposals/{proposal_id}/reject", summary="Reject (RIEC privacy officer)")
 def reject(
-    proposal_id: int, body: DecisionIn, caller: PrivacyOfficerCaller, ctx: Ctx
+    proposal_id: ProposalId, body: DecisionIn, caller: PrivacyOfficerCaller, ctx: Ctx
 ) -> ProposalOut:
     """Reject an open proposal; 403 for the proposer, 409 if it is not open."""
     return ProposalOut.of(proposals.reject(ctx.db, ctx.clock, caller, proposal_id, note=body.note))

@@ -7,6 +7,7 @@ become a 500 with no stack trace, SQL or data in it (see ``middleware``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -117,14 +118,65 @@ def _gateway_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(status, exc.code, exc.title, exc.detail, headers=headers, **exc.extensions)
 
 
-def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+def _known_names(app: FastAPI) -> frozenset[str]:
+    """Return every member and parameter name the OpenAPI document declares (lower case)."""
+    names: set[str] = {"body", "query", "path", "header", "cookie"}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            properties = node.get("properties")
+            if isinstance(properties, dict):
+                names.update(str(key).lower() for key in properties)
+            if isinstance(node.get("name"), str) and "in" in node:
+                names.add(node["name"].lower())
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(app.openapi())
+    return frozenset(names)
+
+
+def _safe_loc(request: Request, loc: Any) -> list[str | int]:
+    """Return ``loc`` with every part that is not a declared name replaced by ``*``.
+
+    An unknown member's name and a mapping's key are input: echoing them would let a caller
+    put text of its choosing into problem bodies and the pages that show them.
+    """
+    app = request.app
+    names: frozenset[str] | None = getattr(app.state, "problem_known_names", None)
+    if names is None:
+        names = _known_names(app)
+        app.state.problem_known_names = names
+    parts: list[str | int] = []
+    for part in loc if isinstance(loc, list | tuple) else ():
+        if isinstance(part, int) and not isinstance(part, bool):
+            parts.append(part)
+        else:
+            parts.append(str(part) if str(part).lower() in names else "*")
+    return parts
+
+
+def _safe_msg(err: Mapping[str, Any]) -> str:
+    """Return pydantic's message unless it quotes the input; then only the error type."""
+    msg = str(err.get("msg", ""))
+    given = err.get("input")
+    if isinstance(given, str) and given and given in msg:
+        return str(err.get("type", "invalid"))
+    return msg
+
+
+def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    # Only where and what; never the offending input, which may be personal data.
+    # Only where and what (by declared names); never the offending input nor pydantic's
+    # ``input``/``ctx``, which may hold personal data or text a caller wants echoed.
     errors = [
         {
-            "loc": [str(part) for part in err.get("loc", ())],
-            "msg": err.get("msg", ""),
-            "type": err.get("type", ""),
+            "loc": _safe_loc(request, err.get("loc", ())),
+            "msg": _safe_msg(err),
+            "type": str(err.get("type", "")),
         }
         for err in exc.errors()
     ]
@@ -143,8 +195,74 @@ def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return http_problem(exc.status_code, detail)
 
 
+# The problem shape as a JSON Schema, for the OpenAPI document.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem; further members depend on the type.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": f"{TYPE_PREFIX}<code>"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "validation failures: where (declared names; * for others) and what",
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg", "type"],
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}}}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Return the OpenAPI ``schema`` with every error response a problem, changed in place.
+
+    FastAPI documents 422 as its own ``HTTPValidationError``; the gateway answers every
+    4xx and 5xx with ``application/problem+json`` instead, so each operation says so.
+    """
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    components["Problem"] = PROBLEM_SCHEMA
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if "422" in responses:
+                responses["422"] = _problem_response("the request does not match its schema")
+            responses.setdefault("4XX", _problem_response("a problem with the request"))
+            responses.setdefault("5XX", _problem_response("the gateway cannot answer now"))
+    return schema
+
+
 def install(app: FastAPI) -> None:
-    """Register the problem handlers on ``app``."""
+    """Register the problem handlers on ``app`` and document problems in its OpenAPI."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

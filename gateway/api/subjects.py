@@ -7,30 +7,27 @@ of their data, so it is audited too.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from gateway.api.deps import Ctx, PrivacyOfficerCaller
 from gateway.audit import log as audit_log
 from gateway.audit.entries import scope_for
 from gateway.audit.events import AuditEvent, AuditEventType
 from gateway.audit.processing_log import MAX_LINES, ProcessingLine, lines_for
+from gateway.schemas.base import StrictIn, Timestamp
 from gateway.schemas.cases import IdentifierIn
 from gateway.workflow.subjects import subject
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
 
 
-class ProcessingLogIn(BaseModel):
+class ProcessingLogIn(StrictIn):
     """The identifiers of one person, and optionally a period."""
 
-    model_config = ConfigDict(extra="forbid")
-
     identifiers: list[IdentifierIn] = Field(min_length=1, max_length=10)
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
 
 
 class ProcessingLogOut(BaseModel):

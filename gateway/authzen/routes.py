@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from gateway.api.deps import Ctx, CurrentCaller
@@ -65,6 +66,22 @@ def evaluation(body: EvaluationRequest, caller: CurrentCaller, ctx: Ctx) -> Eval
     return _response(evaluated.decision)
 
 
+def _member_names(schema: dict[str, Any]) -> frozenset[str]:
+    """Return every property name declared in a model's JSON Schema and its definitions."""
+    names: set[str] = set()
+    for model in (schema, *schema.get("$defs", {}).values()):
+        names.update(model.get("properties", {}))
+    return frozenset(names)
+
+
+_DECLARED = _member_names(EvaluationRequest.model_json_schema())
+
+
+def _declared(part: Any) -> str:
+    """Return a location part if the request schema declares it, else ``*`` (never input)."""
+    return str(part) if isinstance(part, int) or part in _DECLARED else "*"
+
+
 def _merge(defaults: dict[str, Any] | None, item: dict[str, Any] | None) -> dict[str, Any] | None:
     if item is None:
         return defaults
@@ -82,18 +99,24 @@ def evaluations(
     """
     semantic = body.options.evaluations_semantic
     if not body.evaluations:
-        single = EvaluationRequest.model_validate(
-            {
-                k: v
-                for k, v in (
-                    ("subject", body.subject),
-                    ("action", body.action),
-                    ("resource", body.resource),
-                    ("context", body.context),
-                )
-                if v is not None
-            }
-        )
+        try:
+            single = EvaluationRequest.model_validate(
+                {
+                    k: v
+                    for k, v in (
+                        ("subject", body.subject),
+                        ("action", body.action),
+                        ("resource", body.resource),
+                        ("context", body.context),
+                    )
+                    if v is not None
+                }
+            )
+        except ValidationError as exc:
+            # The request's own members are the evaluation: their errors are the body's (422).
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
+            ) from None
         return evaluation(single, caller, ctx)
     results: list[EvaluationResponse] = []
     with ctx.db.write() as session:
@@ -111,7 +134,7 @@ def evaluations(
                 )
                 one = service.evaluate(ctx.policy, session, caller, request)
             except ValidationError as exc:
-                where = ".".join(str(p) for p in exc.errors()[0].get("loc", ()))
+                where = ".".join(_declared(p) for p in exc.errors()[0].get("loc", ()))
                 results.append(_error(422, "validation-failed", f"invalid evaluation at {where}"))
             except GatewayError as exc:
                 results.append(_error(status_for(exc), exc.code, exc.detail))

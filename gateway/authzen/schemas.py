@@ -67,7 +67,7 @@ class Context(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     process: str = Field(default="none", min_length=1, max_length=64)
-    step: int | None = Field(default=None, ge=1, le=7)
+    step: int | None = Field(default=None, ge=1, le=7, strict=True)
     purpose: str = Field(default="none", min_length=1, max_length=64)
     case_id: str | None = Field(default=None, min_length=1, max_length=64)
 

@@ -71,7 +71,7 @@ def to_request(session: Session, caller: Caller, body: EvaluationRequest) -> Dec
         try:
             role = Role(asked_role).value
         except ValueError as exc:
-            raise UnknownTermError(f"unknown role {asked_role!r}", attribute="role") from exc
+            raise UnknownTermError("unknown role", attribute="role") from exc
         kind = (
             caller.partner_kind
             if subject.id == caller.partner_id
@@ -80,7 +80,7 @@ def to_request(session: Session, caller: Caller, body: EvaluationRequest) -> Dec
     try:
         action = Action(body.action.name)
     except ValueError as exc:
-        raise UnknownTermError(f"unknown action {body.action.name!r}", attribute="action") from exc
+        raise UnknownTermError("unknown action", attribute="action") from exc
     props = body.resource.properties
     if props.provider is None:
         provider_kind, relation = "none", Relation.NONE

@@ -113,7 +113,7 @@ def add_partner(
         )
     if kind not in known_kinds:
         raise InvalidInputError(
-            f"unknown partner kind {kind!r}; known kinds: {', '.join(sorted(known_kinds))}",
+            f"unknown partner kind; known kinds: {', '.join(sorted(known_kinds))}",
             field="kind",
         )
     if not _IDENTIFIER_RE[identifier_type].fullmatch(identifier):
@@ -154,7 +154,7 @@ def get_partner(session: Session, partner_id: str) -> Partner:
     """Return one partner or raise NotFoundError."""
     partner = session.get(Partner, partner_id)
     if partner is None:
-        raise NotFoundError(f"no partner {partner_id}", partner=partner_id)
+        raise NotFoundError("no such partner", field="partner_id")
     return partner
 
 
@@ -271,7 +271,7 @@ def issue_token(
     """Mint a token for an active principal; return its plaintext (shown once) and its row."""
     principal = session.get(Principal, principal_id)
     if principal is None:
-        raise NotFoundError(f"no principal {principal_id}")
+        raise NotFoundError("no such principal", field="principal_id")
     partner = get_partner(session, principal.partner_id)
     if not principal.active or not partner.active:
         raise ConflictError("cannot issue a token to an inactive principal or partner")
@@ -415,9 +415,9 @@ def revoke_token(session: Session, clock: Clock, actor: Actor, token_id: str) ->
     """Revoke one token; revoking an already revoked token is a ConflictError."""
     token = session.get(ApiToken, token_id)
     if token is None:
-        raise NotFoundError(f"no token {token_id}")
+        raise NotFoundError("no such token", field="token_id")
     if token.revoked_at is not None:
-        raise ConflictError(f"token {token_id} is already revoked")
+        raise ConflictError("the token is already revoked")
     token.revoked_at = clock.now()
     session.add(token)
     _audit(session, AuditEventType.TOKEN_REVOKE, actor, clock, token=token_id)

@@ -152,14 +152,14 @@ class DecisionRequest:
         """
         unknown = set(data) - set(DIMENSIONS)
         if unknown:
-            raise InvalidInputError(f"unknown request attribute {sorted(unknown)[0]!r}")
+            raise InvalidInputError("the request names an attribute that is not a dimension")
         for required in ("partner_kind", "role", "action"):
             if required not in data:
                 raise InvalidInputError(f"a decision request needs {required}")
         try:
             action = Action(str(data["action"]))
         except ValueError as exc:
-            raise InvalidInputError(f"unknown action {data['action']!r}") from exc
+            raise InvalidInputError("unknown action") from exc
         try:
             relation = Relation(str(data.get("relation", NONE)))
             consent = Consent(str(data.get("consent", Consent.NOT_NEEDED)))

@@ -68,7 +68,7 @@ class Pack:
         total = 0
         for path, text in files.items():
             if not _SAFE_PATH.fullmatch(path) or ".." in path.split("/"):
-                raise InvalidInputError(f"{path!r} is not a relative path inside the pack")
+                raise InvalidInputError("a file path is not a relative path inside the pack")
             if not isinstance(text, str):
                 raise InvalidInputError(f"{path}: the content must be text")
             size = len(text.encode("utf-8"))
@@ -108,7 +108,7 @@ class Pack:
         for path, text in changes.items():
             if not EDITABLE_PATH.fullmatch(path):
                 raise InvalidInputError(
-                    f"{path!r} cannot be changed by a proposal: only rules/, tests/ and "
+                    "a file path cannot be changed by a proposal: only rules/, tests/ and "
                     "agreements/ files named like name.yaml (lowercase) can",
                     field="files",
                 )

@@ -99,9 +99,13 @@ def validate_record(schema: CategorySchema, record: Mapping[str, Any]) -> list[s
     Problems name fields and types only, never values (which may be personal data).
     """
     problems = []
-    for name in record:
-        if name not in schema.fields:
-            problems.append(f"field {name!r} is not part of category {schema.category}")
+    unknown = sum(1 for name in record if name not in schema.fields)
+    if unknown:
+        # The unknown names are input: count them and list the category's fields instead.
+        problems.append(
+            f"{unknown} field(s) not part of category {schema.category}; its fields are "
+            f"{', '.join(schema.fields) or 'none'}"
+        )
     for name, ftype in schema.fields.items():
         if name in record:
             problem = _type_problem(ftype, record[name])

@@ -190,9 +190,9 @@ class Vocabulary:
         term = domain.terms.get(value)
         if term is None:
             known = ", ".join(sorted(domain.concrete))
-            return f"unknown {dimension.replace('_', ' ')} {value!r}; known: {known}"
+            return f"unknown {dimension.replace('_', ' ')}; known: {known}"
         if term.group:
-            return f"{value!r} is a group of {dimension.replace('_', ' ')}s; name one term"
+            return f"the {dimension.replace('_', ' ')} is a group; name one term"
         return None
 
 

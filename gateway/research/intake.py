@@ -243,9 +243,10 @@ def check_rows(
     for index, row in enumerate(rows):
         where = f"rows[{index}]"
         unknown = sorted(set(row) - plan.accepted)
-        for name in unknown:
+        if unknown:
             problems.append(
-                f"{where}: field {name!r} is not delivered through instrument {instrument_id}"
+                f"{where}: {len(unknown)} field(s) not delivered through instrument "
+                f"{instrument_id}; it delivers {', '.join(sorted(plan.accepted))}"
             )
         values = {k: v for k, v in row.items() if k not in unknown}
         typed = {k: v for k, v in values.items() if k != "parental_consent"}

@@ -273,7 +273,7 @@ class Research:
         """Return one agreement; raise NotFoundError if none has that id."""
         found = self.ctx.agreements.get(agreement_id)
         if found is None:
-            raise NotFoundError("no such research agreement", agreement=agreement_id)
+            raise NotFoundError("no such research agreement", field="agreement_id")
         return found
 
     @staticmethod
@@ -470,7 +470,7 @@ class Research:
             if instrument.id == instrument_id:
                 return instrument
         raise InvalidInputError(
-            f"agreement {agreement.id} has no instrument {instrument_id!r}; it has "
+            f"agreement {agreement.id} has no such instrument; it has "
             f"{', '.join(i.id for i in agreement.instruments)}",
             field="instrument",
         )
@@ -1049,7 +1049,7 @@ class Research:
         with self.ctx.db.read() as session:
             row = session.get(ResearchRelease, release_id)
         if row is None:
-            raise NotFoundError("no such release", release=release_id)
+            raise NotFoundError("no such release", field="release_id")
         agreement = self.agreement(row.agreement_id)
         return row, agreement
 

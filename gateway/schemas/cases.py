@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from gateway.schemas.base import StrictIn
 from gateway.workflow.steps import OutputKind
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _In(StrictIn):
+    """A request body of the case routes."""
 
 
 class IdentifierIn(_In):

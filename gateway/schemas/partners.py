@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from gateway.schemas.base import StrictIn
 from gateway.vocabulary import IdentifierType, Role
 
 
-class PartnerIn(BaseModel):
+class PartnerIn(StrictIn):
     """A partner organisation to register."""
-
-    model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=3, max_length=64, examples=["gemeente-smallingerland"])
     kind: str = Field(min_length=2, max_length=32, examples=["gemeente"])
     name: str = Field(min_length=1, max_length=200, examples=["Gemeente Smallingerland"])
-    identifier_type: IdentifierType
+    identifier_type: IdentifierType = Field(strict=False)
     identifier: str = Field(min_length=8, max_length=20, examples=["00000001001234567000"])
 
 
@@ -34,12 +33,10 @@ class PartnerOut(BaseModel):
     created_at: datetime
 
 
-class PrincipalIn(BaseModel):
+class PrincipalIn(StrictIn):
     """A person or system to act for a partner."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    role: Role
+    role: Role = Field(strict=False)
     label: str = Field(min_length=1, max_length=200, examples=["Zaaksysteem gemeente"])
     person: str | None = Field(
         default=None,

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from gateway.api.problems import TYPE_PREFIX
 from gateway.models.policy_versions import PolicyProposal, PolicyVersion
@@ -14,6 +14,7 @@ from gateway.policy.diff import PolicyDiff
 from gateway.policy.pack import Pack, RuleText
 from gateway.policy.proposals import ProposalView
 from gateway.policy.simulate import Flip, Outcome, Simulation
+from gateway.schemas.base import StrictIn
 
 
 class VersionOut(BaseModel):
@@ -94,10 +95,8 @@ class ActivePolicyOut(BaseModel):
     rules: list[RuleOut]
 
 
-class ProposalIn(BaseModel):
+class ProposalIn(StrictIn):
     """Changed files over the active version: path -> new text, or null to delete."""
-
-    model_config = ConfigDict(extra="forbid")
 
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=4000)
@@ -108,26 +107,20 @@ class ProposalIn(BaseModel):
     )
 
 
-class LintIn(BaseModel):
+class LintIn(StrictIn):
     """Changed files to check without storing anything."""
-
-    model_config = ConfigDict(extra="forbid")
 
     files: dict[str, str | None] = Field(min_length=1, max_length=200)
 
 
-class DecisionIn(BaseModel):
+class DecisionIn(StrictIn):
     """An approval or rejection, with an optional note."""
-
-    model_config = ConfigDict(extra="forbid")
 
     note: str = Field(default="", max_length=4000)
 
 
-class RollbackIn(BaseModel):
+class RollbackIn(StrictIn):
     """Why an earlier version should be active again."""
-
-    model_config = ConfigDict(extra="forbid")
 
     description: str = Field(default="", max_length=4000)
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from gateway.research.agreements import Agreement
 from gateway.research.intake import MAX_BATCH_ROWS
+from gateway.schemas.base import StrictIn
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _In(StrictIn):
+    """A request body of the research routes."""
 
 
 class PartnerOut(BaseModel):

@@ -20,6 +20,7 @@ from gateway.policy.decision import NONE
 from gateway.policy.pack import Pack, PackAnalysis
 from gateway.policy.simulate import Simulation
 from gateway.policy.vocabulary import DIMENSION_DOMAIN, Vocabulary
+from gateway.schemas.base import EARLIEST, LATEST
 
 ATTRIBUTE_LABELS: dict[str, str] = {
     "partner_id": "Partner",
@@ -250,7 +251,9 @@ def parse_period(first: str | None, last: str | None, today: date, days: int = 3
     try:
         end = date.fromisoformat(last) if last else today
         start = date.fromisoformat(first) if first else end - timedelta(days=days - 1)
-    except ValueError as exc:
+        if not all(EARLIEST.date() <= day <= LATEST.date() for day in (start, end)):
+            raise ValueError("out of range")
+    except (ValueError, OverflowError) as exc:
         raise InvalidInputError("dates look like 2026-11-23", field="since") from exc
     return Period(start, end)
 

@@ -399,7 +399,7 @@ class Workflow:
             query = query.with_for_update()
         case = session.exec(query).one_or_none()
         if case is None:
-            raise NotFoundError("no such case", case=case_id)
+            raise NotFoundError("no such case", field="case_id")
         participant = session.get(CaseParticipant, (case_id, caller.partner_id))
         if participant is None:
             raise NotParticipantError(
@@ -510,7 +510,7 @@ class Workflow:
         try:
             Process(process)
         except ValueError as exc:
-            raise InvalidInputError(f"unknown work process {process!r}", field="process") from exc
+            raise InvalidInputError("unknown work process", field="process") from exc
         if not description.strip():
             raise InvalidInputError("a signal needs a description", field="description")
         request = self._request(
@@ -639,7 +639,7 @@ class Workflow:
             self._open(case)
             partner = session.get(Partner, partner_id)
             if partner is None or not partner.active:
-                raise NotFoundError("no active partner with that id", partner=partner_id)
+                raise NotFoundError("no active partner with that id", field="partner_id")
             if session.get(CaseParticipant, (case_id, partner_id)) is not None:
                 raise ConflictError("that partner already takes part in the case")
             session.add(
@@ -695,7 +695,7 @@ class Workflow:
         try:
             self.ctx.policy.compiled.vocabulary.schema(category)
         except KeyError as exc:
-            raise InvalidInputError(f"unknown category {category!r}", field="category") from exc
+            raise InvalidInputError("unknown category", field="category") from exc
         found = self._subjects(identifiers)
         now = self.ctx.clock.now()
         added = 0
@@ -1189,7 +1189,7 @@ class Workflow:
         schema = vocabulary.schema(record.category)
         if not schema.fields:
             raise InvalidInputError(
-                f"{record.category!r} is not a category records can be shared in",
+                "the category is not one records can be shared in",
                 field="category",
             )
         problems = validate_record(schema, record.fields)

@@ -63,7 +63,7 @@ def canonical(id_type: str, value: Any) -> str:
     """Return the canonical spelling of an identifier; raise InvalidInputError naming the type."""
     normalise = CANONICAL.get(id_type)
     if normalise is None:
-        raise InvalidInputError(f"unknown identifier type {id_type!r}", id_type=id_type)
+        raise InvalidInputError("unknown identifier type", field="type")
     if not isinstance(value, str):
         raise InvalidInputError(f"{id_type}: must be text", id_type=id_type)
     return normalise(value)

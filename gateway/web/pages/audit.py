@@ -13,13 +13,14 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from gateway.api.deps import Ctx
+from gateway.api.deps import Ctx, LogIndex
 from gateway.audit import checkpoints, entries, log
 from gateway.audit.note import verify_checkpoint
 from gateway.audit.verify import verify_log
 from gateway.clock import as_utc
 from gateway.context import AppContext
 from gateway.errors import IntegrityCheckFailed, InvalidInputError
+from gateway.schemas.base import EARLIEST, LATEST
 from gateway.web.framework import PREFIX, CsrfOfficer, Officer, WebRoute, add_nav, render
 
 router = APIRouter(prefix=PREFIX, route_class=WebRoute, include_in_schema=False)
@@ -70,8 +71,11 @@ def _when(value: str) -> datetime | None:
     if not value:
         return None
     try:
-        return as_utc(datetime.fromisoformat(value))
-    except ValueError as exc:
+        when = as_utc(datetime.fromisoformat(value))
+        if not EARLIEST <= when <= LATEST:
+            raise ValueError("out of range")
+        return when
+    except (ValueError, OverflowError) as exc:
         raise InvalidInputError("dates look like 2026-11-23 or 2026-11-23T09:00") from exc
 
 
@@ -85,7 +89,7 @@ def audit_log(request: Request, user: Officer, ctx: Ctx) -> Response:
         partner_id=query.get("partner") or None,
         since=_when(query.get("since", "")),
         until=_when(query.get("until", "")),
-        before=int(before) if before.isdigit() else None,
+        before=int(before) if before.isascii() and before.isdigit() and len(before) < 16 else None,
         newest_first=True,
         limit=PAGE,
     )
@@ -108,7 +112,7 @@ def audit_log(request: Request, user: Officer, ctx: Ctx) -> Response:
 
 
 @router.get("/audit/{index}/proof")
-def proof(index: int, user: Officer, ctx: Ctx) -> Response:
+def proof(index: LogIndex, user: Officer, ctx: Ctx) -> Response:
     """Download the offline proof (C2SP tlog-proof) that entry ``index`` is in the log."""
     with ctx.db.read() as session:
         entries.visible_entry(session, entries.scope_for(user.caller), index)

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from gateway.api.deps import Ctx
+from gateway.api.deps import Ctx, ProposalId
 from gateway.errors import InvalidInputError
 from gateway.policy import proposals, versions
 from gateway.policy.pack import Pack, analyse_pack
@@ -215,14 +215,14 @@ def _detail(
 
 
 @router.get("/proposals/{proposal_id}")
-def proposal_page(proposal_id: int, request: Request, user: Officer, ctx: Ctx) -> Response:
+def proposal_page(proposal_id: ProposalId, request: Request, user: Officer, ctx: Ctx) -> Response:
     """Show one proposal: lint result, diff against the active version, decisions."""
     return _detail(request, user, ctx, proposal_id)
 
 
 @router.get("/proposals/{proposal_id}/simulation")
 def simulation(
-    proposal_id: int,
+    proposal_id: ProposalId,
     request: Request,
     user: Officer,
     ctx: Ctx,
@@ -235,7 +235,7 @@ def simulation(
 
 @router.post("/proposals/{proposal_id}/approve")
 def approve(
-    proposal_id: int, request: Request, user: CsrfOfficer, ctx: Ctx, form: Form
+    proposal_id: ProposalId, request: Request, user: CsrfOfficer, ctx: Ctx, form: Form
 ) -> Response:
     """Approve and activate (refused for the proposer, the same person, and officers of
     partners that do not own the pack)."""
@@ -246,7 +246,9 @@ def approve(
 
 
 @router.post("/proposals/{proposal_id}/reject")
-def reject(proposal_id: int, request: Request, user: CsrfOfficer, ctx: Ctx, form: Form) -> Response:
+def reject(
+    proposal_id: ProposalId, request: Request, user: CsrfOfficer, ctx: Ctx, form: Form
+) -> Response:
     """Reject an open proposal."""
     proposals.reject(ctx.db, ctx.clock, user.caller, proposal_id, note=str(form.get("note") or ""))
     return redirect(f"{PREFIX}/proposals/{proposal_id}", request)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from gateway.api.deps import Ctx
+from gateway.api.deps import Ctx, VersionId
 from gateway.models.policy_versions import VersionState
 from gateway.policy import proposals, versions
 from gateway.web.framework import (
@@ -33,7 +33,7 @@ def version_list(request: Request, user: Officer, ctx: Ctx) -> Response:
 
 
 @router.post("/versions/{version_id}/rollback")
-def rollback(version_id: int, user: CsrfOfficer, ctx: Ctx, form: Form) -> Response:
+def rollback(version_id: VersionId, user: CsrfOfficer, ctx: Ctx, form: Form) -> Response:
     """Propose to reactivate an earlier version; show the new proposal."""
     proposal = proposals.propose_rollback(
         ctx.db,
