@@ -81,10 +81,8 @@ class EnrolmentOut(BaseModel):
     expires_at: datetime
 
 
-class EnrolmentIn(BaseModel):
+class EnrolmentIn(StrictIn):
     """An enrolment code to redeem (in the body, never in the URL)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     code: str = Field(min_length=1, max_length=128)
 
