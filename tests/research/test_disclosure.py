@@ -39,13 +39,14 @@ def test_classes_count_people_not_rows() -> None:
     assert evaluate(rows_only, LATTICE, (0, 0), k=5).suppressed_rows == 0
 
 
-def test_rows_without_subject_count_as_one_person_each() -> None:
+def test_rows_without_a_subject_key_are_never_counted_as_people() -> None:
+    # before: four nameless rows counted as four people and made a "class of 5" with p1
     rows: list[Row] = [("2008", "16-17", "9203", "Smallingerland", None)] * 4
     rows += [("2008", "16-17", "9203", "Smallingerland", "p1")] * 3
     counter = ClassCounter(count_subjects=True)
     _add(counter, rows)
-    assert evaluate(counter, LATTICE, (0, 0), k=5).suppressed_rows == 0  # 4 + 1 people
-    assert evaluate(counter, LATTICE, (0, 0), k=6).suppressed_rows == 7
+    result = evaluate(counter, LATTICE, (0, 0), k=2)
+    assert result.people == 1 and result.suppressed_rows == 7
 
 
 def test_counts_add_up_across_batches_and_compaction(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,7 +100,7 @@ def test_refusal_gives_the_numbers() -> None:
     with pytest.raises(DisclosureCheckFailedError) as info:
         choose_levels(_counter(), LATTICE, 50, Decimal("0.10"))
     error = info.value
-    assert "would suppress 25 of 25 rows (100.00%)" in error.detail
+    assert "would suppress 25 of 25 rows and 25 of 25 people (100.00%)" in error.detail
     assert "k=50" in error.detail and "at most 10.00%" in error.detail
     assert error.extensions["suppressed_rows"] == 25 and error.extensions["total_rows"] == 25
     assert error.code == "disclosure-check-failed"
