@@ -177,13 +177,24 @@ class Column(_Model):
         return self.transform.kind is not TransformKind.DROP
 
 
+class EventCheck(StrEnum):
+    """Whether the m-event attacker is held to k (``enforce``) or only measured (``report``)."""
+
+    ENFORCE = "enforce"
+    REPORT = "report"
+
+
 class Disclosure(_Model):
     """The disclosure check: quasi-identifiers, threshold k, allowed suppression.
 
     People are counted through every pseudonym (``count_distinct`` is kept for older
     files and must name a pseudonymised column). ``sensitive`` attributes get an
     l-diversity figure in the manifest; ``event_quasi_identifiers`` are what an attacker
-    may know of ``known_events`` (m) of a person's events, for the risk report.
+    may know of ``known_events`` (m) of a person's events. Rows of one person are
+    linked (they share pseudonyms), so with ``event_check: enforce`` those attributes
+    join the quasi-identifiers and are generalised (or their people suppressed) until
+    every person meets k against that attacker: (k, k^m)-anonymity, m = 1. With
+    ``report`` the risk is only measured and written into the manifest.
     """
 
     quasi_identifiers: Annotated[tuple[FieldName, ...], Field(min_length=1)]
@@ -193,6 +204,16 @@ class Disclosure(_Model):
     sensitive: tuple[FieldName, ...] = ()
     event_quasi_identifiers: tuple[FieldName, ...] = ()
     known_events: Annotated[int, Field(ge=1, le=1)] = 1
+    event_check: EventCheck = EventCheck.ENFORCE
+
+    @property
+    def checked_attributes(self) -> tuple[str, ...]:
+        """The columns the k check runs over: the QIs, and the event QIs when enforced."""
+        if self.event_check is EventCheck.ENFORCE:
+            qi = self.quasi_identifiers
+            extra = tuple(e for e in self.event_quasi_identifiers if e not in qi)
+            return (*self.quasi_identifiers, *extra)
+        return self.quasi_identifiers
 
     @field_validator("k")
     @classmethod
@@ -700,7 +721,7 @@ class _Checker:
             self.add(
                 f"column {col.name!r}: generalise:{t.what.value} cannot apply to {source!r}", *where
             )
-        if len(t.levels) > 1 and col.name not in self.a.disclosure.quasi_identifiers:
+        if len(t.levels) > 1 and col.name not in self.a.disclosure.checked_attributes:
             self.add(f"column {col.name!r}: only quasi-identifiers may list several levels", *where)
 
     def _disclosure(self) -> None:

@@ -221,6 +221,15 @@ class ExtractFiles:
     risk: RiskReport | None = None
 
 
+AS_KEPT = "as-kept"
+"""The one level of a kept column that the disclosure check runs over (an event QI)."""
+
+
+def _ladder(column: Column) -> tuple[str, ...]:
+    """Return the levels the check may choose for ``column``: its generalisations, or as kept."""
+    return column.transform.levels or (AS_KEPT,)
+
+
 def pseudonym_field(column: Column) -> str:
     """Return the input field that carries ``column``'s pseudonyms when computed on intake.
 
@@ -391,15 +400,16 @@ class _Plan:
                     # filled on intake only where the row's instrument delivered the sources
                     self.field_gate[pseudonym_field(col)] = None
         self.released = a.released_columns
-        self.qi = a.disclosure.quasi_identifiers
-        self.lattice = Lattice(self.qi, tuple(a.column(q).transform.levels for q in self.qi))
+        # the QIs, and the event QIs when the m-event attacker is held to k
+        self.qi = a.disclosure.checked_attributes
+        self.lattice = Lattice(self.qi, tuple(_ladder(a.column(q)) for q in self.qi))
         self.state = self._initial_state(request)
         self.fixed = self._fixed_node(request.state)
         self.key_names = self.lattice.key_names
         self.spill_names: list[str] = []
         for col in self.released:
             if col.name in self.qi:
-                self.spill_names.extend(f"{col.name}@{level}" for level in col.transform.levels)
+                self.spill_names.extend(f"{col.name}@{level}" for level in _ladder(col))
             else:
                 self.spill_names.append(col.name)
         self.spill_schema = pa.schema(
@@ -420,6 +430,10 @@ class _Plan:
         self.event_columns = a.disclosure.event_quasi_identifiers
         self.ranges = {c.name: c.value_range for c in self.coded if c.value_range is not None}
         self._rows_seen = 0
+
+    def spill_column(self, name: str) -> str:
+        """Return the spill column of a kept column (``<name>@as-kept`` when it is checked)."""
+        return f"{name}@{AS_KEPT}" if name in self.qi else name
 
     def _initial_state(self, request: ExtractRequest) -> GeneralisationState:
         a, given = request.agreement, request.state
@@ -618,7 +632,7 @@ class _Plan:
                 )
                 kept = pc.if_else(pc.fill_null(inside, False), kept, _NULL_STRING)
             self._invalid(stats, col.name, values, kept)
-            columns[col.name] = kept
+            columns[self.spill_column(col.name)] = kept
         elif t.kind is TransformKind.PSEUDONYMISE:
             assert t.id_type is not None
             if t.id_type is IdType.NAME_BIRTHDATE:
@@ -692,8 +706,9 @@ def _hashes(pseudonyms: pa.Array, kind: str) -> pa.Array:
 class _ValueCounter:
     """Distinct (kept value, anchor) pairs across batches, to find values held by few people."""
 
-    def __init__(self, columns: Sequence[str]) -> None:
+    def __init__(self, columns: Mapping[str, str]) -> None:
         self.columns = list(columns)
+        self.spilled = dict(columns)
         self.counter = ClassCounter(count_subjects=True)
         self.ids: dict[tuple[str, str], int] = {}
         self.owner: list[tuple[str, str]] = []
@@ -702,7 +717,7 @@ class _ValueCounter:
         """Count the kept values of one spilled batch, each with its row's anchor."""
         ids, subjects = [], []
         for name in self.columns:
-            values = spill.column(name)
+            values = spill.column(self.spilled[name])
             if values.null_count == len(values):
                 continue
             encoded = values.dictionary_encode()
@@ -787,7 +802,7 @@ def write_extract(
     seed = request.shuffle_seed if request.shuffle_seed is not None else os.urandom(SEED_BYTES)
     rng = np.random.default_rng(int.from_bytes(seed, "big"))
     counter = ClassCounter(count_subjects=True)
-    values = _ValueCounter([c.name for c in plan.coded])
+    values = _ValueCounter({c.name: plan.spill_column(c.name) for c in plan.coded})
     links = PersonLinks()
     gone_rows = 0
     buckets = [workdir / f"pass1-{i:02d}.arrow" for i in range(BUCKETS)]

@@ -77,6 +77,24 @@ def _risk(extract: ExtractFiles) -> dict[str, Any]:
     }
 
 
+def risk_summary(manifest: dict[str, Any]) -> str:
+    """Return the person-level risk and utility report of a manifest as one line of text."""
+    d = manifest.get("disclosure", {})
+    risk = d.get("risk") or {}
+    if not risk:
+        return "no risk report in this manifest"
+    event = risk["event_attacker"]
+    diversity = ", ".join(f"{n}={v}" for n, v in risk["l_diversity"].items()) or "none declared"
+    return (
+        f"people: {d['people_out']} released, {d['people_suppressed']} suppressed "
+        f"({d['rows_suppressed']} rows), {d['withdrawals_applied']} withdrawals applied; "
+        f"prosecutor risk max {risk['prosecutor_risk_max']} (k={d['k']}); "
+        f"attacker knowing {event['known_events']} event(s): risk max {event['risk_max']}, "
+        f"{event['people_above_1_over_k']} people ({event['share_above_1_over_k']}) above 1/k; "
+        f"l-diversity {diversity}; information loss {risk['information_loss']}"
+    )
+
+
 def build_manifest(
     request: ExtractRequest,
     extract: ExtractFiles,

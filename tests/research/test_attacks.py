@@ -13,6 +13,7 @@ import csv
 import io
 import itertools
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -20,7 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from gateway import identifiers
-from gateway.research.agreements import Agreement
+from gateway.research.agreements import Agreement, EventCheck
+from gateway.research.errors import DisclosureCheckFailedError
+from gateway.research.transforms import Transform
 from tests.research.conftest import Opened, Releaser
 
 POLICE = {"provider": "politie-noord-nederland", "category": "research-incident"}
@@ -207,11 +210,8 @@ class _People:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def test_every_released_class_holds_k_people_counted_independently_with_pyarrow(
-    releaser: Releaser, rows: list[dict[str, Any]], agreement: Agreement
-) -> None:
-    opened = releaser.open(releaser.release(rows, "independent"))
-    table = pq.read_table(opened.folder / "data.parquet")
+def _people_of(table: pa.Table) -> pa.Array:
+    """Each released row's person: rows sharing any pseudonym value are one person."""
     keys = ["person", "person_nb", "account", "line"]
     people = _People()
     columns = {k: table.column(k).to_pylist() for k in keys}
@@ -222,23 +222,78 @@ def test_every_released_class_holds_k_people_counted_independently_with_pyarrow(
         for other in values[1:]:
             people.union(values[0], other)
         anchors.append(values[0])
-    person = pa.array([people.find(a) for a in anchors])
+    return pa.array([people.find(a) for a in anchors])
+
+
+def _smallest_classes_per_person(table: pa.Table, person: pa.Array, known: list[str]) -> pa.Table:
+    """Per person: the fewest people sharing any of their rows' ``known`` values."""
+    keys = pa.table({name: table.column(name).fill_null("") for name in known})
+    keyed = keys.append_column("who", person)
+    sizes = keyed.group_by(known).aggregate([("who", "count_distinct")])
+    joined = keyed.join(sizes, known)
+    return joined.group_by(["who"]).aggregate([("who_count_distinct", "min")])
+
+
+def test_every_released_class_holds_k_people_counted_independently_with_pyarrow(
+    releaser: Releaser, rows: list[dict[str, Any]], agreement: Agreement
+) -> None:
+    opened = releaser.open(releaser.release(rows, "independent"))
+    table = pq.read_table(opened.folder / "data.parquet")
+    person = _people_of(table)
     qi = list(agreement.disclosure.quasi_identifiers)
-    pairs = table.select(qi).append_column("who", person)
-    sizes = pairs.group_by(qi).aggregate([("who", "count_distinct")])
-    assert sizes.num_rows > 1
-    assert min(sizes.column("who_count_distinct").to_pylist()) >= agreement.disclosure.k
+    k = agreement.disclosure.k
+    per_person = _smallest_classes_per_person(table, person, qi)
+    smallest = min(per_person.column("who_count_distinct_min").to_pylist())
+    assert smallest >= k
     risk = opened.release.manifest["disclosure"]["risk"]
-    smallest = min(sizes.column("who_count_distinct").to_pylist())
     assert risk["prosecutor_risk_max"] == f"{1 / smallest:.6f}"
-    # the m-event attacker (birth year band, area, category and week of one event)
-    known = [*qi, "category", "week"]
-    events = pa.table({name: table.column(name).fill_null("") for name in known}).append_column(
-        "who", person
+    # the m-event attacker (birth year band, area, category and week of one event): the
+    # example agreement only measures it; the manifest must say what we count here
+    events = _smallest_classes_per_person(table, person, [*qi, "category", "week"])
+    sizes = events.column("who_count_distinct_min").to_pylist()
+    assert risk["event_attacker"]["people_above_1_over_k"] == sum(1 for n in sizes if n < k)
+    assert risk["people"] == events.num_rows == opened.release.manifest["disclosure"]["people_out"]
+    # measured, this is the finding: most people stand alone given one known event
+    assert sum(1 for n in sizes if n == 1) > 0.4 * len(sizes)
+
+
+def _enforcing(agreement: Agreement, share: str) -> Agreement:
+    """The example agreement holding the one-event attacker to k, weeks up to years."""
+    week = Transform.parse("generalise:timestamp:week|month|quarter|year")
+    columns = tuple(
+        c.model_copy(update={"transform": week}) if c.name == "week" else c
+        for c in agreement.columns
     )
-    per_event = events.group_by(known).aggregate([("who", "count_distinct")])
-    joined = events.join(per_event, known)
-    least = joined.group_by(["who"]).aggregate([("who_count_distinct", "min")])
-    above = sum(1 for n in least.column("who_count_distinct_min").to_pylist() if n < 5)
-    assert risk["event_attacker"]["people_above_1_over_k"] == above
-    assert risk["people"] == least.num_rows == opened.release.manifest["disclosure"]["people_out"]
+    disclosure = agreement.disclosure.model_copy(
+        update={"event_check": EventCheck.ENFORCE, "max_suppressed_share": Decimal(share)}
+    )
+    return agreement.model_copy(update={"columns": columns, "disclosure": disclosure})
+
+
+def test_one_known_event_singles_nobody_out_when_the_agreement_enforces_it(
+    releaser: Releaser, rows: list[dict[str, Any]], agreement: Agreement
+) -> None:
+    strict = _enforcing(agreement, "0.30")
+    opened = releaser.open(releaser.release(rows, "events", agreement=strict))
+    table = pq.read_table(opened.folder / "data.parquet")
+    person = _people_of(table)
+    qi = list(agreement.disclosure.quasi_identifiers)
+    events = _smallest_classes_per_person(table, person, [*qi, "category", "week"])
+    assert min(events.column("who_count_distinct_min").to_pylist()) >= agreement.disclosure.k
+    manifest = opened.release.manifest
+    assert manifest["disclosure"]["risk"]["event_attacker"]["people_above_1_over_k"] == 0
+    assert manifest["generalisation"]["levels"]["week"] in {"month", "quarter", "year"}
+    assert manifest["disclosure"]["event_quasi_identifiers"] == ["category", "week"]
+
+
+def test_an_enforced_event_check_that_cannot_be_met_refuses_with_the_figures(
+    releaser: Releaser, rows: list[dict[str, Any]], agreement: Agreement
+) -> None:
+    with pytest.raises(DisclosureCheckFailedError) as info:
+        releaser.release(rows, "refused", agreement=_enforcing(agreement, "0.05"))
+    detail = info.value.detail
+    assert (
+        "category=as-kept, week=year" in detail and "the agreement allows at most 5.00%" in detail
+    )
+    assert info.value.extensions["people"] > 0
+    assert info.value.extensions["suppressed_people"] > 0.05 * info.value.extensions["people"]
