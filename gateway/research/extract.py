@@ -197,16 +197,15 @@ class RiskReport:
     m: int
     people: int
     prosecutor_max: str
+    prosecutor_people_above: int
     event_max: str
     event_people_above: int
     l_diversity: dict[str, int | None]
     information_loss: str
 
-    @property
-    def event_share_above(self) -> str:
-        """The share of released people whose m-event risk exceeds 1/k (decimal text)."""
-        share = self.event_people_above / self.people if self.people else 0.0
-        return f"{share:.6f}"
+    def share(self, count: int) -> str:
+        """Return ``count`` as a share of the released people (decimal text)."""
+        return f"{count / self.people if self.people else 0.0:.6f}"
 
 
 @dataclass(frozen=True)
@@ -904,6 +903,23 @@ def _join(columns: Sequence[pa.Array]) -> pa.Array:
     return parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, _SEP)
 
 
+def _per_person(pairs: _DistinctPairs, k: int) -> tuple[int, int, Fraction]:
+    """Return (people, people whose smallest class is below k, largest risk 1/smallest class)."""
+    sizes = pairs.sizes()
+    if not pairs.parts:
+        return 0, 0, Fraction(0)
+    merged = pairs.parts[0]  # sizes() merged the parts
+    size_of = pc.take(sizes.column("count"), pc.index_in(merged.column("key"), sizes.column("key")))
+    per_person = (
+        pa.table({"person": merged.column("value"), "size": size_of})
+        .group_by(["person"])
+        .aggregate([("size", "min")])
+    )
+    least = pc.min(per_person.column("size_min")).as_py()
+    above = _count(pc.less(per_person.column("size_min"), k))
+    return per_person.num_rows, above, Fraction(1, least) if least else Fraction(0)
+
+
 def _risk(
     plan: _Plan,
     result: NodeResult,
@@ -912,26 +928,8 @@ def _risk(
     diversity: dict[str, _DistinctPairs],
 ) -> RiskReport:
     k = plan.agreement.disclosure.k
-    class_sizes = classes.sizes()
-    smallest = pc.min(class_sizes.column("count")).as_py() if class_sizes.num_rows else None
-    event_sizes = events.sizes()
-    people = 0
-    above = 0
-    event_max = Fraction(0)
-    if events.parts:
-        pairs = events.parts[0]  # merged by sizes()
-        size_of = pc.take(
-            event_sizes.column("count"), pc.index_in(pairs.column("key"), event_sizes.column("key"))
-        )
-        per_person = (
-            pa.table({"person": pairs.column("value"), "size": size_of})
-            .group_by(["person"])
-            .aggregate([("size", "min")])
-        )
-        people = per_person.num_rows
-        above = _count(pc.less(per_person.column("size_min"), k))
-        least = pc.min(per_person.column("size_min")).as_py()
-        event_max = Fraction(1, least) if least else Fraction(0)
+    people, prosecutor_above, prosecutor_max = _per_person(classes, k)
+    _, event_above, event_max = _per_person(events, k)
     l_values: dict[str, int | None] = {}
     for name, pairs_of in diversity.items():
         sizes = pairs_of.sizes()
@@ -942,9 +940,10 @@ def _risk(
         k=k,
         m=plan.agreement.disclosure.known_events,
         people=people,
-        prosecutor_max=_decimal(Fraction(1, smallest) if smallest else Fraction(0)),
+        prosecutor_max=_decimal(prosecutor_max),
+        prosecutor_people_above=prosecutor_above,
         event_max=_decimal(event_max),
-        event_people_above=above,
+        event_people_above=event_above,
         l_diversity=l_values,
         information_loss=_decimal(loss),
     )

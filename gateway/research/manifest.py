@@ -65,12 +65,13 @@ def _risk(extract: ExtractFiles) -> dict[str, Any]:
     return {
         "people": risk.people,
         "prosecutor_risk_max": risk.prosecutor_max,
-        "prosecutor_share_above_1_over_k": "0.000000",
+        "prosecutor_people_above_1_over_k": risk.prosecutor_people_above,
+        "prosecutor_share_above_1_over_k": risk.share(risk.prosecutor_people_above),
         "event_attacker": {
             "known_events": risk.m,
             "risk_max": risk.event_max,
             "people_above_1_over_k": risk.event_people_above,
-            "share_above_1_over_k": risk.event_share_above,
+            "share_above_1_over_k": risk.share(risk.event_people_above),
         },
         "l_diversity": dict(sorted(risk.l_diversity.items())),
         "information_loss": risk.information_loss,

@@ -247,6 +247,7 @@ def test_every_released_class_holds_k_people_counted_independently_with_pyarrow(
     assert smallest >= k
     risk = opened.release.manifest["disclosure"]["risk"]
     assert risk["prosecutor_risk_max"] == f"{1 / smallest:.6f}"
+    assert risk["prosecutor_people_above_1_over_k"] == 0
     # the m-event attacker (birth year band, area, category and week of one event): the
     # example agreement only measures it; the manifest must say what we count here
     events = _smallest_classes_per_person(table, person, [*qi, "category", "week"])
