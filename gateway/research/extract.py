@@ -61,12 +61,15 @@ from gateway.identifiers import NORMALISERS, IdType, birth_date, canonical_name
 from gateway.research.agreements import Agreement, Column, InstrumentKind
 from gateway.research.disclosure import (
     ClassCounter,
+    ClassKey,
+    Int64s,
     Lattice,
     NodeResult,
     People,
     PersonLinks,
     PersonPairs,
     choose_levels,
+    distinct,
 )
 from gateway.research.errors import GeneralisationStateError
 from gateway.research.generalise import (
@@ -79,10 +82,12 @@ from gateway.research.pseudonyms import Pseudonymiser
 from gateway.research.transforms import TransformKind
 
 ROW_BATCH = 16_384
-BUCKETS = 64
+BUCKETS = 16
 """Random buckets of the spill; pass 2 shuffles one bucket at a time (bounded memory)."""
 ANCHOR = "\x00anchor"
 """The spill column holding each row's anchor (never written out)."""
+CLASS_ID = "\x00class"
+"""The spill column holding each row's finest class (never written out)."""
 OTHER = "other"
 """What a kept value held by fewer than k released people becomes."""
 SEED_BYTES = 32
@@ -414,6 +419,7 @@ class _Plan:
         self.spill_schema = pa.schema(
             [(name, pa.string()) for name in self.spill_names] + [(ANCHOR, pa.int64())]
         )
+        self.file_schema = self.spill_schema.append(pa.field(CLASS_ID, pa.int32()))
         self.output_schema = pa.schema([(c.name, pa.string()) for c in self.released])
         self.name_keys = _NameBirthdateKeys()
         self.link_columns = [
@@ -679,8 +685,7 @@ class _Plan:
         stats.pseudonyms_computed += len(pseudonyms)
         out = pc.take(pa.array(mapped, pa.string()), encoded.indices)
         self._invalid(stats, name, values, out)
-        hashes = [None if p is None else hash((name, p)) for p in mapped]
-        return out, pc.take(pa.array(hashes, pa.int64()), encoded.indices)
+        return out, _hashes(out, name)
 
 
 RESPONDENT = "respondent_id"
@@ -695,8 +700,43 @@ class _Transformed:
     gone: pa.Array
 
 
+_HEX_DIGITS = 16
+_NIBBLE = np.zeros(256, dtype=np.uint8)
+_NIBBLE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10, dtype=np.uint8)
+_NIBBLE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16, dtype=np.uint8)
+
+
+def _hex_hashes(pseudonyms: pa.Array, kind: str) -> pa.Array | None:
+    """Return the first 64 bits of each hex pseudonym, salted by ``kind``; None if not all hex.
+
+    A pseudonym is an HMAC: its first 64 bits are as good a hash as any, and reading
+    them with numpy costs nothing next to a Python call per value.
+    """
+    head = pc.utf8_slice_codeunits(pseudonyms, 0, _HEX_DIGITS)
+    valid = pc.is_valid(pseudonyms)
+    if not pc.all(pc.match_substring_regex(head, f"^[0-9a-f]{{{_HEX_DIGITS}}}$")).as_py():
+        return None
+    filled = pc.fill_null(head, "0" * _HEX_DIGITS).cast(pa.binary())
+    offsets = np.frombuffer(filled.buffers()[1], np.int32)[filled.offset :][: len(filled) + 1]
+    start = int(offsets[0])
+    data = np.frombuffer(filled.buffers()[2], np.uint8)[start : start + _HEX_DIGITS * len(filled)]
+    nibbles = _NIBBLE[data.reshape(len(filled), _HEX_DIGITS)]
+    octets = np.ascontiguousarray((nibbles[:, 0::2] << 4) | nibbles[:, 1::2])
+    salt = np.int64(hash(kind) & 0x7FFF_FFFF_FFFF_FFFF)
+    values = octets.view(">u8").reshape(-1).astype(np.uint64).view(np.int64) ^ salt
+    mask = np.asarray(pc.invert(valid).to_numpy(zero_copy_only=False), dtype=np.bool_)
+    return pa.array(values, pa.int64(), mask=mask)
+
+
 def _hashes(pseudonyms: pa.Array, kind: str) -> pa.Array:
     """Return a 64-bit hash of each (kind, pseudonym) (null stays null), once per distinct value."""
+    if isinstance(pseudonyms, pa.ChunkedArray):
+        pseudonyms = pseudonyms.combine_chunks()
+    if len(pseudonyms) == 0 or pseudonyms.null_count == len(pseudonyms):
+        return pa.nulls(len(pseudonyms), pa.int64())
+    fast = _hex_hashes(pseudonyms, kind)
+    if fast is not None:
+        return fast
     encoded = pseudonyms.dictionary_encode()
     hashes = [hash((kind, p)) for p in encoded.dictionary.to_pylist()]
     return pc.take(pa.array(hashes, pa.int64()), encoded.indices)
@@ -708,7 +748,8 @@ class _ValueCounter:
     def __init__(self, columns: Mapping[str, str]) -> None:
         self.columns = list(columns)
         self.spilled = dict(columns)
-        self.counter = ClassCounter(count_subjects=True)
+        self.values: list[Int64s] = []
+        self.anchors: list[Int64s] = []
         self.ids: dict[tuple[str, str], int] = {}
         self.owner: list[tuple[str, str]] = []
 
@@ -732,7 +773,9 @@ class _ValueCounter:
             ids.append(column_ids.filter(present))
             subjects.append(anchors.filter(present))
         if ids:
-            self.counter.add(pa.concat_arrays(ids), pa.concat_arrays(subjects))
+            # raw cells (16 bytes each): deduplicated once, at the end
+            self.values.append(np.asarray(pa.concat_arrays(ids).to_numpy(), dtype=np.int64))
+            self.anchors.append(np.asarray(pa.concat_arrays(subjects).to_numpy(), dtype=np.int64))
 
     def rare(self, people: People, kept: Any, k: int) -> dict[str, tuple[pa.Array, str | None]]:
         """Return, per column, its values held by fewer than k released people and their stand-in.
@@ -740,13 +783,17 @@ class _ValueCounter:
         The stand-in is ``other``, or None (empty) when all of a column's rare values
         together are still held by fewer than k people.
         """
-        pairs = PersonPairs.of(self.counter, people)
-        live = pairs.person >= 0
-        live[live] = kept[pairs.person[live]]
-        value, person = pairs.classes[live].astype(np.int64), pairs.person[live]
+        empty = np.empty(0, np.int64)
+        value = np.concatenate([empty, *self.values])
+        person = people.of(np.concatenate([empty, *self.anchors]))
+        self.values, self.anchors = [], []
+        live = kept[person]
+        if people.withdrawn is not None:
+            live &= ~people.withdrawn[person]
+        value, person = value[live], person[live]
         width = max(people.count, 1)
-        distinct = np.unique(value * width + person)
-        value, person = distinct // width, distinct % width
+        pairs_of = distinct(value * width + person)
+        value, person = pairs_of // width, pairs_of % width
         held = np.bincount(value, minlength=len(self.owner))
         out: dict[str, tuple[pa.Array, str | None]] = {}
         for name in self.columns:
@@ -755,7 +802,7 @@ class _ValueCounter:
             ]
             if not rare:
                 continue
-            together = len(np.unique(person[np.isin(value, rare)]))
+            together = len(distinct(person[np.isin(value, rare)]))
             stand_in = OTHER if together >= k else None
             out[name] = (pa.array([self.owner[i][1] for i in rare], pa.string()), stand_in)
         return out
@@ -809,9 +856,7 @@ def write_extract(
     with ExitStack() as stack:
         writers = [
             stack.enter_context(
-                pa.ipc.new_stream(
-                    stack.enter_context(pa.OSFile(str(path), "wb")), plan.spill_schema
-                )
+                pa.ipc.new_stream(stack.enter_context(pa.OSFile(str(path), "wb")), plan.file_schema)
             )
             for path in buckets
         ]
@@ -823,14 +868,19 @@ def write_extract(
                 links.withdraw(anchors.filter(done.gone))
                 gone_rows += withdrawn
             spill = done.spill
-            counter.add(counter.class_ids([spill.column(n) for n in plan.key_names]), anchors)
+            class_ids = counter.class_ids([spill.column(n) for n in plan.key_names])
+            counter.add(class_ids, anchors)
             values.add(spill, anchors)
-            _scatter(spill, rng, writers)
+            spilled = pa.RecordBatch.from_arrays(
+                [*spill.columns, class_ids], schema=plan.file_schema
+            )
+            _scatter(spilled, rng, writers)
             sink.advance(
                 len(batch["provider"]) if not isinstance(batch, pa.RecordBatch) else batch.num_rows
             )
     people = links.resolve()
     pairs = PersonPairs.of(counter, people)
+    class_keys = counter.keys
     del counter
     withdrawn_rows = pairs.withdrawn_rows()
     if withdrawn_rows:
@@ -856,7 +906,7 @@ def write_extract(
     risk = _second_pass(
         plan,
         result,
-        _Outcome(people, kept, rare, rng),
+        _Outcome(people, kept, rare, rng, class_keys),
         buckets,
         csv_path,
         parquet_path,
@@ -874,66 +924,89 @@ class _Outcome:
     kept: Any
     rare: dict[str, tuple[pa.Array, str | None]]
     rng: np.random.Generator
+    class_keys: Sequence[ClassKey]
 
 
-class _DistinctPairs:
-    """Distinct (key text, value) pairs across batches (strings or int64 values)."""
+class _Codes:
+    """Small global integer codes for the values of one column, across buckets."""
 
     def __init__(self) -> None:
-        self.parts: list[pa.Table] = []
+        self.ids: dict[str, int] = {}
 
-    def add(self, keys: pa.Array, values: pa.Array) -> None:
-        """Add the pairs of one batch (rows with a null value are ignored)."""
-        table = pa.table({"key": keys, "value": values}).filter(pc.is_valid(values))
-        if table.num_rows:
-            self.parts.append(table.group_by(["key", "value"]).aggregate([]))
-
-    def sizes(self) -> pa.Table:
-        """Return ``key`` and ``count`` (distinct values per key)."""
-        if not self.parts:
-            return pa.table({"key": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
-        merged = pa.concat_tables(self.parts).group_by(["key", "value"]).aggregate([])
-        self.parts = [merged]
-        counted = merged.group_by(["key"]).aggregate([("value", "count")])
-        return counted.rename_columns(["key", "count"])
+    def of(self, values: pa.Array) -> Int64s:
+        """Return each value's code (null has a code of its own)."""
+        encoded = pc.fill_null(values, _NULL_MARK).dictionary_encode()
+        mapping = [self.ids.setdefault(v, len(self.ids)) for v in encoded.dictionary.to_pylist()]
+        codes = np.asarray(mapping, dtype=np.int64)
+        return codes[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
 
 
-def _join(columns: Sequence[pa.Array]) -> pa.Array:
-    parts = [pc.fill_null(c, _NULL_MARK) for c in columns]
-    return parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, _SEP)
+def _dense(first: Int64s, second: Int64s) -> Int64s:
+    """Return a dense int64 id per distinct (first, second) pair, both non-negative."""
+    width = int(second.max(initial=0)) + 1
+    _, ids = np.unique(first * width + second, return_inverse=True)
+    return np.asarray(ids, dtype=np.int64).reshape(-1)
 
 
-def _per_person(pairs: _DistinctPairs, k: int) -> tuple[int, int, Fraction]:
-    """Return (people, people whose smallest class is below k, largest risk 1/smallest class)."""
-    sizes = pairs.sizes()
-    if not pairs.parts:
-        return 0, 0, Fraction(0)
-    merged = pairs.parts[0]  # sizes() merged the parts
-    size_of = pc.take(sizes.column("count"), pc.index_in(merged.column("key"), sizes.column("key")))
-    per_person = (
-        pa.table({"person": merged.column("value"), "size": size_of})
-        .group_by(["person"])
-        .aggregate([("size", "min")])
+class _PersonClasses:
+    """(class, person) pairs of the written rows, to measure each person's smallest class."""
+
+    def __init__(self) -> None:
+        self.keys: list[list[Int64s]] = []
+        self.people: list[Int64s] = []
+
+    def add(self, parts: list[Int64s], people: Int64s) -> None:
+        """Add one bucket's rows: the parts of each row's class (global codes) and person."""
+        self.keys.append(parts)
+        self.people.append(people)
+
+    def risk(self, k: int) -> tuple[int, int, Fraction]:
+        """Return (people, people whose smallest class holds fewer than k people, max risk)."""
+        if not self.keys:
+            return 0, 0, Fraction(0)
+        columns = [np.concatenate(part) for part in zip(*self.keys, strict=True)]
+        people = np.concatenate(self.people)
+        self.keys, self.people = [], []
+        dense = columns[0]
+        for column in columns[1:]:
+            dense = _dense(dense, column)
+        width = int(people.max(initial=0)) + 1
+        pairs = distinct(dense * width + people)
+        cls, person = pairs // width, pairs % width
+        sizes = np.bincount(cls)
+        smallest = np.full(width, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(smallest, person, sizes[cls])
+        smallest = smallest[smallest < np.iinfo(np.int64).max]
+        least = int(smallest.min())
+        return len(smallest), int((smallest < k).sum()), Fraction(1, least)
+
+
+def _node_of_class(keys: Sequence[ClassKey], lattice: Lattice, node: tuple[int, ...]) -> Int64s:
+    """Return, per finest class, its class at ``node`` (dense ids)."""
+    positions = lattice.positions(node)
+    ids: dict[ClassKey, int] = {}
+    return np.asarray(
+        [ids.setdefault(tuple(key[p] for p in positions), len(ids)) for key in keys] or [0],
+        dtype=np.int64,
     )
-    least = pc.min(per_person.column("size_min")).as_py()
-    above = _count(pc.less(per_person.column("size_min"), k))
-    return per_person.num_rows, above, Fraction(1, least) if least else Fraction(0)
 
 
 def _risk(
     plan: _Plan,
     result: NodeResult,
-    classes: _DistinctPairs,
-    events: _DistinctPairs,
-    diversity: dict[str, _DistinctPairs],
+    classes: _PersonClasses,
+    events: _PersonClasses,
+    diversity: dict[str, list[Int64s]],
 ) -> RiskReport:
     k = plan.agreement.disclosure.k
-    people, prosecutor_above, prosecutor_max = _per_person(classes, k)
-    _, event_above, event_max = _per_person(events, k)
+    people, prosecutor_above, prosecutor_max = classes.risk(k)
+    _, event_above, event_max = events.risk(k)
     l_values: dict[str, int | None] = {}
-    for name, pairs_of in diversity.items():
-        sizes = pairs_of.sizes()
-        l_values[name] = pc.min(sizes.column("count")).as_py() if sizes.num_rows else None
+    for name, parts in diversity.items():
+        pairs = distinct(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+        held = np.bincount(pairs >> 24) if len(pairs) else np.empty(0, np.int64)
+        held = held[held > 0]
+        l_values[name] = int(held.min()) if len(held) else None
     steps = sum(len(ladder) - 1 for ladder in plan.lattice.ladders)
     loss = Fraction(sum(result.node), steps) if steps else Fraction(0)
     return RiskReport(
@@ -963,16 +1036,18 @@ def _second_pass(
     stats: ExtractStats,
     sink: ProgressSink,
 ) -> RiskReport:
-    chosen = [f"{name}@{level}" for name, level in result.levels.items()]
     source_of = {
         col.name: (f"{col.name}@{result.levels[col.name]}" if col.name in plan.qi else col.name)
         for col in plan.released
     }
     people, rng = outcome.people, outcome.rng
     withdrawn = people.withdrawn
+    node_of_class = _node_of_class(outcome.class_keys, plan.lattice, result.node)
     released = np.zeros(people.count, dtype=np.bool_)
-    classes, events = _DistinctPairs(), _DistinctPairs()
-    diversity = {name: _DistinctPairs() for name in plan.sensitive}
+    classes, events = _PersonClasses(), _PersonClasses()
+    event_codes = {name: _Codes() for name in plan.event_columns}
+    value_codes = {name: _Codes() for name in plan.sensitive}
+    diversity: dict[str, list[Int64s]] = {name: [] for name in plan.sensitive}
     sink.start("shuffle, suppress people, write CSV and Parquet", stats.rows_selected)
     with (
         pa_csv.CSVWriter(str(csv_path), plan.output_schema) as csv_writer,
@@ -1008,16 +1083,20 @@ def _second_pass(
             out = pa.Table.from_arrays(arrays, schema=plan.output_schema)
             stats.rows_out += out.num_rows
             if out.num_rows:
-                key = _join([table.column(name).combine_chunks() for name in chosen])
-                persons = pa.array(person, pa.int64())
-                classes.add(key, persons)
+                finest = np.asarray(table.column(CLASS_ID).to_numpy(), dtype=np.int64)
+                cls = node_of_class[finest]
+                classes.add([cls], person)
                 if plan.event_columns:
-                    events.add(
-                        _join([key, *(out.column(c).combine_chunks() for c in plan.event_columns)]),
-                        persons,
-                    )
+                    codes = [
+                        event_codes[name].of(out.column(name).combine_chunks())
+                        for name in plan.event_columns
+                    ]
+                    events.add([cls, *codes], person)
                 for name in plan.sensitive:
-                    diversity[name].add(key, out.column(name).combine_chunks())
+                    values = out.column(name).combine_chunks()
+                    present = np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False))
+                    found = value_codes[name].of(values)
+                    diversity[name].append(distinct((cls[present] << 24) + found[present]))
                 for part in out.to_batches(max_chunksize=ROW_BATCH):
                     csv_writer.write_batch(part)
                     pq_writer.write_batch(part)
