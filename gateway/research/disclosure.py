@@ -178,10 +178,13 @@ class PersonLinks:
         """Return the people: every anchor and linked pseudonym mapped to one person number."""
         ends = [e for pair in self._edges for e in pair]
         nodes = distinct(np.concatenate([*self._nodes, *ends, np.empty(0, np.int64)]))
+        del ends
+        self._nodes = []
         parent = np.arange(len(nodes), dtype=np.int64)
         if self._edges:
             u = np.searchsorted(nodes, np.concatenate([a for a, _ in self._edges]))
             v = np.searchsorted(nodes, np.concatenate([b for _, b in self._edges]))
+            self._edges = []  # resolve once: the links are spent
             while True:
                 pu, pv = parent[u], parent[v]
                 differ = pu != pv

@@ -748,8 +748,10 @@ class _ValueCounter:
     def __init__(self, columns: Mapping[str, str]) -> None:
         self.columns = list(columns)
         self.spilled = dict(columns)
-        self.values: list[Int64s] = []
+        self.values: list[Any] = []
         self.anchors: list[Int64s] = []
+        self.pairs: Int64s = np.empty(0, np.int64)
+        self.width = 1
         self.ids: dict[tuple[str, str], int] = {}
         self.owner: list[tuple[str, str]] = []
 
@@ -774,26 +776,31 @@ class _ValueCounter:
             subjects.append(anchors.filter(present))
         if ids:
             # raw cells (16 bytes each): deduplicated once, at the end
-            self.values.append(np.asarray(pa.concat_arrays(ids).to_numpy(), dtype=np.int64))
+            # value ids are few (code lists): 32 bits keep a cell at 12 bytes
+            self.values.append(np.asarray(pa.concat_arrays(ids).to_numpy(), dtype=np.int32))
             self.anchors.append(np.asarray(pa.concat_arrays(subjects).to_numpy(), dtype=np.int64))
+
+    def link(self, people: People) -> None:
+        """Replace the counted cells by distinct (value, person) pairs, once people are known."""
+        empty = np.empty(0, np.int64)
+        self.width = max(people.count, 1)
+        for i, (value, anchors) in enumerate(zip(self.values, self.anchors, strict=True)):
+            self.values[i] = distinct(value.astype(np.int64) * self.width + people.of(anchors))
+            self.anchors[i] = empty
+        self.pairs = distinct(np.concatenate([empty, *self.values]))
+        self.values, self.anchors = [], []
 
     def rare(self, people: People, kept: Any, k: int) -> dict[str, tuple[pa.Array, str | None]]:
         """Return, per column, its values held by fewer than k released people and their stand-in.
 
         The stand-in is ``other``, or None (empty) when all of a column's rare values
-        together are still held by fewer than k people.
+        together are still held by fewer than k people. Call ``link`` first.
         """
-        empty = np.empty(0, np.int64)
-        value = np.concatenate([empty, *self.values])
-        person = people.of(np.concatenate([empty, *self.anchors]))
-        self.values, self.anchors = [], []
+        value, person = self.pairs // self.width, self.pairs % self.width
         live = kept[person]
         if people.withdrawn is not None:
             live &= ~people.withdrawn[person]
         value, person = value[live], person[live]
-        width = max(people.count, 1)
-        pairs_of = distinct(value * width + person)
-        value, person = pairs_of // width, pairs_of % width
         held = np.bincount(value, minlength=len(self.owner))
         out: dict[str, tuple[pa.Array, str | None]] = {}
         for name in self.columns:
@@ -879,6 +886,8 @@ def write_extract(
                 len(batch["provider"]) if not isinstance(batch, pa.RecordBatch) else batch.num_rows
             )
     people = links.resolve()
+    del links
+    values.link(people)
     pairs = PersonPairs.of(counter, people)
     class_keys = counter.keys
     del counter
