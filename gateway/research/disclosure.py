@@ -189,11 +189,16 @@ class PersonLinks:
         self._withdrawn.append(_int64s(pc.unique(anchors).drop_null()))
 
     def resolve(self) -> People:
-        """Return the people: every anchor and linked pseudonym mapped to one person number."""
-        ends = [e for pair in self._edges for e in pair]
-        nodes = distinct(np.concatenate([*self._nodes, *ends, np.empty(0, np.int64)]))
-        del ends
+        """Return the people: every anchor mapped to one person number.
+
+        Only anchors are kept (rows are found by their anchor): every other pseudonym
+        was linked to an anchor, so no person is lost.
+        """
+        anchors = distinct(np.concatenate([*self._nodes, np.empty(0, np.int64)]))
         self._nodes = []
+        ends = [e for pair in self._edges for e in pair]
+        nodes = distinct(np.concatenate([anchors, *ends]))
+        del ends
         parent = np.arange(len(nodes), dtype=np.int64)
         if self._edges:
             u = positions(nodes, np.concatenate([a for a, _ in self._edges]))
@@ -212,7 +217,9 @@ class PersonLinks:
                         break
                     parent = grand
         _, person = np.unique(parent, return_inverse=True)
-        people = People(nodes, person.astype(np.int64), int(person.max(initial=-1)) + 1)
+        of_anchor = np.asarray(person, dtype=np.int64).reshape(-1)[positions(nodes, anchors)]
+        del nodes, parent, person
+        people = People(anchors, of_anchor, int(of_anchor.max(initial=-1)) + 1)
         withdrawn = np.zeros(people.count, dtype=np.bool_)
         for anchors in self._withdrawn:
             withdrawn[people.of(anchors)] = True
@@ -221,7 +228,7 @@ class PersonLinks:
 
 @dataclass(frozen=True)
 class People:
-    """Anchors and pseudonym hashes (sorted ``nodes``) and the person each belongs to."""
+    """Anchors (sorted ``nodes``) and the person each belongs to."""
 
     nodes: Int64s
     person: Int64s

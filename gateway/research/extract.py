@@ -965,16 +965,19 @@ class _PersonClasses:
         self.people: list[Int64s] = []
 
     def add(self, parts: list[Int64s], people: Int64s) -> None:
-        """Add one bucket's rows: the parts of each row's class (global codes) and person."""
-        self.keys.append(parts)
-        self.people.append(people)
+        """Add one bucket's rows: the parts of each row's class (global codes) and person.
+
+        Kept as 32-bit integers (codes and people number far below 2**31): half the memory.
+        """
+        self.keys.append([part.astype(np.int32) for part in parts])
+        self.people.append(people.astype(np.int32))
 
     def risk(self, k: int) -> tuple[int, int, Fraction]:
         """Return (people, people whose smallest class holds fewer than k people, max risk)."""
         if not self.keys:
             return 0, 0, Fraction(0)
-        columns = [np.concatenate(part) for part in zip(*self.keys, strict=True)]
-        people = np.concatenate(self.people)
+        columns = [np.concatenate(part).astype(np.int64) for part in zip(*self.keys, strict=True)]
+        people = np.concatenate(self.people).astype(np.int64)
         self.keys, self.people = [], []
         dense = columns[0]
         for column in columns[1:]:
@@ -1052,6 +1055,7 @@ def _second_pass(
     people, rng = outcome.people, outcome.rng
     withdrawn = people.withdrawn
     node_of_class = _node_of_class(outcome.class_keys, plan.lattice, result.node)
+    needed = list(dict.fromkeys([*source_of.values(), ANCHOR, CLASS_ID]))
     released = np.zeros(people.count, dtype=np.bool_)
     classes, events = _PersonClasses(), _PersonClasses()
     event_codes = {name: _Codes() for name in plan.event_columns}
@@ -1069,7 +1073,8 @@ def _second_pass(
             if table.num_rows == 0:
                 continue
             # a per-release random order: nothing of the submission order survives
-            table = table.take(pa.array(rng.permutation(table.num_rows)))
+            # only the chosen level of each quasi-identifier travels on
+            table = table.select(needed).take(pa.array(rng.permutation(table.num_rows)))
             person = people.of(np.asarray(table.column(ANCHOR).to_numpy(), dtype=np.int64))
             keep = outcome.kept[person]
             if withdrawn is not None:
