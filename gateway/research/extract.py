@@ -742,8 +742,17 @@ def _hashes(pseudonyms: pa.Array, kind: str) -> pa.Array:
     return pc.take(pa.array(hashes, pa.int64()), encoded.indices)
 
 
+VALUE_SAMPLE = 512
+"""Cells kept per kept value: enough to see k people, or to call the value rare."""
+
+
 class _ValueCounter:
-    """Distinct (kept value, anchor) pairs across batches, to find values held by few people."""
+    """(kept value, anchor) cells across batches, to find values held by few people.
+
+    Only the first ``VALUE_SAMPLE`` cells of each value are kept: a common value shows
+    k people among them; one that does not is treated as rare (merged into ``other``),
+    which is never less safe. So memory is bounded by the code lists, not the rows.
+    """
 
     def __init__(self, columns: Mapping[str, str]) -> None:
         self.columns = list(columns)
@@ -754,6 +763,7 @@ class _ValueCounter:
         self.width = 1
         self.ids: dict[tuple[str, str], int] = {}
         self.owner: list[tuple[str, str]] = []
+        self.kept = np.zeros(0, dtype=np.int64)
 
     def add(self, spill: pa.RecordBatch, anchors: pa.Array) -> None:
         """Count the kept values of one spilled batch, each with its row's anchor."""
@@ -775,10 +785,18 @@ class _ValueCounter:
             ids.append(column_ids.filter(present))
             subjects.append(anchors.filter(present))
         if ids:
-            # raw cells (16 bytes each): deduplicated once, at the end
-            # value ids are few (code lists): 32 bits keep a cell at 12 bytes
-            self.values.append(np.asarray(pa.concat_arrays(ids).to_numpy(), dtype=np.int32))
-            self.anchors.append(np.asarray(pa.concat_arrays(subjects).to_numpy(), dtype=np.int64))
+            value = np.asarray(pa.concat_arrays(ids).to_numpy(), dtype=np.int32)
+            anchor = np.asarray(pa.concat_arrays(subjects).to_numpy(), dtype=np.int64)
+            if len(self.kept) < len(self.owner):
+                self.kept = np.concatenate(
+                    [self.kept, np.zeros(len(self.owner) - len(self.kept), np.int64)]
+                )
+            wanted = self.kept[value] < VALUE_SAMPLE
+            if not wanted.all():
+                value, anchor = value[wanted], anchor[wanted]
+            self.kept += np.bincount(value, minlength=len(self.kept))
+            self.values.append(value)
+            self.anchors.append(anchor)
 
     def link(self, people: People) -> None:
         """Replace the counted cells by distinct (value, person) pairs, once people are known."""
