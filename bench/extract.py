@@ -72,6 +72,7 @@ from gateway.research.intake import (
     check_rows,
     pseudonymise_rows,
 )
+from gateway.research.manifest import risk_summary
 from gateway.research.release import make_release
 from gateway.research.service import rows_key_id
 
@@ -483,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{counts['rows_suppressed']:,}; withdrawn {len(intake.withdrawn):,} respondents; "
         f"levels {release.manifest['generalisation']['levels']}; bundle {bundle_mb:.1f} MB"
     )
+    print(f"  person-level risk: {risk_summary(release.manifest)}")
     return 0
 
 

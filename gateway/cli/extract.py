@@ -55,6 +55,7 @@ from gateway.research.bundle import (
 )
 from gateway.research.extract import ExtractRequest
 from gateway.research.inclusion import ReleaseInclusion
+from gateway.research.manifest import risk_summary
 from gateway.research.pseudonyms import EphemeralPseudonymiser
 from gateway.research.release import make_release
 from gateway.research.service import Research
@@ -284,6 +285,8 @@ def run_command(
             soft_wrap=True,
         )
         console.print(f"manifest sha256 {view.manifest_sha256}", highlight=False)
+        manifest = verify_bundle(bundle, ctx.signer.public_key).manifest
+        console.print(f"risk: {risk_summary(manifest)}", highlight=False, soft_wrap=True)
         console.print(f"bundle: {bundle}", highlight=False)
         if out is not None:
             # each file appears whole or not at all: a kill mid-copy leaves no short bundle
@@ -406,6 +409,7 @@ def demo_run(
         f"generalisation: {', '.join(f'{k}={v}' for k, v in levels.items())}",
         highlight=False,
     )
+    console.print(f"risk: {risk_summary(release.manifest)}", highlight=False, soft_wrap=True)
     console.print(
         "next: gateway extract verify BUNDLE --public-key OUT/gateway-signing-key.pub; "
         "gateway extract open BUNDLE --public-key OUT/gateway-signing-key.pub "

@@ -126,12 +126,50 @@ class Instrument(_Model):
     parental_consent_below: Annotated[int, Field(ge=0, le=18)] = 16
 
 
+class ValueRange(_Model):
+    """The whole numbers a kept column may hold (inclusive)."""
+
+    min: int
+    max: int
+
+    @field_validator("max")
+    @classmethod
+    def _not_below_min(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("min")
+        if isinstance(low, int) and value < low:
+            raise ValueError(f"max {value} is below min {low}")
+        return value
+
+    def holds(self, value: Any) -> bool:
+        """Whether ``value`` (a whole number, or its text) lies in the range."""
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, str):
+            text = value.strip()
+            if not text.lstrip("-").isdigit() or len(text) > 19:
+                return False
+            value = int(text)
+        return isinstance(value, int) and self.min <= value <= self.max
+
+
+CodeValue = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+
+
 class Column(_Model):
-    """One output column: where it comes from and how it is transformed."""
+    """One output column: where it comes from and how it is transformed.
+
+    A kept column (other than the provenance ``provider`` and ``category``, whose values
+    the agreement lists already) names its ``values`` (a code list) or its ``range``:
+    anything else is refused on intake and never released.
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
 
     name: FieldName
     source: Annotated[tuple[FieldName, ...], BeforeValidator(_one_or_more), Field(min_length=1)]
     transform: Annotated[Transform, BeforeValidator(_parse_transform)]
+    values: Annotated[tuple[CodeValue, ...], Field(min_length=1)] | None = None
+    value_range: ValueRange | None = Field(default=None, alias="range")
 
     @property
     def released(self) -> bool:
@@ -139,13 +177,43 @@ class Column(_Model):
         return self.transform.kind is not TransformKind.DROP
 
 
+class EventCheck(StrEnum):
+    """Whether the m-event attacker is held to k (``enforce``) or only measured (``report``)."""
+
+    ENFORCE = "enforce"
+    REPORT = "report"
+
+
 class Disclosure(_Model):
-    """The disclosure check: quasi-identifiers, threshold k, allowed suppression."""
+    """The disclosure check: quasi-identifiers, threshold k, allowed suppression.
+
+    People are counted through every pseudonym (``count_distinct`` is kept for older
+    files and must name a pseudonymised column). ``sensitive`` attributes get an
+    l-diversity figure in the manifest; ``event_quasi_identifiers`` are what an attacker
+    may know of ``known_events`` (m) of a person's events. Rows of one person are
+    linked (they share pseudonyms), so with ``event_check: enforce`` those attributes
+    join the quasi-identifiers and are generalised (or their people suppressed) until
+    every person meets k against that attacker: (k, k^m)-anonymity, m = 1. With
+    ``report`` the risk is only measured and written into the manifest.
+    """
 
     quasi_identifiers: Annotated[tuple[FieldName, ...], Field(min_length=1)]
     k: int
     count_distinct: FieldName | None = None
     max_suppressed_share: Decimal
+    sensitive: tuple[FieldName, ...] = ()
+    event_quasi_identifiers: tuple[FieldName, ...] = ()
+    known_events: Annotated[int, Field(ge=1, le=1)] = 1
+    event_check: EventCheck = EventCheck.ENFORCE
+
+    @property
+    def checked_attributes(self) -> tuple[str, ...]:
+        """The columns the k check runs over: the QIs, and the event QIs when enforced."""
+        if self.event_check is EventCheck.ENFORCE:
+            qi = self.quasi_identifiers
+            extra = tuple(e for e in self.event_quasi_identifiers if e not in qi)
+            return (*self.quasi_identifiers, *extra)
+        return self.quasi_identifiers
 
     @field_validator("k")
     @classmethod
@@ -265,6 +333,19 @@ class Agreement(_Model):
             if col.name == name:
                 return col
         raise KeyError(name)
+
+    def allowed_values(self, column: Column) -> tuple[str, ...] | None:
+        """Return the values a kept ``column`` may hold; None when a range (or nothing) bounds it.
+
+        The provenance columns may hold the agreement's providers and categories.
+        """
+        if column.values is not None:
+            return column.values
+        if column.source == ("provider",):
+            return tuple(sorted(self.provider_ids))
+        if column.source == ("category",):
+            return self.categories
+        return None
 
     def instrument_for(self, provider: str, category: str) -> Instrument | None:
         """Return the instrument through which ``provider`` delivers ``category``, if any."""
@@ -602,6 +683,10 @@ class _Checker:
     def _transform(self, i: int, col: Column) -> None:
         t, kinds = col.transform, [field_kind(s) for s in col.source]
         where = ("columns", i, "transform")
+        if t.kind is not TransformKind.KEEP and (
+            col.values is not None or col.value_range is not None
+        ):
+            self.add(f"column {col.name!r}: only kept columns take values or a range", *where)
         if t.kind is TransformKind.DROP:
             return
         if t.kind is TransformKind.PSEUDONYMISE:
@@ -623,7 +708,19 @@ class _Checker:
             self.add(f"column {col.name!r}: {t} takes one source", "columns", i, "source")
             return
         source, kind = col.source[0], kinds[0]
+        bounded = col.values is not None or col.value_range is not None
         if t.kind is TransformKind.KEEP:
+            if col.values is not None and col.value_range is not None:
+                self.add(f"column {col.name!r}: give values or a range, not both", "columns", i)
+            elif not bounded and kind is FieldKind.CODED:
+                self.add(
+                    f"column {col.name!r} keeps {source!r} without a code list: give its "
+                    "values (or a range), so that free text and rare values cannot leave",
+                    "columns",
+                    i,
+                )
+            elif col.values is not None and len(set(col.values)) != len(col.values):
+                self.add(f"column {col.name!r}: a value is listed twice", "columns", i, "values")
             if kind is FieldKind.DIRECT_IDENTIFIER:
                 self.add(
                     f"column {col.name!r} keeps the direct identifier {source!r}; "
@@ -648,7 +745,7 @@ class _Checker:
             self.add(
                 f"column {col.name!r}: generalise:{t.what.value} cannot apply to {source!r}", *where
             )
-        if len(t.levels) > 1 and col.name not in self.a.disclosure.quasi_identifiers:
+        if len(t.levels) > 1 and col.name not in self.a.disclosure.checked_attributes:
             self.add(f"column {col.name!r}: only quasi-identifiers may list several levels", *where)
 
     def _disclosure(self) -> None:
@@ -668,6 +765,23 @@ class _Checker:
                     f"(its transformation is {col.transform})",
                     *where,
                 )
+        for section in ("sensitive", "event_quasi_identifiers"):
+            names: tuple[str, ...] = getattr(self.a.disclosure, section)
+            for i, name in enumerate(names):
+                col = columns.get(name)
+                if col is None or not col.released:
+                    self.add(
+                        f"{section}: {name!r} is not a released column", "disclosure", section, i
+                    )
+                elif col.transform.kind is TransformKind.PSEUDONYMISE:
+                    self.add(f"{section}: {name!r} is a pseudonym", "disclosure", section, i)
+                elif section == "sensitive" and col.transform.kind is not TransformKind.KEEP:
+                    self.add(
+                        f"sensitive: {name!r} must be a kept (coded) column",
+                        "disclosure",
+                        section,
+                        i,
+                    )
         distinct = self.a.disclosure.count_distinct
         if distinct is not None:
             col = columns.get(distinct)

@@ -1,14 +1,19 @@
-"""Disclosure control: k-anonymity over the quasi-identifiers, with small-class suppression.
+"""Disclosure control: k-anonymity over the quasi-identifiers, counted in people, not rows.
 
-The first pass of an extract feeds each batch's quasi-identifier values (at every level
-the agreement allows) and subjects into a ``ClassCounter``, which keeps one row per
-distinct (class, subject) pair with its row count: bounded by the number of people,
-not of rows. ``choose_levels`` then evaluates the generalisation lattice (one level
-per quasi-identifier, finest first) and returns the finest node whose suppression
-stays within the agreed share, or the node fixed by the project's generalisation
-state. A class is kept when it holds at least k distinct subjects (or k rows when the
-agreement counts rows); rows without a subject key count as a person each. Rows of
-smaller classes are suppressed. Everything here is a pure function of its input.
+The unit of protection is the person, counted as an attacker would count them: rows that
+share ANY pseudonym value (person, name and birth date, account, line, respondent) are
+one person (``PersonLinks``: union-find over the pseudonyms, in numpy). The first pass of
+an extract feeds each batch's quasi-identifier values (at every level the agreement
+allows) and each row's anchor (a hash of its first pseudonym) into a ``ClassCounter``,
+which keeps one row per distinct (class, anchor) pair with its row count: bounded by the
+number of people, not of rows. ``choose_levels`` then maps anchors to people and
+evaluates the generalisation lattice (one level per quasi-identifier, finest first): a
+class is kept when it holds at least k distinct people; a person in any smaller class is
+suppressed in every row, which may shrink other classes, so the check repeats until
+nothing changes. It returns the finest node whose suppression (of people and of rows)
+stays within the agreed share, or the node fixed by the project's generalisation state.
+A row without any subject key is never counted as a person: the pipeline leaves it out.
+Everything here is a pure function of its input.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -76,7 +83,12 @@ class ClassCounter:
             if subjects is None:
                 raise ValueError("this counter counts subjects")
             columns[SUBJECT] = subjects
-        grouped = pa.table(columns).group_by(self._group).aggregate([([], "count_all")])
+        # one thread: a batch is small, and Acero's thread pool costs more than it saves
+        grouped = (
+            pa.table(columns)
+            .group_by(self._group, use_threads=False)
+            .aggregate([([], "count_all")])
+        )
         self._parts.append(grouped.rename_columns([*self._group, ROWS]))
         self._pending += grouped.num_rows
         # merge when the new pairs outgrow the merged ones: amortised, and memory stays
@@ -86,7 +98,11 @@ class ClassCounter:
 
     def _compact(self) -> None:
         if len(self._parts) > 1:
-            merged = pa.concat_tables(self._parts).group_by(self._group).aggregate([(ROWS, "sum")])
+            merged = (
+                pa.concat_tables(self._parts)
+                .group_by(self._group, use_threads=False)
+                .aggregate([(ROWS, "sum")])
+            )
             self._parts = [merged.rename_columns([*self._group, ROWS])]
         self._merged = self._parts[0].num_rows if self._parts else 0
         self._pending = 0
@@ -105,9 +121,138 @@ class ClassCounter:
         return int(pc.sum(self.table().column(ROWS)).as_py() or 0)
 
 
+Int64s = npt.NDArray[np.int64]
+Flags = npt.NDArray[np.bool_]
+
+
+def distinct(values: Int64s) -> Int64s:
+    """Return the sorted distinct values (by sorting: numpy's hash-based unique is 10x slower)."""
+    if len(values) == 0:
+        return values
+    ordered = np.sort(values)
+    first = np.empty(len(ordered), dtype=np.bool_)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return ordered[first]
+
+
+def positions(sorted_values: Int64s, queries: Int64s) -> Int64s:
+    """Return where each query sits in ``sorted_values`` (``np.searchsorted``).
+
+    Many queries are looked up in sorted order: the sorted array is then walked
+    through once, not jumped about in (2-3x faster on millions of pseudonyms).
+    """
+    if len(queries) < 4096:
+        return np.searchsorted(sorted_values, queries)
+    order = np.argsort(queries)
+    found = np.empty(len(queries), dtype=np.int64)
+    found[order] = np.searchsorted(sorted_values, queries[order])
+    return found
+
+
+def _int64s(array: pa.Array | pa.ChunkedArray) -> Int64s:
+    """Return an Arrow integer array without nulls as a numpy int64 array."""
+    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+class PersonLinks:
+    """The links between pseudonyms, across batches: who is one person to an attacker.
+
+    ``add`` takes one batch's pseudonym hashes (one int64 array per pseudonymised
+    column, null where the row has none) and returns each row's anchor: the hash of its
+    first pseudonym, or null for a row without any. Every other pseudonym of the row is
+    linked to the anchor. ``resolve`` joins everything linked, directly or through other
+    rows, into people (union-find with pointer jumping, vectorised).
+    """
+
+    def __init__(self) -> None:
+        self._nodes: list[Int64s] = []
+        self._edges: list[tuple[Int64s, Int64s]] = []
+        self._withdrawn: list[Int64s] = []
+
+    def add(self, hashes: Sequence[pa.Array]) -> pa.Array:
+        """Record one batch's links; return each row's anchor (int64, null if no key)."""
+        if not hashes:
+            raise ValueError("linking needs at least one pseudonym column")
+        anchors = pc.coalesce(*hashes) if len(hashes) > 1 else hashes[0]
+        self._nodes.append(_int64s(pc.unique(anchors).drop_null()))
+        for other in hashes[1:]:
+            linked = pc.fill_null(pc.not_equal(other, anchors), False)
+            if not pc.any(linked).as_py():
+                continue
+            # duplicates cost the union-find nothing but memory: about 16 bytes a row
+            self._edges.append((_int64s(anchors.filter(linked)), _int64s(other.filter(linked))))
+        return anchors
+
+    def withdraw(self, anchors: pa.Array) -> None:
+        """Mark the people of ``anchors`` (non-null int64) as withdrawn: left out entirely."""
+        self._withdrawn.append(_int64s(pc.unique(anchors).drop_null()))
+
+    def resolve(self) -> People:
+        """Return the people: every anchor mapped to one person number.
+
+        Only anchors are kept (rows are found by their anchor): every other pseudonym
+        was linked to an anchor, so no person is lost.
+        """
+        anchors = distinct(np.concatenate([*self._nodes, np.empty(0, np.int64)]))
+        self._nodes = []
+        ends = [e for pair in self._edges for e in pair]
+        nodes = distinct(np.concatenate([anchors, *ends]))
+        del ends
+        parent = np.arange(len(nodes), dtype=np.int64)
+        if self._edges:
+            u = positions(nodes, np.concatenate([a for a, _ in self._edges]))
+            v = positions(nodes, np.concatenate([b for _, b in self._edges]))
+            self._edges = []  # resolve once: the links are spent
+            while True:
+                pu, pv = parent[u], parent[v]
+                differ = pu != pv
+                if not differ.any():
+                    break
+                # hook the higher root onto the lower, then jump pointers to the roots
+                np.minimum.at(parent, np.maximum(pu, pv)[differ], np.minimum(pu, pv)[differ])
+                while True:
+                    grand = parent[parent]
+                    if np.array_equal(grand, parent):
+                        break
+                    parent = grand
+        _, person = np.unique(parent, return_inverse=True)
+        of_anchor = np.asarray(person, dtype=np.int64).reshape(-1)[positions(nodes, anchors)]
+        del nodes, parent, person
+        people = People(anchors, of_anchor, int(of_anchor.max(initial=-1)) + 1)
+        withdrawn = np.zeros(people.count, dtype=np.bool_)
+        for anchors in self._withdrawn:
+            withdrawn[people.of(anchors)] = True
+        return People(people.nodes, people.person, people.count, withdrawn)
+
+
+@dataclass(frozen=True)
+class People:
+    """Anchors (sorted ``nodes``) and the person each belongs to."""
+
+    nodes: Int64s
+    person: Int64s
+    count: int
+    withdrawn: Flags | None = None
+
+    def of(self, hashes: Int64s) -> Int64s:
+        """Return the person number of each hash (every hash must be a known node)."""
+        return self.person[positions(self.nodes, hashes)]
+
+    @classmethod
+    def each_its_own(cls, hashes: Int64s) -> People:
+        """Return people where every distinct hash is a person of its own (no links)."""
+        nodes = distinct(hashes)
+        return cls(nodes, np.arange(len(nodes), dtype=np.int64), len(nodes))
+
+
 @dataclass(frozen=True)
 class NodeResult:
-    """The outcome of the disclosure check at one generalisation node."""
+    """The outcome of the disclosure check at one generalisation node.
+
+    ``kept_people`` flags, per person number, who is released (None when rows are
+    counted instead of people); ``people`` and ``suppressed_people`` count them.
+    """
 
     node: Node
     levels: dict[str, str]
@@ -117,11 +262,17 @@ class NodeResult:
     small_classes: frozenset[ClassKey]
     suppressed_rows: int
     smallest_kept_class: int | None
+    people: int = 0
+    suppressed_people: int = 0
+    kept_people: Flags | None = None
+    largest_risk: Fraction = Fraction(0)
 
     @property
     def share(self) -> Fraction:
-        """The suppressed share of rows (0 when there are no rows)."""
-        return Fraction(self.suppressed_rows, self.total_rows) if self.total_rows else Fraction(0)
+        """The suppressed share: the larger of the share of people and the share of rows."""
+        rows = Fraction(self.suppressed_rows, self.total_rows) if self.total_rows else Fraction(0)
+        people = Fraction(self.suppressed_people, self.people) if self.people else Fraction(0)
+        return max(rows, people)
 
     def passes(self, max_share: Decimal) -> bool:
         """Whether the suppressed share is at most ``max_share``."""
@@ -172,41 +323,114 @@ class Lattice:
         return [offset + i for offset, i in zip(offsets, node, strict=False)]
 
 
-def evaluate(counter: ClassCounter, lattice: Lattice, node: Node, k: int) -> NodeResult:
-    """Return the classes, small classes and suppressed rows of ``node``."""
+@dataclass(frozen=True)
+class PersonPairs:
+    """The distinct (finest class, person) pairs of a release, with their row counts."""
+
+    classes: npt.NDArray[np.int32]
+    person: Int64s
+    rows: Int64s
+    people: int
+    keys: list[ClassKey]
+    rows_only: bool = False
+
+    @classmethod
+    def of(cls, counter: ClassCounter, people: People | None = None) -> PersonPairs:
+        """Return the counter's pairs with anchors mapped to people; withdrawn people left out.
+
+        Without ``people`` every distinct subject is a person. Pairs without a subject
+        (no key) belong to nobody and are always suppressed. A counter of rows (not
+        subjects) makes each row a person of its own.
+        """
+        table = counter.table()
+        rows = _int64s(table.column(ROWS))
+        classes = np.asarray(table.column(CLASS).to_numpy(zero_copy_only=False), np.int32)
+        if not counter.count_subjects:
+            # each row its own person: expand pairs into one entry per row
+            repeat = np.repeat(classes, rows)
+            return cls(
+                repeat,
+                np.arange(len(repeat), dtype=np.int64),
+                np.ones(len(repeat), dtype=np.int64),
+                len(repeat),
+                counter.keys,
+                rows_only=True,
+            )
+        subjects = table.column(SUBJECT)
+        known = np.asarray(pc.is_valid(subjects).to_numpy(zero_copy_only=False), np.bool_)
+        hashes = _int64s(pc.fill_null(subjects, 0))
+        found = people or People.each_its_own(hashes[known])
+        person = np.full(len(hashes), -1, dtype=np.int64)
+        person[known] = found.of(hashes[known])
+        if found.withdrawn is not None:
+            person[(person >= 0) & found.withdrawn[np.maximum(person, 0)]] = -2
+        return cls(classes, person, rows, found.count, counter.keys)
+
+    def withdrawn_rows(self) -> int:
+        """The rows of withdrawn people (left out before the check)."""
+        return int(self.rows[self.person == -2].sum())
+
+
+def evaluate(
+    counter: ClassCounter | PersonPairs, lattice: Lattice, node: Node, k: int
+) -> NodeResult:
+    """Return the classes, small classes and suppressed people and rows of ``node``.
+
+    A class of fewer than k people fails; each of its people is suppressed in every
+    row and class, and the check repeats until every remaining class holds k people.
+    """
+    pairs = counter if isinstance(counter, PersonPairs) else PersonPairs.of(counter)
     positions = lattice.positions(node)
     node_ids: dict[ClassKey, int] = {}
-    node_of_class = [
-        node_ids.setdefault(tuple(key[p] for p in positions), len(node_ids)) for key in counter.keys
-    ]
+    node_of_class = np.array(
+        [node_ids.setdefault(tuple(key[p] for p in positions), len(node_ids)) for key in pairs.keys]
+        or [0],
+        dtype=np.int64,
+    )
     node_keys = list(node_ids)
-    pairs = counter.table()
-    mapped = pc.take(pa.array(node_of_class, pa.int32()), pairs.column(CLASS))
-    table = pa.table({"node": mapped, ROWS: pairs.column(ROWS)})
-    if counter.count_subjects:
-        subjects = pairs.column(SUBJECT)
-        table = table.append_column(SUBJECT, subjects).append_column(
-            "anonymous", pc.if_else(pc.is_null(subjects), pairs.column(ROWS), 0)
-        )
-        grouped = table.group_by(["node"]).aggregate(
-            [(ROWS, "sum"), (SUBJECT, "count_distinct"), ("anonymous", "sum")]
-        )
-        sizes = pc.add(grouped.column(f"{SUBJECT}_count_distinct"), grouped.column("anonymous_sum"))
-    else:
-        grouped = table.group_by(["node"]).aggregate([(ROWS, "sum")])
-        sizes = grouped.column(f"{ROWS}_sum")
-    small = pc.less(sizes, k)
-    small_table = grouped.filter(small)
-    kept_sizes = pc.filter(sizes, pc.invert(small))
+    counted = pairs.person != -2  # withdrawn people are out before the check
+    cls, person, rows = (
+        node_of_class[pairs.classes[counted]],
+        pairs.person[counted],
+        pairs.rows[counted],
+    )
+    total_rows = int(rows.sum())
+    anonymous = person < 0
+    width = max(pairs.people, 1)
+    merged, where = np.unique(cls[~anonymous] * width + person[~anonymous], return_inverse=True)
+    pair_rows = np.bincount(where, weights=rows[~anonymous], minlength=len(merged))
+    pair_class, pair_person = merged // width, merged % width
+    alive = np.zeros(pairs.people, dtype=np.bool_)
+    alive[pair_person] = True
+    present = int(alive.sum())
+    slots = len(node_keys)
+    small_ever = np.zeros(slots, dtype=np.bool_)
+    while True:
+        live = alive[pair_person]
+        sizes = np.bincount(pair_class[live], minlength=slots)
+        small = (sizes > 0) & (sizes < k)
+        failing = live & small[pair_class]
+        if not failing.any():
+            break
+        small_ever |= small
+        alive[pair_person[failing]] = False
+    live = alive[pair_person]
+    kept_sizes = sizes[sizes > 0]
+    suppressed_rows = round(pair_rows[~live].sum()) + int(rows[anonymous].sum())
+    smallest = int(kept_sizes.min()) if len(kept_sizes) else None
     return NodeResult(
         node=node,
         levels=lattice.levels_of(node),
         k=k,
-        total_rows=int(pc.sum(grouped.column(f"{ROWS}_sum")).as_py() or 0),
-        classes=grouped.num_rows,
-        small_classes=frozenset(node_keys[i] for i in small_table.column("node").to_pylist()),
-        suppressed_rows=int(pc.sum(small_table.column(f"{ROWS}_sum")).as_py() or 0),
-        smallest_kept_class=pc.min(kept_sizes).as_py() if len(kept_sizes) else None,
+        total_rows=total_rows,
+        classes=len(distinct(cls)),
+        small_classes=frozenset(node_keys[i] for i in np.flatnonzero(small_ever)),
+        suppressed_rows=suppressed_rows,
+        smallest_kept_class=smallest,
+        people=present,
+        suppressed_people=present - int(alive.sum()),
+        kept_people=None if pairs.rows_only else alive,
+        largest_risk=Fraction(1, smallest) if smallest else Fraction(0),
     )
 
 
@@ -215,7 +439,7 @@ def _percent(share: Fraction) -> str:
 
 
 def choose_levels(
-    counter: ClassCounter,
+    counter: ClassCounter | PersonPairs,
     lattice: Lattice,
     k: int,
     max_share: Decimal,
@@ -223,19 +447,23 @@ def choose_levels(
 ) -> NodeResult:
     """Return the node to release at: ``fixed`` if given, else the finest that passes.
 
-    Among passing nodes of the same total generalisation the one suppressing fewest rows
-    wins. Raises DisclosureCheckFailedError, with the numbers, when no candidate keeps
-    suppression within ``max_share``.
+    Among passing nodes of the same total generalisation the one suppressing the
+    smallest share (then fewest rows) wins. Raises DisclosureCheckFailedError, with the
+    numbers, when no candidate keeps suppression within ``max_share``.
     """
+    pairs = counter if isinstance(counter, PersonPairs) else PersonPairs.of(counter)
     candidates: Sequence[Node] = [fixed] if fixed is not None else lattice.nodes()
     best: NodeResult | None = None
     for height in sorted({sum(node) for node in candidates}):
-        results = [evaluate(counter, lattice, n, k) for n in candidates if sum(n) == height]
+        results = [evaluate(pairs, lattice, n, k) for n in candidates if sum(n) == height]
         passing = [r for r in results if r.passes(max_share)]
         if passing:
-            return min(passing, key=lambda r: r.suppressed_rows)
+            return min(passing, key=lambda r: (r.share, r.suppressed_rows))
         for result in results:
-            if best is None or result.suppressed_rows < best.suppressed_rows:
+            if best is None or (result.share, result.suppressed_rows) < (
+                best.share,
+                best.suppressed_rows,
+            ):
                 best = result
     assert best is not None
     which = (
@@ -245,11 +473,14 @@ def choose_levels(
     )
     raise DisclosureCheckFailedError(
         f"release refused: the disclosure check would suppress {best.suppressed_rows} of "
-        f"{best.total_rows} rows ({_percent(best.share)}) in {len(best.small_classes)} of "
-        f"{best.classes} classes smaller than k={k}, even with {which} ({best.describe()}); "
-        f"the agreement allows at most {_percent(Fraction(max_share))}",
+        f"{best.total_rows} rows and {best.suppressed_people} of {best.people} people "
+        f"({_percent(best.share)}) in {len(best.small_classes)} of "
+        f"{best.classes} classes smaller than k={k} people, even with {which} "
+        f"({best.describe()}); the agreement allows at most {_percent(Fraction(max_share))}",
         suppressed_rows=best.suppressed_rows,
         total_rows=best.total_rows,
+        suppressed_people=best.suppressed_people,
+        people=best.people,
         small_classes=len(best.small_classes),
         classes=best.classes,
         k=k,

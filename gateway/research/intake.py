@@ -10,22 +10,23 @@ value.
 
 Identifiers that fail their check (a BSN failing the 11-test, an IBAN failing mod-97)
 are not stored and are counted per field, as registrations do contain typing errors;
-anything else that does not fit (unknown fields, wrong types, missing or wrong consent)
-refuses the whole batch.
+anything else that does not fit (unknown fields, wrong types, missing or wrong consent,
+a kept value outside the agreement's code list or range, a row left without any
+identifier that links it to a person) refuses the whole batch.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from gateway.errors import InvalidInputError
 from gateway.identifiers import NORMALISERS, IdType, birth_date, canonical_name
 from gateway.policy.schema import CategorySchema, validate_record
-from gateway.research.agreements import Agreement, Instrument, InstrumentKind
+from gateway.research.agreements import Agreement, Instrument, InstrumentKind, ValueRange
 from gateway.research.extract import pseudonym_field
 from gateway.research.fields import FieldKind, field_kind
 from gateway.research.pseudonyms import Pseudonymiser
@@ -77,6 +78,10 @@ class IntakePlan:
     accepted: frozenset[str]
     stored: tuple[str, ...]
     pseudonyms: tuple[PseudonymSpec, ...]
+    codes: Mapping[str, tuple[frozenset[str] | None, ValueRange | None]] = field(
+        default_factory=dict
+    )
+    """Per delivered field: the values (or range) the agreement's kept columns allow."""
 
     @property
     def questionnaire(self) -> bool:
@@ -114,6 +119,15 @@ class IntakePlan:
                 spec = PseudonymSpec(pseudonym_field(column), t.id_type, column.source)
                 if spec not in specs:
                     specs.append(spec)
+        codes: dict[str, tuple[frozenset[str] | None, ValueRange | None]] = {}
+        for column in agreement.released_columns:
+            if column.transform.kind is not TransformKind.KEEP or column.source[0] not in delivered:
+                continue
+            allowed = agreement.allowed_values(column)
+            codes[column.source[0]] = (
+                None if allowed is None else frozenset(allowed),
+                column.value_range,
+            )
         return cls(
             agreement=agreement,
             instrument=instrument,
@@ -121,6 +135,7 @@ class IntakePlan:
             accepted=frozenset(accepted),
             stored=tuple(stored),
             pseudonyms=tuple(specs),
+            codes=codes,
         )
 
 
@@ -252,6 +267,15 @@ def check_rows(
         typed = {k: v for k, v in values.items() if k != "parental_consent"}
         problems.extend(f"{where}: {p}" for p in validate_record(plan.schema, typed))
         for name, value in typed.items():
+            bounds = plan.codes.get(name)
+            if bounds is not None and value is not None:
+                allowed, value_range = bounds
+                if allowed is not None and value not in allowed:
+                    problems.append(
+                        f"{where}.{name}: not one of the values the agreement lists for it"
+                    )
+                elif value_range is not None and not value_range.holds(value):
+                    problems.append(f"{where}.{name}: outside the range the agreement allows")
             if not isinstance(value, str):
                 continue
             limit = MAX_IDENTIFIER_LENGTH if name in identifiers else MAX_CODED_LENGTH
@@ -352,7 +376,8 @@ def pseudonymise_rows(
     """Replace every identifier of ``rows`` by the project's pseudonym; keep the stored fields.
 
     Identifiers that fail their check are left out and counted by source field; missing
-    or empty ones are left out. Rows must have passed ``check_rows``.
+    or empty ones are left out. Rows must have passed ``check_rows``. Raises
+    RowsRefusedError if a row is left without any pseudonym (no subject key).
     """
     invalid: Counter[str] = Counter()
     stored = plan.stored
@@ -364,6 +389,22 @@ def pseudonymise_rows(
             failed = _single_source(spec, rows, payloads, pseudonymiser)
         if failed:
             invalid[spec.sources[0]] += failed
+    if plan.pseudonyms:
+        targets = [spec.field for spec in plan.pseudonyms]
+        nameless = [
+            f"rows[{i}]"
+            for i, payload in enumerate(payloads)
+            if not any(t in payload for t in targets)
+        ]
+        if nameless:
+            # counted as nobody, such a row would let one person pass for many
+            raise RowsRefusedError(
+                [
+                    f"{where}: no valid identifier links this row to a person "
+                    f"({', '.join(sorted({'+'.join(s.sources) for s in plan.pseudonyms}))})"
+                    for where in nameless
+                ]
+            )
     respondents: list[str | None] = (
         [respondent_key(pseudonymiser, row[RESPONDENT_FIELD]) for row in rows]
         if plan.questionnaire

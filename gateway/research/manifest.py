@@ -16,6 +16,7 @@ from typing import Any
 from gateway.audit.events import format_time
 from gateway.errors import IntegrityCheckFailed
 from gateway.research.extract import ExtractFiles, ExtractRequest
+from gateway.research.transforms import TransformKind
 
 FORMAT = "riec-gateway-extract/1"
 MANIFEST_NAME = "manifest.json"
@@ -54,6 +55,45 @@ class FileEntry:
 
 def _share(part: int, whole: int) -> str:
     return format(Decimal(part) / Decimal(whole), ".6f") if whole else "0.000000"
+
+
+def _risk(extract: ExtractFiles) -> dict[str, Any]:
+    """Return the risk and utility report of a release (empty if none was measured)."""
+    risk = extract.risk
+    if risk is None:
+        return {}
+    return {
+        "people": risk.people,
+        "prosecutor_risk_max": risk.prosecutor_max,
+        "prosecutor_people_above_1_over_k": risk.prosecutor_people_above,
+        "prosecutor_share_above_1_over_k": risk.share(risk.prosecutor_people_above),
+        "event_attacker": {
+            "known_events": risk.m,
+            "risk_max": risk.event_max,
+            "people_above_1_over_k": risk.event_people_above,
+            "share_above_1_over_k": risk.share(risk.event_people_above),
+        },
+        "l_diversity": dict(sorted(risk.l_diversity.items())),
+        "information_loss": risk.information_loss,
+    }
+
+
+def risk_summary(manifest: dict[str, Any]) -> str:
+    """Return the person-level risk and utility report of a manifest as one line of text."""
+    d = manifest.get("disclosure", {})
+    risk = d.get("risk") or {}
+    if not risk:
+        return "no risk report in this manifest"
+    event = risk["event_attacker"]
+    diversity = ", ".join(f"{n}={v}" for n, v in risk["l_diversity"].items()) or "none declared"
+    return (
+        f"people: {d['people_out']} released, {d['people_suppressed']} suppressed "
+        f"({d['rows_suppressed']} rows), {d['withdrawals_applied']} withdrawals applied; "
+        f"prosecutor risk max {risk['prosecutor_risk_max']} (k={d['k']}); "
+        f"attacker knowing {event['known_events']} event(s): risk max {event['risk_max']}, "
+        f"{event['people_above_1_over_k']} people ({event['share_above_1_over_k']}) above 1/k; "
+        f"l-diversity {diversity}; information loss {risk['information_loss']}"
+    )
 
 
 def build_manifest(
@@ -130,6 +170,22 @@ def build_manifest(
             "classes": check.classes,
             "classes_suppressed": len(check.small_classes),
             "smallest_released_class": check.smallest_kept_class,
+            "unit": "person",
+            "linked_through": [
+                c.name for c in a.released_columns if c.transform.kind is TransformKind.PSEUDONYMISE
+            ],
+            "people_in": check.people,
+            "people_suppressed": check.suppressed_people,
+            "people_out": stats.people_out,
+            "rows_suppressed": stats.rows_suppressed,
+            "withdrawals_applied": stats.withdrawals_applied,
+            "withdrawal_removes": "person",
+            "values_merged": dict(sorted(stats.values_merged.items())),
+            "row_order": "shuffled with a per-release random seed",
+            "sensitive": list(a.disclosure.sensitive),
+            "event_quasi_identifiers": list(a.disclosure.event_quasi_identifiers),
+            "known_events": a.disclosure.known_events,
+            "risk": _risk(extract),
         },
         "generalisation": {
             "levels": dict(check.levels),

@@ -34,7 +34,7 @@ class Generalisable(StrEnum):
 LEVELS: dict[Generalisable, tuple[str, ...]] = {
     Generalisable.BIRTH_DATE: ("year", "age_band"),
     Generalisable.POSTCODE: ("pc4", "municipality"),
-    Generalisable.TIMESTAMP: ("week", "month"),
+    Generalisable.TIMESTAMP: ("week", "month", "quarter", "year"),
 }
 """The levels of each kind, finest first."""
 

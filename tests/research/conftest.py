@@ -95,6 +95,7 @@ class Releaser:
         withdrawn: frozenset[str] = frozenset(),
         state: GeneralisationState | None = None,
         at: datetime = RELEASE_AT,
+        seed: bytes | None = None,
     ) -> Release:
         """Release ``rows`` (an iterable of rows) and return the release."""
         chosen = agreement or self.agreement
@@ -106,6 +107,7 @@ class Releaser:
             consenting_providers=chosen.provider_ids if consenting is None else consenting,
             withdrawn_respondents=withdrawn,
             state=state,
+            shuffle_seed=seed,
         )
         return make_release(
             request,

@@ -133,10 +133,31 @@ MUST_FAIL = [
     ),
     (
         "free text kept",
-        "{name: report, source: report, transform: keep}",
-        "{name: report, source: q_toelichting, transform: keep}",
+        "{name: report, source: report, transform: keep,",
+        "{name: report, source: q_toelichting, transform: keep,",
         "source: q_toelichting",
         "no instrument delivers field 'q_toelichting'",
+    ),
+    (
+        "kept column without a code list",
+        "{name: role, source: role, transform: keep, values: [verdachte, slachtoffer, getuige]}",
+        "{name: role, source: role, transform: keep}",
+        "{name: role, source: role, transform: keep}",
+        "column 'role' keeps 'role' without a code list",
+    ),
+    (
+        "code list on a pseudonymised column",
+        '{name: line, source: phone, transform: "pseudonymise:phone"}',
+        '{name: line, source: phone, transform: "pseudonymise:phone", values: [a]}',
+        "source: phone, transform",
+        "column 'line': only kept columns take values or a range",
+    ),
+    (
+        "sensitive attribute not a kept column",
+        "sensitive: [offence, outcome, role]",
+        "sensitive: [offence, week]",
+        "sensitive: [offence, week]",
+        "sensitive: 'week' must be a kept (coded) column",
     ),
     (
         "full timestamp kept",
@@ -340,8 +361,8 @@ def test_free_text_is_never_kept_even_when_delivered(
         "fields: [bsn, name, birth_date, postcode, occurred_at, offence, role]",
         "fields: [bsn, name, birth_date, postcode, occurred_at, offence, role, notes]",
     ).replace(
-        "{name: role, source: role, transform: keep}",
-        "{name: role, source: notes, transform: keep}",
+        "{name: role, source: role, transform: keep,",
+        "{name: role, source: notes, transform: keep,",
     )
     path = _write(tmp_path, text)
     with pytest.raises(SourceError) as info:

@@ -39,13 +39,14 @@ def test_classes_count_people_not_rows() -> None:
     assert evaluate(rows_only, LATTICE, (0, 0), k=5).suppressed_rows == 0
 
 
-def test_rows_without_subject_count_as_one_person_each() -> None:
+def test_rows_without_a_subject_key_are_never_counted_as_people() -> None:
+    # before: four nameless rows counted as four people and made a "class of 5" with p1
     rows: list[Row] = [("2008", "16-17", "9203", "Smallingerland", None)] * 4
     rows += [("2008", "16-17", "9203", "Smallingerland", "p1")] * 3
     counter = ClassCounter(count_subjects=True)
     _add(counter, rows)
-    assert evaluate(counter, LATTICE, (0, 0), k=5).suppressed_rows == 0  # 4 + 1 people
-    assert evaluate(counter, LATTICE, (0, 0), k=6).suppressed_rows == 7
+    result = evaluate(counter, LATTICE, (0, 0), k=2)
+    assert result.people == 1 and result.suppressed_rows == 7
 
 
 def test_counts_add_up_across_batches_and_compaction(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,7 +100,7 @@ def test_refusal_gives_the_numbers() -> None:
     with pytest.raises(DisclosureCheckFailedError) as info:
         choose_levels(_counter(), LATTICE, 50, Decimal("0.10"))
     error = info.value
-    assert "would suppress 25 of 25 rows (100.00%)" in error.detail
+    assert "would suppress 25 of 25 rows and 25 of 25 people (100.00%)" in error.detail
     assert "k=50" in error.detail and "at most 10.00%" in error.detail
     assert error.extensions["suppressed_rows"] == 25 and error.extensions["total_rows"] == 25
     assert error.code == "disclosure-check-failed"
@@ -115,3 +116,42 @@ def test_nodes_are_ordered_by_total_generalisation() -> None:
     assert LATTICE.nodes() == [(0, 0), (0, 1), (1, 0), (1, 1)]
     with pytest.raises(ValueError, match="not in tuple"):
         LATTICE.node_of({"born": "decade", "area": "pc4"})
+
+
+def _hashes(values: list[str | None]) -> pa.Array:
+    return pa.array([None if v is None else hash(v) for v in values], pa.int64())
+
+
+def test_rows_sharing_any_pseudonym_are_one_person_across_batches() -> None:
+    links = disclosure.PersonLinks()
+    # person via bsn only, via account only, and a row holding both: one person
+    links.add([_hashes(["b1", None, "b1", "b9"]), _hashes([None, "a1", "a1", None])])
+    # a later batch: a new spelling (no bsn) linked through the same account
+    anchors = links.add([_hashes([None]), _hashes(["a1"])])
+    assert anchors.to_pylist() == [hash("a1")]
+    people = links.resolve()
+    assert people.count == 2
+    b1, a1, b9 = people.of(pa.array([hash("b1"), hash("a1"), hash("b9")]).to_numpy())
+    assert b1 == a1 != b9
+
+
+def test_a_withdrawn_person_leaves_with_every_linked_pseudonym() -> None:
+    links = disclosure.PersonLinks()
+    anchors = links.add([_hashes(["b1", "b2", None]), _hashes(["n1", "n2", "n1"])])
+    links.withdraw(anchors.filter(pa.array([False, False, True])))  # known by name only
+    people = links.resolve()
+    assert people.withdrawn is not None
+    assert people.withdrawn[people.of(pa.array([hash("b1")]).to_numpy())].tolist() == [True]
+    assert people.withdrawn[people.of(pa.array([hash("b2")]).to_numpy())].tolist() == [False]
+
+
+def test_a_person_failing_one_class_is_suppressed_in_every_class() -> None:
+    rows = _people(5, "2008", "16-17", "9203", "Smallingerland", "p")
+    rows.append(("2008", "16-17", "9204", "Smallingerland", "p0"))  # p0 alone in 9204
+    counter = ClassCounter(count_subjects=True)
+    _add(counter, rows)
+    result = evaluate(counter, LATTICE, (0, 0), k=5)
+    # p0 goes in every row; then 9203 holds four people and goes too
+    assert result.suppressed_people == 5 and result.suppressed_rows == 6
+    assert result.kept_people is not None and not result.kept_people.any()
+    assert evaluate(counter, LATTICE, (0, 1), k=5).suppressed_rows == 0  # municipality: 5

@@ -56,6 +56,10 @@ CASES: list[tuple[Generalisable, str, str | None, str | None]] = [
     (TIME, "week", "2027-01-01", "2026-W53"),
     (TIME, "week", "2026-02-30T10:00:00", None),
     (TIME, "month", "2026-02-14T21:05:00+01:00", "2026-02"),
+    (TIME, "quarter", "2026-02-14T21:05:00+01:00", "2026-Q1"),
+    (TIME, "quarter", "2025-12-31", "2025-Q4"),
+    (TIME, "year", "2026-02-14T21:05:00+01:00", "2026"),
+    (TIME, "year", "2026-02-30", None),
 ]
 
 

@@ -72,10 +72,15 @@ def test_pseudonyms_on_intake(agreement: Agreement, schemas: dict[str, Any], rin
     pseudonymise = ring.pseudonymiser(agreement.project)
     plan = plan_for(agreement, "bank-money-mule-signalen", schemas)
     rows = [
-        {"bsn": "1234.56.782", "name": "Jan de Vries", "birth_date": "2008-04-02", "alert": "x"},
+        {
+            "bsn": "1234.56.782",
+            "name": "Jan de Vries",
+            "birth_date": "2008-04-02",
+            "alert": "money-mule-vermoeden",
+        },
         {"bsn": "123456782", "name": "JAN DE VRIES", "birth_date": "2008-04-02"},
         {"bsn": "123456783", "iban": "NL91ABNA0417164300", "name": "", "birth_date": "2008-04-02"},
-        {"iban": "NL00ABNA0417164300"},
+        {"bsn": "123456782", "iban": "NL00ABNA0417164300"},
     ]
     prepared = pseudonymise_rows(plan, check_rows(plan, rows, TODAY), pseudonymise)
     first, second, third, fourth = prepared.payloads
@@ -84,13 +89,13 @@ def test_pseudonyms_on_intake(agreement: Agreement, schemas: dict[str, Any], rin
     assert first[key] == second[key] == pseudonymise("name_birthdate", "jan de vries|2008-04-02")
     assert first == {
         "birth_date": "2008-04-02",
-        "alert": "x",
+        "alert": "money-mule-vermoeden",
         "bsn:bsn": first["bsn:bsn"],
         key: first[key],
     }
     assert "bsn:bsn" not in third and key not in third  # a mistyped BSN, no name
     assert third["iban:iban"] == pseudonymise("iban", "NL91ABNA0417164300")
-    assert fourth == {}  # an IBAN failing mod-97
+    assert fourth == {"bsn:bsn": first["bsn:bsn"]}  # an IBAN failing mod-97
     assert prepared.invalid_identifiers == {"bsn": 1, "iban": 1}
     assert prepared.respondent_keys == [None] * 4
 
@@ -102,6 +107,7 @@ def test_questionnaire_consent_and_respondents(
     plan = plan_for(agreement, "vragenlijst-jongeren", schemas)
     base = {
         "respondent_id": " R-1 ",
+        "name": "Fenna Bosma",
         "birth_date": "2011-06-01",
         "consent_version": "jnn-toestemming-2026-v1",
         "consent_date": "2026-10-03",
@@ -168,7 +174,59 @@ def test_a_release_from_intake_equals_the_release_that_pseudonymises_itself(
         out_dir=releaser.out,
     )
     on_intake = releaser.open(release)
-    assert _csv_rows(on_intake) == _csv_rows(direct)
+    assert _sorted(_csv_rows(on_intake)) == _sorted(_csv_rows(direct))  # rows are shuffled
     assert on_intake.release.manifest["generalisation"] == direct.release.manifest["generalisation"]
     assert on_intake.release.manifest["pseudonymisation"]["computed"] == "on-intake"
     assert direct.release.manifest["pseudonymisation"]["computed"] == "at-release"
+
+
+def _sorted(rows: list[dict[str, str]]) -> list[list[tuple[str, str]]]:
+    return sorted(sorted(row.items()) for row in rows)
+
+
+def test_a_row_without_any_identifier_refuses_the_batch(
+    agreement: Agreement, schemas: dict[str, Any], ring: Any
+) -> None:
+    # counted as nobody (or as a person each), such rows let one person pass for a class
+    plan = plan_for(agreement, "bank-money-mule-signalen", schemas)
+    rows = [
+        {"bsn": "123456782", "alert": "rekening-geblokkeerd"},
+        {"iban": "NL00ABNA0417164300", "alert": "rekening-geblokkeerd"},  # fails mod-97
+        {"birth_date": "2008-04-02", "alert": "rekening-geblokkeerd"},  # no identifier at all
+    ]
+    checked = check_rows(plan, rows, TODAY)
+    with pytest.raises(RowsRefusedError) as info:
+        pseudonymise_rows(plan, checked, ring.pseudonymiser(agreement.project))
+    assert info.value.extensions["problems"] == [
+        "rows[1]: no valid identifier links this row to a person (bsn, iban, name+birth_date)",
+        "rows[2]: no valid identifier links this row to a person (bsn, iban, name+birth_date)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("instrument_id", "row", "field"),
+    [
+        ("politie-incidenten", {"bsn": "123456782", "offence": "ontvoering van Jan"}, "offence"),
+        ("politie-incidenten", {"bsn": "123456782", "role": "Jan zei dat hij"}, "role"),
+        ("bank-money-mule-signalen", {"bsn": "123456782", "alert": "zie notitie"}, "alert"),
+        (
+            "gemeenten-jeugdregistraties",
+            {"bsn": "123456782", "registration": "jeugdhulp bij Jan"},
+            "registration",
+        ),
+    ],
+)
+def test_kept_values_outside_the_code_list_are_refused_on_intake(
+    agreement: Agreement,
+    schemas: dict[str, Any],
+    instrument_id: str,
+    row: dict[str, Any],
+    field: str,
+) -> None:
+    plan = plan_for(agreement, instrument_id, schemas)
+    with pytest.raises(RowsRefusedError) as info:
+        check_rows(plan, [row], TODAY)
+    assert info.value.extensions["problems"] == [
+        f"rows[0].{field}: not one of the values the agreement lists for it"
+    ]
+    assert "Jan" not in info.value.detail  # the value is never echoed

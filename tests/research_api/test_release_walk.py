@@ -21,6 +21,7 @@ from gateway.cli import run
 from gateway.errors import InvalidInputError
 from gateway.models.audit import AuditEntry
 from gateway.models.research import ResearchGeneralisation, ResearchRelease
+from gateway.research import synthetic
 from tests.api.test_auth import assert_problem
 from tests.research_api.conftest import (
     AGREEMENT,
@@ -43,6 +44,24 @@ def _bsn_owners(rows: list[dict[str, Any]]) -> dict[str, set[str]]:
             with contextlib.suppress(InvalidInputError):
                 owners[identifiers.bsn(row["bsn"])].add(row["provider"])
     return owners
+
+
+def _withdrawn_rows(
+    study: Study, rows: list[dict[str, Any]], respondents: set[str], providers: set[str]
+) -> int:
+    """The stored rows of the people whose stored answers were withdrawn (synthetic truth)."""
+    deliveries = synthetic.as_providers_deliver(study.agreement(), rows)
+    stored = [(s.provider, r) for s in deliveries.submissions for r in s.rows]
+    gone = {
+        (r["name"].casefold(), r["birth_date"])
+        for _, r in stored
+        if r.get("respondent_id") in respondents
+    }
+    return sum(
+        1
+        for provider, r in stored
+        if provider in providers and (r["name"].casefold(), r["birth_date"]) in gone
+    )
 
 
 def test_release_walk(study: Study, synthetic_rows: list[dict[str, Any]], tmp_path: Path) -> None:
@@ -102,8 +121,15 @@ def test_release_walk(study: Study, synthetic_rows: list[dict[str, Any]], tmp_pa
     bank_rows = stored["bank-money-mule-signalen"]
     assert again.manifest["counts"]["excluded"]["not-allowed-by-policy"] == bank_rows
     assert person_nb not in again.pseudonyms("person_nb", category="questionnaire")
-    withdrawn = again.manifest["counts"]["excluded"]["respondent-withdrawn"]
-    assert withdrawn == opened.manifest["counts"]["excluded"]["respondent-withdrawn"] + 1
+    # a withdrawal removes the person: their answers and every other provider's rows
+    assert person_nb not in again.pseudonyms("person_nb")
+    before = set(study.withdrawn) - {leaving["respondent_id"]}
+    assert opened.manifest["counts"]["excluded"]["respondent-withdrawn"] == _withdrawn_rows(
+        study, synthetic_rows, before, set(PROVIDERS)
+    )
+    assert again.manifest["counts"]["excluded"]["respondent-withdrawn"] == _withdrawn_rows(
+        study, synthetic_rows, {*before, leaving["respondent_id"]}, set(PROVIDERS) - {BANK}
+    )
 
     # the second release reuses the generalisation the first one fixed
     assert second["generalisation_sha256"] == first["generalisation_sha256"]
