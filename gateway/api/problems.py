@@ -70,6 +70,21 @@ HTTP_CODES: dict[int, tuple[str, str]] = {
 }
 
 
+# OpenID AuthZEN's transport table answers a bad request with 400, not 422: on these
+# paths a validation failure or an invalid input is a 400 problem (the /v1 API keeps 422).
+AUTHZEN_PREFIX = "/access/v1/"
+
+
+def authzen_status(status: int) -> int:
+    """Return the status an AuthZEN path answers for ``status`` (422 becomes 400)."""
+    return 400 if status == 422 else status
+
+
+def _status_at(request: Request, status: int) -> int:
+    """Return ``status`` as the request's path answers it (see ``AUTHZEN_PREFIX``)."""
+    return authzen_status(status) if request.url.path.startswith(AUTHZEN_PREFIX) else status
+
+
 def status_for(error: GatewayError) -> int:
     """Return the HTTP status for a domain error (nearest mapped ancestor)."""
     for cls in type(error).__mro__:
@@ -109,9 +124,9 @@ def http_problem(status: int, detail: str | None = None, **extensions: Any) -> J
     return problem(status, code, title, detail or title, headers=headers, **extensions)
 
 
-def _gateway_error(_request: Request, exc: Exception) -> JSONResponse:
+def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
-    status = status_for(exc)
+    status = _status_at(request, status_for(exc))
     headers = None
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="gateway", error="invalid_token"'}
@@ -181,7 +196,7 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for err in exc.errors()
     ]
     return problem(
-        422,
+        _status_at(request, 422),
         "validation-failed",
         "Request validation failed",
         "the request does not match the expected schema",
@@ -241,12 +256,15 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
     components["Problem"] = PROBLEM_SCHEMA
-    for item in schema.get("paths", {}).values():
+    for path, item in schema.get("paths", {}).items():
         for operation in item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
-            if "422" in responses:
+            if "422" in responses and path.startswith(AUTHZEN_PREFIX):
+                del responses["422"]
+                responses["400"] = _problem_response("the request does not match its schema")
+            elif "422" in responses:
                 responses["422"] = _problem_response("the request does not match its schema")
             responses.setdefault("4XX", _problem_response("a problem with the request"))
             responses.setdefault("5XX", _problem_response("the gateway cannot answer now"))

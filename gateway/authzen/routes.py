@@ -2,7 +2,9 @@
 
 Thin: parse, authenticate (bearer token, as every ``/v1`` route), call the adapter,
 record every decision with its audit entry, render. Errors of a single evaluation are
-problem+json; in a batch each failing evaluation becomes a deny carrying its error.
+problem+json (a request error is a 400 here, as the spec's transport table says; see
+``gateway.api.problems``); in a batch each failing evaluation becomes a deny carrying its
+error. Null members are left out of every response.
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from gateway.api.deps import Ctx, CurrentCaller
-from gateway.api.problems import TYPE_PREFIX, status_for
+from gateway.api.problems import TYPE_PREFIX, authzen_status, status_for
 from gateway.authzen import service
 from gateway.authzen.schemas import (
+    MAX_EVALUATIONS,
     Configuration,
     DecisionContext,
+    EvaluationItem,
     EvaluationRequest,
     EvaluationResponse,
     EvaluationsRequest,
     EvaluationsResponse,
+    extra_names,
 )
 from gateway.errors import GatewayError
 from gateway.obligations.types import to_json_list
@@ -34,7 +39,13 @@ EVALUATION_PATH = "/access/v1/evaluation"
 EVALUATIONS_PATH = "/access/v1/evaluations"
 
 
-def _response(decision: Decision) -> EvaluationResponse:
+def _response(
+    outcome: service.Evaluated | service.Refused, ignored: list[str]
+) -> EvaluationResponse:
+    if isinstance(outcome, service.Refused):
+        context = DecisionContext(reason=outcome.reason, ignored=ignored or None)
+        return EvaluationResponse(decision=False, context=context)
+    decision: Decision = outcome.decision
     return EvaluationResponse(
         decision=decision.allowed,
         context=DecisionContext(
@@ -43,6 +54,7 @@ def _response(decision: Decision) -> EvaluationResponse:
             rule_id=decision.rule_id,
             policy_version=decision.policy_version,
             obligations=to_json_list(decision.obligations),
+            ignored=ignored or None,
         ),
     )
 
@@ -57,13 +69,17 @@ def _error(status: int, code: str, detail: str) -> EvaluationResponse:
     )
 
 
-@router.post(EVALUATION_PATH, summary="AuthZEN access evaluation")
+def _recorded(outcomes: list[service.Evaluated | service.Refused]) -> list[service.Evaluated]:
+    return [o for o in outcomes if isinstance(o, service.Evaluated)]
+
+
+@router.post(EVALUATION_PATH, summary="AuthZEN access evaluation", response_model_exclude_none=True)
 def evaluation(body: EvaluationRequest, caller: CurrentCaller, ctx: Ctx) -> EvaluationResponse:
     """Return the decision for one subject, action, resource and context (recorded)."""
     with ctx.db.write() as session:
-        evaluated = service.evaluate(ctx.policy, session, caller, body)
-        service.record(session, caller, [evaluated], ctx.clock.now())
-    return _response(evaluated.decision)
+        outcome = service.evaluate(ctx.policy, session, caller, body)
+        service.record(session, caller, _recorded([outcome]), ctx.clock.now())
+    return _response(outcome, body.ignored())
 
 
 def _member_names(schema: dict[str, Any]) -> frozenset[str]:
@@ -88,7 +104,12 @@ def _merge(defaults: dict[str, Any] | None, item: dict[str, Any] | None) -> dict
     return item
 
 
-@router.post(EVALUATIONS_PATH, summary="AuthZEN access evaluations (batch)", response_model=None)
+@router.post(
+    EVALUATIONS_PATH,
+    summary="AuthZEN access evaluations (batch)",
+    response_model=EvaluationsResponse | EvaluationResponse,
+    response_model_exclude_none=True,
+)
 def evaluations(
     body: EvaluationsRequest, caller: CurrentCaller, ctx: Ctx
 ) -> EvaluationsResponse | EvaluationResponse:
@@ -96,8 +117,11 @@ def evaluations(
 
     Each evaluation takes the request's subject, action, resource and context unless it
     names its own. Without ``evaluations`` this behaves as the single evaluation.
+    Request-level members and options the gateway does not use are listed as ignored
+    in every decision.
     """
     semantic = body.options.evaluations_semantic
+    ignored_here = body.ignored()
     if not body.evaluations:
         try:
             single = EvaluationRequest.model_validate(
@@ -113,14 +137,17 @@ def evaluations(
                 }
             )
         except ValidationError as exc:
-            # The request's own members are the evaluation: their errors are the body's (422).
+            # The request's own members are the evaluation: their errors are the body's (400).
             raise RequestValidationError(
                 [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
             ) from None
-        return evaluation(single, caller, ctx)
+        answer = evaluation(single, caller, ctx)
+        if ignored_here:
+            answer.context.ignored = [*ignored_here, *(answer.context.ignored or [])]
+        return answer
     results: list[EvaluationResponse] = []
     with ctx.db.write() as session:
-        evaluated: list[service.Evaluated] = []
+        evaluated: list[service.Evaluated | service.Refused] = []
         for item in body.evaluations:
             merged = {
                 "subject": _merge(body.subject, item.subject),
@@ -135,27 +162,37 @@ def evaluations(
                 one = service.evaluate(ctx.policy, session, caller, request)
             except ValidationError as exc:
                 where = ".".join(_declared(p) for p in exc.errors()[0].get("loc", ()))
-                results.append(_error(422, "validation-failed", f"invalid evaluation at {where}"))
+                results.append(_error(400, "validation-failed", f"invalid evaluation at {where}"))
             except GatewayError as exc:
-                results.append(_error(status_for(exc), exc.code, exc.detail))
+                status = authzen_status(status_for(exc))
+                results.append(_error(status, exc.code, exc.detail))
             else:
                 evaluated.append(one)
-                results.append(_response(one.decision))
+                ignored = [*ignored_here, *_item_ignored(item), *request.ignored()]
+                results.append(_response(one, ignored))
             last = results[-1].decision
             if (semantic == "deny_on_first_deny" and not last) or (
                 semantic == "permit_on_first_permit" and last
             ):
                 break
-        service.record(session, caller, evaluated, ctx.clock.now())
+        service.record(session, caller, _recorded(evaluated), ctx.clock.now())
     return EvaluationsResponse(evaluations=results)
 
 
+def _item_ignored(item: EvaluationItem) -> list[str]:
+    """Return the members of one ``evaluations`` entry that are not a 4-tuple member."""
+    return [f"evaluations.{name}" for name in extra_names(item)]
+
+
 @router.get("/.well-known/authzen-configuration", summary="AuthZEN PDP metadata")
-def configuration(request: Request) -> Configuration:
-    """Return where the evaluation endpoints are (public: it holds no data)."""
+def configuration(request: Request, ctx: Ctx) -> Configuration:
+    """Return where the evaluation endpoints are and the limits (public: it holds no data)."""
     base = str(request.base_url).rstrip("/")
     return Configuration(
+        issuer=base,
         policy_decision_point=base,
         access_evaluation_endpoint=base + EVALUATION_PATH,
         access_evaluations_endpoint=base + EVALUATIONS_PATH,
+        max_evaluations=MAX_EVALUATIONS,
+        max_request_bytes=ctx.settings.max_body_bytes,
     )

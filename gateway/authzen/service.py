@@ -4,10 +4,16 @@ Who asks decides what may be asked: a caller asks about its own partner (with it
 role), unless it is a riec-analyst or a privacy-officer; those may ask about any
 registered partner, whose kind then comes from the registry and whose role they name
 in ``subject.properties.role``. Nothing about the subject is taken from the caller's word.
+
+A question the gateway does not model (a subject that is not a ``partner``, a resource
+that is not a ``record``) or may not answer (a partner asking about another partner or
+another role) is a ``Refused``: decision false with its reason, nothing recorded, the
+same answer whether the other partner exists or not.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +21,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from gateway.authzen.schemas import EvaluationRequest
-from gateway.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from gateway.errors import InvalidInputError, NotFoundError
 from gateway.identity.service import Actor, Caller
 from gateway.models.partners import Partner
 from gateway.policy.decision import Action, Consent, Decision, DecisionRequest, Relation
@@ -24,6 +30,22 @@ from gateway.policy.recording import record_decisions
 from gateway.vocabulary import Role
 
 PRIVILEGED = frozenset({Role.RIEC_ANALYST, Role.PRIVACY_OFFICER})
+
+SUBJECT_TYPE = "partner"
+RESOURCE_TYPE = "record"
+NOT_A_PARTNER = "the gateway decides only about subjects of type partner"
+NOT_A_RECORD = "the gateway decides only about resources of type record"
+OTHER_PARTNER = "a partner may only ask about itself"
+OTHER_ROLE = "a partner may only ask about its own role"
+
+log = logging.getLogger("gateway.authzen")
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A question answered false without asking the policy engine, and why."""
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,26 +64,39 @@ def _partner(session: Session, partner_id: str, what: str) -> Partner:
     return partner
 
 
-def to_request(session: Session, caller: Caller, body: EvaluationRequest) -> DecisionRequest:
-    """Return the decision request for an AuthZEN evaluation by ``caller``.
+def _refused(caller: Caller, reason: str) -> Refused:
+    """Return the refusal, logged as the 403 it replaces was (caller and reason only)."""
+    log.info(
+        "authzen question refused",
+        extra={"fields": {"principal": caller.principal_id, "reason": reason}},
+    )
+    return Refused(reason)
 
-    Raises PermissionDeniedError (a partner asking about another partner, or about a
-    role it does not have), NotFoundError (unknown subject or provider partner) and
+
+def to_request(
+    session: Session, caller: Caller, body: EvaluationRequest
+) -> DecisionRequest | Refused:
+    """Return the decision request for an AuthZEN evaluation by ``caller``, or a refusal.
+
+    Refused: a subject or resource type the gateway does not model, a partner asking
+    about another partner or about a role it does not have. Raises NotFoundError
+    (a privileged caller's unknown subject, an unknown provider partner) and
     InvalidInputError/UnknownTermError (unknown action, role or other name).
     """
     subject = body.subject
+    if subject.type != SUBJECT_TYPE:
+        return Refused(NOT_A_PARTNER)
+    if body.resource.type != RESOURCE_TYPE:
+        return Refused(NOT_A_RECORD)
     asked_role = subject.properties.role
     privileged = caller.role in PRIVILEGED
     if subject.id != caller.partner_id and not privileged:
-        raise PermissionDeniedError(
-            "a partner may ask only about itself; riec-analysts and privacy officers may "
-            "ask about other partners"
-        )
+        return _refused(caller, OTHER_PARTNER)
     if subject.id == caller.partner_id and asked_role is None:
         kind, role = caller.partner_kind, caller.role.value
     elif not privileged:
         if asked_role != caller.role.value:
-            raise PermissionDeniedError("a partner may ask only about its own role")
+            return _refused(caller, OTHER_ROLE)
         kind, role = caller.partner_kind, caller.role.value
     else:
         if asked_role is None:
@@ -105,9 +140,11 @@ def to_request(session: Session, caller: Caller, body: EvaluationRequest) -> Dec
 
 def evaluate(
     engine: PolicyEngine, session: Session, caller: Caller, body: EvaluationRequest
-) -> Evaluated:
+) -> Evaluated | Refused:
     """Return the decision for one evaluation (raises as ``to_request`` and the engine do)."""
     request = to_request(session, caller, body)
+    if isinstance(request, Refused):
+        return request
     return Evaluated(request, engine.decide(request), body.context.case_id)
 
 

@@ -31,7 +31,11 @@ def ask(
     body: dict[str, Any] = {
         "subject": {"type": "partner", "id": subject},
         "action": {"name": action},
-        "resource": {"type": "record", "properties": {"category": category, **resource}},
+        "resource": {
+            "type": "record",
+            "id": "r-1",
+            "properties": {"category": category, **resource},
+        },
         "context": {"process": "casusaanpak", "step": step, "purpose": purpose},
     }
     if provider is not None:
@@ -112,24 +116,33 @@ def test_every_decision_is_recorded_with_an_audit_entry(gateway: Gateway) -> Non
         assert sorted(e.leaf_index for e in entries) == sorted(r.audit_leaf_index for r in rows)
 
 
-def test_a_partner_system_may_not_ask_about_another_partner(gateway: Gateway) -> None:
+@pytest.mark.parametrize("other", ["politie-noord-nederland", "bestaat-niet"])
+def test_a_partner_asking_about_another_partner_gets_false_whether_it_exists_or_not(
+    gateway: Gateway, other: str
+) -> None:
     response = gateway.client.post(
         "/access/v1/evaluation",
-        json=ask("politie-noord-nederland", "case:record:read"),
+        json=ask(other, "case:record:read"),
         headers=gateway.auth(GEMEENTE),
     )
-    assert response.status_code == 403
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["type"] == "urn:riec-gateway:problem:forbidden"
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "decision": False,
+        "context": {"reason": "a partner may only ask about itself", "obligations": []},
+    }
+    with gateway.database.read() as session:
+        assert session.exec(select(PolicyDecisionRecord)).all() == []
 
 
-def test_a_partner_may_not_claim_another_role(gateway: Gateway) -> None:
+def test_a_partner_claiming_another_role_gets_false_with_the_reason(gateway: Gateway) -> None:
     response = gateway.client.post(
         "/access/v1/evaluation",
         json=ask("gemeente-smallingerland", "case:record:read", role="riec-analyst"),
         headers=gateway.auth(GEMEENTE),
     )
-    assert response.status_code == 403
+    assert response.status_code == 200, response.text
+    assert response.json()["decision"] is False
+    assert response.json()["context"]["reason"] == "a partner may only ask about its own role"
 
 
 def test_the_riec_analyst_asks_about_a_partner_whose_kind_comes_from_the_registry(
@@ -155,20 +168,20 @@ def test_a_privacy_officer_must_name_the_role(gateway: Gateway) -> None:
         json=ask("politie-noord-nederland", "case:record:read"),
         headers=gateway.auth(GEMEENTE_PO),
     )
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["type"] == "urn:riec-gateway:problem:invalid-input"
 
 
 @pytest.mark.parametrize(
     ("change", "status", "problem"),
     [
-        ({"category": "police-incidents"}, 422, "unknown-term"),
-        ({"legal_basis": "wpg-21"}, 422, "unknown-term"),
-        ({"action": "case:record:steal"}, 422, "unknown-term"),
+        ({"category": "police-incidents"}, 400, "unknown-term"),
+        ({"legal_basis": "wpg-21"}, 400, "unknown-term"),
+        ({"action": "case:record:steal"}, 400, "unknown-term"),
         ({"provider": "garage-de-scooter"}, 404, "not-found"),
-        ({"role": "superuser", "subject": "politie-noord-nederland"}, 422, "unknown-term"),
+        ({"role": "superuser", "subject": "politie-noord-nederland"}, 400, "unknown-term"),
         ({"subject": "bestaat-niet", "role": "analyst"}, 404, "not-found"),
-        ({"extra": True}, 422, "validation-failed"),
+        ({"step": "3"}, 400, "validation-failed"),
     ],
 )
 def test_bad_requests_are_problems_with_stable_types(
@@ -183,8 +196,8 @@ def test_bad_requests_are_problems_with_stable_types(
     )
     if "legal_basis" in change:
         body["resource"]["properties"]["legal_basis"] = change["legal_basis"]
-    if "extra" in change:
-        body["context"]["secret_lever"] = "on"
+    if "step" in change:
+        body["context"]["step"] = change["step"]
     response = gateway.client.post(
         "/access/v1/evaluation", json=body, headers=gateway.auth(GEMEENTE_PO)
     )
@@ -216,6 +229,7 @@ def record_of(category: str) -> dict[str, Any]:
     return {
         "resource": {
             "type": "record",
+            "id": "r-2",
             "properties": {"category": category, "provider": "politie-noord-nederland"},
         }
     }
@@ -279,7 +293,9 @@ def test_a_failing_batch_item_is_a_deny_with_its_error(gateway: Gateway) -> None
     assert response.status_code == 200
     results = response.json()["evaluations"]
     assert [r["decision"] for r in results] == [True, False, False, False]
-    assert [r["context"]["error"]["status"] for r in results[1:]] == [403, 422, 422]
+    assert "error" not in results[1]["context"]  # another partner: a decision, not an error
+    assert results[1]["context"]["reason"] == "a partner may only ask about itself"
+    assert [r["context"]["error"]["status"] for r in results[2:]] == [400, 400]
     assert results[2]["context"]["error"]["type"] == "urn:riec-gateway:problem:unknown-term"
 
 

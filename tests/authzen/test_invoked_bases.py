@@ -39,7 +39,7 @@ def evaluation(
     body: dict[str, Any] = {
         "subject": {"type": "partner", "id": subject},
         "action": {"name": action},
-        "resource": {"type": "record", "properties": properties},
+        "resource": {"type": "record", "id": "r-1", "properties": properties},
         "context": {"process": process, "step": step, "purpose": purpose},
     }
     if role is not None:

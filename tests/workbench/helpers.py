@@ -88,7 +88,11 @@ def evaluation(
     return {
         "subject": {"type": "partner", "id": "gemeente-smallingerland"},
         "action": {"name": "case:record:read"},
-        "resource": {"type": "record", "properties": {"category": category, "provider": provider}},
+        "resource": {
+            "type": "record",
+            "id": "r-1",
+            "properties": {"category": category, "provider": provider},
+        },
         "context": {"process": "casusaanpak", "step": step, "purpose": purpose},
     }
 
