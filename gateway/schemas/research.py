@@ -115,6 +115,13 @@ class AgreementOut(AgreementSummaryOut):
     publication_review: dict[str, Any]
     dpia: dict[str, Any]
     conditions: list[ConditionOut]
+    researchers_are: Literal["named", "role"] = Field(
+        description="named: only the listed persons enrol keys; role: any researcher of a "
+        "science partner, confirmed by its privacy officer"
+    )
+    signing_key_fingerprint: str | None = Field(
+        description="the pinned SHA-256 of the key that signs this agreement's manifests"
+    )
 
     @classmethod
     def of(cls, a: Agreement) -> AgreementOut:
@@ -170,6 +177,8 @@ class AgreementOut(AgreementSummaryOut):
                 )
                 for c in a.conditions
             ],
+            researchers_are=a.researchers_are.value,
+            signing_key_fingerprint=a.signing_key_fingerprint,
         )
 
 
@@ -269,3 +278,30 @@ class ReleaseOut(BaseModel):
     created_at: datetime
     requested_by: str
     audit_index: int = Field(description="index of the release's entry in the audit log")
+
+
+class RecipientIn(_In):
+    """A researcher's own age public key, made on their own machine."""
+
+    recipient: str = Field(
+        min_length=1, max_length=100, description="age X25519 recipient (age1...)"
+    )
+
+
+class RecipientOut(BaseModel):
+    """One version of a researcher's age recipient under an agreement."""
+
+    id: str
+    agreement_id: str
+    version: int
+    partner_id: str
+    principal_id: str
+    recipient: str
+    status: Literal["pending", "confirmed", "revoked"]
+    added_by: str
+    added_at: datetime
+    confirmed_by: str | None
+    confirmed_at: datetime | None
+    revoked_by: str | None
+    revoked_at: datetime | None
+    replaced_by: str | None = Field(description="the recipient that replaced this one")
