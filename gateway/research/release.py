@@ -54,6 +54,11 @@ class ManifestSigner(Protocol):
         """The hex SHA-256 of the public key."""
         ...
 
+    @property
+    def public_key(self) -> bytes:
+        """The raw 32-byte public key."""
+        ...
+
     def sign(self, message: bytes) -> bytes:
         """Return the signature of ``message``."""
         ...
@@ -134,6 +139,7 @@ def make_release(
             files,
             pseudonym_key_id=pseudonymiser.key_id,
             signer_fingerprint=signer.fingerprint,
+            signer_public_key=signer.public_key,
         )
         data = manifest_bytes(manifest)
         (work / MANIFEST_NAME).write_bytes(data)
