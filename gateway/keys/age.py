@@ -95,3 +95,18 @@ def decrypt_file(source: Path, target: Path, identity_file: Path) -> None:
         pyrage.decrypt_file(str(source), str(target), identities)
     except pyrage.DecryptError:
         raise InvalidInputError("this identity is not a recipient of the file") from None
+
+
+def recipient_of(identity_file: Path) -> str:
+    """Return the recipient (public key) of the first identity in an identity file.
+
+    Raises InvalidInputError if the file holds no age identity.
+    """
+    for line in identity_file.read_text(encoding="utf-8").splitlines():
+        text = line.strip()
+        if text and not text.startswith("#"):
+            try:
+                return str(x25519.Identity.from_str(text).to_public())
+            except pyrage.IdentityError:
+                break
+    raise InvalidInputError(f"{identity_file}: not an age identity file")
