@@ -13,6 +13,7 @@ demo minted for the demo principals.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import shutil
 import subprocess
@@ -25,11 +26,11 @@ from typing import Any, Protocol
 from rich.console import Console
 
 from gateway import atomicfile
-from gateway.research import synthetic
-from gateway.research.agreements import Agreement
 from gateway.clock import SystemClock
 from gateway.errors import IntegrityCheckFailed
 from gateway.keys import age
+from gateway.research import synthetic
+from gateway.research.agreements import Agreement
 from gateway.research.bundle import sha256_file, verify_bundle
 from gateway.research.inclusion import ReleaseInclusion
 from gateway.workflow.steps import Step
@@ -409,8 +410,11 @@ class Demo:
                 f"maakt een eigen age-sleutel ({key_file}, alleen voor de onderzoeker leesbaar) "
                 f"en registreert de publieke sleutel {recipient[:16]}…",
             )
-            self.say(RESEARCHER_PO, "bevestigt de sleutel van de onderzoeker (versie "
-                     f"{entry['version']}); releases worden alleen daarheen versleuteld")
+            self.say(
+                RESEARCHER_PO,
+                "bevestigt de sleutel van de onderzoeker (versie "
+                f"{entry['version']}); releases worden alleen daarheen versleuteld",
+            )
         else:
             self.say(RESEARCHER, f"gebruikt de eerder bevestigde sleutel {key_file}")
         return key_file
@@ -425,8 +429,8 @@ class Demo:
         folder = bundle.with_suffix("")
         folder.mkdir(parents=True, exist_ok=True)
         entry = next(f for f in manifest["files"] if f["name"] == "data.csv")
-        encrypted = folder / entry["encrypted"]["name"]
-        plain = folder / entry["name"]
+        encrypted = folder / str(entry["encrypted"]["name"])
+        plain: Path = folder / str(entry["name"])
         plain.unlink(missing_ok=True)
         with tarfile.open(bundle, mode="r:") as tar:
             member = tar.extractfile(entry["encrypted"]["name"])
@@ -446,7 +450,7 @@ class Demo:
         if sha256_file(plain) != (entry["sha256"], entry["bytes"]):
             raise IntegrityCheckFailed()
         with plain.open(encoding="utf-8") as handle:
-            lines = [line.rstrip("\n") for _, line in zip(range(SHOWN_ROWS + 1), handle)]
+            lines = [line.rstrip("\n") for line in itertools.islice(handle, SHOWN_ROWS + 1)]
         self.say(RESEARCHER, f"opent de release met {how}; de eerste rijen van {plain.name}:")
         for line in lines:
             self.console.print(f"    {line}", highlight=False, markup=False, soft_wrap=True)

@@ -179,9 +179,7 @@ def release_proof(release_id: str, caller: CurrentCaller, ctx: Ctx) -> PlainText
 def list_recipients(agreement_id: str, caller: CurrentCaller, ctx: Ctx) -> list[RecipientOut]:
     """Return every registered key version, newest first, with who added and confirmed it."""
     agreement = Research(ctx).agreement(agreement_id)
-    return [
-        RecipientOut.model_validate(asdict(v)) for v in Recipients(ctx).list(caller, agreement)
-    ]
+    return [RecipientOut.model_validate(asdict(v)) for v in Recipients(ctx).list(caller, agreement)]
 
 
 @router.post(

@@ -117,7 +117,7 @@ def test_every_signing_key_rotation_names_the_new_keys_fingerprint_in_the_audit_
     with database.write() as session:
         ring.rotate_signing_key(session, actor=CLI_ACTOR)
     rotations = leaves(database, AuditEventType.KEY_ROTATE)
-    named = [r["refs"] for r in rotations]  # type: ignore[index]
+    named = [r["refs"] for r in rotations]
     expected = [f"sha256:{k.fingerprint}" for k in ring.signing_public_keys()[1:]]
     assert [n["signing_key"] for n in named] == expected  # type: ignore[index]
     with database.write() as session:

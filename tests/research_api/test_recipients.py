@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from gateway.errors import IntegrityCheckFailed
 from gateway.models.audit import AuditEntry
-from gateway.research.bundle import open_bundle
+from gateway.research.bundle import open_bundle, pinned_public_key
 from gateway.research.errors import BundleError
 from tests.research_api.conftest import AGREEMENT, HHS, NSCR, Study, officer, system
 
@@ -163,6 +163,4 @@ def test_a_release_is_refused_when_the_agreement_pins_another_signing_key(
     shown = study.ok(NSCR, "GET", f"/v1/research/agreements/{AGREEMENT}")
     assert shown["signing_key_fingerprint"] == pin
     with pytest.raises(IntegrityCheckFailed):
-        from gateway.research.bundle import pinned_public_key
-
         pinned_public_key(study.download(released["id"]), "cd" * 32)
