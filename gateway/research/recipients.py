@@ -110,18 +110,21 @@ def recipient_view(row: ResearchRecipient) -> RecipientView:
 
 
 def confirmed_recipients(session: Session, agreement: Agreement) -> list[str]:
-    """Return the agreement's confirmed age recipients, oldest registration first."""
-    science = sorted(p.partner for p in agreement.science_partners)
+    """Return the agreement's confirmed age recipients, oldest registration first.
+
+    Only keys of researchers the agreement (as loaded now) still entitles count: a key
+    confirmed under an earlier version that named its owner is not released to.
+    """
     rows = session.exec(
-        select(ResearchRecipient.recipient)
+        select(ResearchRecipient)
         .where(
             ResearchRecipient.agreement_id == agreement.id,
             ResearchRecipient.status == RecipientStatus.CONFIRMED.value,
-            col(ResearchRecipient.partner_id).in_(science),
         )
         .order_by(col(ResearchRecipient.version))
     ).all()
-    return list(dict.fromkeys(rows))
+    entitled = (r.recipient for r in rows if agreement.may_enrol(r.principal_id, r.partner_id))
+    return list(dict.fromkeys(entitled))
 
 
 def require_confirmed_recipients(session: Session, agreement: Agreement) -> list[str]:

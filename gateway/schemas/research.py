@@ -29,7 +29,13 @@ class ResearcherOut(BaseModel):
 
     name: str
     partner: str
-    recipient: str = Field(description="age X25519 recipient (public key)")
+    recipient: str = Field(
+        description="age X25519 recipient in the agreement file; releases through the gateway "
+        "use the keys researchers enrolled (/recipients) instead"
+    )
+    principal: str | None = Field(
+        default=None, description="with researchers_are: named, the principal that enrols"
+    )
 
 
 class InstrumentOut(BaseModel):
@@ -132,7 +138,9 @@ class AgreementOut(AgreementSummaryOut):
             purpose=a.purpose,
             legal_basis=a.legal_basis,
             researchers=[
-                ResearcherOut(name=r.name, partner=r.partner, recipient=r.recipient)
+                ResearcherOut(
+                    name=r.name, partner=r.partner, recipient=r.recipient, principal=r.principal
+                )
                 for r in a.researchers
             ],
             provider_partners=[

@@ -164,3 +164,18 @@ def test_a_release_is_refused_when_the_agreement_pins_another_signing_key(
     assert shown["signing_key_fingerprint"] == pin
     with pytest.raises(IntegrityCheckFailed):
         pinned_public_key(study.download(released["id"]), "cd" * 32)
+
+
+def test_a_key_of_a_researcher_the_agreement_no_longer_names_is_not_released_to(
+    study: Study, synthetic_rows: list[dict[str, Any]]
+) -> None:
+    study.consent_all()
+    study.submit_synthetic(synthetic_rows)
+    assert study.release().status_code == 201  # enrols and confirms the NSCR researcher's key
+    ctx = study.gw.client.app.state.ctx  # type: ignore[attr-defined]
+    agreement = ctx.agreements[AGREEMENT]
+    unnamed = tuple(r.model_copy(update={"principal": None}) for r in agreement.researchers)
+    ctx.agreements[AGREEMENT] = agreement.model_copy(update={"researchers": unnamed})
+    refused = study.release()
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["type"].endswith("no-confirmed-recipient")
