@@ -27,6 +27,7 @@ from gateway.context import AppContext
 from gateway.errors import ConflictError, NotFoundError, PermissionDeniedError
 from gateway.identity.service import Caller
 from gateway.keys.age import check_recipient
+from gateway.models.partners import Principal
 from gateway.models.research import ResearchRecipient
 from gateway.research.agreements import Agreement
 from gateway.vocabulary import Role
@@ -138,6 +139,12 @@ def require_confirmed_recipients(session: Session, agreement: Agreement) -> list
             agreement=agreement.id,
         )
     return found
+
+
+def _same_person(session: Session, one: str, other: str) -> bool:
+    """Return True if two principals are the same person (equal, non-empty person keys)."""
+    a, b = session.get(Principal, one), session.get(Principal, other)
+    return bool(a and b and a.person_key and a.person_key == b.person_key)
 
 
 class Recipients:
@@ -302,7 +309,9 @@ class Recipients:
             audit_log.lock_head(session)
             row = self._row(session, agreement, recipient_id)
             officer = caller.role is Role.PRIVACY_OFFICER and caller.partner_id == row.partner_id
-            own = caller.principal_id in (row.principal_id, row.added_by)
+            own = caller.principal_id in (row.principal_id, row.added_by) or _same_person(
+                session, caller.principal_id, row.principal_id
+            )
             if change is RecipientChange.CONFIRM:
                 if not officer or own:
                     raise NotEnrollableError(

@@ -17,6 +17,7 @@ from sqlmodel import col, select
 
 from gateway.errors import IntegrityCheckFailed
 from gateway.models.audit import AuditEntry
+from gateway.models.partners import Principal
 from gateway.research.bundle import open_bundle, pinned_public_key
 from gateway.research.errors import BundleError
 from tests.research_api.conftest import AGREEMENT, HHS, NSCR, Study, officer, system
@@ -66,6 +67,21 @@ def test_a_researcher_enrols_their_own_key_and_their_partners_officer_confirms_i
     assert [r["id"] for r in listed] == [body["id"]] and listed[0]["status"] == "confirmed"
     changes = [(e["recipient_change"], e["recipient_id"]) for e in recipient_events(study)]
     assert changes == [("register", body["id"]), ("confirm", body["id"])]
+
+
+def test_a_person_who_is_also_the_partners_officer_cannot_confirm_their_own_key(
+    study: Study,
+) -> None:
+    # the same person under two principals (researcher and privacy officer): four eyes
+    with study.gw.database.write() as session:
+        researcher = session.get(Principal, NSCR)
+        po = session.get(Principal, officer("nscr"))
+        assert researcher is not None and po is not None and researcher.person_key
+        po.person_key = researcher.person_key
+        session.add(po)
+    rid = register(study, NSCR, str(x25519.Identity.generate().to_public())).json()["id"]
+    refused = confirm(study, officer("nscr"), rid)
+    assert refused.status_code == 403, refused.text
 
 
 def test_an_officer_cannot_confirm_a_key_they_registered_themselves(study: Study) -> None:
