@@ -13,7 +13,11 @@ demo minted for the demo principals.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
+import shutil
+import subprocess
+import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +26,12 @@ from typing import Any, Protocol
 from rich.console import Console
 
 from gateway import atomicfile
+from gateway.clock import SystemClock
+from gateway.errors import IntegrityCheckFailed
+from gateway.keys import age
 from gateway.research import synthetic
 from gateway.research.agreements import Agreement
-from gateway.research.bundle import verify_bundle
+from gateway.research.bundle import sha256_file, verify_bundle
 from gateway.research.inclusion import ReleaseInclusion
 from gateway.workflow.steps import Step
 
@@ -36,6 +43,9 @@ RIEC = "riec-noord-nederland.riec-analyst"
 BANK = "voorbeeldbank.partner-system"
 RIEC_PO = "riec-noord-nederland.privacy-officer"
 RESEARCHER = "nscr.researcher"
+RESEARCHER_PO = "nscr.privacy-officer"
+RESEARCHER_KEY = "researcher.key"
+SHOWN_ROWS = 3
 AGREEMENT = "jeugdnetwerken-noord-nederland"
 STUDY_PROVIDERS = (
     "gemeente-leeuwarden",
@@ -60,6 +70,7 @@ PRINCIPALS = tuple(
             BANK,
             RIEC_PO,
             RESEARCHER,
+            RESEARCHER_PO,
             *(f"{p}.privacy-officer" for p in STUDY_PROVIDERS),
             *(f"{p}.partner-system" for p in STUDY_PROVIDERS),
         )
@@ -376,11 +387,83 @@ class Demo:
             )
         return self.case_id
 
-    def run_research(self, agreement: Agreement, out_dir: Path) -> Path:
+    def enrol_researcher(self, agreement: Agreement, key_dir: Path) -> Path:
+        """Give the NSCR researcher an age key in ``key_dir`` and have it confirmed.
+
+        The key is made once (mode 0600) and reused by later runs; the researcher
+        registers its public half and the NSCR's privacy officer confirms it. Returns the
+        identity file. Raises DemoFailed if the gateway refuses a step.
+        """
+        key_file = key_dir / RESEARCHER_KEY
+        if not key_file.exists():
+            key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            age.write_identity_file(key_file, age.generate(), SystemClock().now())
+        recipient = age.recipient_of(key_file)
+        path = f"/v1/research/agreements/{agreement.id}/recipients"
+        known = [r for r in self.call(RESEARCHER, "GET", path) if r["recipient"] == recipient]
+        live = [r for r in known if r["status"] != "revoked"]
+        entry = live[0] if live else self.call(RESEARCHER, "POST", path, {"recipient": recipient})
+        if entry["status"] == "pending":
+            entry = self.call(RESEARCHER_PO, "POST", f"{path}/{entry['id']}/confirm")
+            self.say(
+                RESEARCHER,
+                f"maakt een eigen age-sleutel ({key_file}, alleen voor de onderzoeker leesbaar) "
+                f"en registreert de publieke sleutel {recipient[:16]}…",
+            )
+            self.say(
+                RESEARCHER_PO,
+                "bevestigt de sleutel van de onderzoeker (versie "
+                f"{entry['version']}); releases worden alleen daarheen versleuteld",
+            )
+        else:
+            self.say(RESEARCHER, f"gebruikt de eerder bevestigde sleutel {key_file}")
+        return key_file
+
+    def open_release(self, bundle: Path, key_file: Path, manifest: Mapping[str, Any]) -> Path:
+        """Unpack ``bundle`` and decrypt its CSV as the researcher would; print the first rows.
+
+        Uses the standard ``age`` command where installed, else the same decryption in
+        Python. Returns the CSV's path. Raises IntegrityCheckFailed if it does not match
+        the (verified) manifest.
+        """
+        folder = bundle.with_suffix("")
+        folder.mkdir(parents=True, exist_ok=True)
+        entry = next(f for f in manifest["files"] if f["name"] == "data.csv")
+        encrypted = folder / str(entry["encrypted"]["name"])
+        plain: Path = folder / str(entry["name"])
+        plain.unlink(missing_ok=True)
+        with tarfile.open(bundle, mode="r:") as tar:
+            member = tar.extractfile(entry["encrypted"]["name"])
+            if member is None:
+                raise IntegrityCheckFailed()
+            with member, encrypted.open("wb") as sink:
+                shutil.copyfileobj(member, sink)
+        tool = shutil.which("age")
+        if tool is not None:
+            subprocess.run(  # noqa: S603  (a fixed program and arguments, no shell)
+                [tool, "-d", "-i", str(key_file), "-o", str(plain), str(encrypted)], check=True
+            )
+            how = f"age -d -i {key_file} -o {plain} {encrypted}"
+        else:
+            age.decrypt_file(encrypted, plain, key_file)
+            how = "pyrage (age is niet geïnstalleerd; apt-get install age)"
+        if sha256_file(plain) != (entry["sha256"], entry["bytes"]):
+            raise IntegrityCheckFailed()
+        with plain.open(encoding="utf-8") as handle:
+            lines = [line.rstrip("\n") for line in itertools.islice(handle, SHOWN_ROWS + 1)]
+        self.say(RESEARCHER, f"opent de release met {how}; de eerste rijen van {plain.name}:")
+        for line in lines:
+            self.console.print(f"    {line}", highlight=False, markup=False, soft_wrap=True)
+        return plain
+
+    def run_research(
+        self, agreement: Agreement, out_dir: Path, *, key_dir: Path | None = None
+    ) -> Path:
         """Make one release of the youth-network study; return the verified bundle's path.
 
-        Raises DemoFailed if a step goes wrong, IntegrityCheckFailed if the bundle does
-        not verify.
+        The researcher's key lives in ``key_dir`` (default: ``demo-researcher`` beside
+        ``out_dir``). Raises DemoFailed if a step goes wrong, IntegrityCheckFailed if the
+        bundle does not verify or open.
         """
         self.console.rule("Onderzoek: jeugdnetwerken Noord-Nederland (NSCR, De Haagse Hogeschool)")
         path = f"/v1/research/agreements/{agreement.id}"
@@ -441,6 +524,7 @@ class Demo:
             "riec-noord-nederland.partner-system",
             f"registreert {len(deliveries.withdrawn_respondents)} ingetrokken toestemming(en)",
         )
+        key_file = self.enrol_researcher(agreement, key_dir or out_dir.parent / "demo-researcher")
         release = self.call(RESEARCHER, "POST", f"{path}/releases")
         self.say(
             RESEARCHER,
@@ -467,9 +551,5 @@ class Demo:
             f"controleert {bundle.name}: handtekening, checksums en opname in de auditlog "
             f"(regel {release['audit_index']}) kloppen; manifest {verified.manifest_sha256[:16]}",
         )
-        self.console.print(
-            f"Openen met de standaard age-tool: tar -xf {bundle} && "
-            "age -d -i <sleutel van de onderzoeker> data.csv.age > data.csv",
-            highlight=False,
-        )
+        self.open_release(bundle, key_file, verified.manifest)
         return bundle

@@ -43,3 +43,20 @@ if [ ! -x /usr/bin/chromium ]; then
     exit 1
   fi
 fi
+
+# The researcher's tools (tests/research_api/test_researcher_guide.py): Debian's `age`
+# (age and age-keygen), to open a real release as a researcher would. Without it those
+# tests are skipped with the reason; installing it needs no other service.
+if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "age is missing; installing Debian's age package for the researcher tests"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends age \
+          || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+               apt-get install -y --no-install-recommends age; }; }; then
+      echo "warning: apt-get could not install age; the researcher guide tests will skip" >&2
+    fi
+  else
+    echo "warning: age is missing and cannot be installed here (apt-get install -y age as" >&2
+    echo "         root); the researcher guide tests will skip" >&2
+  fi
+fi

@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from gateway.api.deps import Ctx, CurrentCaller
 from gateway.identity.service import Actor
 from gateway.research.consents import ConsentDecision
+from gateway.research.recipients import Recipients
 from gateway.research.service import Research
 from gateway.schemas.research import (
     AgreementOut,
@@ -24,6 +25,8 @@ from gateway.schemas.research import (
     ConsentIn,
     ConsentOut,
     ConsentsOut,
+    RecipientIn,
+    RecipientOut,
     ReleaseOut,
     RowsIn,
     RowsOut,
@@ -167,3 +170,53 @@ def release_proof(release_id: str, caller: CurrentCaller, ctx: Ctx) -> PlainText
     """Return the proof that the release's audit entry is in the signed log, for
     ``gateway extract verify BUNDLE --public-key KEY --proof FILE``."""
     return PlainTextResponse(Research(ctx).proof(caller, release_id), media_type=PROOF_MEDIA_TYPE)
+
+
+@router.get(
+    "/agreements/{agreement_id}/recipients",
+    summary="The researchers' age keys and their history (science partners' people)",
+)
+def list_recipients(agreement_id: str, caller: CurrentCaller, ctx: Ctx) -> list[RecipientOut]:
+    """Return every registered key version, newest first, with who added and confirmed it."""
+    agreement = Research(ctx).agreement(agreement_id)
+    return [RecipientOut.model_validate(asdict(v)) for v in Recipients(ctx).list(caller, agreement)]
+
+
+@router.post(
+    "/agreements/{agreement_id}/recipients",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register the caller's own age public key (a researcher the agreement entitles)",
+)
+def register_recipient(
+    agreement_id: str, body: RecipientIn, caller: CurrentCaller, ctx: Ctx
+) -> RecipientOut:
+    """Register a pending key; it replaces the caller's earlier key once recorded."""
+    agreement = Research(ctx).agreement(agreement_id)
+    view = Recipients(ctx).register(caller, agreement, body.recipient)
+    return RecipientOut.model_validate(asdict(view))
+
+
+@router.post(
+    "/agreements/{agreement_id}/recipients/{recipient_id}/confirm",
+    summary="Confirm a researcher's key (a privacy officer of their science partner)",
+)
+def confirm_recipient(
+    agreement_id: str, recipient_id: str, caller: CurrentCaller, ctx: Ctx
+) -> RecipientOut:
+    """Confirm a pending key; later releases are encrypted to it."""
+    agreement = Research(ctx).agreement(agreement_id)
+    view = Recipients(ctx).confirm(caller, agreement, recipient_id)
+    return RecipientOut.model_validate(asdict(view))
+
+
+@router.post(
+    "/agreements/{agreement_id}/recipients/{recipient_id}/revoke",
+    summary="Revoke a researcher's key for every later release (its owner or their officer)",
+)
+def revoke_recipient(
+    agreement_id: str, recipient_id: str, caller: CurrentCaller, ctx: Ctx
+) -> RecipientOut:
+    """Revoke a key, e.g. a lost one; releases already made stay as they are."""
+    agreement = Research(ctx).agreement(agreement_id)
+    view = Recipients(ctx).revoke(caller, agreement, recipient_id)
+    return RecipientOut.model_validate(asdict(view))

@@ -10,6 +10,7 @@ import sys
 from gateway.cli import audit, cases, core, keys, partners  # noqa: F401  (registers commands)
 from gateway.cli import extract as extract_commands  # noqa: F401  (registers commands)
 from gateway.cli import policy as policy_commands  # noqa: F401  (registers commands)
+from gateway.cli import researcher as researcher_commands  # noqa: F401  (registers commands)
 from gateway.cli import witness as witness_commands  # noqa: F401  (registers commands)
 from gateway.cli.app import app, run
 

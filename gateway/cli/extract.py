@@ -11,6 +11,8 @@ with throw-away keys, to show the whole chain without a database.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +52,7 @@ from gateway.research.agreements import AgreementVocabulary, load_agreement
 from gateway.research.bundle import (
     AuditInclusionCheck,
     open_bundle,
+    pinned_public_key,
     read_identities,
     verify_bundle,
 )
@@ -78,6 +81,37 @@ EXAMPLE_AGREEMENT = "agreements/jeugdnetwerken-noord-nederland.yaml"
 def _public_key(value: str) -> bytes:
     """Return the public key given as a value or a file, in any form the gateway prints."""
     return read_public_key(value).public_key
+
+
+FINGERPRINT_HELP = (
+    "instead of --public-key: the signing key fingerprint the agreement pins "
+    "(signing_key_fingerprint, sha256:<hex>); the bundle's key must have it"
+)
+_FINGERPRINT = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
+
+
+def _trusted_key(bundle: Path, public_key: str | None, fingerprint: str | None) -> bytes:
+    """Return the key to verify ``bundle`` with: the one given, or the bundle's if pinned.
+
+    Exits with a one-line error unless exactly one of the two is given.
+    """
+    if (public_key is None) == (fingerprint is None):
+        fail("give the gateway's key with --public-key or the agreement's pin with --fingerprint")
+    if public_key is not None:
+        return _public_key(public_key)
+    assert fingerprint is not None
+    found = _FINGERPRINT.fullmatch(fingerprint.strip().lower())
+    if found is None:
+        fail("--fingerprint is sha256: followed by 64 hex digits")
+    return pinned_public_key(bundle, found.group(1))
+
+
+def _trust_line(key: bytes, agreement: str, public_key: str | None) -> str:
+    """Return the one line that says which key signed and why it is trusted."""
+    signer = f"signed by sha256:{hashlib.sha256(key).hexdigest()}"
+    if public_key is not None:
+        return f"{signer}, the key given with --public-key"
+    return f"{signer}, pinned in agreement {agreement} (given with --fingerprint)"
 
 
 def _inclusion_check(
@@ -186,8 +220,8 @@ LOG_KEY_HELP = "the audit log's public key, if not the --public-key (after a key
 @extract_app.command("verify")
 def verify_command(
     bundle: Path = typer.Argument(..., help="the bundle (.tar) to check"),
-    public_key: str = typer.Option(
-        ...,
+    public_key: str | None = typer.Option(
+        None,
         "--public-key",
         help=f"the gateway's Ed25519 public key, or a file with it: {KEY_FORMS}",
     ),
@@ -195,12 +229,14 @@ def verify_command(
     log_key: str | None = typer.Option(None, "--log-key", help=LOG_KEY_HELP),
     witness: list[str] = typer.Option([], "--witness", help=WITNESS_HELP),
     quorum: int | None = typer.Option(None, "--quorum", min=1, help=QUORUM_HELP),
+    fingerprint: str | None = typer.Option(None, "--fingerprint", help=FINGERPRINT_HELP),
 ) -> None:
     """Check a bundle's signature, member list and checksums, and with --proof its audit entry.
 
+    The signing key is given (--public-key) or pinned (--fingerprint, from the agreement).
     With --witness, a quorum of those witnesses must have cosigned the proof's checkpoint.
     """
-    key = _public_key(public_key)
+    key = _trusted_key(bundle, public_key, fingerprint)
     check = _inclusion_check(proof, key, log_key)
     cosigned = _cosigned_by(proof, key, log_key, witness, quorum)
     verified = verify_bundle(bundle, key, audit_inclusion=check)
@@ -212,6 +248,7 @@ def verify_command(
         highlight=False,
     )
     console.print(f"manifest sha256 {verified.manifest_sha256}", highlight=False)
+    console.print(_trust_line(key, str(m["agreement"]["id"]), public_key), highlight=False)
     if isinstance(check, ReleaseInclusion) and check.verified is not None:
         seen = check.verified
         console.print(
@@ -232,16 +269,17 @@ def open_command(
     bundle: Path = typer.Argument(..., help="the bundle (.tar) to open"),
     identity: Path = typer.Option(..., "--identity", help="your age identity file (age-keygen)"),
     out: Path = typer.Option(..., "--out", help="folder to write the decrypted files into"),
-    public_key: str = typer.Option(
-        ...,
+    public_key: str | None = typer.Option(
+        None,
         "--public-key",
         help=f"the gateway's Ed25519 public key, or a file with it: {KEY_FORMS}",
     ),
     proof: Path | None = typer.Option(None, "--proof", help=PROOF_HELP),
     log_key: str | None = typer.Option(None, "--log-key", help=LOG_KEY_HELP),
+    fingerprint: str | None = typer.Option(None, "--fingerprint", help=FINGERPRINT_HELP),
 ) -> None:
     """Verify a bundle (and with --proof its audit entry), then decrypt its data files."""
-    key = _public_key(public_key)
+    key = _trusted_key(bundle, public_key, fingerprint)
     written = open_bundle(
         bundle,
         key,

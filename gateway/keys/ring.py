@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import os
@@ -159,6 +160,12 @@ class _Version:
     created_at: datetime
     wrapped: str
     public_key: bytes | None = None
+
+
+def _fingerprint(version: _Version) -> str:
+    """Return ``sha256:<hex>`` of a signing key version's public key."""
+    assert version.public_key is not None
+    return f"sha256:{hashlib.sha256(version.public_key).hexdigest()}"
 
 
 @dataclass(slots=True)
@@ -441,6 +448,7 @@ class KeyRing:
             kek=kek_id,
             source=master.kind,
             kdf=str(params["name"]),
+            signing_key=f"sha256:{ring.signer().fingerprint}",
         )
         log.info("key ring created", extra={"fields": {"kek_id": kek_id, "source": master.kind}})
         return ring
@@ -658,6 +666,9 @@ class KeyRing:
             if doc.shredded:
                 raise _shredded_error(doc)
             version = max(v.version for v in doc.versions) + 1
+            made = self._new_version(kind, key_id, version)
+            # a signing key is what researchers pin: the log names each one
+            named = {} if made.public_key is None else {"signing_key": _fingerprint(made)}
             self._audit(
                 session,
                 AuditEventType.KEY_ROTATE,
@@ -667,8 +678,9 @@ class KeyRing:
                 key_id=key_id,
                 version=version,
                 active=activate,
+                **named,
             )
-            doc.versions.append(self._new_version(kind, key_id, version))
+            doc.versions.append(made)
             if activate:
                 doc.active_version = version
             files.replace(self._path(kind, key_id), doc.to_bytes())

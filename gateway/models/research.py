@@ -126,3 +126,34 @@ class ResearchRelease(SQLModel, table=True):
     requested_by: str = Field(max_length=64)
     requested_by_partner: str | None = Field(default=None, max_length=64)
     audit_leaf_index: int
+
+
+class ResearchRecipient(SQLModel, table=True):
+    """One version of a researcher's age recipient under an agreement: the history is kept.
+
+    A researcher registers the public key (``pending``); a privacy officer of the
+    researcher's science partner, not the researcher, confirms it (``confirmed``);
+    registering a new key, or an officer's revocation, ends it (``revoked``). Releases
+    are encrypted to the confirmed recipients only.
+    """
+
+    __tablename__ = "research_recipients"
+    __table_args__ = (
+        Index("ix_research_recipients_agreement", "agreement_id", "status"),
+        UniqueConstraint("agreement_id", "version"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    agreement_id: str = Field(max_length=80)
+    version: int  # per agreement: 1, 2, ... in the order recipients were registered
+    partner_id: str = Field(foreign_key="partners.id", max_length=64)
+    principal_id: str = Field(max_length=64)  # the researcher whose key it is
+    recipient: str = Field(max_length=100)  # the age public key (age1...)
+    status: str = Field(max_length=16)  # pending | confirmed | revoked
+    added_by: str = Field(max_length=64)
+    added_at: datetime = utc_column()
+    confirmed_by: str | None = Field(default=None, max_length=64)
+    confirmed_at: datetime | None = utc_column(nullable=True)
+    revoked_by: str | None = Field(default=None, max_length=64)
+    revoked_at: datetime | None = utc_column(nullable=True)
+    replaced_by: str | None = Field(default=None, max_length=40)

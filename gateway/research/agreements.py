@@ -13,6 +13,7 @@ against the policy vocabulary in ``policies/vocabulary.yaml``.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -84,11 +85,27 @@ class Researcher(_Model):
     name: Text
     partner: Slug
     recipient: str
+    principal: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    """With ``researchers_are: named``: the principal id that may enrol this person's key."""
 
     @field_validator("recipient")
     @classmethod
     def _is_age_recipient(cls, value: str) -> str:
         return _recipient(value)
+
+
+class ResearcherEntitlement(StrEnum):
+    """Who may enrol an age key: the named persons only, or any researcher of the partner."""
+
+    NAMED = "named"
+    """Only a principal listed as ``principal`` of a researcher; a new person needs a new
+    agreement version (and so fresh provider consent)."""
+    ROLE = "role"
+    """Any principal with the researcher role at a science partner; the partner's privacy
+    officer confirms each key, no fresh provider consent needed."""
+
+
+_FINGERPRINT = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
 
 
 class Period(_Model):
@@ -311,6 +328,32 @@ class Agreement(_Model):
     conditions: tuple[DuoCondition, ...] = ()
     sha256: str = ""
     source: str = ""
+    researchers_are: ResearcherEntitlement = ResearcherEntitlement.NAMED
+    signing_key_fingerprint: str | None = None
+    """The pinned SHA-256 of the gateway's manifest signing key (``sha256:<hex>``)."""
+
+    @field_validator("signing_key_fingerprint")
+    @classmethod
+    def _is_fingerprint(cls, value: str | None) -> str | None:
+        if value is not None and not _FINGERPRINT.fullmatch(value):
+            raise ValueError("not a signing key fingerprint (sha256: and 64 lowercase hex)")
+        return value
+
+    @property
+    def signing_pin(self) -> str | None:
+        """The pinned signing key fingerprint as bare hex, or None when nothing is pinned."""
+        pin = self.signing_key_fingerprint
+        return None if pin is None else pin.removeprefix("sha256:")
+
+    def may_enrol(self, principal_id: str, partner_id: str) -> bool:
+        """Return True if a researcher principal of ``partner_id`` may enrol an age key."""
+        if partner_id not in {p.partner for p in self.science_partners}:
+            return False
+        if self.researchers_are is ResearcherEntitlement.ROLE:
+            return True
+        return any(
+            r.principal == principal_id and r.partner == partner_id for r in self.researchers
+        )
 
     @property
     def recipients(self) -> tuple[str, ...]:

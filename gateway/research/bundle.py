@@ -22,6 +22,7 @@ it back; the work folder is private and removed either way).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import fcntl
@@ -282,6 +283,31 @@ def verify_bundle(
     if audit_inclusion is not None:
         audit_inclusion(manifest, manifest_sha256)
     return VerifiedBundle(manifest, manifest_sha256, audit_inclusion is not None)
+
+
+def pinned_public_key(path: Path, fingerprint: str) -> bytes:
+    """Return the signing key a bundle names, if its SHA-256 is ``fingerprint`` (hex).
+
+    Only selects the key: ``verify_bundle`` with it then checks the signature. Raises
+    BundleError if the file cannot be read, IntegrityCheckFailed (opaque) if the bundle
+    names no key or another key than the pinned one.
+    """
+    if not path.is_file():
+        raise BundleError(f"no bundle at {path}")
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            members = _members(tar)
+            if not members or members[0].name != MANIFEST_NAME:
+                raise ValueError("manifest must come first")
+            manifest = parse_manifest(_read_member(tar, members[0], MAX_MANIFEST_BYTES))
+        public_key = base64.b64decode(manifest["signature"]["public_key"], validate=True)
+        if hashlib.sha256(public_key).hexdigest() != fingerprint:
+            raise ValueError("signed by another key than the pinned one")
+    except IntegrityCheckFailed:
+        raise
+    except (tarfile.TarError, ValueError, KeyError, TypeError, EOFError, OSError) as exc:
+        raise IntegrityCheckFailed() from exc
+    return public_key
 
 
 def read_identities(path: Path) -> list[x25519.Identity]:

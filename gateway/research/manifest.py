@@ -8,6 +8,7 @@ float formatting can change a signed document.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -103,8 +104,13 @@ def build_manifest(
     *,
     pseudonym_key_id: str,
     signer_fingerprint: str,
+    signer_public_key: bytes | None = None,
 ) -> dict[str, Any]:
-    """Return the manifest of a release as plain JSON-able data."""
+    """Return the manifest of a release as plain JSON-able data.
+
+    With ``signer_public_key`` the signature section carries the raw public key (base64),
+    so a researcher who holds only the agreement's pinned fingerprint can check it.
+    """
     a, stats, check = request.agreement, extract.stats, extract.disclosure
     conditions = []
     for cond in a.conditions:
@@ -206,9 +212,17 @@ def build_manifest(
             "key_id": pseudonym_key_id,
             "computed": "on-intake" if request.pseudonymised else "at-release",
         },
-        "signature": {"algorithm": "Ed25519", "key_fingerprint": signer_fingerprint},
+        "signature": _signature_section(signer_fingerprint, signer_public_key),
         "files": [f.to_dict() for f in files],
     }
+
+
+def _signature_section(fingerprint: str, public_key: bytes | None) -> dict[str, str]:
+    """Return the manifest's signature section, with the public key when it is known."""
+    section = {"algorithm": "Ed25519", "key_fingerprint": fingerprint}
+    if public_key is not None:
+        section["public_key"] = base64.b64encode(public_key).decode()
+    return section
 
 
 def manifest_bytes(manifest: dict[str, Any]) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,6 +54,11 @@ class ManifestSigner(Protocol):
         """The hex SHA-256 of the public key."""
         ...
 
+    @property
+    def public_key(self) -> bytes:
+        """The raw 32-byte public key."""
+        ...
+
     def sign(self, message: bytes) -> bytes:
         """Return the signature of ``message``."""
         ...
@@ -84,8 +89,12 @@ def make_release(
     signer: ManifestSigner,
     out_dir: Path,
     progress: ProgressSink | None = None,
+    recipients: Sequence[str] | None = None,
 ) -> Release:
     """Release ``rows`` (or column ``batches``) under ``request`` as one bundle in ``out_dir``.
+
+    The data files are encrypted to ``recipients`` (the gateway passes the confirmed
+    researcher keys), or to the agreement file's recipients when none are given.
 
     Raises AgreementNotInEffectError outside the agreement's period (before reading any
     row), DisclosureCheckFailedError when suppression would exceed the agreed share,
@@ -115,15 +124,14 @@ def make_release(
             rows or (), input_fields(agreement, pseudonymised=request.pseudonymised)
         )
     )
+    to = tuple(agreement.recipients if recipients is None else recipients)
     with workdir(out_dir) as work:
         extract = write_extract(request, source, work, pseudonymiser, progress)
         if progress is not None:
             progress.start("encrypt, sign and publish", None)
         files = [
-            describe_encrypted(extract.csv, "text/csv", agreement.recipients),
-            describe_encrypted(
-                extract.parquet, "application/vnd.apache.parquet", agreement.recipients
-            ),
+            describe_encrypted(extract.csv, "text/csv", to),
+            describe_encrypted(extract.parquet, "application/vnd.apache.parquet", to),
         ]
         manifest = build_manifest(
             request,
@@ -131,6 +139,7 @@ def make_release(
             files,
             pseudonym_key_id=pseudonymiser.key_id,
             signer_fingerprint=signer.fingerprint,
+            signer_public_key=signer.public_key,
         )
         data = manifest_bytes(manifest)
         (work / MANIFEST_NAME).write_bytes(data)

@@ -90,6 +90,7 @@ from gateway.research.intake import (
     respondent_key,
 )
 from gateway.research.obligations import unmet_obligations
+from gateway.research.recipients import require_confirmed_recipients
 from gateway.research.release import Release, make_release
 from gateway.vocabulary import Role
 from gateway.workflow.service import IdempotencyConflictError, PolicyDeniedError
@@ -126,6 +127,13 @@ class ConsentNotGivenError(ConflictError):
 
     code = "consent-not-given"
     title = "No consent to revoke"
+
+
+class SigningKeyNotPinnedError(ConflictError):
+    """The gateway's signing key is not the one the agreement pins."""
+
+    code = "signing-key-not-pinned"
+    title = "Signing key not pinned"
 
 
 class AgreementPolicyConflictError(ConflictError):
@@ -878,6 +886,7 @@ class Research:
             self._may_request_release(caller, agreement)
         now = self.ctx.clock.now()
         agreement.require_in_effect(now)
+        self._require_pinned_signer(agreement)
         with self.ctx.db.read() as session:
             science = self._science_partners(session, agreement)
             kinds = {
@@ -912,6 +921,8 @@ class Research:
                 "allow",
                 agreement=agreement.id,
             )
+        with self.ctx.db.read() as session:
+            age_recipients = require_confirmed_recipients(session, agreement)
         excluded = Counter[str]()
         for provider, instrument, count in counts:
             if (provider, instrument) not in allowed:
@@ -946,6 +957,7 @@ class Research:
                     signer=self.ctx.signer,
                     out_dir=folder.pending_dir(releases_dir),
                     progress=progress,
+                    recipients=age_recipients,
                 )
             try:
                 pseudonymiser.check_live()
@@ -965,6 +977,17 @@ class Research:
                 raise
             folder.finish(made.bundle, folder.final_path(releases_dir, release_id))
         return _release_view(row)
+
+    def _require_pinned_signer(self, agreement: Agreement) -> None:
+        """Refuse (SigningKeyNotPinnedError) when the agreement pins another signing key."""
+        pin = agreement.signing_pin
+        if pin is not None and self.ctx.signer.fingerprint != pin:
+            raise SigningKeyNotPinnedError(
+                f"agreement {agreement.id} pins signing key sha256:{pin}, but this gateway "
+                f"signs with sha256:{self.ctx.signer.fingerprint}; nothing is released until "
+                "the agreement pins the gateway's key",
+                agreement=agreement.id,
+            )
 
     def _record_release(
         self,

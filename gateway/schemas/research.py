@@ -29,7 +29,13 @@ class ResearcherOut(BaseModel):
 
     name: str
     partner: str
-    recipient: str = Field(description="age X25519 recipient (public key)")
+    recipient: str = Field(
+        description="age X25519 recipient in the agreement file; releases through the gateway "
+        "use the keys researchers enrolled (/recipients) instead"
+    )
+    principal: str | None = Field(
+        default=None, description="with researchers_are: named, the principal that enrols"
+    )
 
 
 class InstrumentOut(BaseModel):
@@ -115,6 +121,13 @@ class AgreementOut(AgreementSummaryOut):
     publication_review: dict[str, Any]
     dpia: dict[str, Any]
     conditions: list[ConditionOut]
+    researchers_are: Literal["named", "role"] = Field(
+        description="named: only the listed persons enrol keys; role: any researcher of a "
+        "science partner, confirmed by its privacy officer"
+    )
+    signing_key_fingerprint: str | None = Field(
+        description="the pinned SHA-256 of the key that signs this agreement's manifests"
+    )
 
     @classmethod
     def of(cls, a: Agreement) -> AgreementOut:
@@ -125,7 +138,9 @@ class AgreementOut(AgreementSummaryOut):
             purpose=a.purpose,
             legal_basis=a.legal_basis,
             researchers=[
-                ResearcherOut(name=r.name, partner=r.partner, recipient=r.recipient)
+                ResearcherOut(
+                    name=r.name, partner=r.partner, recipient=r.recipient, principal=r.principal
+                )
                 for r in a.researchers
             ],
             provider_partners=[
@@ -170,6 +185,8 @@ class AgreementOut(AgreementSummaryOut):
                 )
                 for c in a.conditions
             ],
+            researchers_are=a.researchers_are.value,
+            signing_key_fingerprint=a.signing_key_fingerprint,
         )
 
 
@@ -269,3 +286,30 @@ class ReleaseOut(BaseModel):
     created_at: datetime
     requested_by: str
     audit_index: int = Field(description="index of the release's entry in the audit log")
+
+
+class RecipientIn(_In):
+    """A researcher's own age public key, made on their own machine."""
+
+    recipient: str = Field(
+        min_length=1, max_length=100, description="age X25519 recipient (age1...)"
+    )
+
+
+class RecipientOut(BaseModel):
+    """One version of a researcher's age recipient under an agreement."""
+
+    id: str
+    agreement_id: str
+    version: int
+    partner_id: str
+    principal_id: str
+    recipient: str
+    status: Literal["pending", "confirmed", "revoked"]
+    added_by: str
+    added_at: datetime
+    confirmed_by: str | None
+    confirmed_at: datetime | None
+    revoked_by: str | None
+    revoked_at: datetime | None
+    replaced_by: str | None = Field(description="the recipient that replaced this one")

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gateway.web.framework import STATIC_DIR, STATIC_PATH
-from gateway.web.pages import audit, auth, consents, policy, proposals, versions
+from gateway.web.pages import audit, auth, consents, policy, proposals, recipients, versions
 
 PAGE_ROUTERS = (
     auth.router,
@@ -30,6 +30,7 @@ PAGE_ROUTERS = (
     proposals.router,
     versions.router,
     consents.router,
+    recipients.router,
     audit.router,
 )
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from pyrage import x25519
 from sqlmodel import select
 
 from gateway import demo
@@ -287,6 +288,10 @@ def _proposal(_world: World, _caller: str) -> dict[str, Any]:
 
 def _signal(_world: World, _caller: str) -> dict[str, Any]:
     return demo.SIGNAL
+
+
+def _fresh_recipient(_world: World, _caller: str) -> dict[str, Any]:
+    return {"recipient": str(x25519.Identity.generate().to_public())}
 
 
 def _body(value: Any) -> Body:
@@ -658,5 +663,33 @@ SCENARIOS: tuple[Scenario, ...] = (
         "GET",
         "/v1/research/releases/{release_id}/proof",
         url="/v1/research/releases/rel-none/proof",
+    ),
+    # Researchers' keys: the named researcher registers their own; the science partner's
+    # people see them; confirm and revoke name no existing key here (404 for everyone).
+    S(
+        "GET",
+        "/v1/research/agreements/{agreement_id}/recipients",
+        url="/v1/research/agreements/{agreement_id}/recipients",
+        allowed=frozenset({"nscr.researcher", "nscr.privacy"}),
+    ),
+    S(
+        "POST",
+        "/v1/research/agreements/{agreement_id}/recipients",
+        url="/v1/research/agreements/{agreement_id}/recipients",
+        mutates=True,
+        body=_fresh_recipient,
+        allowed=frozenset({"nscr.researcher"}),
+    ),
+    S(
+        "POST",
+        "/v1/research/agreements/{agreement_id}/recipients/{recipient_id}/confirm",
+        url="/v1/research/agreements/{agreement_id}/recipients/rcp-none/confirm",
+        mutates=True,
+    ),
+    S(
+        "POST",
+        "/v1/research/agreements/{agreement_id}/recipients/{recipient_id}/revoke",
+        url="/v1/research/agreements/{agreement_id}/recipients/rcp-none/revoke",
+        mutates=True,
     ),
 )

@@ -107,6 +107,25 @@ def test_old_signatures_verify_after_signing_key_rotation(
     assert again.signer().public_key == new_signer.public_key
 
 
+def test_every_signing_key_rotation_names_the_new_keys_fingerprint_in_the_audit_log(
+    settings: Settings, database: Database, clock: FixedClock
+) -> None:
+    # researchers pin a signing key by its fingerprint: the log says which key was made when
+    ring = KeyRing.open(settings, clock=clock)
+    with database.write() as session:
+        ring.rotate_signing_key(session, actor=CLI_ACTOR)
+    with database.write() as session:
+        ring.rotate_signing_key(session, actor=CLI_ACTOR)
+    rotations = leaves(database, AuditEventType.KEY_ROTATE)
+    named = [r["refs"] for r in rotations]
+    expected = [f"sha256:{k.fingerprint}" for k in ring.signing_public_keys()[1:]]
+    assert [n["signing_key"] for n in named] == expected  # type: ignore[index]
+    with database.write() as session:
+        ring.rotate_index_key(session, actor=CLI_ACTOR)
+    index = leaves(database, AuditEventType.KEY_ROTATE)[-1]
+    assert "signing_key" not in index["refs"]  # type: ignore[operator]
+
+
 def test_a_shredded_case_says_so_clearly_in_every_process(
     settings: Settings, database: Database, clock: FixedClock
 ) -> None:

@@ -115,7 +115,15 @@ def test_create_is_idempotent_and_audited_once(
     assert first.info.kek_id == second.info.kek_id
     with database.read() as session:
         events = session.exec(select(AuditEntry.event_type)).all()
+        created = session.exec(
+            select(AuditEntry.leaf).where(
+                AuditEntry.event_type == str(AuditEventType.KEYRING_CREATE)
+            )
+        ).one()
     assert events.count(str(AuditEventType.KEYRING_CREATE)) == 1
+    # the first signing key is named in the log, as every rotation names its new key
+    refs = json.loads(created)["refs"]
+    assert refs["signing_key"] == f"sha256:{first.signer().fingerprint}"
     modes = {
         p.relative_to(settings.keys_dir).as_posix(): p.stat().st_mode & 0o777
         for p in [settings.keys_dir, *settings.keys_dir.rglob("*")]

@@ -127,6 +127,7 @@ class Study:
     tmp: Path
     keys: int = 0
     withdrawn: list[str] = field(default_factory=list)
+    enrolled: set[str] = field(default_factory=set)
 
     # -- HTTP helpers -----------------------------------------------------------------
 
@@ -174,8 +175,31 @@ class Study:
             headers={"Idempotency-Key": key or f"intake-{self.keys:08d}"},
         )
 
+    def enrol(self, who: str, recipient: str, agreement: str = AGREEMENT) -> dict[str, Any]:
+        """Register a researcher's key and have their partner's privacy officer confirm it."""
+        added = self.ok(
+            who,
+            "POST",
+            f"/v1/research/agreements/{agreement}/recipients",
+            json={"recipient": recipient},
+        )
+        partner = who.split(".", 1)[0]
+        confirmed: dict[str, Any] = self.ok(
+            officer(partner),
+            "POST",
+            f"/v1/research/agreements/{agreement}/recipients/{added['id']}/confirm",
+        )
+        return confirmed
+
+    def enrol_all(self, agreement: str = AGREEMENT) -> None:
+        """Enrol the NSCR researcher's key (the first identity); the demo HHS has no officer."""
+        self.enrol(NSCR, str(self.identities[0].to_public()), agreement)
+        self.enrolled.add(agreement)
+
     def release(self, who: str = NSCR, agreement: str = AGREEMENT) -> httpx.Response:
-        """Ask for a release."""
+        """Ask for a release (the researchers' keys are enrolled before the first one)."""
+        if agreement in (AGREEMENT, EXPIRED) and agreement not in self.enrolled:
+            self.enrol_all(agreement)
         return self.call(who, "POST", f"/v1/research/agreements/{agreement}/releases")
 
     def released(self, who: str = NSCR) -> dict[str, Any]:

@@ -56,6 +56,7 @@ def test_a_kill_during_the_out_copy_leaves_a_whole_bundle_or_none(
     study = cli_env
     study.consent_all()
     study.submit_synthetic(synthetic_rows)
+    study.enrol_all()
     out = tmp_path / "handover"
     script = tmp_path / "child.py"
     script.write_text(CHILD)

@@ -48,6 +48,9 @@ def test_extract_run_verify_and_open(
 
     study.consent_all()
     study.submit_synthetic(synthetic_rows)
+    assert run(["extract", "run", "--agreement", AGREEMENT]) == 1
+    assert "no confirmed researcher key" in capsys.readouterr().err
+    study.enrol_all()
     out = tmp_path / "handover"
     assert run(["extract", "run", "--agreement", AGREEMENT, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -74,7 +77,7 @@ def test_extract_run_verify_and_open(
     assert "inclusion not checked" in capsys.readouterr().out
 
     identity = tmp_path / "researcher.key"
-    identity.write_text(str(study.identities[2]) + "\n", encoding="utf-8")
+    identity.write_text(str(study.identities[0]) + "\n", encoding="utf-8")
     opened = tmp_path / "opened"
     argv_open = ["--public-key", str(key), "--identity", str(identity), "--out", str(opened)]
     assert run(["extract", "open", str(bundle), *argv_open, "--proof", str(proof)]) == 0

@@ -85,6 +85,7 @@ def test_sigkill_mid_release(
 ) -> None:
     study.consent_all()
     study.submit_synthetic(synthetic_rows)
+    study.enrol_all()
     settings = study.gw.settings
     folder = settings.resolved_releases_dir
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -66,8 +67,31 @@ def test_the_demo_makes_and_verifies_one_research_release(gateway: Gateway, tmp_
     assert bundle.is_file() and bundle.suffix == ".tar"
     text = out.getvalue()
     assert "toestemming vastgelegd voor 8 leveranciers" in text
+    # the researcher's own key, confirmed by the NSCR's officer, opens the release
+    key = tmp_path / "demo-researcher" / "researcher.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert "bevestigt de sleutel van de onderzoeker" in text
+    opened = bundle.with_suffix("") / "data.csv"
+    header = opened.read_text(encoding="utf-8").splitlines()[0]
+    assert f"    {header}" in text and "de eerste rijen van data.csv" in text
+    if shutil.which("age"):
+        assert f"age -d -i {key}" in text
     assert "handtekening, checksums en opname in de auditlog" in text
     assert "identificerende gegevens zijn bij aankomst gepseudonimiseerd" in text
+
+
+def test_the_demo_opens_the_release_with_pyrage_where_age_is_not_installed(
+    gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.demo.shutil.which", lambda _name: None)
+    out = StringIO()
+    policies = gateway.settings.policies_dir
+    agreement = load_agreement(
+        policies / "agreements" / f"{AGREEMENT}.yaml", AgreementVocabulary.from_policies(policies)
+    )
+    bundle = demo_on(gateway, out).run_research(agreement, tmp_path / "downloads")
+    assert "pyrage (age is niet geïnstalleerd" in out.getvalue()
+    assert (bundle.with_suffix("") / "data.csv").read_text(encoding="utf-8").startswith('"person"')
 
 
 def free_port() -> int:
