@@ -165,7 +165,7 @@ def test_production_refusal_is_one_line(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["extract", "verify", "bundle.tar"], "Missing option '--public-key'"),
+        (["extract", "verify", "bundle.tar"], "'--public-key' / '--fingerprint'"),
         (["nosuch"], "No such command 'nosuch'"),
         (["extract", "verify", "--bogus", "x"], "No such option: --bogus"),
         (["extract"], "a command is needed"),

@@ -56,6 +56,7 @@ class AuditEventType(StrEnum):
     WORKBENCH_SIGN_IN = "workbench:session:start"
     WORKBENCH_SIGN_OUT = "workbench:session:end"
     RESEARCH_CONSENT_RECORD = "research:consent:record"
+    RESEARCH_RECIPIENT_CHANGE = "research:recipient:change"
     RESEARCH_ROWS_SUBMIT = "research:rows:submit"
     RESEARCH_RESPONDENT_WITHDRAW = "research:respondent:withdraw"
     RESEARCH_EXTRACT_RELEASE = "research:extract:release"

@@ -93,10 +93,13 @@ _FINGERPRINT = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
 def _trusted_key(bundle: Path, public_key: str | None, fingerprint: str | None) -> bytes:
     """Return the key to verify ``bundle`` with: the one given, or the bundle's if pinned.
 
-    Exits with a one-line error unless exactly one of the two is given.
+    Exits with a one-line usage error (exit 2) unless exactly one of the two is given.
     """
     if (public_key is None) == (fingerprint is None):
-        fail("give the gateway's key with --public-key or the agreement's pin with --fingerprint")
+        raise typer.BadParameter(  # a usage mistake: click points at --help and exits 2
+            "give exactly one: the gateway's key or the agreement's pin",
+            param_hint="'--public-key' / '--fingerprint'",
+        )
     if public_key is not None:
         return _public_key(public_key)
     assert fingerprint is not None

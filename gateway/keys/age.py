@@ -22,7 +22,7 @@ IDENTITY_FILE_MODE = 0o600
 
 @dataclass(frozen=True, slots=True)
 class AgeKeyPair:
-    """A fresh age identity: the secret ``AGE-SECRET-KEY-1...`` and its public recipient."""
+    """A fresh age identity: the secret key string and its public ``age1...`` recipient."""
 
     secret: str
     recipient: str

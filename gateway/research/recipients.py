@@ -32,12 +32,9 @@ from gateway.models.research import ResearchRecipient
 from gateway.research.agreements import Agreement
 from gateway.vocabulary import Role
 
-RECIPIENT_EVENT = AuditEventType.RESEARCH_CONSENT_RECORD
-"""The audit type of recipient changes, told apart by ``refs.recipient_change``.
-
-The audit event types live in ``gateway.audit``, outside this change; a dedicated
-``research:recipient:*`` type belongs there.
-"""
+RECIPIENT_EVENT = AuditEventType.RESEARCH_RECIPIENT_CHANGE
+"""The audit type of recipient changes; ``refs.recipient_change`` says which (register,
+confirm, revoke)."""
 
 
 class RecipientStatus(StrEnum):

@@ -51,6 +51,7 @@ def test_extract_verify_checks_the_witness_quorum_on_the_release_proof(
         monkeypatch.setenv("GATEWAY_WITNESSES", json.dumps([witness.setting]))
         study.consent_all()
         study.submit_synthetic(synthetic_rows)
+        study.enrol_all()  # releases go only to confirmed researcher keys
         out = tmp_path / "handover"
         assert run(["extract", "run", "--agreement", AGREEMENT, "--out", str(out)]) == 0
         with study.gw.database.read() as session:
