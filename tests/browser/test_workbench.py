@@ -47,6 +47,8 @@ from tests.workbench.helpers import (
 )
 
 pytestmark = pytest.mark.browser
+# Linting a proposal compiles the whole pack; on a loaded CI machine that can pass 5 s.
+expect.set_options(timeout=15_000)
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [

@@ -149,12 +149,13 @@ def test_a_bundle_signed_by_another_key_is_refused_against_the_pin(
     assert run(["extract", "verify", str(bundle), "--fingerprint", pin]) == 0
     assert f"signed by {pin}, pinned in agreement {AGREEMENT}" in capsys.readouterr().out
 
-    # a pin that is no fingerprint, or no key at all, or both ways at once: one line, exit 1
-    for argv in (
-        ["--fingerprint", "sha256:abc"],
-        [],
-        ["--fingerprint", pin, "--public-key", "00" * 32],
+    # a pin that is no fingerprint: one line, exit 1; no key at all, or both ways at
+    # once: a usage mistake, one line, exit 2
+    for argv, code in (
+        (["--fingerprint", "sha256:abc"], 1),
+        ([], 2),
+        (["--fingerprint", pin, "--public-key", "00" * 32], 2),
     ):
-        assert run(["extract", "verify", str(bundle), *argv]) == 1
+        assert run(["extract", "verify", str(bundle), *argv]) == code
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, err
