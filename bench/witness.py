@@ -33,7 +33,8 @@ import httpx
 from bench.audit import event, sqlite_database
 from gateway.audit import checkpoints, log
 from gateway.audit.note import NoteVerifier
-from gateway.audit.witnessing import Witnessing, parse_witness
+from gateway.audit.witness_client import parse_witness
+from gateway.audit.witnessing import Witnessing
 from gateway.cli import run
 from gateway.clock import SystemClock
 from gateway.db import Database

@@ -18,7 +18,8 @@ from gateway.api import policies as policies_api
 from gateway.api import research as research_api
 from gateway.api.middleware import HttpMetrics, RequestContextMiddleware
 from gateway.audit import checkpoints
-from gateway.audit.witnessing import Witnessing, parse_witness
+from gateway.audit.witness_client import parse_witness
+from gateway.audit.witnessing import Witnessing
 from gateway.authzen import routes as authzen
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings

@@ -143,7 +143,7 @@ class Settings(BaseSettings):
     @field_validator("witnesses")
     @classmethod
     def _witnesses_parse(cls, value: list[str]) -> list[str]:
-        from gateway.audit.witnessing import parse_witness  # the key format lives there
+        from gateway.audit.witness_client import parse_witness  # the key format lives there
         from gateway.errors import InvalidInputError
 
         keys = set()

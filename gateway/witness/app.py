@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from gateway.audit.witness_client import SIZE_MEDIA_TYPE
 from gateway.witness.service import Witness, WitnessRefused
 
-SIZE_MEDIA_TYPE = "text/x.tlog.size"
 NOTE_MEDIA_TYPE = "text/plain; charset=utf-8"
 MAX_BODY = 64 * 1024
 

@@ -24,7 +24,8 @@ from gateway.audit import checkpoints, log
 from gateway.audit.cosignature import verify_witnessed
 from gateway.audit.merkle import root_from_leaf_hashes
 from gateway.audit.note import Checkpoint
-from gateway.audit.witnessing import Witnessing, parse_witness, split_views
+from gateway.audit.witness_client import parse_witness
+from gateway.audit.witnessing import Witnessing, split_views
 from gateway.cli import run
 from gateway.clock import FixedClock
 from gateway.config import Settings
