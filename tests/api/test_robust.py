@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.demo import SIGNAL
+from gateway.demo_data import SIGNAL
 from gateway.logging import JsonFormatter
 from gateway.schemas.base import MAX_LOG_INDEX, MAX_ROW_ID
 from tests.api.test_auth import OPERATOR, PROBLEM, assert_problem

@@ -17,7 +17,7 @@ from typing import Any
 from pyrage import x25519
 from sqlmodel import select
 
-from gateway import demo
+from gateway import demo_data
 from gateway.identity import service
 from gateway.identity.service import CLI_ACTOR
 from gateway.models.partners import ApiToken, Principal
@@ -126,7 +126,7 @@ def build_world(gw: Gateway) -> World:
         assert response.status_code in (200, 201), (path, response.text)
         return response.json()
 
-    world.case_id = ok("gemeente.system", "POST", "/v1/signals", json=demo.SIGNAL)["id"]
+    world.case_id = ok("gemeente.system", "POST", "/v1/signals", json=demo_data.SIGNAL)["id"]
     for partner in ("politie-noord-nederland", "belastingdienst", "om-noord-nederland"):
         ok(
             "riec.analyst",
@@ -149,7 +149,7 @@ def build_world(gw: Gateway) -> World:
     ok("riec.analyst", "POST", f"/v1/cases/{world.case_id}/transitions", json={"to_step": 3})
     client.post(
         f"/v1/cases/{world.case_id}/records",
-        json=demo.POLICE_RECORD,
+        json=demo_data.POLICE_RECORD,
         headers={**world.headers("politie.system"), "Idempotency-Key": "matrix-police-1"},
     ).raise_for_status()
     text = shipped("rules/30-advies-tot-afsluiting.yaml") + "\n# a harmless change\n"
@@ -278,7 +278,7 @@ def _idempotent(world: World, _caller: str) -> dict[str, str]:
 
 
 def _processing_log_body(_world: World, _caller: str) -> dict[str, Any]:
-    return {"identifiers": [{"type": "name", "value": demo.YOUTH}]}
+    return {"identifiers": [{"type": "name", "value": demo_data.YOUTH}]}
 
 
 def _proposal(_world: World, _caller: str) -> dict[str, Any]:
@@ -287,7 +287,7 @@ def _proposal(_world: World, _caller: str) -> dict[str, Any]:
 
 
 def _signal(_world: World, _caller: str) -> dict[str, Any]:
-    return demo.SIGNAL
+    return demo_data.SIGNAL
 
 
 def _fresh_recipient(_world: World, _caller: str) -> dict[str, Any]:
@@ -496,7 +496,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "POST",
         "/v1/cases/{case_id}/hits",
         mutates=True,
-        body=_body({"identifier": {"type": "name", "value": demo.YOUTH}}),
+        body=_body({"identifier": {"type": "name", "value": demo_data.YOUTH}}),
         maybe=frozenset({"riec.analyst"}),
     ),
     S(
@@ -532,7 +532,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "POST",
         "/v1/cases/{case_id}/records",
         mutates=True,
-        body=_body(demo.POLICE_RECORD),
+        body=_body(demo_data.POLICE_RECORD),
         headers=_idempotent,
         allowed=frozenset({"politie.system"}),
         maybe=frozenset({"politie.analyst"}),

@@ -12,20 +12,17 @@ from typing import Any
 import httpx2 as httpx
 from sqlmodel import func, select
 
-from gateway import demo
+from gateway import demo_data
 from gateway.app import build_context
 from gateway.demo import (
     BANK,
     BELASTING,
-    GARAGE_KVK,
     GEMEENTE,
     OM,
     POLITIE,
     RIEC,
-    SIGNAL,
-    YOUTH,
-    YOUTH_BSN,
 )
+from gateway.demo_data import GARAGE_KVK, SIGNAL, YOUTH, YOUTH_BSN
 from gateway.identity.service import CLI_ACTOR
 from gateway.models.audit import AuditEntry
 from gateway.models.cases import Record
@@ -34,8 +31,8 @@ from tests.api.test_auth import assert_problem
 from tests.conftest import Gateway
 
 # The data of the brief's example, shortened retention periods for the retention test.
-POLICE_RECORD: dict[str, Any] = {**demo.POLICE_RECORD, "retention_days": 30}
-FISCAL_RECORD: dict[str, Any] = {**demo.FISCAL_RECORD, "retention_days": 60}
+POLICE_RECORD: dict[str, Any] = {**demo_data.POLICE_RECORD, "retention_days": 30}
+FISCAL_RECORD: dict[str, Any] = {**demo_data.FISCAL_RECORD, "retention_days": 60}
 
 
 class Walk:

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlmodel import col, func, select
 
-from gateway.demo import BELASTING, GEMEENTE, POLITIE, SIGNAL
+from gateway.demo import BELASTING, GEMEENTE, POLITIE
+from gateway.demo_data import SIGNAL
 from gateway.models.audit import AuditEntry
 from gateway.models.cases import Case, CaseOutput, Record
 from gateway.models.policy import PolicyDecisionRecord

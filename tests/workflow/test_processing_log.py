@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.demo import GEMEENTE, POLITIE, RIEC, YOUTH_BSN
+from gateway.demo import GEMEENTE, POLITIE, RIEC
+from gateway.demo_data import YOUTH_BSN
 from tests.api.test_auth import assert_problem
 from tests.conftest import Gateway
 from tests.workflow.test_case_walk import POLICE_RECORD, go, start_case

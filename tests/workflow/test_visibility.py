@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlmodel import col, func, select
 
-from gateway.demo import GEMEENTE, POLITIE, RIEC, SIGNAL, YOUTH, YOUTH_BSN
+from gateway.demo import GEMEENTE, POLITIE, RIEC
+from gateway.demo_data import SIGNAL, YOUTH, YOUTH_BSN
 from gateway.models.audit import AuditEntry
 from gateway.models.cases import CaseParticipant, Record
 from tests.api.test_auth import assert_problem
