@@ -125,10 +125,7 @@ def _guarded(
 
 
 def _principal(session: Session, principal_id: str) -> Principal:
-    principal = session.get(Principal, principal_id)
-    if principal is None:
-        raise NotFoundError(f"no principal {principal_id}")
-    return principal
+    return service.get_principal(session, principal_id)
 
 
 def _principal_count(session: Session, partner_id: str) -> int:
@@ -307,7 +304,7 @@ def revoke_token(db: Database, clock: Clock, registrar: Registrar, token_id: str
     with _guarded(db, clock, registrar.caller, "token:revoke", token=token_id) as session:
         token = session.get(ApiToken, token_id)
         if token is None:
-            raise NotFoundError(f"no token {token_id}")
+            raise NotFoundError("no such token", field="token_id")
         principal = _principal(session, token.principal_id)
         if principal.partner_id != registrar.caller.partner_id:
             raise ForeignPartnerError(

@@ -241,9 +241,7 @@ def name_person(
     A person, once named, never changes: a new person means a new principal. Raises
     NotFoundError, ConflictError (already named) or InvalidInputError (a system).
     """
-    principal = session.get(Principal, principal_id)
-    if principal is None:
-        raise NotFoundError(f"no principal {principal_id}")
+    principal = get_principal(session, principal_id)
     check_person(Role(principal.role), person_key)
     if principal.person_key is not None:
         raise ConflictError(
@@ -265,13 +263,19 @@ def list_principals(session: Session, partner_id: str) -> Sequence[Principal]:
     ).all()
 
 
+def get_principal(session: Session, principal_id: str) -> Principal:
+    """Return one principal or raise NotFoundError (naming the field, never the id sent)."""
+    principal = session.get(Principal, principal_id)
+    if principal is None:
+        raise NotFoundError("no such principal", field="principal_id")
+    return principal
+
+
 def issue_token(
     session: Session, clock: Clock, actor: Actor, principal_id: str, ttl: timedelta
 ) -> tuple[tokens.NewToken, ApiToken]:
     """Mint a token for an active principal; return its plaintext (shown once) and its row."""
-    principal = session.get(Principal, principal_id)
-    if principal is None:
-        raise NotFoundError("no such principal", field="principal_id")
+    principal = get_principal(session, principal_id)
     partner = get_partner(session, principal.partner_id)
     if not principal.active or not partner.active:
         raise ConflictError("cannot issue a token to an inactive principal or partner")
@@ -305,9 +309,7 @@ def issue_enrolment(
     Earlier unused codes of the principal stop working. Raises NotFoundError or
     ConflictError (inactive principal or partner).
     """
-    principal = session.get(Principal, principal_id)
-    if principal is None:
-        raise NotFoundError(f"no principal {principal_id}")
+    principal = get_principal(session, principal_id)
     partner = get_partner(session, principal.partner_id)
     if not principal.active or not partner.active:
         raise ConflictError("cannot enrol an inactive principal or partner")

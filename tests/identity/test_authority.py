@@ -316,3 +316,16 @@ def test_principals_are_listed_for_ones_own_partner_or_by_the_operating_riec(
     assert_problem(other, 403, "foreign-partner")
     riec = gateway.client.get(f"/v1/partners/{GEMEENTE}/principals", headers=gateway.auth(OPERATOR))
     assert riec.status_code == 200
+
+
+def test_unknown_principals_and_tokens_are_named_by_field_never_echoed(gateway: Gateway) -> None:
+    marker = "echo-me-4242"
+    auth = gateway.auth(OPERATOR)
+    for path in (
+        f"/v1/principals/{marker}/tokens",
+        f"/v1/principals/{marker}/enrolments",
+        f"/v1/tokens/{marker}/revoke",
+    ):
+        response = gateway.client.post(path, headers=auth)
+        assert response.status_code == 404, (path, response.text)
+        assert marker not in response.text
