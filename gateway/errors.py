@@ -6,7 +6,10 @@ are shown to callers as they are.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from gateway.policy.decision import Decision
 
 
 class GatewayError(Exception):
@@ -54,6 +57,44 @@ class PermissionDeniedError(GatewayError):
 
     code = "forbidden"
     title = "Forbidden"
+
+
+class PolicyDeniedError(PermissionDeniedError):
+    """The policy does not allow this; the extensions say which rule decided and why."""
+
+    code = "policy-denied"
+    title = "Not allowed by policy"
+
+    def __init__(self, decision: Decision, what: str) -> None:
+        super().__init__(
+            f"{what} is not allowed: {decision.reason}",
+            rule_id=decision.rule_id,
+            reason=decision.reason,
+            source=decision.source,
+            policy_version=decision.policy_version,
+        )
+        self.decision = decision
+
+    @classmethod
+    def of(cls, decision: Decision, what: str) -> PolicyDeniedError:
+        """Return the error for a refusal: ``LegalBasisNotOwnError`` for a foreign basis."""
+        if decision.is_foreign_basis:
+            return LegalBasisNotOwnError(decision, what)
+        return cls(decision, what)
+
+
+class LegalBasisNotOwnError(PolicyDeniedError):
+    """The legal basis named is not one the partner (or the data's provider) may invoke."""
+
+    code = "legal-basis-not-own"
+    title = "Legal basis not the partner's own"
+
+
+class IdempotencyConflictError(ConflictError):
+    """An idempotency key was used before for different content."""
+
+    code = "idempotency-key-reused"
+    title = "Idempotency key reused with different content"
 
 
 class IntegrityCheckFailed(GatewayError):

@@ -46,9 +46,11 @@ from gateway.context import AppContext
 from gateway.db import Database
 from gateway.errors import (
     ConflictError,
+    IdempotencyConflictError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    PolicyDeniedError,
 )
 from gateway.identity.service import Actor, Caller
 from gateway.keys import KeyKind, KeyRing, ShredReason
@@ -93,7 +95,6 @@ from gateway.research.obligations import unmet_obligations
 from gateway.research.recipients import require_confirmed_recipients
 from gateway.research.release import Release, make_release
 from gateway.vocabulary import Role
-from gateway.workflow.service import IdempotencyConflictError, PolicyDeniedError
 
 MAX_NOTE_LENGTH = 500
 NOT_ALLOWED = "not-allowed-by-policy"

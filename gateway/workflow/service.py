@@ -24,10 +24,12 @@ from gateway.audit.events import AuditEvent, AuditEventType
 from gateway.context import AppContext
 from gateway.errors import (
     ConflictError,
+    IdempotencyConflictError,
     InvalidInputError,
     KeyShreddedError,
     NotFoundError,
     PermissionDeniedError,
+    PolicyDeniedError,
 )
 from gateway.identity.service import Actor, Caller
 from gateway.keys import KeyKind
@@ -91,37 +93,6 @@ CASE_ROLES = frozenset({Role.PARTNER_SYSTEM, Role.ANALYST, Role.RIEC_ANALYST})
 CASE_VIEW_ROLES = CASE_ROLES | {Role.PRIVACY_OFFICER}
 
 
-class PolicyDeniedError(PermissionDeniedError):
-    """The policy does not allow this; the extensions say which rule decided and why."""
-
-    code = "policy-denied"
-    title = "Not allowed by policy"
-
-    def __init__(self, decision: Decision, what: str) -> None:
-        super().__init__(
-            f"{what} is not allowed: {decision.reason}",
-            rule_id=decision.rule_id,
-            reason=decision.reason,
-            source=decision.source,
-            policy_version=decision.policy_version,
-        )
-        self.decision = decision
-
-    @classmethod
-    def of(cls, decision: Decision, what: str) -> PolicyDeniedError:
-        """Return the error for a refusal: ``LegalBasisNotOwnError`` for a foreign basis."""
-        if decision.is_foreign_basis:
-            return LegalBasisNotOwnError(decision, what)
-        return cls(decision, what)
-
-
-class LegalBasisNotOwnError(PolicyDeniedError):
-    """The legal basis named is not one the partner (or the data's provider) may invoke."""
-
-    code = "legal-basis-not-own"
-    title = "Legal basis not the partner's own"
-
-
 class NotParticipantError(PermissionDeniedError):
     """The caller's partner does not take part in the case."""
 
@@ -141,13 +112,6 @@ class NotCaseRiecError(PermissionDeniedError):
 
     code = "not-the-case-riec"
     title = "Only the RIEC running this case can do this"
-
-
-class IdempotencyConflictError(ConflictError):
-    """An idempotency key was used before for different content."""
-
-    code = "idempotency-key-reused"
-    title = "Idempotency key reused with different content"
 
 
 @dataclass(frozen=True, slots=True)
