@@ -26,6 +26,7 @@ from sqlmodel import Session
 
 from gateway.audit import log as audit_log
 from gateway.audit.events import AuditEvent, AuditEventType, RefValue
+from gateway.clock import Clock
 from gateway.context import AppContext
 from gateway.errors import (
     IdempotencyConflictError,
@@ -78,7 +79,7 @@ def allow_or_refuse(
 
 def record(
     session: Session,
-    ctx: AppContext,
+    clock: Clock,
     actor: Actor,
     event_type: AuditEventType,
     *,
@@ -99,10 +100,11 @@ def record(
     once each); ``decision`` is the one the event cites (its policy version and rule go
     into the entry; defaults to the last of ``decisions``). The actor's own partner is
     always among the parties. Nothing is committed here: the caller's ``ctx.db.write()``
-    block commits the change, its decisions and this entry as one transaction.
+    block commits the change, its decisions and this entry as one transaction. The
+    entry's time and the decisions' are ``clock.now()``.
     """
     pairs = list(decisions)
-    at = ctx.clock.now()
+    at = clock.now()
     if pairs:
         record_decisions(session, actor, pairs, at, case_id=case_id)
     cited = decision if decision is not None else (pairs[-1][1] if pairs else None)

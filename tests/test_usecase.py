@@ -93,7 +93,7 @@ def test_record_commits_decisions_and_event_together_or_not_at_all(
         with database.write() as session:
             record(
                 session,
-                ctx,
+                ctx.clock,
                 ACTOR,
                 AuditEventType.RECORD_READ,
                 decisions=[(request, decision)],
@@ -108,7 +108,7 @@ def test_record_commits_decisions_and_event_together_or_not_at_all(
     with database.write() as session:
         record(
             session,
-            ctx,
+            ctx.clock,
             ACTOR,
             AuditEventType.RECORD_READ,
             decisions=[(request, decision), (request, decision)],
