@@ -34,7 +34,7 @@ from gateway.errors import (
     PermissionDeniedError,
     PolicyDeniedError,
 )
-from gateway.identity.service import Actor
+from gateway.identity.actors import Actor
 from gateway.policy.decision import Decision, DecisionRequest
 from gateway.policy.recording import record_decisions
 
@@ -93,6 +93,8 @@ def record(
     parties: Iterable[str] = (),
     refs: Mapping[str, RefValue] | None = None,
     details: dict[str, Any] | None = None,
+    decided: bool = True,
+    policy_version: str | None = None,
 ) -> int:
     """Add the decisions and the audit event of one change to ``session``; return its leaf.
 
@@ -101,14 +103,17 @@ def record(
     into the entry; defaults to the last of ``decisions``). The actor's own partner is
     always among the parties. Nothing is committed here: the caller's ``ctx.db.write()``
     block commits the change, its decisions and this entry as one transaction. The
-    entry's time and the decisions' are ``clock.now()``.
+    entry's time and the decisions' are ``clock.now()``. ``decided=False`` is for a
+    change no policy decides (the partner registry's): its entry names no rule and no
+    parties beyond ``parties``, as such entries always have; ``policy_version`` names the
+    policy in force for an entry that cites no decision (e.g. a retention deletion).
     """
     pairs = list(decisions)
     at = clock.now()
     if pairs:
         record_decisions(session, actor, pairs, at, case_id=case_id)
     cited = decision if decision is not None else (pairs[-1][1] if pairs else None)
-    own = {actor.partner_id} if actor.partner_id else set()
+    own = {actor.partner_id} if actor.partner_id and decided else set()
     return audit_log.append(
         session,
         AuditEvent(
@@ -120,10 +125,12 @@ def record(
             step=step,
             purpose=purpose,
             legal_basis=legal_basis,
-            policy_version=cited.policy_version if cited else None,
+            policy_version=cited.policy_version if cited else policy_version,
             subjects=tuple(sorted(set(subjects))),
             parties=tuple(sorted(set(parties) | own)),
-            refs={**(refs or {}), "rule": cited.rule_id if cited else None},
+            refs={**(refs or {}), "rule": cited.rule_id if cited else None}
+            if decided
+            else dict(refs or {}),
             details=details,
         ),
     )

@@ -23,18 +23,18 @@ from gateway.schemas.cases import (
     SignalIn,
     TransitionIn,
 )
-from gateway.workflow.service import (
+from gateway.workflow import hits, outputs, records, signals, transitions
+from gateway.workflow.access import SubjectIn
+from gateway.workflow.outputs import Intervention
+from gateway.workflow.records import RecordIn as RecordData
+from gateway.workflow.steps import OutputKind
+from gateway.workflow.views import (
     CaseView,
     HitResult,
-    Intervention,
     OutputsView,
     OutputView,
     RecordsView,
-    SubjectIn,
-    Workflow,
 )
-from gateway.workflow.service import RecordIn as RecordData
-from gateway.workflow.steps import OutputKind
 
 router = APIRouter(prefix="/v1", tags=["cases"])
 
@@ -42,7 +42,8 @@ router = APIRouter(prefix="/v1", tags=["cases"])
 @router.post("/signals", status_code=status.HTTP_201_CREATED, summary="Submit a signal (step 1)")
 def submit_signal(body: SignalIn, caller: CurrentCaller, ctx: Ctx) -> CaseView:
     """Open a case with a signal; only the RIEC and the submitter can read it."""
-    return Workflow(ctx).submit_signal(
+    return signals.submit_signal(
+        ctx,
         caller,
         process=body.process,
         riec_partner_id=body.riec,
@@ -55,26 +56,26 @@ def submit_signal(body: SignalIn, caller: CurrentCaller, ctx: Ctx) -> CaseView:
 @router.get("/cases", summary="The cases the caller's partner takes part in")
 def list_cases(caller: CurrentCaller, ctx: Ctx) -> list[CaseView]:
     """Return the caller's cases, newest first."""
-    return Workflow(ctx).list_cases(caller)
+    return signals.list_cases(ctx, caller)
 
 
 @router.get("/cases/{case_id}", summary="A case's state")
 def get_case(case_id: str, caller: CurrentCaller, ctx: Ctx) -> CaseView:
     """Return step, status, participants and transitions; participants only."""
-    return Workflow(ctx).get_case(caller, case_id)
+    return signals.get_case(ctx, caller, case_id)
 
 
 @router.post("/cases/{case_id}/participants", summary="Add a partner to a case (RIEC)")
 def add_participant(case_id: str, body: ParticipantIn, caller: CurrentCaller, ctx: Ctx) -> CaseView:
     """Add a partner to an open case."""
-    return Workflow(ctx).add_participant(caller, case_id, body.partner_id)
+    return signals.add_participant(ctx, caller, case_id, body.partner_id)
 
 
 @router.post("/holdings", summary="Register identifiers the caller's partner holds (keyed hashes)")
 def register_holdings(body: HoldingsIn, caller: CurrentCaller, ctx: Ctx) -> HoldingsOut:
     """Store keyed indexes of identifiers the partner holds, for hit/no-hit at step 2."""
-    added = Workflow(ctx).register_holdings(
-        caller, body.category, [SubjectIn(i.type, i.value) for i in body.identifiers]
+    added = hits.register_holdings(
+        ctx, caller, body.category, [SubjectIn(i.type, i.value) for i in body.identifiers]
     )
     return HoldingsOut(added=added)
 
@@ -82,15 +83,16 @@ def register_holdings(body: HoldingsIn, caller: CurrentCaller, ctx: Ctx) -> Hold
 @router.post("/cases/{case_id}/hits", summary="Hit/no-hit on a subject (step 2, RIEC)")
 def hit_query(case_id: str, body: HitQueryIn, caller: CurrentCaller, ctx: Ctx) -> HitResult:
     """Ask which participants hold information on a subject: yes or no each."""
-    return Workflow(ctx).hit_query(
-        caller, case_id, SubjectIn(body.identifier.type, body.identifier.value)
+    return hits.hit_query(
+        ctx, caller, case_id, SubjectIn(body.identifier.type, body.identifier.value)
     )
 
 
 @router.post("/cases/{case_id}/decision", summary="Record go or no-go (step 2, RIEC)")
 def record_decision(case_id: str, body: GoDecisionIn, caller: CurrentCaller, ctx: Ctx) -> CaseView:
     """Record the go (with purpose and legal basis) or the no-go that closes the case."""
-    return Workflow(ctx).record_go_decision(
+    return hits.record_go_decision(
+        ctx,
         caller,
         case_id,
         go=body.decision == "go",
@@ -105,7 +107,8 @@ def record_decision(case_id: str, body: GoDecisionIn, caller: CurrentCaller, ctx
 )
 def write_output(case_id: str, body: OutputIn, caller: CurrentCaller, ctx: Ctx) -> OutputView:
     """Write the analysis, the advice (with interventions), results or the evaluation."""
-    return Workflow(ctx).write_output(
+    return outputs.write_output(
+        ctx,
         caller,
         case_id,
         OutputKind(body.kind),
@@ -117,13 +120,13 @@ def write_output(case_id: str, body: OutputIn, caller: CurrentCaller, ctx: Ctx) 
 @router.get("/cases/{case_id}/outputs", summary="The outputs the caller may read")
 def read_outputs(case_id: str, caller: CurrentCaller, ctx: Ctx) -> OutputsView:
     """Return the signal and step outputs the policy lets the caller read now."""
-    return Workflow(ctx).read_outputs(caller, case_id)
+    return outputs.read_outputs(ctx, caller, case_id)
 
 
 @router.post("/cases/{case_id}/transitions", summary="Move the case to another step (RIEC)")
 def transition(case_id: str, body: TransitionIn, caller: CurrentCaller, ctx: Ctx) -> CaseView:
     """Move forward one step (its output must exist) or back to 3 from 4 or 5 with a reason."""
-    return Workflow(ctx).transition(caller, case_id, body.to_step, body.reason, body.closure)
+    return transitions.transition(ctx, caller, case_id, body.to_step, body.reason, body.closure)
 
 
 @router.post(
@@ -141,7 +144,8 @@ def share_record(
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key")],
 ) -> ShareOut:
     """Share a record under the provider's legal basis; retries with the same key are safe."""
-    result = Workflow(ctx).share_record(
+    result = records.share_record(
+        ctx,
         caller,
         case_id,
         idempotency_key,
@@ -163,4 +167,4 @@ def share_record(
 @router.get("/cases/{case_id}/records", summary="The records the caller may see now")
 def read_records(case_id: str, caller: CurrentCaller, ctx: Ctx) -> RecordsView:
     """Return records with obligations applied and provenance; withheld ones only counted."""
-    return Workflow(ctx).read_records(caller, case_id)
+    return records.read_records(ctx, caller, case_id)

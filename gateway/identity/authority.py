@@ -27,8 +27,8 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, func, select
 
-from gateway.audit import log as audit_log
-from gateway.audit.events import AuditEvent, AuditEventType, RefValue
+from gateway import usecase
+from gateway.audit.events import AuditEventType, RefValue
 from gateway.clock import Clock
 from gateway.db import Database
 from gateway.errors import NotFoundError, PermissionDeniedError
@@ -95,18 +95,6 @@ class Registrar:
         return self.caller.partner_id == self.operating_partner
 
 
-def _refusal_event(
-    clock: Clock, caller: Caller, action: str, exc: RegistryRefusedError, refs: dict[str, RefValue]
-) -> AuditEvent:
-    return AuditEvent(
-        type=AuditEventType.REGISTRY_REFUSE,
-        at=clock.now(),
-        actor_principal=caller.principal_id,
-        actor_partner=caller.partner_id,
-        refs={"action": action, "reason": exc.code, **refs},
-    )
-
-
 @contextmanager
 def _guarded(
     db: Database, clock: Clock, caller: Caller, action: str, **refs: RefValue
@@ -120,7 +108,14 @@ def _guarded(
             yield session
     except RegistryRefusedError as exc:
         with db.write() as session:
-            audit_log.append(session, _refusal_event(clock, caller, action, exc, refs))
+            usecase.record(
+                session,
+                clock,
+                Actor.of(caller),
+                AuditEventType.REGISTRY_REFUSE,
+                refs={"action": action, "reason": exc.code, **refs},
+                decided=False,
+            )
         raise
 
 

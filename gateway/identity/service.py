@@ -8,16 +8,19 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
-from gateway.audit import log as audit_log
-from gateway.audit.events import AuditEvent, AuditEventType
+from gateway import usecase
+from gateway.audit.events import AuditEventType
 from gateway.clock import Clock, as_utc
 from gateway.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
 from gateway.identity import tokens
+from gateway.identity.actors import CLI_ACTOR as CLI_ACTOR
+from gateway.identity.actors import SYSTEM_ACTOR as SYSTEM_ACTOR
+from gateway.identity.actors import Actor as Actor
+from gateway.identity.actors import Caller as Caller
 from gateway.identity.people import check_person
 from gateway.models.partners import ApiToken, EnrolmentCode, Partner, Principal
 from gateway.vocabulary import IdentifierType, Role
@@ -27,35 +30,6 @@ _IDENTIFIER_RE = {
     IdentifierType.OIN: re.compile(r"^\d{20}$"),
     IdentifierType.KVK: re.compile(r"^\d{8}$"),
 }
-
-SYSTEM_ACTOR = "system:cli"
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """An authenticated principal, with its partner's kind read from the registry."""
-
-    principal_id: str
-    partner_id: str
-    partner_kind: str
-    role: Role
-    token_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who performs a change, for the audit log: a principal or the local CLI."""
-
-    principal_id: str
-    partner_id: str | None = None
-
-    @classmethod
-    def of(cls, caller: Caller) -> Actor:
-        """Return the actor for an authenticated caller."""
-        return cls(principal_id=caller.principal_id, partner_id=caller.partner_id)
-
-
-CLI_ACTOR = Actor(principal_id=SYSTEM_ACTOR)
 
 
 def authenticate(session: Session, presented: str, clock: Clock) -> Caller:
@@ -141,7 +115,14 @@ def add_partner(
         created_at=now,
     )
     session.add(partner)
-    _audit(session, AuditEventType.PARTNER_ADD, actor, clock, partner=partner_id, kind=kind)
+    usecase.record(
+        session,
+        clock,
+        actor,
+        AuditEventType.PARTNER_ADD,
+        refs={"partner": partner_id, "kind": kind},
+        decided=False,
+    )
     return partner
 
 
@@ -173,7 +154,14 @@ def revoke_partner(session: Session, clock: Clock, actor: Actor, partner_id: str
         token.revoked_at = now
         session.add(token)
         revoked += 1
-    _audit(session, AuditEventType.PARTNER_REVOKE, actor, clock, partner=partner_id, tokens=revoked)
+    usecase.record(
+        session,
+        clock,
+        actor,
+        AuditEventType.PARTNER_REVOKE,
+        refs={"partner": partner_id, "tokens": revoked},
+        decided=False,
+    )
     return partner
 
 
@@ -219,16 +207,19 @@ def add_principal(
         person_key=person_key,
     )
     session.add(principal)
-    _audit(
+    usecase.record(
         session,
-        AuditEventType.PRINCIPAL_ADD,
-        actor,
         clock,
+        actor,
+        AuditEventType.PRINCIPAL_ADD,
+        refs={
+            "principal": pid,
+            "partner": partner_id,
+            "role": role.value,
+            "person": person_key is not None,
+        },
         details={"label": principal.label},
-        principal=pid,
-        partner=partner_id,
-        role=role.value,
-        person=person_key is not None,
+        decided=False,
     )
     return principal
 
@@ -249,8 +240,13 @@ def name_person(
         )
     principal.person_key = person_key
     session.add(principal)
-    _audit(
-        session, AuditEventType.PRINCIPAL_PERSON, actor, clock, principal=principal_id, person=True
+    usecase.record(
+        session,
+        clock,
+        actor,
+        AuditEventType.PRINCIPAL_PERSON,
+        refs={"principal": principal_id, "person": True},
+        decided=False,
     )
     return principal
 
@@ -289,14 +285,13 @@ def issue_token(
         expires_at=now + ttl,
     )
     session.add(row)
-    _audit(
+    usecase.record(
         session,
-        AuditEventType.TOKEN_ISSUE,
-        actor,
         clock,
-        token=new.token_id,
-        principal=principal_id,
-        expires=(now + ttl).isoformat(),
+        actor,
+        AuditEventType.TOKEN_ISSUE,
+        refs={"token": new.token_id, "principal": principal_id, "expires": (now + ttl).isoformat()},
+        decided=False,
     )
     return new, row
 
@@ -332,16 +327,19 @@ def issue_enrolment(
         expires_at=now + ttl,
     )
     session.add(row)
-    _audit(
+    usecase.record(
         session,
-        AuditEventType.ENROLMENT_ISSUE,
-        actor,
         clock,
-        enrolment=new.token_id,
-        principal=principal_id,
-        partner=principal.partner_id,
-        expires=(now + ttl).isoformat(),
-        superseded=superseded,
+        actor,
+        AuditEventType.ENROLMENT_ISSUE,
+        refs={
+            "enrolment": new.token_id,
+            "principal": principal_id,
+            "partner": principal.partner_id,
+            "expires": (now + ttl).isoformat(),
+            "superseded": superseded,
+        },
+        decided=False,
     )
     return new, row
 
@@ -400,15 +398,18 @@ def redeem_enrolment(
         expires_at=now + ttl,
     )
     session.add(token)
-    _audit(
+    usecase.record(
         session,
-        AuditEventType.ENROLMENT_REDEEM,
-        Actor(principal_id=principal.id, partner_id=principal.partner_id),
         clock,
-        enrolment=row.id,
-        token=new.token_id,
-        principal=principal.id,
-        expires=(now + ttl).isoformat(),
+        Actor(principal_id=principal.id, partner_id=principal.partner_id),
+        AuditEventType.ENROLMENT_REDEEM,
+        refs={
+            "enrolment": row.id,
+            "token": new.token_id,
+            "principal": principal.id,
+            "expires": (now + ttl).isoformat(),
+        },
+        decided=False,
     )
     return new, token
 
@@ -422,27 +423,7 @@ def revoke_token(session: Session, clock: Clock, actor: Actor, token_id: str) ->
         raise ConflictError("the token is already revoked")
     token.revoked_at = clock.now()
     session.add(token)
-    _audit(session, AuditEventType.TOKEN_REVOKE, actor, clock, token=token_id)
-    return token
-
-
-def _audit(
-    session: Session,
-    event_type: AuditEventType,
-    actor: Actor,
-    clock: Clock,
-    *,
-    details: dict[str, str] | None = None,
-    **refs: str | int,
-) -> None:
-    audit_log.append(
-        session,
-        AuditEvent(
-            type=event_type,
-            at=clock.now(),
-            actor_principal=actor.principal_id,
-            actor_partner=actor.partner_id,
-            refs=dict(refs),
-            details=details,
-        ),
+    usecase.record(
+        session, clock, actor, AuditEventType.TOKEN_REVOKE, refs={"token": token_id}, decided=False
     )
+    return token

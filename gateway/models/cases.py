@@ -8,11 +8,38 @@ base64 AES-GCM blobs, one per field) or as keyed HMAC indexes (``subject_key``).
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from gateway.models.base import utc_column
+
+
+class CaseStatus(StrEnum):
+    """Where a case is in its life: worked on, closed (step 7), or its key destroyed."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    SHREDDED = "shredded"
+
+
+class _CaseStatusType(TypeDecorator[CaseStatus]):
+    """A case status stored as its plain string (the column predates the enum)."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        """Store a status by its value; refuse strings that are no status."""
+        return None if value is None else CaseStatus(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> CaseStatus | None:
+        """Return a stored status as the enum."""
+        return None if value is None else CaseStatus(value)
 
 
 class Case(SQLModel, table=True):
@@ -23,7 +50,7 @@ class Case(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     process: str = Field(max_length=32)
     step: int
-    status: str = Field(max_length=16, index=True)  # open | closed | shredded
+    status: CaseStatus = Field(sa_column=Column(_CaseStatusType(), nullable=False, index=True))
     riec_partner_id: str = Field(foreign_key="partners.id", max_length=64)
     purpose: str | None = Field(default=None, max_length=64)
     legal_basis: str | None = Field(default=None, max_length=64)

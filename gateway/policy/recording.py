@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from gateway.audit import log as audit_log
 from gateway.audit.events import AuditEvent, AuditEventType
-from gateway.identity.service import Actor
+from gateway.identity.actors import Actor
 from gateway.models.policy import PolicyDecisionRecord
 from gateway.obligations.types import from_json, to_json_list
 from gateway.policy.decision import Action, Consent, Decision, DecisionRequest, Relation

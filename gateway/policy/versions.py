@@ -19,7 +19,7 @@ from gateway.audit.events import AuditEvent, AuditEventType, RefValue
 from gateway.clock import Clock
 from gateway.db import Database
 from gateway.errors import ConflictError, NotFoundError
-from gateway.identity.service import Actor
+from gateway.identity.actors import Actor
 from gateway.models.policy_versions import (
     PolicyActive,
     PolicyVersion,

@@ -15,17 +15,24 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
+from gateway import usecase
 from gateway.audit import log as audit_log
-from gateway.audit.events import AuditEvent, AuditEventType
-from gateway.clock import Clock
+from gateway.audit.events import AuditEventType
+from gateway.clock import Clock, FixedClock
 from gateway.context import AppContext
 from gateway.db import Database
 from gateway.errors import NotFoundError
 from gateway.identity.service import Actor
 from gateway.keys import KeyKind, KeyRing, ShredReason
 from gateway.keys.ring import valid_key_id
-from gateway.models.cases import Case, CaseOutput, CaseSubject, Record, RecordSubject
-from gateway.workflow.service import CLOSED, SHREDDED
+from gateway.models.cases import (
+    Case,
+    CaseOutput,
+    CaseStatus,
+    CaseSubject,
+    Record,
+    RecordSubject,
+)
 
 
 @dataclass
@@ -48,6 +55,7 @@ def run(ctx: AppContext, actor: Actor, *, case_retention_days: int) -> Retention
     and later ones untouched; running again continues where it stopped.
     """
     now = ctx.clock.now()
+    at_start = FixedClock(now)  # every entry of one run carries the run's time
     report = RetentionReport()
     with ctx.db.read() as session:
         due = session.exec(
@@ -74,32 +82,30 @@ def run(ctx: AppContext, actor: Actor, *, case_retention_days: int) -> Retention
                     delete(RecordSubject).where(col(RecordSubject.record_id) == record.id)
                 )
                 session.delete(record)
-                audit_log.append(
+                usecase.record(
                     session,
-                    AuditEvent(
-                        type=AuditEventType.RECORD_DELETE,
-                        at=now,
-                        actor_principal=actor.principal_id,
-                        actor_partner=actor.partner_id,
-                        policy_version=ctx.policy.version,
-                        case_id=case_id,
-                        step=case.step,
-                        legal_basis=record.legal_basis,
-                        subjects=tuple(subjects),
-                        parties=(record.provider_partner_id,),
-                        refs={
-                            "record": record.id,
-                            "category": record.category,
-                            "reason": "retention ended",
-                        },
-                    ),
+                    at_start,
+                    actor,
+                    AuditEventType.RECORD_DELETE,
+                    case_id=case_id,
+                    step=case.step,
+                    legal_basis=record.legal_basis,
+                    subjects=subjects,
+                    parties=[record.provider_partner_id],
+                    refs={
+                        "record": record.id,
+                        "category": record.category,
+                        "reason": "retention ended",
+                    },
+                    decided=False,
+                    policy_version=ctx.policy.version,
                 )
                 report.records.setdefault(case_id, []).append(record.id)
     cutoff = now - timedelta(days=case_retention_days)
     with ctx.db.read() as session:
         closed = session.exec(
             select(Case.id).where(
-                Case.status == CLOSED,
+                Case.status == CaseStatus.CLOSED,
                 col(Case.closed_at).is_not(None),
                 col(Case.closed_at) <= cutoff,
             )
@@ -143,31 +149,32 @@ def shred_case(
     later refusals say who shredded it and when. Records left are sealed under a key
     that no longer exists. Returns False, changing nothing, if it was shredded before.
     """
-    if case.status == SHREDDED and keys.shredded_error(KeyKind.CASE, case.id) is not None:
+    if (
+        case.status == CaseStatus.SHREDDED
+        and keys.shredded_error(KeyKind.CASE, case.id) is not None
+    ):
         return False
     record_ids = select(Record.id).where(Record.case_id == case.id)
     session.execute(delete(RecordSubject).where(col(RecordSubject.record_id).in_(record_ids)))
     session.execute(delete(CaseOutput).where(col(CaseOutput.case_id) == case.id))
     session.execute(delete(CaseSubject).where(col(CaseSubject.case_id) == case.id))
-    case.status = SHREDDED
+    case.status = CaseStatus.SHREDDED
     case.closed_at = case.closed_at or at
     session.add(case)
-    audit_log.append(
+    usecase.record(
         session,
-        AuditEvent(
-            type=AuditEventType.CASE_SHRED,
-            at=at,
-            actor_principal=actor.principal_id,
-            actor_partner=actor.partner_id,
-            policy_version=policy_version,
-            case_id=case.id,
-            step=case.step,
-            refs=(
-                {"reason": "retention ended"}
-                if reason is ShredReason.RETENTION
-                else {"reason": "on request", "by": by}
-            ),
+        FixedClock(at),
+        actor,
+        AuditEventType.CASE_SHRED,
+        case_id=case.id,
+        step=case.step,
+        refs=(
+            {"reason": "retention ended"}
+            if reason is ShredReason.RETENTION
+            else {"reason": "on request", "by": by}
         ),
+        decided=False,
+        policy_version=policy_version,
     )
     keys.shred_case(session, case.id, actor=actor, reason=reason, by=by)
     keys.shred_project(session, f"case.{case.id}", actor=actor, reason=reason, by=by)

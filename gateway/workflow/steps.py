@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
-from gateway.errors import ConflictError
+from gateway.workflow.errors import TransitionNotAllowedError
 
 
 class Step(IntEnum):
@@ -88,13 +88,6 @@ OUTPUT_STEP: dict[OutputKind, Step] = {
 BACKWARD_TO_SHARING = frozenset({Step.ADVISEREN, Step.UITVOEREN})
 
 
-class TransitionNotAllowed(ConflictError):
-    """The case cannot move to the requested step now; the detail says why."""
-
-    code = "transition-not-allowed"
-    title = "Step transition not allowed"
-
-
 @dataclass(frozen=True, slots=True)
 class Transition:
     """An allowed move: from, to, whether it goes back, and whether it closes the case."""
@@ -113,35 +106,37 @@ def plan_transition(
     *,
     closed: bool = False,
 ) -> Transition:
-    """Return the transition from ``current`` to ``target`` or raise TransitionNotAllowed.
+    """Return the transition from ``current`` to ``target`` or raise TransitionNotAllowedError.
 
     ``outputs`` are the output kinds recorded at ``current`` since the case last entered
     it. Forward moves go exactly one step and need the step's output; going back is
     allowed only from step 4 or 5 to step 3, with a reason.
     """
     if closed:
-        raise TransitionNotAllowed("the case is closed; it cannot change step")
+        raise TransitionNotAllowedError("the case is closed; it cannot change step")
     if target == current:
-        raise TransitionNotAllowed(f"the case is already at step {int(current)}")
+        raise TransitionNotAllowedError(f"the case is already at step {int(current)}")
     if target < current:
         if current in BACKWARD_TO_SHARING and target == Step.INFORMATIE_DELEN_ANALYSEREN:
             if not reason or not reason.strip():
-                raise TransitionNotAllowed("going back to step 3 needs a reason (new information)")
+                raise TransitionNotAllowedError(
+                    "going back to step 3 needs a reason (new information)"
+                )
             return Transition(current, target, backward=True, closes=False)
-        raise TransitionNotAllowed(
+        raise TransitionNotAllowedError(
             f"a case can go back only from step 4 or 5 to step 3, not from {int(current)} "
             f"to {int(target)}"
         )
     if target != current + 1:
-        raise TransitionNotAllowed(
+        raise TransitionNotAllowedError(
             f"steps cannot be skipped: from step {int(current)} the next step is "
             f"{int(current) + 1} ({Step(current + 1).label}), not {int(target)}"
         )
     needed = REQUIRED_OUTPUT[current]
     if needed not in outputs:
         if current == Step.VERKENNEN and OutputKind.NO_GO in outputs:
-            raise TransitionNotAllowed("the exploration ended in a no-go; the case is closed")
-        raise TransitionNotAllowed(
+            raise TransitionNotAllowedError("the exploration ended in a no-go; the case is closed")
+        raise TransitionNotAllowedError(
             f"step {int(current)} ({current.label}) has no {needed.value} yet; "
             f"record it before moving to step {int(target)}"
         )

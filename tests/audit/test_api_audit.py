@@ -18,7 +18,7 @@ from gateway.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from gateway.audit.note import NoteVerifier, verify_checkpoint
 from gateway.context import AppContext
 from gateway.keys.signing import Ed25519Signer
-from gateway.models.cases import Case
+from gateway.models.cases import Case, CaseStatus
 from tests.audit.test_note import independent_checkpoint_check
 from tests.conftest import Gateway
 
@@ -47,7 +47,7 @@ def audited(gateway: Gateway, signer: Ed25519Signer) -> Gateway:
                     id=case_id,
                     process="casusaanpak",
                     step=3,
-                    status="open",
+                    status=CaseStatus.OPEN,
                     riec_partner_id=riec,
                     created_by=f"{riec}.riec-analyst",
                     created_at=gateway.clock.now(),

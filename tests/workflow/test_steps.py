@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.workflow.steps import OutputKind, Step, TransitionNotAllowed, plan_transition
+from gateway.workflow.errors import TransitionNotAllowedError
+from gateway.workflow.steps import OutputKind, Step, plan_transition
 
 ALLOWED = [
     (1, 2, {OutputKind.SIGNAL}, None, False),
@@ -48,12 +49,12 @@ def test_allowed_transitions(
 def test_refused_transitions_say_why(
     source: int, target: int, outputs: set[OutputKind], reason: str | None, message: str
 ) -> None:
-    with pytest.raises(TransitionNotAllowed, match=message):
+    with pytest.raises(TransitionNotAllowedError, match=message):
         plan_transition(Step(source), Step(target), outputs, reason)
 
 
 def test_a_closed_case_never_moves() -> None:
-    with pytest.raises(TransitionNotAllowed, match="closed"):
+    with pytest.raises(TransitionNotAllowedError, match="closed"):
         plan_transition(Step.AFSLUITEN, Step.INFORMATIE_DELEN_ANALYSEREN, set(), "x", closed=True)
 
 

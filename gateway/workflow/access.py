@@ -1,0 +1,224 @@
+"""Who may act on a case, and how a case use case asks, refuses and records.
+
+Loading a case checks that the caller's partner takes part in it; the role checks say
+which roles see case data and which RIEC steers a case. ``decide`` builds the policy's
+question from a case and the caller; ``allow``, ``refusals`` and ``record_in_case`` are
+the workflow's side of the use-case seam (``gateway.usecase``): an audit entry of a case
+names the case, its step, and its purpose and legal basis unless the change says others.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from gateway import usecase
+from gateway.audit.events import AuditEventType, RefValue
+from gateway.context import AppContext
+from gateway.errors import InvalidInputError, KeyShreddedError, NotFoundError
+from gateway.identity.actors import Actor, Caller
+from gateway.keys import KeyKind
+from gateway.models.cases import Case, CaseParticipant, CaseStatus
+from gateway.policy.decision import NONE, Action, Consent, Decision, DecisionRequest, Relation
+from gateway.vocabulary import Role
+from gateway.workflow.errors import (
+    NotCaseRiecError,
+    NotParticipantError,
+    RoleNotInCaseError,
+    TransitionNotAllowedError,
+)
+from gateway.workflow.subjects import Subject, subject, unique
+
+SIGNAL_PURPOSE = "signaalbeoordeling"
+# The roles that work in a case and read its content; privacy officers see only its state.
+# Operators and researchers have no business with case data at all.
+CASE_ROLES = frozenset({Role.PARTNER_SYSTEM, Role.ANALYST, Role.RIEC_ANALYST})
+CASE_VIEW_ROLES = CASE_ROLES | {Role.PRIVACY_OFFICER}
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectIn:
+    """An identifier as given by a caller: its type and value."""
+
+    id_type: str
+    value: str
+
+
+def new_id(prefix: str) -> str:
+    """Return a random, unguessable id such as ``case-3f9a...`` (no personal data)."""
+    return f"{prefix}-{secrets.token_hex(10)}"
+
+
+def next_seq(case: Case) -> int:
+    """Return the case's next sequence number (the caller holds the case row's lock)."""
+    case.seq += 1
+    return case.seq
+
+
+def load_case(session: Session, case_id: str, caller: Caller, *, lock: bool = False) -> Case:
+    """Return the case (row-locked if ``lock``) when the caller's partner takes part in it.
+
+    Raises NotFoundError for an unknown case, NotParticipantError for a non-participant.
+    """
+    query = select(Case).where(Case.id == case_id)
+    if lock:
+        query = query.with_for_update()
+    case = session.exec(query).one_or_none()
+    if case is None:
+        raise NotFoundError("no such case", field="case_id")
+    if session.get(CaseParticipant, (case_id, caller.partner_id)) is None:
+        raise NotParticipantError("only partners taking part in a case can act on it", case=case_id)
+    return case
+
+
+def participants(session: Session, case_id: str) -> list[str]:
+    """Return the ids of the partners taking part in the case, sorted."""
+    return list(
+        session.exec(
+            select(CaseParticipant.partner_id)
+            .where(CaseParticipant.case_id == case_id)
+            .order_by(col(CaseParticipant.partner_id))
+        ).all()
+    )
+
+
+def role_may_read(caller: Caller, roles: frozenset[Role]) -> None:
+    """Raise RoleNotInCaseError unless the caller's role reads this kind of case data."""
+    if caller.role not in roles:
+        raise RoleNotInCaseError(f"the role {caller.role.value} has no access to case data")
+
+
+def steers(caller: Caller, case: Case) -> None:
+    """Raise NotCaseRiecError for a RIEC that takes part in a case another RIEC runs.
+
+    The policy names the RIEC by its kind; which RIEC runs this case is the case's.
+    """
+    if caller.partner_kind == "riec" and caller.partner_id != case.riec_partner_id:
+        raise NotCaseRiecError(
+            "only the RIEC running this case adds partners, asks hit/no-hit, records "
+            "the go decision, writes its outputs and moves it between steps",
+            case=case.id,
+        )
+
+
+def must_be_open(case: Case) -> None:
+    """Raise TransitionNotAllowedError unless the case is open."""
+    if case.status != CaseStatus.OPEN:
+        raise TransitionNotAllowedError("the case is closed; it cannot change any more")
+
+
+def readable(ctx: AppContext, case: Case) -> None:
+    """Raise KeyShreddedError for a shredded case, saying who shredded it and when."""
+    if case.status == CaseStatus.SHREDDED:
+        recorded = ctx.keys.shredded_error(KeyKind.CASE, case.id)
+        if recorded is not None:
+            raise recorded
+        raise KeyShreddedError(
+            "this case reached the end of its retention period: its key was destroyed "
+            "and its content can no longer be read by anyone",
+            case=case.id,
+        )
+
+
+def known_term(ctx: AppContext, dimension: str, value: str) -> None:
+    """Raise InvalidInputError (naming ``dimension``) for a term the vocabulary lacks."""
+    problem = ctx.policy.compiled.vocabulary.unknown(dimension, value)
+    if problem is not None:
+        raise InvalidInputError(problem, field=dimension)
+
+
+def subjects_of_input(ctx: AppContext, given: Iterable[SubjectIn]) -> list[Subject]:
+    """Return the keyed subjects of the given identifiers, once each."""
+    return unique(subject(ctx.keys, s.id_type, s.value) for s in given)
+
+
+def decide(
+    caller: Caller,
+    action: Action,
+    case: Case | None,
+    *,
+    process: str | None = None,
+    step: int | None = None,
+    purpose: str | None = None,
+    category: str = NONE,
+    legal_basis: str = NONE,
+    provider_kind: str = NONE,
+    relation: Relation = Relation.NONE,
+    consent: Consent = Consent.NOT_NEEDED,
+) -> DecisionRequest:
+    """Return the policy's question for ``caller`` doing ``action`` in ``case``.
+
+    Process, step and purpose default to the case's (``none`` without a case).
+    """
+    return DecisionRequest(
+        partner_id=caller.partner_id,
+        partner_kind=caller.partner_kind,
+        role=caller.role.value,
+        action=action,
+        process=process or (case.process if case else NONE),
+        step=step if step is not None else (case.step if case else None),
+        purpose=purpose or (case.purpose if case and case.purpose else NONE),
+        category=category,
+        legal_basis=legal_basis,
+        provider_kind=provider_kind,
+        relation=relation,
+        consent=consent,
+    )
+
+
+def allow(
+    ctx: AppContext, caller: Caller, request: DecisionRequest, what: str, case_id: str | None
+) -> Decision:
+    """Return the allowing decision; a refusal is recorded and raised as PolicyDeniedError."""
+    return usecase.allow_or_refuse(ctx, Actor.of(caller), [request], what, case_id=case_id)[0]
+
+
+@contextmanager
+def refusals(ctx: AppContext, caller: Caller, case_id: str | None) -> Iterator[None]:
+    """Audit a refusal (wrong role, not a participant) raised inside, naming the role."""
+    with usecase.refusals(ctx, Actor.of(caller), case_id=case_id, refs={"role": caller.role.value}):
+        yield
+
+
+def record_in_case(
+    session: Session,
+    ctx: AppContext,
+    caller: Caller,
+    event_type: AuditEventType,
+    case: Case | None,
+    *,
+    decisions: Sequence[tuple[DecisionRequest, Decision]] = (),
+    decision: Decision | None = None,
+    purpose: str | None = None,
+    legal_basis: str | None = None,
+    subjects: Iterable[str] = (),
+    parties: Iterable[str] = (),
+    refs: Mapping[str, RefValue] | None = None,
+    details: dict[str, object] | None = None,
+) -> int:
+    """Add the decisions and the audit event of a case change to ``session``; return its leaf.
+
+    Through ``usecase.record``: the entry names the case and its step, and its purpose
+    and legal basis unless ``purpose``/``legal_basis`` say others; the caller's write
+    block commits it with the change.
+    """
+    return usecase.record(
+        session,
+        ctx.clock,
+        Actor.of(caller),
+        event_type,
+        decisions=decisions,
+        decision=decision,
+        case_id=case.id if case else None,
+        step=case.step if case else None,
+        purpose=purpose or (case.purpose if case else None),
+        legal_basis=legal_basis or (case.legal_basis if case else None),
+        subjects=subjects,
+        parties=parties,
+        refs=refs,
+        details=details,
+    )

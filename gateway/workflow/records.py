@@ -1,0 +1,395 @@
+"""Records: a partner shares one into a case, and partners read them as the policy allows.
+
+A record is shared under the provider's own legal basis and sealed with the case's key;
+a retried share (same Idempotency-Key, same content) answers with the stored record.
+A read returns each allowed record with its provenance and its obligations applied;
+withheld records are only counted, by deciding rule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from gateway import usecase
+from gateway.audit.events import AuditEventType
+from gateway.context import AppContext
+from gateway.errors import InvalidInputError
+from gateway.identity.actors import Caller
+from gateway.models.cases import Case, CaseOutput, Record, RecordSubject
+from gateway.models.partners import Partner
+from gateway.obligations.apply import ObligationError, apply
+from gateway.obligations.types import to_json_list
+from gateway.policy.decision import NONE, Action, Decision, DecisionRequest, Relation
+from gateway.policy.schema import validate_record
+from gateway.workflow import sealing
+from gateway.workflow.access import (
+    CASE_ROLES,
+    allow,
+    decide,
+    known_term,
+    load_case,
+    must_be_open,
+    new_id,
+    readable,
+    record_in_case,
+    refusals,
+    role_may_read,
+)
+from gateway.workflow.steps import OutputKind, Step
+from gateway.workflow.subjects import Subject, subjects_of, unique
+from gateway.workflow.views import Provenance, RecordsView, ReleasedRecord, ShareResult
+
+ONWARD_CONDITIONS = frozenset({"never", "with-provider-consent", "per-policy"})
+MAX_RETENTION_DAYS = 20 * 365
+
+
+@dataclass(frozen=True, slots=True)
+class RecordIn:
+    """A record a partner shares into a case, with its provenance."""
+
+    category: str
+    legal_basis: str
+    purposes: tuple[str, ...]
+    onward: str
+    retention_days: int
+    fields: Mapping[str, Any]
+    summary: str | None = None
+
+
+def _share_request(caller: Caller, case: Case, record: RecordIn) -> DecisionRequest:
+    return decide(
+        caller,
+        Action.RECORD_SHARE,
+        case,
+        category=record.category,
+        legal_basis=record.legal_basis,
+        provider_kind=caller.partner_kind,
+        relation=Relation.OWN,
+    )
+
+
+def _checked(ctx: AppContext, caller: Caller, case_id: str, record: RecordIn) -> list[Subject]:
+    """Return the record's subjects once its terms, basis and fields are known to be valid.
+
+    A basis of another kind of partner is refused by the policy (and recorded) before
+    anything else is said. Raises InvalidInputError or PolicyDeniedError.
+    """
+    vocabulary = ctx.policy.compiled.vocabulary
+    known_term(ctx, "category", record.category)
+    known_term(ctx, "legal_basis", record.legal_basis)
+    if not vocabulary.may_invoke(caller.partner_kind, record.legal_basis):
+        # A basis of another kind of partner: refused and recorded before any retry answer.
+        with ctx.db.read() as session:
+            owner = load_case(session, case_id, caller)
+        allow(ctx, caller, _share_request(caller, owner, record), "sharing this record", case_id)
+    for purpose in record.purposes:
+        known_term(ctx, "purpose", purpose)
+    if record.onward not in ONWARD_CONDITIONS:
+        raise InvalidInputError(
+            f"onward must be one of {', '.join(sorted(ONWARD_CONDITIONS))}", field="onward"
+        )
+    if not 1 <= record.retention_days <= MAX_RETENTION_DAYS:
+        raise InvalidInputError(
+            f"retention_days must be 1 to {MAX_RETENTION_DAYS}", field="retention_days"
+        )
+    schema = vocabulary.schema(record.category)
+    if not schema.fields:
+        raise InvalidInputError(
+            "the category is not one records can be shared in", field="category"
+        )
+    problems = validate_record(schema, record.fields)
+    if problems:
+        raise InvalidInputError("the record does not match its category: " + "; ".join(problems))
+    return subjects_of(ctx.keys, schema, record.fields)
+
+
+def _content_key(ctx: AppContext, case_id: str, record: RecordIn) -> str:
+    """Return the keyed digest of what was shared, to tell a retry from a reused key."""
+    return ctx.keys.blind_index(
+        "record-content",
+        json.dumps(
+            {
+                "category": record.category,
+                "legal_basis": record.legal_basis,
+                "purposes": sorted(record.purposes),
+                "onward": record.onward,
+                "retention_days": record.retention_days,
+                "fields": record.fields,
+                "summary": record.summary,
+                "case": case_id,
+            },
+            sort_keys=True,
+            default=str,
+        ),
+    )
+
+
+def share_record(
+    ctx: AppContext, caller: Caller, case_id: str, idempotency_key: str, record: RecordIn
+) -> ShareResult:
+    """Share a record into a case under the provider's legal basis.
+
+    A retry with the same idempotency key and content returns the stored record
+    (``created`` False, audited as a replay); the same key with other content is a
+    conflict (IdempotencyConflictError). Authority (participant, role and policy) is
+    checked before the key, so a caller that may not share learns nothing about what
+    was shared before. Raises InvalidInputError, PolicyDeniedError, NotParticipantError.
+    """
+    usecase.check_idempotency_key(idempotency_key)
+    found = _checked(ctx, caller, case_id, record)
+    content_key = _content_key(ctx, case_id, record)
+    with refusals(ctx, caller, case_id), ctx.db.read() as session:
+        case = load_case(session, case_id, caller)
+    must_be_open(case)
+    request = _share_request(caller, case, record)
+    decision = allow(ctx, caller, request, "sharing this record", case_id)
+    with ctx.db.read() as session:
+        earlier = _earlier_share(session, caller, idempotency_key, content_key)
+    if earlier is not None:
+        return _replayed(ctx, caller, case, request, decision, earlier)
+    now = ctx.clock.now()
+    record_id = new_id("rec")
+    checked = case  # the block below rebinds ``case``; a rollback expires that one
+    try:
+        with ctx.db.write() as session:
+            case = load_case(session, case_id, caller, lock=True)
+            must_be_open(case)
+            session.add(
+                Record(
+                    id=record_id,
+                    case_id=case_id,
+                    provider_partner_id=caller.partner_id,
+                    provided_by=caller.principal_id,
+                    step=case.step,
+                    category=record.category,
+                    legal_basis=record.legal_basis,
+                    purposes=json.dumps(sorted(record.purposes)),
+                    onward=record.onward,
+                    retention_days=record.retention_days,
+                    idempotency_key=idempotency_key,
+                    content_key=content_key,
+                    fields_sealed=sealing.seal_map(
+                        ctx.keys, case_id, record_id, dict(record.fields)
+                    ),
+                    summary_sealed=None
+                    if record.summary is None
+                    else sealing.seal_value(
+                        ctx.keys, case_id, record_id, "summary", record.summary
+                    ),
+                    created_at=now,
+                )
+            )
+            session.flush()
+            session.add_all(
+                RecordSubject(record_id=record_id, subject_key=s.key, id_type=s.id_type)
+                for s in unique(found)
+            )
+            record_in_case(
+                session,
+                ctx,
+                caller,
+                AuditEventType.RECORD_SHARE,
+                case,
+                decisions=[(request, decision)],
+                subjects=[s.key for s in found],
+                parties=[case.riec_partner_id],
+                legal_basis=record.legal_basis,
+                refs={"record": record_id, "category": record.category},
+            )
+    except IntegrityError:
+        # A concurrent retry with the same key won the race; answer as a retry.
+        with ctx.db.read() as session:
+            earlier = _earlier_share(session, caller, idempotency_key, content_key)
+        if earlier is None:
+            raise
+        return _replayed(ctx, caller, checked, request, decision, earlier)
+    return ShareResult(
+        record_id=record_id,
+        created=True,
+        policy_version=decision.policy_version,
+        rule_id=decision.rule_id,
+    )
+
+
+def _replayed(
+    ctx: AppContext,
+    caller: Caller,
+    case: Case,
+    request: DecisionRequest,
+    decision: Decision,
+    earlier: str,
+) -> ShareResult:
+    """Record an allowed retry (its decision and a replay entry) and answer it."""
+    with ctx.db.write() as session:
+        record_in_case(
+            session,
+            ctx,
+            caller,
+            AuditEventType.RECORD_SHARE_REPLAY,
+            case,
+            decisions=[(request, decision)],
+            parties=[case.riec_partner_id],
+            refs={"record": earlier, "replay": True},
+        )
+    return ShareResult(
+        record_id=earlier,
+        created=False,
+        policy_version=decision.policy_version,
+        rule_id=decision.rule_id,
+    )
+
+
+def _earlier_share(
+    session: Session, caller: Caller, idempotency_key: str, content_key: str
+) -> str | None:
+    """Return the id of the caller's partner's record stored under this key, if any.
+
+    Raises IdempotencyConflictError when that record's content differs.
+    """
+    earlier = session.exec(
+        select(Record).where(
+            Record.provider_partner_id == caller.partner_id,
+            Record.idempotency_key == idempotency_key,
+        )
+    ).one_or_none()
+    if earlier is None:
+        return None
+    usecase.same_content(earlier.content_key, content_key)
+    return earlier.id
+
+
+def _read_purpose(ctx: AppContext, session: Session, case: Case, caller: Caller) -> str:
+    """At step 5 a partner reads for its own intervention's purpose; else the case's."""
+    if case.step != Step.UITVOEREN:
+        return case.purpose or NONE
+    advices = session.exec(
+        select(CaseOutput)
+        .where(CaseOutput.case_id == case.id, CaseOutput.kind == OutputKind.ADVICE.value)
+        .order_by(col(CaseOutput.seq).desc())
+    ).all()
+    for advice in advices:
+        if caller.partner_id not in json.loads(advice.assigned_partners):
+            continue
+        content = sealing.open_map(ctx.keys, case.id, advice.id, advice.content_sealed)
+        for item in content.get("interventions", []):
+            if item["partner"] == caller.partner_id:
+                return str(item["purpose"])
+    return case.purpose or NONE
+
+
+def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
+    """Return the case's records as the policy lets the caller see them at this step.
+
+    Each allowed record comes with its provenance and with the obligations applied
+    (fields dropped, identifiers pseudonymised, values generalised, or only the
+    provider's summary); withheld records are only counted, by deciding rule. Roles
+    outside the case's work get RoleNotInCaseError (audited), not counts.
+    """
+    with refusals(ctx, caller, case_id), ctx.db.read() as session:
+        role_may_read(caller, CASE_ROLES)
+        case = load_case(session, case_id, caller)
+        readable(ctx, case)
+        purpose = _read_purpose(ctx, session, case, caller)
+        rows = session.exec(
+            select(Record, Partner)
+            .join(Partner, col(Partner.id) == col(Record.provider_partner_id))
+            .where(Record.case_id == case_id)
+            .order_by(col(Record.created_at), col(Record.id))
+        ).all()
+        subject_rows = session.exec(
+            select(RecordSubject).where(col(RecordSubject.record_id).in_([r.id for r, _ in rows]))
+        ).all()
+    subjects_by_record: dict[str, list[str]] = {}
+    for row in subject_rows:
+        subjects_by_record.setdefault(row.record_id, []).append(row.subject_key)
+    vocabulary = ctx.policy.compiled.vocabulary
+    pseudonymise = ctx.keys.pseudonymiser(f"case.{case_id}")
+    now = ctx.clock.now()
+    pairs: list[tuple[DecisionRequest, Decision]] = []
+    released: list[ReleasedRecord] = []
+    withheld_by_rule: dict[str, int] = {}
+    for record, provider in rows:
+        own = record.provider_partner_id == caller.partner_id
+        request = decide(
+            caller,
+            Action.RECORD_READ,
+            case,
+            purpose=purpose,
+            category=record.category,
+            legal_basis=record.legal_basis,
+            provider_kind=provider.kind,
+            relation=Relation.OWN if own else Relation.OTHER,
+        )
+        decision = ctx.policy.decide(request)
+        pairs.append((request, decision))
+        if not decision.allowed:
+            withheld_by_rule[decision.rule_id] = withheld_by_rule.get(decision.rule_id, 0) + 1
+            continue
+        fields = sealing.open_map(ctx.keys, case_id, record.id, record.fields_sealed)
+        summary = (
+            None
+            if record.summary_sealed is None
+            else sealing.open_value(ctx.keys, case_id, record.id, "summary", record.summary_sealed)
+        )
+        try:
+            shaped = apply(
+                decision.obligations,
+                fields,
+                vocabulary.schema(record.category),
+                pseudonymise,
+                now,
+                summary=summary,
+            )
+        except ObligationError:
+            key = f"{decision.rule_id} (obligation not applicable)"
+            withheld_by_rule[key] = withheld_by_rule.get(key, 0) + 1
+            continue
+        released.append(
+            ReleasedRecord(
+                id=record.id,
+                provenance=Provenance(
+                    provider=provider.id,
+                    provider_kind=provider.kind,
+                    category=record.category,
+                    legal_basis=record.legal_basis,
+                    purposes=tuple(json.loads(record.purposes)),
+                    onward=record.onward,
+                    shared_at=record.created_at,
+                    shared_at_step=record.step,
+                    retention_until=record.retention_until,
+                ),
+                fields=shaped,
+                summary_only=any(o.kind == "summary-only" for o in decision.obligations),
+                rule_id=decision.rule_id,
+                obligations=to_json_list(decision.obligations),
+            )
+        )
+    withheld = len(rows) - len(released)
+    with ctx.db.write() as session:
+        record_in_case(
+            session,
+            ctx,
+            caller,
+            AuditEventType.RECORD_READ,
+            case,
+            decisions=pairs,
+            decision=pairs[0][1] if pairs else None,
+            subjects=[k for r in released for k in subjects_by_record.get(r.id, [])],
+            parties={r.provenance.provider for r in released},
+            purpose=purpose,
+            refs={"returned": len(released), "withheld": withheld},
+        )
+    return RecordsView(
+        case_id=case_id,
+        step=case.step,
+        policy_version=ctx.policy.version,
+        records=released,
+        withheld=withheld,
+        withheld_by_rule=withheld_by_rule,
+    )
