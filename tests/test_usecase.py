@@ -3,6 +3,8 @@ audit entry or not at all, other refusals are audited, retries follow one rule."
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlmodel import col, select
 
@@ -19,7 +21,7 @@ from gateway.errors import (
     PermissionDeniedError,
     PolicyDeniedError,
 )
-from gateway.identity.service import Actor
+from gateway.identity.actors import Actor
 from gateway.models.audit import AuditEntry
 from gateway.models.policy import PolicyDecisionRecord
 from gateway.policy.decision import Action, DecisionRequest, Relation
@@ -125,6 +127,27 @@ def test_record_commits_decisions_and_event_together_or_not_at_all(
     assert '"rule":"' + decision.rule_id + '"' in read_event.leaf
     assert '"records":2' in read_event.leaf
     assert '"gemeente-x"' in read_event.leaf and '"politie"' in read_event.leaf
+
+
+def test_a_change_no_policy_decides_names_no_rule_and_only_the_parties_given(
+    ctx: AppContext, database: Database
+) -> None:
+    with database.write() as session:
+        record(
+            session,
+            ctx.clock,
+            ACTOR,
+            AuditEventType.PARTNER_ADD,
+            refs={"partner": "gemeente-y"},
+            decided=False,
+            policy_version="v-retention",
+        )
+        record(session, ctx.clock, ACTOR, AuditEventType.PARTNER_ADD, refs={"partner": "z"})
+    undecided, decided = (json.loads(e.leaf) for e in entries(database))
+    assert undecided["refs"] == {"partner": "gemeente-y"} and undecided["parties"] == []
+    assert undecided["policy_version"] == "v-retention"
+    assert decided["refs"] == {"partner": "z", "rule": None}
+    assert decided["parties"] == ["gemeente-x"] and decided["policy_version"] is None
 
 
 def test_refusals_audits_a_role_refusal_but_not_a_policy_one_twice(

@@ -2,7 +2,8 @@
 
 The identifier travels in the request body (``POST``), never in the URL, so it does not
 end up in access logs or browser histories. Looking someone up is itself a processing
-of their data, so it is audited too.
+of their data, so it is audited too (``gateway.audit.subject_requests``: the route only
+parses and answers).
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import Ctx, PrivacyOfficerCaller
-from gateway.audit import log as audit_log
-from gateway.audit.entries import scope_for
-from gateway.audit.events import AuditEvent, AuditEventType
-from gateway.audit.processing_log import MAX_LINES, ProcessingLine, lines_for
+from gateway.audit import subject_requests
+from gateway.audit.processing_log import ProcessingLine
 from gateway.schemas.base import StrictIn, Timestamp
 from gateway.schemas.cases import IdentifierIn
-from gateway.workflow.subjects import subject
+from gateway.workflow.access import SubjectIn
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
 
@@ -48,23 +47,11 @@ def processing_log(
     Each line names the audit entry whose inclusion the partner can prove offline
     (``/v1/audit/proofs/inclusion``).
     """
-    found = [subject(ctx.keys, i.type, i.value) for i in body.identifiers]
-    keys = {s.key: s.id_type for s in found}
-    with ctx.db.read() as session:
-        lines = lines_for(session, scope_for(caller), keys, since=body.since, until=body.until)
-    with ctx.db.write() as session:
-        audit_log.append(
-            session,
-            AuditEvent(
-                type=AuditEventType.SUBJECT_LOG_READ,
-                at=ctx.clock.now(),
-                actor_principal=caller.principal_id,
-                actor_partner=caller.partner_id,
-                subjects=tuple(keys),
-                refs={"lines": len(lines)},
-            ),
-        )
-    return ProcessingLogOut(
-        lines=lines,
-        truncated=len(lines) >= MAX_LINES,
+    answer = subject_requests.processing_log(
+        ctx,
+        caller,
+        [SubjectIn(i.type, i.value) for i in body.identifiers],
+        since=body.since,
+        until=body.until,
     )
+    return ProcessingLogOut(lines=answer.lines, truncated=answer.truncated)

@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
-import httpx2 as httpx
 import pytest
 from sqlmodel import select
 
 from gateway.models.partners import ApiToken
 from tests.conftest import Gateway
+from tests.helpers.problems import PROBLEM as PROBLEM
+from tests.helpers.problems import assert_problem as assert_problem
 from tests.identity.helpers import operator_of
 
 OPERATOR = "riec-noord-nederland.operator"
 ANALYST = "politie-noord-nederland.analyst"
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"urn:riec-gateway:problem:{code}"
-    assert body["status"] == status
-    assert body["title"] and body["detail"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
 
 
 def test_me_answers_who_the_caller_is(gateway: Gateway) -> None:

@@ -20,7 +20,7 @@ from gateway.models.cases import Case, CaseSubject, Record, RecordSubject
 from gateway.workflow import retention
 from tests.api.test_auth import assert_problem
 from tests.conftest import Gateway
-from tests.workflow.test_case_walk import POLICE_RECORD, go, start_case
+from tests.helpers.cases import POLICE_RECORD, go, start_case
 
 
 @pytest.fixture

@@ -29,9 +29,9 @@ from gateway.models.policy import PolicyDecisionRecord
 from gateway.models.policy_versions import PolicyActive, PolicyVersion
 from gateway.models.research import ResearchRelease
 from gateway.policy import versions
+from tests.helpers.cases import start_case
 from tests.research_api.conftest import AGREEMENT, NSCR, Study
 from tests.workbench.helpers import OFFICER_A, add_officer
-from tests.workflow.test_case_walk import start_case
 
 RULES_40 = "rules/40-onderzoek.yaml"
 

@@ -10,9 +10,9 @@ from gateway.audit.bundle import verify_tlog_proof
 from gateway.audit.checkpoints import log_verifiers
 from gateway.models.audit import AuditEntry
 from tests.conftest import Gateway
+from tests.helpers.cases import start_case
 from tests.workbench.helpers import app_ctx
 from tests.workbench.test_web import Browser, browser, csrf_of, signed_in  # noqa: F401
-from tests.workflow.test_case_walk import start_case
 
 RIEC_PO = "riec-noord-nederland.privacy-officer"
 BANK_PO = "voorbeeldbank.privacy-officer"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from gateway.demo import POLITIE
 from tests.conftest import Gateway
+from tests.helpers.cases import POLICE_RECORD, go, start_case
 from tests.rawbytes import raw_database_bytes
-from tests.workflow.test_case_walk import POLICE_RECORD, go, start_case
 
 BSN = "123456782"
 NAME = "Jantje Zwartbroek"

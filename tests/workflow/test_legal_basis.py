@@ -18,9 +18,9 @@ from gateway.demo_data import SIGNAL
 from gateway.models.audit import AuditEntry
 from gateway.models.cases import Case, CaseOutput, Record
 from gateway.models.policy import PolicyDecisionRecord
-from tests.api.test_auth import assert_problem
 from tests.conftest import Gateway
-from tests.workflow.test_case_walk import POLICE_RECORD, go, start_case
+from tests.helpers.cases import POLICE_RECORD, go, start_case
+from tests.helpers.problems import assert_problem
 
 MUNICIPAL_RECORD: dict[str, Any] = {
     "category": "municipal",

@@ -6,9 +6,9 @@ from typing import Any
 
 from gateway.demo import GEMEENTE, POLITIE, RIEC
 from gateway.demo_data import YOUTH_BSN
-from tests.api.test_auth import assert_problem
 from tests.conftest import Gateway
-from tests.workflow.test_case_walk import POLICE_RECORD, go, start_case
+from tests.helpers.cases import POLICE_RECORD, go, start_case
+from tests.helpers.problems import assert_problem
 
 RIEC_PO = "riec-noord-nederland.privacy-officer"
 GEMEENTE_PO = "gemeente-smallingerland.privacy-officer"

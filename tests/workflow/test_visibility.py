@@ -13,9 +13,9 @@ from gateway.demo import GEMEENTE, POLITIE, RIEC
 from gateway.demo_data import SIGNAL, YOUTH, YOUTH_BSN
 from gateway.models.audit import AuditEntry
 from gateway.models.cases import CaseParticipant, Record
-from tests.api.test_auth import assert_problem
 from tests.conftest import Gateway
-from tests.workflow.test_case_walk import POLICE_RECORD, Walk, go, start_case
+from tests.helpers.cases import POLICE_RECORD, Walk, go, start_case
+from tests.helpers.problems import assert_problem
 
 OOST = "riec-oost-nederland.riec-analyst"
 OOST_PO = "riec-oost-nederland.privacy-officer"

@@ -1,0 +1,16 @@
+"""The workflow tests' service-level fixture: the use cases called directly, both backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.clock import FixedClock
+from gateway.config import Settings
+from gateway.db import Database
+from tests.helpers.workflow import World, build_world
+
+
+@pytest.fixture
+def world(settings: Settings, database: Database, clock: FixedClock) -> World:
+    """A context with the demo partners and their callers, on the test's backend."""
+    return build_world(settings, database, clock)

@@ -1,0 +1,85 @@
+"""Records called directly: a share is recorded with its decision, a retry answers with the
+stored record, a reused key with other content stores nothing, and a read counts what it
+withholds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from sqlmodel import func, select
+
+from gateway.audit.events import AuditEventType
+from gateway.demo import BELASTING, GEMEENTE, POLITIE
+from gateway.errors import IdempotencyConflictError, InvalidInputError, LegalBasisNotOwnError
+from gateway.models.cases import Record
+from gateway.models.policy import PolicyDecisionRecord
+from gateway.workflow import records
+from tests.helpers.workflow import World, case_at_step_3, police_record
+
+
+def count(world: World, table: type[Record] | type[PolicyDecisionRecord]) -> int:
+    with world.ctx.db.read() as session:
+        return int(session.exec(select(func.count()).select_from(table)).one())
+
+
+def test_a_retry_answers_with_the_stored_record_and_is_audited_as_a_replay(
+    world: World,
+) -> None:
+    case_id = case_at_step_3(world)
+    first = records.share_record(
+        world.ctx, world[POLITIE], case_id, "key-00000001", police_record()
+    )
+    again = records.share_record(
+        world.ctx, world[POLITIE], case_id, "key-00000001", police_record()
+    )
+    assert first.created and not again.created and again.record_id == first.record_id
+    assert count(world, Record) == 1
+    [shared] = world.entries(AuditEventType.RECORD_SHARE)
+    [replay] = world.entries(AuditEventType.RECORD_SHARE_REPLAY)
+    assert shared["refs"] == {
+        "record": first.record_id,
+        "category": "police-incident",
+        "rule": first.rule_id,
+    }
+    assert replay["refs"] == {"record": first.record_id, "replay": True, "rule": first.rule_id}
+    assert shared["parties"] == ["politie-noord-nederland", "riec-noord-nederland"]
+
+
+def test_a_reused_key_with_other_content_stores_nothing(world: World) -> None:
+    case_id = case_at_step_3(world)
+    records.share_record(world.ctx, world[POLITIE], case_id, "key-00000001", police_record())
+    other = dataclasses.replace(police_record(), summary="another summary")
+    with pytest.raises(IdempotencyConflictError):
+        records.share_record(world.ctx, world[POLITIE], case_id, "key-00000001", other)
+    with pytest.raises(InvalidInputError):
+        records.share_record(world.ctx, world[POLITIE], case_id, "short", police_record())
+    assert count(world, Record) == 1
+    assert len(world.entries(AuditEventType.RECORD_SHARE)) == 1
+
+
+def test_a_basis_of_another_kind_of_partner_is_refused_and_on_the_record(world: World) -> None:
+    case_id = case_at_step_3(world)
+    decisions = count(world, PolicyDecisionRecord)
+    with pytest.raises(LegalBasisNotOwnError):
+        records.share_record(world.ctx, world[GEMEENTE], case_id, "key-00000002", police_record())
+    assert count(world, PolicyDecisionRecord) == decisions + 1
+    assert count(world, Record) == 0
+
+
+def test_a_read_releases_what_the_policy_allows_and_counts_the_rest(world: World) -> None:
+    case_id = case_at_step_3(world)
+    shared = records.share_record(
+        world.ctx, world[POLITIE], case_id, "key-00000001", police_record()
+    )
+    own = records.read_records(world.ctx, world[POLITIE], case_id)
+    assert [r.id for r in own.records] == [shared.record_id] and own.withheld == 0
+    assert own.records[0].provenance.provider == "politie-noord-nederland"
+    other = records.read_records(world.ctx, world[BELASTING], case_id)
+    assert len(other.records) + other.withheld == 1
+    assert sum(other.withheld_by_rule.values()) == other.withheld
+    reads = world.entries(AuditEventType.RECORD_READ)
+    assert [(e["refs"]["returned"], e["refs"]["withheld"]) for e in reads] == [
+        (1, 0),
+        (len(other.records), other.withheld),
+    ]
