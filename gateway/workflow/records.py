@@ -63,6 +63,7 @@ class RecordIn:
 
 
 def _share_request(caller: Caller, case: Case, record: RecordIn) -> DecisionRequest:
+    """Return the policy's question for sharing ``record`` under the caller's own kind."""
     return decide(
         caller,
         Action.RECORD_SHARE,
