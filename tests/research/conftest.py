@@ -16,7 +16,7 @@ from gateway.research.agreements import Agreement, AgreementVocabulary, load_agr
 from gateway.research.bundle import open_bundle
 from gateway.research.extract import ExtractRequest
 from gateway.research.generalise import GeneralisationState
-from gateway.research.release import Release, make_release
+from gateway.research.release_builder import Release, make_release
 from tests.conftest import POLICIES
 from tests.research.doubles import FakeKeyRing
 

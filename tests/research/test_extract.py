@@ -31,7 +31,7 @@ from gateway.research.errors import (
 )
 from gateway.research.extract import ExtractRequest
 from gateway.research.generalise import GeneralisationState
-from gateway.research.release import make_release
+from gateway.research.release_builder import make_release
 from tests.research.conftest import Opened, Releaser
 
 

@@ -24,7 +24,7 @@ from gateway.research.intake import (
     pseudonymise_rows,
     respondent_key,
 )
-from gateway.research.release import make_release
+from gateway.research.release_builder import make_release
 from tests.conftest import POLICIES
 from tests.research.conftest import RELEASE_AT, Releaser
 from tests.research.test_extract import _csv_rows

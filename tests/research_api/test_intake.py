@@ -19,7 +19,7 @@ from sqlmodel import func, select
 from gateway.db import Database
 from gateway.keys import KeyRing
 from gateway.models.research import ResearchBatch, ResearchRow
-from gateway.research.service import rows_key_id
+from gateway.research.service.agreement_access import rows_key_id
 from tests.api.test_auth import assert_problem
 from tests.research_api.conftest import (
     AGREEMENT,
