@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +75,11 @@ class Opened:
     def csv_text(self) -> str:
         """The decrypted CSV file's text."""
         return (self.folder / "data.csv").read_text(encoding="utf-8")
+
+
+def csv_rows(opened: Opened) -> list[dict[str, str]]:
+    """Return the rows of a released bundle's decrypted CSV file."""
+    return list(csv.DictReader(io.StringIO(opened.csv_text)))
 
 
 @dataclass

@@ -24,19 +24,18 @@ from gateway.preflight import PreflightError
 from gateway.research.service import Research
 from gateway.research.service import release as release_module
 from tests.api.test_auth import assert_problem
-from tests.research_api.conftest import (
+from tests.helpers.research import (
     AGREEMENT,
     HHS,
     NSCR,
+    POLICE_ROW,
+    POLITIE,
     PROVIDERS,
-    Study,
     officer,
     system,
     write_policies,
 )
-from tests.research_api.test_intake import POLICE_ROW
-
-POLITIE = "politie-noord-nederland"
+from tests.research_api.conftest import Study
 
 
 def _bundles(study: Study) -> list[str]:

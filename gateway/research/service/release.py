@@ -8,7 +8,8 @@ agreement's current version. Pairs the policy refuses are left out; the manifest
 the providers whose rows are in. With no pair allowed there is no release, and the
 refusals are on the record.
 
-The bundle is made in the releases folder's pending area, the release is recorded (its
+The checks and the policy's decisions are in ``release_decisions``. The bundle is made
+in the releases folder's pending area, the release is recorded (its
 decisions, the project's generalisation, its audit entry: one transaction), and only
 then is the bundle moved into place (``release_folder``).
 """
@@ -19,7 +20,7 @@ import base64
 import json
 import secrets
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -29,7 +30,6 @@ from sqlmodel import Session, col, select
 from gateway import usecase
 from gateway.audit.events import AuditEventType
 from gateway.context import AppContext
-from gateway.errors import ConflictError
 from gateway.identity.service import Actor, Caller
 from gateway.models.partners import Partner
 from gateway.models.research import (
@@ -38,34 +38,26 @@ from gateway.models.research import (
     ResearchRow,
     ResearchWithdrawal,
 )
-from gateway.policy.decision import NONE, Action, Consent, Decision, DecisionRequest, Relation
+from gateway.policy.decision import Decision, DecisionRequest
 from gateway.policy.recording import record_decisions
 from gateway.research import release_folder as folder
 from gateway.research.agreements import Agreement
 from gateway.research.bundle import sha256_file
 from gateway.research.consent_states import consenting
-from gateway.research.errors import (
-    AgreementPolicyConflictError,
-    NoConsentingProviderError,
-    NotEntitledError,
-    SigningKeyNotPinnedError,
-)
+from gateway.research.errors import NoConsentingProviderError
 from gateway.research.extract import ExtractRequest, ProgressSink, batches_from_rows, input_fields
 from gateway.research.generalise import GeneralisationState
 from gateway.research.intake import RESPONDENT_FIELD
-from gateway.research.obligations import unmet_obligations
 from gateway.research.recipients import require_confirmed_recipients
 from gateway.research.release_builder import Release, make_release
+from gateway.research.service import release_decisions
 from gateway.research.service.agreement_access import (
     agreement_refs,
     find_agreement,
-    is_researcher,
-    named_partners,
     rows_key_id,
 )
 from gateway.research.service.consent import consent_history
 from gateway.research.service.views import ReleaseView, release_view_of
-from gateway.vocabulary import Role
 
 NOT_ALLOWED = "not-allowed-by-policy"
 """Exclusion reason of rows whose (provider, instrument) the policy refused for this release."""
@@ -90,12 +82,12 @@ def release(
     """
     agreement = find_agreement(ctx, agreement_id)
     if caller is not None:
-        _may_request_release(caller, agreement)
+        release_decisions.require_may_request(caller, agreement)
     now = ctx.clock.now()
     agreement.require_in_effect(now)
-    _require_pinned_signer(ctx, agreement)
+    release_decisions.require_pinned_signer(ctx, agreement)
     with ctx.db.read() as session:
-        science = _science_partners(session, agreement)
+        science = release_decisions.science_partners(session, agreement)
         kinds = {
             p.id: p.kind
             for p in session.exec(
@@ -118,7 +110,7 @@ def release(
             .where(ResearchRow.agreement_id == agreement.id)
             .group_by(col(ResearchRow.provider_id), col(ResearchRow.instrument_id))
         ).all()
-    pairs, allowed = _decide_release(ctx, agreement, science, kinds, consented)
+    pairs, allowed = release_decisions.decide_release(ctx, agreement, science, kinds, consented)
     if not allowed:
         with ctx.db.write() as session:
             record_decisions(session, actor, pairs, now)
@@ -185,93 +177,6 @@ def release(
             raise
         folder.finish(made.bundle, folder.final_path(releases_dir, release_id))
     return release_view_of(row)
-
-
-def _may_request_release(caller: Caller, agreement: Agreement) -> None:
-    """Pass a researcher of the agreement or a RIEC privacy officer it names; else 403."""
-    riec_officer = (
-        caller.role is Role.PRIVACY_OFFICER
-        and caller.partner_kind == "riec"
-        and caller.partner_id in named_partners(agreement)
-    )
-    if not (riec_officer or is_researcher(caller, agreement)):
-        raise NotEntitledError(
-            "a release is requested by one of the agreement's researchers or by a privacy "
-            "officer of a RIEC the agreement names",
-            agreement=agreement.id,
-        )
-
-
-def _require_pinned_signer(ctx: AppContext, agreement: Agreement) -> None:
-    """Refuse (SigningKeyNotPinnedError) when the agreement pins another signing key."""
-    pin = agreement.signing_pin
-    if pin is not None and ctx.signer.fingerprint != pin:
-        raise SigningKeyNotPinnedError(
-            f"agreement {agreement.id} pins signing key sha256:{pin}, but this gateway "
-            f"signs with sha256:{ctx.signer.fingerprint}; nothing is released until "
-            "the agreement pins the gateway's key",
-            agreement=agreement.id,
-        )
-
-
-def _science_partners(session: Session, agreement: Agreement) -> list[Partner]:
-    """Return the agreement's science partners; ConflictError unless each is active science."""
-    found = []
-    for ref in agreement.science_partners:
-        partner = session.get(Partner, ref.partner)
-        if partner is None or not partner.active or partner.kind != "science":
-            raise ConflictError(
-                f"science partner {ref.partner} is not an active science partner in the "
-                "registry; its researchers cannot receive a release"
-            )
-        found.append(partner)
-    return found
-
-
-def _decide_release(
-    ctx: AppContext,
-    agreement: Agreement,
-    science: Sequence[Partner],
-    kinds: Mapping[str, str],
-    consented: set[str],
-) -> tuple[list[tuple[DecisionRequest, Decision]], set[tuple[str, str]]]:
-    """Ask the policy for every receiving partner and (provider, instrument) pair.
-
-    Returns every (request, decision) and the allowed (provider, instrument) pairs.
-    Raises AgreementPolicyConflictError when an allowing rule's obligations are finer
-    than the agreement.
-    """
-    pairs: list[tuple[DecisionRequest, Decision]] = []
-    allowed: set[tuple[str, str]] = set()
-    for instrument in agreement.instruments:
-        for provider in instrument.providers:
-            ok = True
-            for partner in science:
-                request = DecisionRequest(
-                    partner_id=partner.id,
-                    partner_kind=partner.kind,
-                    role=Role.RESEARCHER.value,
-                    action=Action.EXTRACT_RELEASE,
-                    purpose=agreement.purpose,
-                    category=instrument.category,
-                    legal_basis=instrument.legal_basis,
-                    provider_kind=kinds.get(provider, NONE),
-                    relation=Relation.OTHER,
-                    consent=Consent.GIVEN if provider in consented else Consent.ABSENT,
-                )
-                decision = ctx.policy.decide(request)
-                pairs.append((request, decision))
-                ok = ok and decision.allowed
-                if decision.allowed:
-                    problems = unmet_obligations(agreement, decision.obligations)
-                    if problems:
-                        raise AgreementPolicyConflictError(
-                            f"agreement {agreement.id} conflicts with policy rule "
-                            f"{decision.rule_id}: " + "; ".join(problems)
-                        )
-            if ok:
-                allowed.add((provider, instrument.id))
-    return pairs, allowed
 
 
 def is_recorded(ctx: AppContext, release_id: str) -> bool:
