@@ -36,8 +36,8 @@ from gateway.research.recipients import Recipients
 from gateway.research.release_builder import Release, make_release
 from gateway.research.service.consent import record_consent
 from gateway.research.service.release import release
+from gateway.research.service.results import ReleaseView
 from gateway.research.service.rows import submit_rows
-from gateway.research.service.views import ReleaseView
 from gateway.research.service.withdrawal import withdraw
 from gateway.vocabulary import partner_kinds
 from tests.conftest import POLICIES

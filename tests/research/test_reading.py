@@ -17,7 +17,7 @@ from gateway.research.service.reading import (
     release_record,
     releases,
 )
-from gateway.research.service.views import ReleaseView
+from gateway.research.service.results import ReleaseView
 from tests.helpers.research import AGREEMENT, BANK, NSCR, officer, system
 from tests.research.conftest import Service
 

@@ -12,8 +12,8 @@ from gateway.models.research import ResearchGeneralisation, ResearchRelease
 from gateway.research import release_folder
 from gateway.research.errors import NoConsentingProviderError, NotEntitledError
 from gateway.research.service.release import recover, release
+from gateway.research.service.results import ReleaseView
 from gateway.research.service.rows import submit_rows
-from gateway.research.service.views import ReleaseView
 from tests.helpers.research import AGREEMENT, POLICE_ROW, POLITIE, PROJECT, officer, system
 from tests.research.conftest import Service
 

@@ -15,7 +15,7 @@ shredding the project makes its rows unreadable.
   ``gateway extract run`` releases the rows the policy and the providers allow;
 - ``reading``: release records, bundles (the agreement's researchers only) and proofs;
 - ``shredding``: the project's keys destroyed at the end of its retention or on request;
-- ``views``: the values these return.
+- ``results``: the values these return.
 
 Routes, pages and the CLI call the facade; new code may call the modules directly.
 """
@@ -41,14 +41,14 @@ from gateway.research.service import (
 )
 from gateway.research.service import rows as row_intake
 from gateway.research.service.agreement_access import rows_key_id
-from gateway.research.service.shredding import require_project, shred_project_on_request
-from gateway.research.service.views import (
+from gateway.research.service.results import (
     ConsentsView,
     ConsentView,
     IntakeResult,
     ReleaseView,
     WithdrawalResult,
 )
+from gateway.research.service.shredding import require_project, shred_project_on_request
 
 __all__ = [
     "ConsentView",

@@ -32,7 +32,7 @@ from gateway.research.service.agreement_access import (
     provider_ref,
     require_may_see,
 )
-from gateway.research.service.views import (
+from gateway.research.service.results import (
     ConsentsView,
     ConsentView,
     consent_entry_of,

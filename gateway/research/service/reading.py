@@ -29,7 +29,7 @@ from gateway.research.service.agreement_access import (
     require_may_see,
 )
 from gateway.research.service.release import recover
-from gateway.research.service.views import ReleaseView, release_view_of
+from gateway.research.service.results import ReleaseView, release_view_of
 
 
 def release_row(ctx: AppContext, release_id: str) -> tuple[ResearchRelease, Agreement]:

@@ -50,14 +50,19 @@ from gateway.research.generalise import GeneralisationState
 from gateway.research.intake import RESPONDENT_FIELD
 from gateway.research.recipients import require_confirmed_recipients
 from gateway.research.release_builder import Release, make_release
-from gateway.research.service import release_decisions
 from gateway.research.service.agreement_access import (
     agreement_refs,
     find_agreement,
     rows_key_id,
 )
 from gateway.research.service.consent import consent_history
-from gateway.research.service.views import ReleaseView, release_view_of
+from gateway.research.service.release_decisions import (
+    decide_release,
+    require_may_request,
+    require_pinned_signer,
+    science_partners,
+)
+from gateway.research.service.results import ReleaseView, release_view_of
 
 NOT_ALLOWED = "not-allowed-by-policy"
 """Exclusion reason of rows whose (provider, instrument) the policy refused for this release."""
@@ -82,12 +87,12 @@ def release(
     """
     agreement = find_agreement(ctx, agreement_id)
     if caller is not None:
-        release_decisions.require_may_request(caller, agreement)
+        require_may_request(caller, agreement)
     now = ctx.clock.now()
     agreement.require_in_effect(now)
-    release_decisions.require_pinned_signer(ctx, agreement)
+    require_pinned_signer(ctx, agreement)
     with ctx.db.read() as session:
-        science = release_decisions.science_partners(session, agreement)
+        science = science_partners(session, agreement)
         kinds = {
             p.id: p.kind
             for p in session.exec(
@@ -110,7 +115,7 @@ def release(
             .where(ResearchRow.agreement_id == agreement.id)
             .group_by(col(ResearchRow.provider_id), col(ResearchRow.instrument_id))
         ).all()
-    pairs, allowed = release_decisions.decide_release(ctx, agreement, science, kinds, consented)
+    pairs, allowed = decide_release(ctx, agreement, science, kinds, consented)
     if not allowed:
         with ctx.db.write() as session:
             record_decisions(session, actor, pairs, now)

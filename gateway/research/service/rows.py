@@ -40,7 +40,7 @@ from gateway.research.service.agreement_access import (
     provider_ref,
     rows_key_id,
 )
-from gateway.research.service.views import IntakeResult
+from gateway.research.service.results import IntakeResult
 
 
 def find_instrument(agreement: Agreement, instrument_id: str) -> Instrument:

@@ -23,7 +23,7 @@ from gateway.research.service.agreement_access import (
     find_agreement,
     provider_ref,
 )
-from gateway.research.service.views import WithdrawalResult
+from gateway.research.service.results import WithdrawalResult
 from gateway.vocabulary import Role
 
 INTAKE_ROLES = frozenset({Role.PARTNER_SYSTEM, Role.ANALYST, Role.PRIVACY_OFFICER})

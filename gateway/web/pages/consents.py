@@ -9,7 +9,7 @@ from gateway.errors import InvalidInputError, PermissionDeniedError
 from gateway.research.agreements import Agreement
 from gateway.research.consent_states import ConsentDecision
 from gateway.research.service import Research
-from gateway.research.service.views import ConsentsView
+from gateway.research.service.results import ConsentsView
 from gateway.web.framework import (
     PREFIX,
     CsrfOfficer,

@@ -1,4 +1,4 @@
-"""The values research use cases return (gateway/research/service/views.py)."""
+"""The values research use cases return (gateway/research/service/results.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from gateway.models.research import ResearchConsent, ResearchRelease
 from gateway.research.agreements import Agreement
 from gateway.research.consent_states import ConsentDecision, ConsentState
-from gateway.research.service.views import consent_entry_of, consent_view_of, release_view_of
+from gateway.research.service.results import consent_entry_of, consent_view_of, release_view_of
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
