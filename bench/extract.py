@@ -73,8 +73,8 @@ from gateway.research.intake import (
     pseudonymise_rows,
 )
 from gateway.research.manifest import risk_summary
-from gateway.research.release import make_release
-from gateway.research.service import rows_key_id
+from gateway.research.release_builder import make_release
+from gateway.research.service.agreement_access import rows_key_id
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 
 from gateway.api.deps import Ctx, CurrentCaller
 from gateway.identity.service import Actor
-from gateway.research.consents import ConsentDecision
+from gateway.research.consent_states import ConsentDecision
 from gateway.research.recipients import Recipients
 from gateway.research.service import Research
 from gateway.schemas.research import (

@@ -60,7 +60,7 @@ from gateway.research.extract import ExtractRequest
 from gateway.research.inclusion import ReleaseInclusion
 from gateway.research.manifest import risk_summary
 from gateway.research.pseudonyms import EphemeralPseudonymiser
-from gateway.research.release import make_release
+from gateway.research.release_builder import make_release
 from gateway.research.service import Research
 from gateway.yamlsource import SourceError
 

@@ -6,9 +6,11 @@
 streaming pipeline; ``manifest`` and ``bundle`` describe, sign, encrypt, publish, verify
 and open the one-file bundle a researcher receives.
 
-The gateway's side: ``consents`` (provider consent states), ``intake`` (rows checked
-against their instrument and pseudonymised on intake), ``obligations`` (does an agreement
-meet the policy's release obligations), ``releases`` (the releases folder: pending
-bundles, recovery), ``service`` (the use cases, with policy, store and audit) and
-``inclusion`` (checking offline that a release is in the audit log).
+The gateway's side: ``consent_states`` (provider consent states), ``intake`` (rows
+checked against their instrument and pseudonymised on intake), ``obligations`` (does an
+agreement meet the policy's release obligations), ``release_builder`` (one release, end
+to end, without a database), ``release_folder`` (the releases folder: pending bundles,
+recovery), ``recipients`` (researchers' age keys), ``service`` (the use cases, one
+module each, with policy, store and audit through ``gateway.usecase``), ``errors`` (every
+research error) and ``inclusion`` (checking offline that a release is in the audit log).
 """

@@ -1,8 +1,12 @@
-"""Domain errors of research releases; each maps to a problem type through its base class."""
+"""Domain errors of research: agreements, consents, intake, recipients and releases.
+
+Each maps to a problem type through its base class (``gateway.api.problems``); each
+code is the problem's stable ``type`` suffix.
+"""
 
 from __future__ import annotations
 
-from gateway.errors import ConflictError, GatewayError, InvalidInputError
+from gateway.errors import ConflictError, GatewayError, InvalidInputError, PermissionDeniedError
 
 
 class AgreementNotInEffectError(ConflictError):
@@ -38,3 +42,59 @@ class ReleaseExpiredError(GatewayError):
 
     code = "release-expired"
     title = "Release expired"
+
+
+class NotAProviderError(PermissionDeniedError):
+    """The caller's partner does not provide data under this agreement or instrument."""
+
+    code = "not-a-provider"
+    title = "Not a provider of this agreement"
+
+
+class NotEntitledError(PermissionDeniedError):
+    """The caller's partner and role have no part in this agreement's releases."""
+
+    code = "not-entitled"
+    title = "Not entitled under this agreement"
+
+
+class NoConsentingProviderError(ConflictError):
+    """No providing partner's rows may be released: nothing to release."""
+
+    code = "no-consenting-provider"
+    title = "No consenting provider"
+
+
+class ConsentNotGivenError(ConflictError):
+    """Only a consent can be revoked."""
+
+    code = "consent-not-given"
+    title = "No consent to revoke"
+
+
+class SigningKeyNotPinnedError(ConflictError):
+    """The gateway's signing key is not the one the agreement pins."""
+
+    code = "signing-key-not-pinned"
+    title = "Signing key not pinned"
+
+
+class AgreementPolicyConflictError(ConflictError):
+    """The agreement would release something finer than the policy's obligations allow."""
+
+    code = "agreement-below-policy"
+    title = "Agreement conflicts with the policy's obligations"
+
+
+class NotEnrollableError(PermissionDeniedError):
+    """The caller may not enrol, confirm or revoke this recipient."""
+
+    code = "recipient-not-allowed"
+    title = "Not allowed for this recipient"
+
+
+class NoConfirmedRecipientError(ConflictError):
+    """A release needs at least one confirmed researcher recipient."""
+
+    code = "no-confirmed-recipient"
+    title = "No confirmed recipient"

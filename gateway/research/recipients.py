@@ -21,15 +21,17 @@ from enum import StrEnum
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from gateway import usecase
 from gateway.audit import log as audit_log
-from gateway.audit.events import AuditEvent, AuditEventType
+from gateway.audit.events import AuditEventType
 from gateway.context import AppContext
-from gateway.errors import ConflictError, NotFoundError, PermissionDeniedError
-from gateway.identity.service import Caller
+from gateway.errors import ConflictError, NotFoundError
+from gateway.identity.service import Actor, Caller
 from gateway.keys.age import check_recipient
 from gateway.models.partners import Principal
 from gateway.models.research import ResearchRecipient
 from gateway.research.agreements import Agreement
+from gateway.research.errors import NoConfirmedRecipientError, NotEnrollableError
 from gateway.vocabulary import Role
 
 RECIPIENT_EVENT = AuditEventType.RESEARCH_RECIPIENT_CHANGE
@@ -51,20 +53,6 @@ class RecipientChange(StrEnum):
     REGISTER = "register"
     CONFIRM = "confirm"
     REVOKE = "revoke"
-
-
-class NotEnrollableError(PermissionDeniedError):
-    """The caller may not enrol, confirm or revoke this recipient."""
-
-    code = "recipient-not-allowed"
-    title = "Not allowed for this recipient"
-
-
-class NoConfirmedRecipientError(ConflictError):
-    """A release needs at least one confirmed researcher recipient."""
-
-    code = "no-confirmed-recipient"
-    title = "No confirmed recipient"
 
 
 @dataclass(frozen=True)
@@ -150,7 +138,7 @@ class Recipients:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
 
-    def _audit(
+    def _record(
         self,
         session: Session,
         caller: Caller,
@@ -158,26 +146,24 @@ class Recipients:
         row: ResearchRecipient,
         change: RecipientChange,
     ) -> None:
-        audit_log.append(
+        """Add the audit entry of one recipient change to the caller's transaction."""
+        usecase.record(
             session,
-            AuditEvent(
-                type=RECIPIENT_EVENT,
-                at=self.ctx.clock.now(),
-                actor_principal=caller.principal_id,
-                actor_partner=caller.partner_id,
-                purpose=agreement.purpose,
-                legal_basis=agreement.legal_basis,
-                parties=tuple(sorted({row.partner_id, caller.partner_id})),
-                refs={
-                    "agreement": agreement.id,
-                    "agreement_version": agreement.version,
-                    "recipient_change": change.value,
-                    "recipient_id": row.id,
-                    "recipient_version": row.version,
-                    "recipient": row.recipient,
-                    "researcher": row.principal_id,
-                },
-            ),
+            self.ctx.clock,
+            Actor.of(caller),
+            RECIPIENT_EVENT,
+            purpose=agreement.purpose,
+            legal_basis=agreement.legal_basis,
+            parties=[row.partner_id],
+            refs={
+                "agreement": agreement.id,
+                "agreement_version": agreement.version,
+                "recipient_change": change.value,
+                "recipient_id": row.id,
+                "recipient_version": row.version,
+                "recipient": row.recipient,
+                "researcher": row.principal_id,
+            },
         )
 
     def list(self, caller: Caller, agreement: Agreement) -> list[RecipientView]:
@@ -253,7 +239,7 @@ class Recipients:
                 added_at=now,
             )
             session.add(row)
-            self._audit(session, caller, agreement, row, RecipientChange.REGISTER)
+            self._record(session, caller, agreement, row, RecipientChange.REGISTER)
             for old in live:
                 if old.principal_id == caller.principal_id:
                     self._revoke(session, caller, agreement, old, now, replaced_by=row.id)
@@ -276,7 +262,7 @@ class Recipients:
         row.revoked_at = now
         row.replaced_by = replaced_by
         session.add(row)
-        self._audit(session, caller, agreement, row, RecipientChange.REVOKE)
+        self._record(session, caller, agreement, row, RecipientChange.REVOKE)
 
     def _row(self, session: Session, agreement: Agreement, recipient_id: str) -> ResearchRecipient:
         row = session.get(ResearchRecipient, recipient_id)
@@ -325,7 +311,7 @@ class Recipients:
                 row.confirmed_by = caller.principal_id
                 row.confirmed_at = now
                 session.add(row)
-                self._audit(session, caller, agreement, row, change)
+                self._record(session, caller, agreement, row, change)
             else:
                 if not (officer or (own and caller.role is Role.RESEARCHER)):
                     raise NotEnrollableError(

@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pyrage import x25519
+from sqlalchemy import func
+from sqlmodel import SQLModel, col, select
 
+from gateway.app import build_context
+from gateway.audit.events import AuditEventType
+from gateway.clock import FixedClock
+from gateway.config import Settings
+from gateway.context import AppContext
+from gateway.db import Database
+from gateway.demo_partners import create_demo_partners
+from gateway.identity.service import CLI_ACTOR, Caller, authenticate
+from gateway.keys import KeyRing
 from gateway.keys.signing import Ed25519Signer
+from gateway.models.audit import AuditEntry
 from gateway.research import synthetic
 from gateway.research.agreements import Agreement, AgreementVocabulary, load_agreement
 from gateway.research.bundle import open_bundle
+from gateway.research.consent_states import ConsentDecision
 from gateway.research.extract import ExtractRequest
 from gateway.research.generalise import GeneralisationState
-from gateway.research.release import Release, make_release
+from gateway.research.recipients import Recipients
+from gateway.research.release_builder import Release, make_release
+from gateway.research.service.consent import record_consent
+from gateway.research.service.release import release
+from gateway.research.service.results import ReleaseView
+from gateway.research.service.rows import submit_rows
+from gateway.research.service.withdrawal import withdraw
+from gateway.vocabulary import partner_kinds
 from tests.conftest import POLICIES
+from tests.helpers.research import (
+    AGREEMENT,
+    NSCR,
+    PROVIDERS,
+    RIEC_INTAKE,
+    officer,
+    system,
+    write_policies,
+)
 from tests.research.doubles import FakeKeyRing
 
 EXAMPLE = POLICIES / "agreements" / "jeugdnetwerken-noord-nederland.yaml"
@@ -73,6 +105,11 @@ class Opened:
     def csv_text(self) -> str:
         """The decrypted CSV file's text."""
         return (self.folder / "data.csv").read_text(encoding="utf-8")
+
+
+def csv_rows(opened: Opened) -> list[dict[str, str]]:
+    """Return the rows of a released bundle's decrypted CSV file."""
+    return list(csv.DictReader(io.StringIO(opened.csv_text)))
 
 
 @dataclass
@@ -134,3 +171,103 @@ def releaser(
 ) -> Releaser:
     """Releases of the example agreement into this test's folder."""
     return Releaser(agreement, ring, signer, identities[0], tmp_path / "releases")
+
+
+@dataclass
+class Service:
+    """The research use cases on a test database with the demo partners, called directly."""
+
+    ctx: AppContext
+    tokens: dict[str, str]
+
+    def caller(self, who: str) -> Caller:
+        """Return the authenticated caller of the demo principal ``who``."""
+        with self.ctx.db.read() as session:
+            return authenticate(session, self.tokens[who], self.ctx.clock)
+
+    def leaves(self, event_type: AuditEventType) -> list[dict[str, Any]]:
+        """Return the leaf documents of the audit entries of ``event_type``, in order."""
+        with self.ctx.db.read() as session:
+            rows = session.exec(
+                select(AuditEntry)
+                .where(AuditEntry.event_type == event_type.value)
+                .order_by(col(AuditEntry.leaf_index))
+            ).all()
+        return [json.loads(r.leaf) for r in rows]
+
+    def count(self, table: type[SQLModel]) -> int:
+        """Return how many rows ``table`` holds."""
+        with self.ctx.db.read() as session:
+            return int(session.exec(select(func.count()).select_from(table)).one())
+
+    def consent(self, *providers: str) -> None:
+        """Each of ``providers`` consents through its privacy officer."""
+        for provider in providers:
+            record_consent(
+                self.ctx, self.caller(officer(provider)), AGREEMENT, ConsentDecision.CONSENT, None
+            )
+
+    def deliver(self, rows: list[dict[str, Any]]) -> int:
+        """Submit synthetic rows as the providers would, then the withdrawals; return the count."""
+        deliveries = synthetic.as_providers_deliver(self.ctx.agreements[AGREEMENT], rows)
+        stored = 0
+        for n, submission in enumerate(deliveries.submissions):
+            caller = self.caller(system(submission.provider))
+            stored += submit_rows(
+                self.ctx,
+                caller,
+                AGREEMENT,
+                f"synthetic-{n:04d}",
+                submission.instrument,
+                submission.rows,
+            ).rows
+        intake = self.caller(RIEC_INTAKE)
+        for respondent in deliveries.withdrawn_respondents:
+            withdraw(self.ctx, intake, AGREEMENT, respondent)
+        return stored
+
+    def enrol(self, identity: x25519.Identity) -> None:
+        """Register the NSCR researcher's key; the NSCR privacy officer confirms it."""
+        recipients = Recipients(self.ctx)
+        agreement = self.ctx.agreements[AGREEMENT]
+        added = recipients.register(self.caller(NSCR), agreement, str(identity.to_public()))
+        recipients.confirm(self.caller(officer("nscr")), agreement, added.id)
+
+
+@pytest.fixture
+def service(
+    settings: Settings,
+    database: Database,
+    clock: FixedClock,
+    tmp_path: Path,
+    identities: list[x25519.Identity],
+) -> Service:
+    """The study's agreement (test recipients, period to 2099) on the test database."""
+    policies = write_policies(tmp_path / "policies", identities)
+    study_settings = Settings(
+        **{
+            **settings.model_dump(),
+            "policies_dir": policies,
+            "releases_dir": tmp_path / "releases",
+        }
+    )
+    issued = create_demo_partners(
+        database,
+        clock,
+        partner_kinds(POLICIES),
+        timedelta(days=study_settings.token_ttl_days),
+        keyer=KeyRing.open(study_settings, clock=clock).person_key,
+    )
+    return Service(build_context(study_settings, clock=clock, db=database), dict(issued))
+
+
+@pytest.fixture
+def released(
+    service: Service, rows: list[dict[str, Any]], identities: list[x25519.Identity]
+) -> ReleaseView:
+    """The study after every provider consented, delivered and the NSCR key was confirmed,
+    and one release made by the host's CLI actor."""
+    service.consent(*PROVIDERS)
+    service.deliver(rows)
+    service.enrol(identities[0])
+    return release(service.ctx, CLI_ACTOR, AGREEMENT)

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from pyrage import x25519
 from gateway.keys.signing import Ed25519Signer
-from gateway.research import bundle, release, synthetic
+from gateway.research import bundle, release_builder, synthetic
 from gateway.research.agreements import AgreementVocabulary, load_agreement
 from gateway.research.extract import ExtractRequest
 from tests.research.doubles import FakeKeyRing
@@ -67,14 +67,14 @@ elif point == "tar":
             handle.write(Path(members[2][1]).read_bytes()[:100_000])
             handle.flush()
         stop_here()
-    release.write_tar = half_a_tar
+    release_builder.write_tar = half_a_tar
 elif point == "publish":
-    release.publish = lambda temporary, final: stop_here()
+    release_builder.publish = lambda temporary, final: stop_here()
 
 request = ExtractRequest(
     agreement, "crash-test", datetime(2026, 11, 23, 9, tzinfo=UTC), "test", agreement.provider_ids
 )
-release.make_release(
+release_builder.make_release(
     request,
     rows(),
     pseudonymiser=FakeKeyRing().pseudonymiser(agreement.project),

@@ -8,8 +8,6 @@ release; releases outside the period or with too much suppression are refused.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import re
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -31,12 +29,8 @@ from gateway.research.errors import (
 )
 from gateway.research.extract import ExtractRequest
 from gateway.research.generalise import GeneralisationState
-from gateway.research.release import make_release
-from tests.research.conftest import Opened, Releaser
-
-
-def _csv_rows(opened: Opened) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(opened.csv_text)))
+from gateway.research.release_builder import make_release
+from tests.research.conftest import Opened, Releaser, csv_rows
 
 
 def _parquet_rows(opened: Opened) -> list[dict[str, Any]]:
@@ -44,7 +38,7 @@ def _parquet_rows(opened: Opened) -> list[dict[str, Any]]:
 
 
 def _cells(opened: Opened) -> list[str]:
-    cells = [v for row in _csv_rows(opened) for v in row.values() if v]
+    cells = [v for row in csv_rows(opened) for v in row.values() if v]
     cells += [v for row in _parquet_rows(opened) for v in row.values() if v is not None]
     return cells
 
@@ -112,7 +106,7 @@ def test_same_person_same_pseudonym_across_providers(
     assert len(both) > 20
     released: dict[str, set[str]] = defaultdict(set)
     by_nb: dict[str, set[str]] = defaultdict(set)
-    for row in _csv_rows(first):
+    for row in csv_rows(first):
         if row["person"]:
             released[row["person"]].add(row["provider"])
         by_nb[row["person_nb"]].add(row["provider"])
@@ -143,15 +137,15 @@ def test_other_project_gets_other_pseudonyms(
     other = agreement.model_copy(update={"id": "ander-onderzoek", "project": "ander-onderzoek"})
     elsewhere = releaser.open(releaser.release(rows, "other-1", agreement=other))
     for column in ("person", "person_nb", "account", "line"):
-        ours = {r[column] for r in _csv_rows(first) if r[column]}
-        theirs = {r[column] for r in _csv_rows(elsewhere) if r[column]}
+        ours = {r[column] for r in csv_rows(first) if r[column]}
+        theirs = {r[column] for r in csv_rows(elsewhere) if r[column]}
         assert ours and theirs and not ours & theirs, column
 
 
 def test_every_class_holds_at_least_k_people(first: Opened, agreement: Agreement) -> None:
     people: dict[tuple[str, str], set[str]] = defaultdict(set)
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    for row in _csv_rows(first):
+    for row in csv_rows(first):
         key = (row["born"], row["area"])
         people[key].add(row["person_nb"])
         counts[key] += 1
@@ -171,7 +165,7 @@ def test_manifest_counts_and_checksums_match_the_files(
     assert counts["rows_in"] == len(rows)
     assert counts["rows_selected"] + sum(counts["excluded"].values()) == len(rows)
     assert counts["rows_out"] == counts["rows_selected"] - counts["rows_suppressed"]
-    assert len(_csv_rows(first)) == len(_parquet_rows(first)) == counts["rows_out"]
+    assert len(csv_rows(first)) == len(_parquet_rows(first)) == counts["rows_out"]
     assert counts["excluded"]["provider-not-in-agreement"] == sum(
         1 for r in rows if r["provider"] == "belastingdienst"
     )
@@ -192,9 +186,7 @@ def test_manifest_counts_and_checksums_match_the_files(
 def test_revoked_provider_consent_and_withdrawn_respondent_leave_the_next_release(
     first: Opened, releaser: Releaser, rows: list[dict[str, Any]], agreement: Agreement
 ) -> None:
-    released_answers = {
-        r["person_nb"] for r in _csv_rows(first) if r["category"] == "questionnaire"
-    }
+    released_answers = {r["person_nb"] for r in csv_rows(first) if r["category"] == "questionnaire"}
     pseudonymise = releaser.ring.pseudonymiser(agreement.project)
     respondent, person_nb = next(
         (r["respondent_id"], nb)
@@ -207,7 +199,7 @@ def test_revoked_provider_consent_and_withdrawn_respondent_leave_the_next_releas
         )
         in released_answers
     )
-    assert "voorbeeldbank" in {r["provider"] for r in _csv_rows(first)}
+    assert "voorbeeldbank" in {r["provider"] for r in csv_rows(first)}
     consenting = agreement.provider_ids - {"voorbeeldbank"}
     later = releaser.open(
         releaser.release(
@@ -218,7 +210,7 @@ def test_revoked_provider_consent_and_withdrawn_respondent_leave_the_next_releas
             state=first.release.state,
         )
     )
-    later_rows = _csv_rows(later)
+    later_rows = csv_rows(later)
     assert "voorbeeldbank" not in {r["provider"] for r in later_rows}
     assert not any(
         r["person_nb"] == person_nb and r["category"] == "questionnaire" for r in later_rows
@@ -373,7 +365,7 @@ def test_without_any_consent_the_release_is_empty_but_complete(
     counts = opened.release.manifest["counts"]
     assert counts["rows_out"] == 0 and counts["rows_selected"] == 0
     assert opened.release.manifest["providers"]["consenting"] == []
-    assert _csv_rows(opened) == [] and _parquet_rows(opened) == []
+    assert csv_rows(opened) == [] and _parquet_rows(opened) == []
     assert opened.csv_text.startswith('"person","person_nb"')
 
 

@@ -24,10 +24,9 @@ from gateway.research.intake import (
     pseudonymise_rows,
     respondent_key,
 )
-from gateway.research.release import make_release
+from gateway.research.release_builder import make_release
 from tests.conftest import POLICIES
-from tests.research.conftest import RELEASE_AT, Releaser
-from tests.research.test_extract import _csv_rows
+from tests.research.conftest import RELEASE_AT, Releaser, csv_rows
 
 TODAY = date(2026, 11, 23)
 
@@ -174,7 +173,7 @@ def test_a_release_from_intake_equals_the_release_that_pseudonymises_itself(
         out_dir=releaser.out,
     )
     on_intake = releaser.open(release)
-    assert _sorted(_csv_rows(on_intake)) == _sorted(_csv_rows(direct))  # rows are shuffled
+    assert _sorted(csv_rows(on_intake)) == _sorted(csv_rows(direct))  # rows are shuffled
     assert on_intake.release.manifest["generalisation"] == direct.release.manifest["generalisation"]
     assert on_intake.release.manifest["pseudonymisation"]["computed"] == "on-intake"
     assert direct.release.manifest["pseudonymisation"]["computed"] == "at-release"

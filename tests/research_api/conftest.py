@@ -11,8 +11,7 @@ import base64
 import csv
 import io
 import json
-import re
-import shutil
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,62 +25,42 @@ from gateway.keys import KeyRing
 from gateway.research import synthetic
 from gateway.research.agreements import Agreement, AgreementVocabulary, load_agreement
 from gateway.research.bundle import open_bundle
-from tests.conftest import POLICIES, Gateway
-
-AGREEMENT = "jeugdnetwerken-noord-nederland"
-EXPIRED = "jeugdnetwerken-verlopen"
-PROJECT = AGREEMENT
-RIEC_INTAKE = "riec-noord-nederland.partner-system"
-NSCR = "nscr.researcher"
-HHS = "haagse-hogeschool.researcher"
-SYNTHETIC_ROWS = 4_000
-CHUNK = 1_500
-
-PROVIDERS = (
-    "gemeente-leeuwarden",
-    "gemeente-groningen",
-    "gemeente-smallingerland",
-    "politie-noord-nederland",
-    "om-noord-nederland",
-    "voorbeeldbank",
-    "voorbeeldtelecom",
-    "riec-noord-nederland",
+from tests.conftest import Gateway
+from tests.helpers.research import (
+    AGREEMENT,
+    CHUNK,
+    EXPIRED,
+    HHS,
+    NSCR,
+    PROJECT,
+    PROVIDERS,
+    RIEC_INTAKE,
+    SYNTHETIC_ROWS,
+    officer,
+    system,
+    write_policies,
 )
 
-
-def officer(partner: str) -> str:
-    """Return the demo privacy officer of ``partner``."""
-    return f"{partner}.privacy-officer"
-
-
-def system(partner: str) -> str:
-    """Return the demo partner system of ``partner`` (the RIEC's is added by the fixture)."""
-    return f"{partner}.partner-system"
+__all__ = [
+    "AGREEMENT",
+    "CHUNK",
+    "EXPIRED",
+    "HHS",
+    "NSCR",
+    "PROJECT",
+    "PROVIDERS",
+    "RIEC_INTAKE",
+    "Opened",
+    "Study",
+    "officer",
+    "system",
+]
 
 
 @pytest.fixture(scope="session")
 def identities() -> list[x25519.Identity]:
     """One age identity per researcher of the example agreement."""
     return [x25519.Identity.generate() for _ in range(3)]
-
-
-def write_policies(target: Path, identities: list[x25519.Identity]) -> Path:
-    """Copy the shipped policy pack to ``target`` with test recipients; return its folder."""
-    shutil.copytree(POLICIES, target)
-    path = target / "agreements" / f"{AGREEMENT}.yaml"
-    text = path.read_text(encoding="utf-8")
-    keys = iter(str(i.to_public()) for i in identities)
-    text = re.sub(r"recipient: age1\w+", lambda _m: f"recipient: {next(keys)}", text)
-    text = text.replace("end: 2027-12-31", "end: 2099-12-31")
-    path.write_text(text, encoding="utf-8")
-    expired = (
-        text.replace(f"id: {AGREEMENT}", f"id: {EXPIRED}")
-        .replace(f"project: {AGREEMENT}", f"project: {EXPIRED}")
-        .replace("start: 2026-01-01", "start: 2024-01-01")
-        .replace("end: 2099-12-31", "end: 2025-12-31")
-    )
-    (target / "agreements" / f"{EXPIRED}.yaml").write_text(expired, encoding="utf-8")
-    return target
 
 
 @pytest.fixture
@@ -283,3 +262,18 @@ class Study:
 def study(gateway: Gateway, identities: list[x25519.Identity], tmp_path: Path) -> Study:
     """The study on a fresh gateway (the RIEC's partner system takes the questionnaires in)."""
     return Study(gateway, identities, tmp_path)
+
+
+@pytest.fixture
+def cli_env(study: Study, monkeypatch: pytest.MonkeyPatch) -> Study:
+    """The environment of a gateway host pointing at the test gateway's store and keys."""
+    for name in list(os.environ):
+        if name.startswith("GATEWAY_"):
+            monkeypatch.delenv(name)
+    settings = study.gw.settings
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", str(settings.database_url))
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("GATEWAY_KEYS_DIR", str(settings.keys_dir))
+    monkeypatch.setenv("GATEWAY_POLICIES_DIR", str(settings.policies_dir))
+    monkeypatch.setenv("GATEWAY_RELEASES_DIR", str(settings.resolved_releases_dir))
+    return study

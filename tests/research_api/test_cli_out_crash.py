@@ -21,7 +21,6 @@ from sqlmodel import select
 from gateway.models.research import ResearchRelease
 from tests.conftest import ROOT
 from tests.research_api.conftest import AGREEMENT, Study
-from tests.research_api.test_cli_run import cli_env  # noqa: F401  (the fixture)
 
 CHILD = r"""
 import os, sys, time
@@ -49,7 +48,7 @@ sys.exit(3)
 
 @pytest.mark.slow
 def test_a_kill_during_the_out_copy_leaves_a_whole_bundle_or_none(
-    cli_env: Study,  # noqa: F811
+    cli_env: Study,
     synthetic_rows: list[dict[str, Any]],
     tmp_path: Path,
 ) -> None:

@@ -7,7 +7,6 @@ audit proof and the gateway's public key, which is all a researcher needs.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +16,6 @@ from sqlmodel import select
 from gateway.cli import run
 from gateway.models.research import ResearchRelease
 from tests.research_api.conftest import AGREEMENT, Study
-
-
-@pytest.fixture
-def cli_env(study: Study, monkeypatch: pytest.MonkeyPatch) -> Study:
-    """The environment of a gateway host pointing at the test gateway's store and keys."""
-    for name in list(os.environ):
-        if name.startswith("GATEWAY_"):
-            monkeypatch.delenv(name)
-    settings = study.gw.settings
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", str(settings.database_url))
-    monkeypatch.setenv("GATEWAY_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("GATEWAY_KEYS_DIR", str(settings.keys_dir))
-    monkeypatch.setenv("GATEWAY_POLICIES_DIR", str(settings.policies_dir))
-    monkeypatch.setenv("GATEWAY_RELEASES_DIR", str(settings.resolved_releases_dir))
-    return study
 
 
 def test_extract_run_verify_and_open(

@@ -19,8 +19,21 @@ from sqlmodel import func, select
 from gateway.db import Database
 from gateway.keys import KeyRing
 from gateway.models.research import ResearchBatch, ResearchRow
-from gateway.research.service import rows_key_id
+from gateway.research.service.agreement_access import rows_key_id
 from tests.api.test_auth import assert_problem
+from tests.helpers.research import (
+    ANSWERS,
+    BANK,
+    BANK_ROW,
+    BSN,
+    IBAN,
+    NAME,
+    PHONE,
+    POLICE_ROW,
+    POLITIE,
+    TELECOM,
+    TELECOM_ROW,
+)
 from tests.research_api.conftest import (
     AGREEMENT,
     EXPIRED,
@@ -29,53 +42,6 @@ from tests.research_api.conftest import (
     officer,
     system,
 )
-
-POLITIE, BANK, TELECOM = "politie-noord-nederland", "voorbeeldbank", "voorbeeldtelecom"
-NAME = "Wiebren Zwartbroek-Hiemstra"
-BSN = "123456782"
-IBAN = "NL91 ABNA 0417 1643 00"
-PHONE = "06-48271936"
-
-POLICE_ROW: dict[str, Any] = {
-    "bsn": "1234.56.782",
-    "name": NAME,
-    "birth_date": "2008-04-02",
-    "postcode": "9203 AB",
-    "occurred_at": "2026-10-01T21:15:00+02:00",
-    "offence": "witwassen",
-    "role": "verdachte",
-}
-BANK_ROW: dict[str, Any] = {
-    "bsn": BSN,
-    "name": NAME.upper(),
-    "birth_date": "2008-04-02",
-    "iban": IBAN,
-    "postcode": "9203AB",
-    "occurred_at": "2026-09-12T10:00:00+02:00",
-    "alert": "money-mule-vermoeden",
-}
-TELECOM_ROW: dict[str, Any] = {
-    "name": NAME,
-    "birth_date": "2008-04-02",
-    "phone": PHONE,
-    "postcode": "9203 AB",
-    "occurred_at": "2026-09-20T15:00:00+02:00",
-    "report": "sim-swap",
-}
-ANSWERS: dict[str, Any] = {
-    "respondent_id": "R-000417",
-    "name": NAME,
-    "birth_date": "2011-06-01",
-    "postcode": "9203 AB",
-    "occurred_at": "2026-10-03T12:00:00+02:00",
-    "consent_version": "jnn-toestemming-2026-v1",
-    "consent_date": "2026-10-03",
-    "parental_consent": True,
-    "q_online_uren": "5+",
-    "q_benaderd_voor_rekening": "ja",
-    "q_kent_simswap": "nee",
-    "q_slachtoffer_online": "nee",
-}
 
 
 def raw_bytes(database: Database) -> bytes:

@@ -33,7 +33,8 @@ from gateway.app import build_context
 from gateway.clock import FixedClock
 from gateway.config import Settings
 from gateway.identity.service import CLI_ACTOR
-from gateway.research import releases, service
+from gateway.research import release_folder
+from gateway.research.service import Research, release
 
 point, marker, at, agreement = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 
@@ -43,22 +44,22 @@ def stop_here(*args, **kwargs):
         time.sleep(1)
 
 if point == "rows":
-    real_rows = service.Research._stored_rows
-    def some_rows(self, session, agreement, allowed):
-        for index, row in enumerate(real_rows(self, session, agreement, allowed)):
+    real_rows = release.stored_rows
+    def some_rows(ctx, session, agreement, allowed):
+        for index, row in enumerate(real_rows(ctx, session, agreement, allowed)):
             if index == 500:
                 stop_here()
             yield row
-    service.Research._stored_rows = some_rows
+    release.stored_rows = some_rows
 elif point == "written":
-    service.Research._record_release = stop_here
+    release.record_release = stop_here
 elif point == "in-transaction":
-    service.before_commit = stop_here
+    release.before_commit = stop_here
 elif point == "committed":
-    releases.finish = stop_here
+    release_folder.finish = stop_here
 
 ctx = build_context(Settings(), clock=FixedClock(datetime.fromisoformat(at)))
-service.Research(ctx).release(CLI_ACTOR, agreement)
+Research(ctx).release(CLI_ACTOR, agreement)
 print("finished without stopping", file=sys.stderr)
 sys.exit(3)
 """

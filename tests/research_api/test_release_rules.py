@@ -21,22 +21,21 @@ from gateway.identity.service import CLI_ACTOR
 from gateway.models.policy import PolicyDecisionRecord
 from gateway.models.research import ResearchRelease
 from gateway.preflight import PreflightError
-from gateway.research import service as service_module
 from gateway.research.service import Research
+from gateway.research.service import release as release_module
 from tests.api.test_auth import assert_problem
-from tests.research_api.conftest import (
+from tests.helpers.research import (
     AGREEMENT,
     HHS,
     NSCR,
+    POLICE_ROW,
+    POLITIE,
     PROVIDERS,
-    Study,
     officer,
     system,
     write_policies,
 )
-from tests.research_api.test_intake import POLICE_ROW
-
-POLITIE = "politie-noord-nederland"
+from tests.research_api.conftest import Study
 
 
 def _bundles(study: Study) -> list[str]:
@@ -129,7 +128,7 @@ def test_a_crash_inside_the_release_transaction_leaves_nothing(
     def crash(release_id: str) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(service_module, "before_commit", crash)
+    monkeypatch.setattr(release_module, "before_commit", crash)
     response = study.release(NSCR)
     assert_problem(response, 500, "internal-error")
     assert _bundles(study) == [] and _releases(study) == 0

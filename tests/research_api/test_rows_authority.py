@@ -18,8 +18,8 @@ from gateway.models.audit import AuditEntry
 from gateway.models.policy import PolicyDecisionRecord
 from gateway.models.research import ResearchBatch, ResearchRow
 from tests.api.test_auth import assert_problem
+from tests.helpers.research import BANK, BANK_ROW, POLICE_ROW, POLITIE
 from tests.research_api.conftest import AGREEMENT, Study, officer, system
-from tests.research_api.test_intake import BANK, BANK_ROW, POLICE_ROW, POLITIE
 
 
 def counts(study: Study) -> tuple[int, int]:

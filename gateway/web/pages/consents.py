@@ -7,8 +7,9 @@ from fastapi import APIRouter, Request, Response
 from gateway.api.deps import Ctx
 from gateway.errors import InvalidInputError, PermissionDeniedError
 from gateway.research.agreements import Agreement
-from gateway.research.consents import ConsentDecision
-from gateway.research.service import ConsentsView, Research
+from gateway.research.consent_states import ConsentDecision
+from gateway.research.service import Research
+from gateway.research.service.results import ConsentsView
 from gateway.web.framework import (
     PREFIX,
     CsrfOfficer,
