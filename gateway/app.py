@@ -10,7 +10,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import __version__, preflight, web
+from gateway import __version__, preflight
 from gateway.api import audit as audit_api
 from gateway.api import cases, health, partners, problems, subjects
 from gateway.api import keys as keys_api
@@ -33,6 +33,7 @@ from gateway.policy.engine import PolicyEngine
 from gateway.policy.pack import Pack, materialised
 from gateway.policy.reload import watcher_for
 from gateway.research.agreements import Agreement, AgreementVocabulary, load_agreements
+from gateway.web import workbench
 from gateway.yamlsource import SourceError, SourceProblem
 
 DESCRIPTION = """
@@ -287,6 +288,6 @@ def create_app(
     app.include_router(cases.router)
     app.include_router(subjects.router)
     app.include_router(policies_api.router)
-    web.install(app)
+    workbench.install(app)
     app.include_router(research_api.router)
     return app

@@ -71,11 +71,16 @@ def imported(name: str, path: Path) -> set[str]:
         if base == "__future__":
             continue
         found.add(base)
-        found.update(f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in MODULES)
+        found.update(
+            f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in MODULES
+        )
     return found
 
 
-GRAPH = {name: {m for m in imported(name, path) if m in MODULES} for name, path in MODULES.items()}
+GRAPH = {
+    name: {m for m in imported(name, path) if m in MODULES and m != name}  # a face naming its own
+    for name, path in MODULES.items()  # submodules (``from p import a`` in p) is no circle
+}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:

@@ -14,7 +14,6 @@ is bound to the session, never stored, and useless without the secret.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from datetime import timedelta
 
@@ -27,6 +26,7 @@ from gateway.clock import Clock, as_utc
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.identity.service import Caller
+from gateway.keys.hmacs import hmac_sha256_hex
 from gateway.models.partners import ApiToken, Partner, Principal
 from gateway.models.web_sessions import WorkbenchSession
 from gateway.vocabulary import Role
@@ -43,7 +43,7 @@ def _digest(raw: str) -> str:
 
 def _mac(settings: Settings, purpose: str, value: str) -> str:
     key = settings.session_secret.get_secret_value().encode()
-    return hmac.new(key, f"{purpose}\0{value}".encode(), hashlib.sha256).hexdigest()
+    return hmac_sha256_hex(key, f"{purpose}\0{value}".encode())
 
 
 def csrf_token(settings: Settings, raw: str) -> str:
