@@ -30,6 +30,7 @@ from gateway.models.audit import AuditCheckpoint
 from gateway.policy import versions
 from gateway.policy.compiler import CompiledPolicy
 from gateway.policy.engine import PolicyEngine
+from gateway.policy.errors import NoActiveVersionError
 from gateway.policy.pack import Pack, materialised
 from gateway.policy.reload import watcher_for
 from gateway.research.agreements import Agreement, AgreementVocabulary, load_agreements
@@ -103,7 +104,7 @@ def _stored_active(
     try:
         stored = versions.load_active(database)
         return stored, agreements_of(stored.pack, stored.compiled)
-    except (versions.NoActiveVersionError, SQLAlchemyError, SourceError, ValueError):
+    except (NoActiveVersionError, SQLAlchemyError, SourceError, ValueError):
         return None
 
 

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.keys")
 
 
-def _audit(
+def _record(
     ring: KeyRing,
     session: Session,
     event_type: AuditEventType,
@@ -63,6 +63,7 @@ def _audit(
     case_id: str | None = None,
     **refs: RefValue,
 ) -> None:
+    """Record a key event through the use-case seam (its entry names no policy rule)."""
     usecase.record_event(session, ring._clock, actor, event_type, case_id=case_id, refs=refs)
 
 
@@ -165,7 +166,7 @@ def create_ring(
         files.ensure_private_dir(keys_dir / FOLDER[kind], keys_dir)
     create_key(ring, KeyKind.INDEX, INDEX_KEY_ID)
     create_key(ring, KeyKind.SIGNING, SIGNING_KEY_ID)
-    _audit(
+    _record(
         ring,
         session,
         AuditEventType.KEYRING_CREATE,
@@ -196,7 +197,7 @@ def rotate(
         made = _new_version(ring, kind, key_id, version)
         # a signing key is what researchers pin: the log names each one
         named = {} if made.public_key is None else {"signing_key": fingerprint(made)}
-        _audit(
+        _record(
             ring,
             session,
             AuditEventType.KEY_ROTATE,
@@ -238,7 +239,7 @@ def shred(
         if found is not None and found[0].shredded:
             return False
         destroyed = len(found[0].versions) if found else 0
-        _audit(
+        _record(
             ring,
             session,
             AuditEventType.KEY_SHRED,
@@ -275,7 +276,7 @@ def activate_index_key(ring: KeyRing, session: Session, version: int, actor: Key
         if found is None or version not in {v.version for v in found[0].versions}:
             raise InvalidInputError(f"the index key has no version {version}")
         doc = found[0]
-        _audit(
+        _record(
             ring,
             session,
             AuditEventType.KEY_ACTIVATE,
@@ -324,7 +325,7 @@ def rewrap(ring: KeyRing, session: Session, new_master: MasterSecret, actor: Key
             ring_doc["pending_kek"] = pending
             ring._adopt(ring_doc)
             files.replace(ring._dir / RING_FILE, ring_bytes(ring_doc))
-        _audit(
+        _record(
             ring,
             session,
             AuditEventType.KEYRING_REWRAP,

@@ -20,8 +20,8 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from gateway.audit import log as audit_log
-from gateway.audit.events import AuditEvent, AuditEventType
+from gateway import usecase
+from gateway.audit.events import AuditEventType
 from gateway.clock import Clock, as_utc
 from gateway.config import Settings
 from gateway.db import Database
@@ -88,19 +88,6 @@ def _caller(session: Session, token_id: str, principal_id: str, clock: Clock) ->
     )
 
 
-def _audit(session: Session, clock: Clock, caller: Caller, event_type: AuditEventType) -> None:
-    audit_log.append(
-        session,
-        AuditEvent(
-            type=event_type,
-            at=clock.now(),
-            actor_principal=caller.principal_id,
-            actor_partner=caller.partner_id,
-            refs={"token": caller.token_id},
-        ),
-    )
-
-
 def open_session(db: Database, clock: Clock, settings: Settings, caller: Caller) -> str:
     """Open a session for an authenticated caller; return the cookie value (shown once).
 
@@ -125,7 +112,13 @@ def open_session(db: Database, clock: Clock, settings: Settings, caller: Caller)
                 expires_at=expires,
             )
         )
-        _audit(session, clock, caller, AuditEventType.WORKBENCH_SIGN_IN)
+        usecase.record_event(
+            session,
+            clock,
+            caller,
+            AuditEventType.WORKBENCH_SIGN_IN,
+            refs={"token": caller.token_id},
+        )
     return raw
 
 
@@ -169,4 +162,10 @@ def end_session(db: Database, clock: Clock, raw: str) -> None:
         caller = _caller(session, row.token_id, row.principal_id, clock)
         session.delete(row)
         if caller is not None:
-            _audit(session, clock, caller, AuditEventType.WORKBENCH_SIGN_OUT)
+            usecase.record_event(
+                session,
+                clock,
+                caller,
+                AuditEventType.WORKBENCH_SIGN_OUT,
+                refs={"token": caller.token_id},
+            )
