@@ -121,6 +121,14 @@ class IdempotencyConflictError(ConflictError):
     title = "Idempotency key reused with different content"
 
 
+class PreflightError(RuntimeError):
+    """The gateway must not start; the message says why and what to do.
+
+    Defined here, not in ``gateway.preflight``, so that the command line can report it
+    without importing the database layer (``gateway witness`` never opens one).
+    """
+
+
 class SchemaNotCurrentError(GatewayError):
     """The database schema is behind (or ahead of) the migrations of this version."""
 
