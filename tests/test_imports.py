@@ -10,6 +10,8 @@ own modules closes a circle with any of them that imports from the face.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,3 +186,17 @@ def test_crypto_is_imported_only_in_keys() -> None:
         if m in CRYPTO
     )
     assert not outside, "crypto outside gateway/keys/:\n" + "\n".join(outside)
+
+
+def test_the_witness_command_line_imports_no_database_or_key_ring() -> None:
+    """``gateway witness serve`` starts a process per witness: it loads only what it uses."""
+    probe = (
+        "import sys, gateway.cli as cli; cli.load_commands(['witness']); "
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlalchemy', 'sqlmodel', 'alembic', 'fastapi', 'jinja2', 'casbin') "
+        "or m in ('gateway.db', 'gateway.keys.ring', 'gateway.config', 'gateway.app'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "", f"the witness path imports {loaded}"
