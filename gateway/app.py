@@ -10,7 +10,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import __version__, preflight, web
+from gateway import __version__, preflight
 from gateway.api import audit as audit_api
 from gateway.api import cases, health, partners, problems, subjects
 from gateway.api import keys as keys_api
@@ -30,9 +30,11 @@ from gateway.models.audit import AuditCheckpoint
 from gateway.policy import versions
 from gateway.policy.compiler import CompiledPolicy
 from gateway.policy.engine import PolicyEngine
+from gateway.policy.errors import NoActiveVersionError
 from gateway.policy.pack import Pack, materialised
 from gateway.policy.reload import watcher_for
 from gateway.research.agreements import Agreement, AgreementVocabulary, load_agreements
+from gateway.web import workbench
 from gateway.yamlsource import SourceError, SourceProblem
 
 DESCRIPTION = """
@@ -102,7 +104,7 @@ def _stored_active(
     try:
         stored = versions.load_active(database)
         return stored, agreements_of(stored.pack, stored.compiled)
-    except (versions.NoActiveVersionError, SQLAlchemyError, SourceError, ValueError):
+    except (NoActiveVersionError, SQLAlchemyError, SourceError, ValueError):
         return None
 
 
@@ -287,6 +289,6 @@ def create_app(
     app.include_router(cases.router)
     app.include_router(subjects.router)
     app.include_router(policies_api.router)
-    web.install(app)
+    workbench.install(app)
     app.include_router(research_api.router)
     return app

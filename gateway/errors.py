@@ -8,8 +8,32 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the moved names below, for the type checker (re-exported on purpose)
+    from gateway.keys.errors import IntegrityCheckFailedError
+    from gateway.keys.errors import KeyRingError as KeyRingError
+    from gateway.keys.errors import KeyShreddedError as KeyShreddedError
+    from gateway.keys.errors import UnknownKeyError as UnknownKeyError
+
+    IntegrityCheckFailed = IntegrityCheckFailedError
     from gateway.policy.decision import Decision
+
+# The key ring's errors live in gateway.keys.errors; these names still resolve here for
+# the many callers that import them from gateway.errors (read on first use, so this
+# module imports nothing back from gateway.keys).
+_MOVED = {
+    "IntegrityCheckFailed": "IntegrityCheckFailedError",
+    "KeyRingError": "KeyRingError",
+    "KeyShreddedError": "KeyShreddedError",
+    "UnknownKeyError": "UnknownKeyError",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from gateway.keys import errors
+
+        return getattr(errors, _MOVED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class GatewayError(Exception):
@@ -97,17 +121,12 @@ class IdempotencyConflictError(ConflictError):
     title = "Idempotency key reused with different content"
 
 
-class IntegrityCheckFailed(GatewayError):
-    """A signature, MAC, checksum or ciphertext did not verify.
+class PreflightError(RuntimeError):
+    """The gateway must not start; the message says why and what to do.
 
-    Deliberately opaque: it never says which check failed or why.
+    Defined here, not in ``gateway.preflight``, so that the command line can report it
+    without importing the database layer (``gateway witness`` never opens one).
     """
-
-    code = "integrity-failure"
-    title = "Integrity check failed"
-
-    def __init__(self, detail: str = "integrity check failed") -> None:
-        super().__init__(detail)
 
 
 class SchemaNotCurrentError(GatewayError):
@@ -123,30 +142,3 @@ class SchemaNotCurrentError(GatewayError):
             current=current,
             head=head,
         )
-
-
-class KeyRingError(GatewayError):
-    """The key ring cannot be used: missing, wrong master key, loose permissions, rewrapped.
-
-    The message says what to do; it never contains key material.
-    """
-
-    code = "key-ring-unavailable"
-    title = "Key ring unavailable"
-
-
-class UnknownKeyError(NotFoundError):
-    """No key exists (yet) for the named case or project."""
-
-    code = "key-unknown"
-    title = "No such key"
-
-
-class KeyShreddedError(GatewayError):
-    """The key was destroyed at the end of retention (crypto-shredding); its data is gone.
-
-    Not an integrity failure: the data was deliberately made unreadable for good.
-    """
-
-    code = "key-shredded"
-    title = "Key destroyed at end of retention"

@@ -12,14 +12,11 @@ from sqlmodel import select
 
 from gateway.config import Mode, Settings
 from gateway.db import Database, ensure_schema_current
+from gateway.errors import PreflightError as PreflightError
 from gateway.errors import SchemaNotCurrentError
 from gateway.models.partners import Partner
 
 KEY_DIR_ALLOWED_PUBLIC = frozenset({"README.md", ".gitignore", ".gitkeep"})
-
-
-class PreflightError(RuntimeError):
-    """The gateway must not start; the message says why and what to do."""
 
 
 def loose_key_files(keys_dir: Path) -> list[Path]:

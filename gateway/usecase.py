@@ -9,6 +9,8 @@ four things around its own work, and does them here so that they are done one wa
 - ``record`` writes what an allowed change needs beside the change itself: the decisions
   that allowed it and the change's audit event, in the caller's transaction, so that the
   change, its decisions and its audit entry commit together or not at all.
+  ``record_event`` does the same for a change no policy decision allows (a key rotated,
+  a policy version activated, a workbench sign-in): its entry cites no rule.
 - ``refusals`` records the other refusals (wrong role, not a participant, not the case's
   RIEC) raised inside a block, then lets them go on to the caller.
 - ``check_idempotency_key`` and ``same_content`` are the rules for a retried request: a
@@ -20,14 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
 from gateway.audit import log as audit_log
 from gateway.audit.events import AuditEvent, AuditEventType, RefValue
 from gateway.clock import Clock
-from gateway.context import AppContext
 from gateway.errors import (
     IdempotencyConflictError,
     InvalidInputError,
@@ -35,13 +36,18 @@ from gateway.errors import (
     PolicyDeniedError,
 )
 from gateway.identity.actors import Actor
+from gateway.keys.documents import KeyActor
 from gateway.policy.decision import Decision, DecisionRequest
 from gateway.policy.recording import record_decisions
+
+if TYPE_CHECKING:  # the context imports the key ring, whose lifecycle records through here
+    from gateway.context import AppContext
 
 __all__ = [
     "allow_or_refuse",
     "check_idempotency_key",
     "record",
+    "record_event",
     "refusals",
     "same_content",
 ]
@@ -131,6 +137,38 @@ def record(
             refs={**(refs or {}), "rule": cited.rule_id if cited else None}
             if decided
             else dict(refs or {}),
+            details=details,
+        ),
+    )
+
+
+def record_event(
+    session: Session,
+    clock: Clock,
+    actor: KeyActor,
+    event_type: AuditEventType,
+    *,
+    case_id: str | None = None,
+    policy_version: str | None = None,
+    refs: Mapping[str, RefValue] | None = None,
+    details: dict[str, Any] | None = None,
+) -> int:
+    """Add the audit event of a change that no policy decision allowed; return its leaf.
+
+    The entry names the actor, the case and ``policy_version`` if given, and ``refs``;
+    no rule and no parties (nothing was decided about a partner). Like ``record``,
+    nothing is committed here.
+    """
+    return audit_log.append(
+        session,
+        AuditEvent(
+            type=event_type,
+            at=clock.now(),
+            actor_principal=actor.principal_id,
+            actor_partner=actor.partner_id,
+            case_id=case_id,
+            policy_version=policy_version,
+            refs=dict(refs or {}),
             details=details,
         ),
     )

@@ -29,7 +29,7 @@ from gateway.db import Database
 from gateway.demo_partners import create_demo_partners
 from gateway.identity.service import CLI_ACTOR
 from gateway.keys import KeyRing
-from gateway.vocabulary import partner_kinds
+from gateway.policy.vocabulary import partner_kinds
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"

@@ -2,7 +2,7 @@
 
 Reading the active version is open to every authenticated principal; everything else is
 for privacy officers. Who may approve or reject is decided in one place,
-``gateway.policy.proposals.decision_refusal``; these routes only parse and render.
+``gateway.policy.approvals.decision_refusal``; these routes only parse and render.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from gateway.api.deps import (
     VersionId,
 )
 from gateway.models.policy_versions import ProposalStatus
-from gateway.policy import proposals, versions
+from gateway.policy import approvals, proposals, versions
 from gateway.policy.pack import analyse_pack
 from gateway.schemas.base import BoundedDateTime
 from gateway.schemas.policies import (
@@ -126,7 +126,7 @@ def create_proposal(body: ProposalIn, caller: PrivacyOfficerCaller, ctx: Ctx) ->
     )
     assert proposal.id is not None
     with ctx.db.read() as session:
-        return ProposalDetailOut.of_view(proposals.describe(session, proposal.id, caller))
+        return ProposalDetailOut.of_view(approvals.describe(session, proposal.id, caller))
 
 
 @router.get("/proposals/{proposal_id}", summary="One proposal with lint and diff (privacy officer)")
@@ -135,7 +135,7 @@ def get_proposal(
 ) -> ProposalDetailOut:
     """Return the proposal, its lint result, its diff against the active version, and
     whether the caller may approve or reject it."""
-    return ProposalDetailOut.of_view(proposals.describe(session, proposal_id, caller))
+    return ProposalDetailOut.of_view(approvals.describe(session, proposal_id, caller))
 
 
 @router.get(
@@ -164,7 +164,7 @@ def approve(
 ) -> VersionOut:
     """Activate the proposal's version on every worker; 403 ``four-eyes-violation`` for the
     proposer, 409 ``proposal-not-open`` or ``proposal-stale``."""
-    version = proposals.approve(ctx.db, ctx.clock, caller, proposal_id, note=body.note)
+    version = approvals.approve(ctx.db, ctx.clock, caller, proposal_id, note=body.note)
     refresh_local_engine(ctx)
     return VersionOut.of(version)
 
@@ -174,4 +174,4 @@ def reject(
     proposal_id: ProposalId, body: DecisionIn, caller: PrivacyOfficerCaller, ctx: Ctx
 ) -> ProposalOut:
     """Reject an open proposal; 403 for the proposer, 409 if it is not open."""
-    return ProposalOut.of(proposals.reject(ctx.db, ctx.clock, caller, proposal_id, note=body.note))
+    return ProposalOut.of(approvals.reject(ctx.db, ctx.clock, caller, proposal_id, note=body.note))

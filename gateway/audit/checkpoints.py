@@ -26,7 +26,8 @@ from gateway.audit.merkle import ProofError, verify_consistency
 from gateway.audit.note import Checkpoint, NoteVerifier, verify_checkpoint
 from gateway.clock import Clock
 from gateway.db import Database
-from gateway.errors import IntegrityCheckFailed, InvalidInputError, NotFoundError
+from gateway.errors import InvalidInputError, NotFoundError
+from gateway.keys.errors import IntegrityCheckFailedError
 from gateway.keys.signing import Ed25519Signer
 from gateway.models.audit import AuditCheckpoint, AuditEntry
 
@@ -105,7 +106,7 @@ def _check_consistent(
             signed = verify_checkpoint(above.note, verifiers, origin)
             proof = log.consistency_proof(session, size, signed.size)
             verify_consistency(size, signed.size, root, signed.root, proof.hashes)
-    except (IntegrityCheckFailed, ProofError, InvalidInputError) as exc:
+    except (IntegrityCheckFailedError, ProofError, InvalidInputError) as exc:
         raise log.AuditLogCorruptError(
             f"refusing to sign a checkpoint at size {size}: the stored tree is not consistent "
             "with the checkpoints signed before; run `gateway audit verify`"

@@ -8,7 +8,7 @@ states that, at that time, this was the largest consistent tree the witness had 
 
 A witnessed checkpoint is the log's signed note with cosignature lines appended; a
 verifier counts the distinct trusted witnesses whose cosignature verifies and requires a
-quorum. Failures raise ``IntegrityCheckFailed`` (chained from the reason).
+quorum. Failures raise ``IntegrityCheckFailedError`` (chained from the reason).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from gateway.audit.note import (
     check_key_name,
     verify_checkpoint,
 )
-from gateway.errors import IntegrityCheckFailed, InvalidInputError
+from gateway.errors import InvalidInputError
+from gateway.keys.errors import IntegrityCheckFailedError
 from gateway.keys.signing import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, Ed25519Signer, sha256, verify
 
 COSIGNATURE_V1 = 0x04
@@ -128,12 +129,12 @@ def cosignatures(note: str, witnesses: Sequence[CosignerKey]) -> list[Cosignatur
     """Return the verified cosignatures of ``witnesses`` on a note, one per witness at most.
 
     Lines of other keys are ignored; a line of a trusted witness that does not verify
-    raises IntegrityCheckFailed, as does a malformed note.
+    raises IntegrityCheckFailedError, as does a malformed note.
     """
     try:
         return _cosignatures(note, witnesses)
     except NoteError as exc:
-        raise IntegrityCheckFailed() from exc
+        raise IntegrityCheckFailedError() from exc
 
 
 def _cosignatures(note: str, witnesses: Sequence[CosignerKey]) -> list[Cosignature]:
@@ -180,14 +181,14 @@ def verify_witnessed(
     """Return the checkpoint once the log's signature and ``quorum`` cosignatures verify.
 
     Raises InvalidInputError for a quorum below one or above the number of witnesses,
-    IntegrityCheckFailed if a signature fails or too few trusted witnesses cosigned.
+    IntegrityCheckFailedError if a signature fails or too few trusted witnesses cosigned.
     """
     if not 1 <= quorum <= len({w.key_id for w in witnesses}):
         raise InvalidInputError("the quorum must be between 1 and the number of witnesses")
     checkpoint = verify_checkpoint(note, log_verifiers, origin)
     found = cosignatures(note, witnesses)
     if len(found) < quorum:
-        raise IntegrityCheckFailed() from NoteError("too few witnesses cosigned")
+        raise IntegrityCheckFailedError() from NoteError("too few witnesses cosigned")
     return WitnessedCheckpoint(checkpoint, tuple(found))
 
 

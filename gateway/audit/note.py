@@ -6,7 +6,7 @@ id is ``SHA-256(key name || 0x0A || 0x01 || public key)[:4]``. A checkpoint
 (c2sp.org/tlog-checkpoint) is a note whose text is the log's origin, the tree size and
 the base64 root hash, one per line; the log signs it with the origin as key name.
 
-Anything that fails to verify raises ``IntegrityCheckFailed`` (chained from the reason,
+Anything that fails to verify raises ``IntegrityCheckFailedError`` (chained from the reason,
 which callers never see).
 """
 
@@ -19,7 +19,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.errors import IntegrityCheckFailed, InvalidInputError
+from gateway.errors import InvalidInputError
+from gateway.keys.errors import IntegrityCheckFailedError
 from gateway.keys.signing import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, Ed25519Signer, verify
 
 ED25519 = 0x01
@@ -118,12 +119,12 @@ def open_note(note: str, verifiers: Sequence[NoteVerifier]) -> str:
     """Return the text of a signed note once a known key's signature on it verifies.
 
     Signatures by unknown keys are ignored; one failing signature by a known key rejects
-    the note, as does having no verified signature. Raises IntegrityCheckFailed.
+    the note, as does having no verified signature. Raises IntegrityCheckFailedError.
     """
     try:
         return _open(note, verifiers)
     except NoteError as exc:
-        raise IntegrityCheckFailed() from exc
+        raise IntegrityCheckFailedError() from exc
 
 
 def _open(note: str, verifiers: Sequence[NoteVerifier]) -> str:
@@ -153,7 +154,7 @@ def _open(note: str, verifiers: Sequence[NoteVerifier]) -> str:
             continue  # someone else's signature, e.g. a witness: not ours to judge
         if len(raw) != 4 + SIGNATURE_SIZE:
             raise NoteError("wrong Ed25519 signature length")
-        verify(verifier.public_key, text.encode(), raw[4:])  # IntegrityCheckFailed
+        verify(verifier.public_key, text.encode(), raw[4:])  # IntegrityCheckFailedError
         verified += 1
     if not verified:
         raise NoteError("no signature by a known key")
@@ -199,14 +200,14 @@ def verify_checkpoint(
 ) -> Checkpoint:
     """Return the checkpoint in a signed note after checking its signature (and origin).
 
-    Raises IntegrityCheckFailed if the note does not verify, is not a checkpoint, or
+    Raises IntegrityCheckFailedError if the note does not verify, is not a checkpoint, or
     names another origin than the one expected.
     """
     text = open_note(note, verifiers)
     try:
         checkpoint = parse_checkpoint(text)
     except NoteError as exc:
-        raise IntegrityCheckFailed() from exc
+        raise IntegrityCheckFailedError() from exc
     if origin is not None and checkpoint.origin != origin:
-        raise IntegrityCheckFailed() from NoteError("checkpoint of another log")
+        raise IntegrityCheckFailedError() from NoteError("checkpoint of another log")
     return checkpoint

@@ -25,7 +25,8 @@ from gateway.errors import InvalidInputError, NotFoundError
 from gateway.identity.service import Actor, Caller
 from gateway.models.partners import Partner
 from gateway.policy.decision import Action, Consent, Decision, DecisionRequest, Relation
-from gateway.policy.engine import PolicyEngine, UnknownTermError
+from gateway.policy.engine import PolicyEngine
+from gateway.policy.errors import UnknownTermError
 from gateway.policy.recording import record_decisions
 from gateway.vocabulary import Role
 

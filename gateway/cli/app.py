@@ -1,20 +1,24 @@
-"""The root Typer app, shared helpers, and the error boundary of every command."""
+"""The root Typer app, shared helpers, and the error boundary of every command.
+
+Light on purpose: the settings, the database and the key ring are imported by the
+helpers that open them, so ``gateway witness ...`` (which uses none) starts quickly.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from gateway.config import Settings
-from gateway.db import Database, ensure_schema_current
-from gateway.errors import GatewayError
-from gateway.keys import KeyRing
-from gateway.preflight import PreflightError
+from gateway.errors import GatewayError, PreflightError
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+    from gateway.db import Database
 
 app = typer.Typer(
     name="gateway",
@@ -39,6 +43,8 @@ def fail(message: str) -> NoReturn:
 
 def load_settings() -> Settings:
     """Return the settings from the environment; raise CliError with a readable reason."""
+    from gateway.config import Settings
+
     try:
         return Settings()
     except ValidationError as exc:
@@ -57,6 +63,8 @@ def settings_error_message(exc: ValidationError) -> str:
 
 def open_database(settings: Settings) -> Database:
     """Return the configured database (not yet checked for schema)."""
+    from gateway.db import Database
+
     return Database(settings.resolved_database_url)
 
 
@@ -65,6 +73,9 @@ def open_current_database() -> tuple[Settings, Database]:
 
     Also unlocks the key ring, so a wrong master key stops every command with one line.
     """
+    from gateway.db import ensure_schema_current
+    from gateway.keys.ring import KeyRing
+
     settings = load_settings()
     database = open_database(settings)
     ensure_schema_current(database)

@@ -18,7 +18,6 @@ from pathlib import Path
 from types import TracebackType
 
 import typer
-from pyrage import x25519
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -46,6 +45,7 @@ from gateway.cli.audit import QUORUM_HELP, WITNESS_HELP, witness_keys
 from gateway.clock import SystemClock, as_utc
 from gateway.errors import IntegrityCheckFailed, InvalidInputError
 from gateway.identity.service import CLI_ACTOR
+from gateway.keys import age
 from gateway.keys.signing import KEY_FORMS, Ed25519Signer, read_public_key
 from gateway.research import synthetic
 from gateway.research.agreements import AgreementVocabulary, load_agreement
@@ -407,8 +407,8 @@ def demo_run(
         fail(str(exc))
     when = as_utc(at) if at is not None else SystemClock().now()
     out.mkdir(parents=True, exist_ok=True)
-    identities = [x25519.Identity.generate() for _ in agreement.researchers]
-    agreement = agreement.with_recipients([str(i.to_public()) for i in identities])
+    identities = [age.generate() for _ in agreement.researchers]
+    agreement = agreement.with_recipients([i.recipient for i in identities])
     release_id = f"{agreement.id}-{when:%Y%m%dT%H%M%SZ}"
     key_files = [out / f"researcher-{n}.key" for n in range(1, len(identities) + 1)]
     agreement.require_in_effect(when)
@@ -422,8 +422,8 @@ def demo_run(
     ):
         _write_private(
             path,
-            f"# demo identity of {researcher.name}; public key: {identity.to_public()}\n"
-            f"{identity}\n",
+            f"# demo identity of {researcher.name}; public key: {identity.recipient}\n"
+            f"{identity.secret}\n",
         )
     atomicfile.write_file(public, signer.public_key.hex() + "\n")
     request = ExtractRequest(

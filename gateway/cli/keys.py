@@ -16,6 +16,7 @@ from gateway.db import Database, ensure_schema_current
 from gateway.identity.service import CLI_ACTOR
 from gateway.keys import KeyRing, MasterSecret
 from gateway.policy import versions
+from gateway.policy.errors import NoActiveVersionError
 from gateway.research import service as research
 from gateway.workflow import retention
 from gateway.yamlsource import SourceError
@@ -216,7 +217,7 @@ def _agreement_projects(database: Database) -> frozenset[str]:
     try:
         active = versions.load_active(database)
         agreements = agreements_of(active.pack, active.compiled)
-    except (versions.NoActiveVersionError, SourceError):
+    except (NoActiveVersionError, SourceError):
         return frozenset()
     return frozenset(a.project for a in agreements.values())
 

@@ -30,6 +30,7 @@ from gateway.policy.compiler import CompiledPolicy, compile_policy
 from gateway.policy.decision import DecisionRequest
 from gateway.policy.diff import Change, diff_packs
 from gateway.policy.engine import PolicyEngine
+from gateway.policy.errors import ProposalNotCompilableError
 from gateway.policy.explain import explain as explain_request
 from gateway.policy.pack import PackAnalysis, analyse_pack, read_pack
 from gateway.policy.proposals import simulate_pack
@@ -379,7 +380,7 @@ def propose(
         proposal = proposals.propose_pack(
             database, SystemClock(), CLI_ACTOR, pack, title=title, description=description
         )
-    except proposals.ProposalNotCompilableError as exc:
+    except ProposalNotCompilableError as exc:
         for line in exc.extensions["lint"]:
             err_console.print(line, markup=False, highlight=False, soft_wrap=True)
         raise CliError(exc.detail) from exc

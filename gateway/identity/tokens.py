@@ -8,12 +8,12 @@ because the secret is uniformly random and far too long to guess.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import dataclass
 
 from gateway.errors import AuthenticationError
+from gateway.keys.hmacs import same
 
 _TOKEN_RE = re.compile(r"^gw_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _ENROLMENT_RE = re.compile(r"^gwe_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
@@ -71,7 +71,7 @@ def parse(presented: str) -> tuple[str, str]:
 
 def secret_matches(secret: str, stored_sha256: str) -> bool:
     """Return whether ``secret`` hashes to ``stored_sha256``, compared in constant time."""
-    return hmac.compare_digest(_digest(secret), stored_sha256)
+    return same(_digest(secret), stored_sha256)
 
 
 def _digest(secret: str) -> str:

@@ -1,4 +1,4 @@
-"""age (X25519) recipes for researchers' keys: generate an identity, check a recipient.
+"""age (X25519) recipes: researchers' identities and recipients, encrypting and decrypting.
 
 A researcher's secret identity is made and kept on the researcher's own machine; the
 gateway only ever sees the public recipient (``age1...``). The identity file has the
@@ -8,9 +8,11 @@ format ``age-keygen`` writes, so either tool's file works with ``age -d -i FILE`
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypeAlias
 
 import pyrage
 from pyrage import RecipientError, x25519
@@ -18,6 +20,9 @@ from pyrage import RecipientError, x25519
 from gateway.errors import ConflictError, InvalidInputError
 
 IDENTITY_FILE_MODE = 0o600
+
+Identity: TypeAlias = x25519.Identity
+"""An age X25519 identity (secret key); ``str()`` of one is its ``AGE-SECRET-KEY-1...``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,42 @@ def write_identity_file(path: Path, pair: AgeKeyPair, created: datetime) -> None
         handle.flush()
         os.fsync(handle.fileno())
     os.chmod(path, IDENTITY_FILE_MODE)
+
+
+def is_recipient(value: str) -> bool:
+    """Return whether ``value`` is an age X25519 recipient (``age1...``)."""
+    try:
+        x25519.Recipient.from_str(value)
+    except RecipientError:
+        return False
+    return True
+
+
+def parse_identity(text: str) -> Identity | None:
+    """Return the age X25519 identity ``text`` holds, or None if it holds none."""
+    try:
+        identity: Identity = x25519.Identity.from_str(text)
+    except pyrage.IdentityError:
+        return None
+    return identity
+
+
+def encrypt_to(source: Path, target: Path, recipients: Sequence[str]) -> None:
+    """Encrypt ``source`` to every age ``recipient`` into ``target`` (streaming).
+
+    Raises InvalidInputError if a recipient is not an age X25519 recipient.
+    """
+    parsed = [x25519.Recipient.from_str(check_recipient(r)) for r in recipients]
+    pyrage.encrypt_file(str(source), str(target), parsed)
+
+
+def decrypt_with(source: Path, target: Path, identities: Sequence[Identity]) -> bool:
+    """Decrypt ``source`` into ``target``; return False if no identity is a recipient."""
+    try:
+        pyrage.decrypt_file(str(source), str(target), list(identities))
+    except pyrage.DecryptError:
+        return False
+    return True
 
 
 def check_recipient(value: str) -> str:

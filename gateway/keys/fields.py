@@ -3,7 +3,7 @@
 A sealed field is ``0x01 || version (4 bytes, big-endian) || nonce (12) || ciphertext+tag``
 (33 bytes of overhead). The associated data binds the case id, record id, field name and
 key version, so a ciphertext copied to another row, field or case does not decrypt. Every
-failure is the one opaque ``IntegrityCheckFailed``, chained from its cause.
+failure is the one opaque ``IntegrityCheckFailedError``, chained from its cause.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.errors import IntegrityCheckFailed
+from gateway.keys.errors import IntegrityCheckFailedError
 
 FORMAT = 1
 HEADER_BYTES = 1 + 4
@@ -47,14 +47,14 @@ def seal(
 
 
 def blob_version(blob: bytes) -> int:
-    """Return the key version a sealed field names; raise IntegrityCheckFailed if malformed."""
+    """Return the key version a sealed field names; raise IntegrityCheckFailedError if malformed."""
     if len(blob) < OVERHEAD or blob[0] != FORMAT:
-        raise IntegrityCheckFailed()
+        raise IntegrityCheckFailedError()
     return int.from_bytes(blob[1:HEADER_BYTES], "big")
 
 
 def open_sealed(aead: AESGCM, case_id: str, record_id: str, field: str, blob: bytes) -> bytes:
-    """Return the plaintext of a sealed field; raise IntegrityCheckFailed on any mismatch."""
+    """Return the plaintext of a sealed field; raise IntegrityCheckFailedError on any mismatch."""
     version = blob_version(blob)
     nonce = blob[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES]
     try:
@@ -64,4 +64,4 @@ def open_sealed(aead: AESGCM, case_id: str, record_id: str, field: str, blob: by
             field_associated_data(case_id, record_id, field, version),
         )
     except InvalidTag as exc:
-        raise IntegrityCheckFailed() from exc
+        raise IntegrityCheckFailedError() from exc

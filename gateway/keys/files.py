@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from gateway.errors import KeyRingError
+from gateway.keys.errors import KeyRingError
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700

@@ -17,6 +17,7 @@ import os
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from cryptography.exceptions import InvalidTag
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.config import Settings
-from gateway.errors import IntegrityCheckFailed, KeyRingError
+from gateway.keys.errors import IntegrityCheckFailedError, KeyRingError
 
 MasterKind = Literal["master-key", "passphrase"]
 
@@ -178,7 +179,7 @@ class Kek:
                 blob[:NONCE_BYTES], blob[NONCE_BYTES:], label.associated_data(self.kek_id)
             )
         except (InvalidTag, ValueError, binascii.Error, TypeError) as exc:
-            raise IntegrityCheckFailed() from exc
+            raise IntegrityCheckFailedError() from exc
 
     def __repr__(self) -> str:
         return f"Kek(id={self.kek_id})"
@@ -187,3 +188,39 @@ class Kek:
 def new_kek_id() -> str:
     """Return a fresh random id for a KEK generation (public; changes on every rewrap)."""
     return secrets.token_hex(8)
+
+
+def _master_variable(master: MasterSecret, settings: Settings | None) -> str:
+    if master.kind == "passphrase":
+        return "GATEWAY_MASTER_PASSPHRASE"
+    if settings is not None and settings.master_key is None:
+        return "the development master key (GATEWAY_MASTER_KEY is not set)"
+    return "GATEWAY_MASTER_KEY"
+
+
+def unlock(
+    keys_dir: Path, ring_doc: dict[str, Any], master: MasterSecret, settings: Settings | None
+) -> Kek:
+    """Return the KEK ``master`` derives for the ring in ``keys_dir`` (``ring_doc``).
+
+    Raises KeyRingError naming the variable to fix when the master secret does not open
+    the ring, or saying to finish the rewrap when it opens only an interrupted one.
+    """
+    current = ring_doc["kek"]
+    kek = master.derive(str(current.get("id")), current.get("kdf") or {})
+    if kek.matches(str(current.get("check", ""))):
+        return kek
+    pending = ring_doc.get("pending_kek")
+    if isinstance(pending, dict):
+        candidate = master.derive(str(pending.get("id")), pending.get("kdf") or {})
+        if candidate.matches(str(pending.get("check", ""))):
+            raise KeyRingError(
+                "a rewrap to this master key was interrupted; run `gateway keys rewrap` "
+                "again with the old key in GATEWAY_MASTER_KEY (or _PASSPHRASE) and this "
+                "one in GATEWAY_NEW_MASTER_KEY (or _PASSPHRASE)"
+            )
+    raise KeyRingError(
+        f"the master key does not open the key ring in {keys_dir}: "
+        f"{_master_variable(master, settings)} is wrong, or the ring was rewrapped "
+        "under another master key"
+    )

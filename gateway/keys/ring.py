@@ -1,18 +1,11 @@
 """The key ring: wrapped, versioned keys on disk under a key-encryption key from the environment.
 
-Layout of ``keys_dir`` (folders 0700, files 0600; anything looser is refused)::
-
-    keyring.json          KEK parameters (KDF name, salt, costs), KEK id, check value
-    lock                  flock'ed while a key is rotated, shredded or rewrapped
-    system/index.json     the blind-index key (HMAC indexes of identifiers)
-    system/signing.json   the Ed25519 signing key (public keys stored beside the wrapped ones)
-    cases/<case>.json     one data key per case (field encryption)
-    projects/<id>.json    one pseudonymisation secret per research project
-
-Every key file holds versions, each wrapped with AES-256-GCM under the KEK and bound to
-(kind, id, version, KEK id). The active version writes, every held version reads. A
-shredded key's file becomes a tombstone without key material; its old bytes are
-overwritten. Nothing here ever logs, prints or raises key material.
+The files and their format are ``gateway.keys.documents``'. This module opens the ring,
+caches unwrapped keys and offers the recipes: seal and open a case record's field,
+blind-index and person-key an identifier, pseudonymise for a research project, sign.
+Rotating, shredding and rewrapping keys (the only operations that write key files
+after creation, and the only ones audited) are ``gateway.keys.lifecycle``'s; the ring's
+methods of those names call it. Nothing here ever logs, prints or raises key material.
 
 Several processes may share one folder. Creating a key links a complete file into place
 exclusively (the loser re-reads the winner's key); rotate, shred and rewrap hold the
@@ -31,39 +24,48 @@ it is only shredded.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import logging
 import os
-import re
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import Session
 
-from gateway.audit import log as audit_log
-from gateway.audit.events import AuditEvent, AuditEventType, RefValue
 from gateway.clock import Clock, SystemClock, as_utc
 from gateway.config import Settings
-from gateway.errors import (
-    GatewayError,
-    IntegrityCheckFailed,
-    InvalidInputError,
+from gateway.errors import GatewayError, InvalidInputError
+from gateway.keys import fields, files, lifecycle
+from gateway.keys.cache import CACHE_LIMIT, KeyCache, LoadedKey
+from gateway.keys.documents import (
+    FOLDER,
+    INDEX_KEY_ID,
+    RING_FILE,
+    SIGNING_KEY_ID,
+    KeyActor,
+    KeyDoc,
+    KeyInfo,
+    KeyKind,
+    RingInfo,
+    ShredReason,
+    check_id,
+    describe_keys,
+    key_path,
+    read_key_doc,
+    read_ring_doc,
+    shredded_error,
+    valid_key_id,
+)
+from gateway.keys.errors import (
+    IntegrityCheckFailedError,
     KeyRingError,
     KeyShreddedError,
     UnknownKeyError,
 )
-from gateway.keys import fields, files
-from gateway.keys.master import Kek, MasterSecret, WrapLabel, new_kek_id
+from gateway.keys.master import Kek, MasterSecret, WrapLabel, unlock
 from gateway.keys.pseudonyms import (
     BLIND_INDEX_LABEL,
     PERSON_ID_TYPE,
@@ -73,250 +75,20 @@ from gateway.keys.pseudonyms import (
 )
 from gateway.keys.signing import Ed25519Signer, SigningPublicKey
 
+__all__ = [
+    "CACHE_LIMIT",
+    "INDEX_KEY_ID",
+    "RECHECK_SECONDS",
+    "SIGNING_KEY_ID",
+    "KeyKind",
+    "KeyRing",
+    "ShredReason",
+    "valid_key_id",
+]
+
 log = logging.getLogger("gateway.keys")
 
-RING_FILE = "keyring.json"
-FORMAT = 1
 RECHECK_SECONDS = 1.0
-CACHE_LIMIT = 4096
-INDEX_KEY_ID = "blind-index"
-SIGNING_KEY_ID = "signing"
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class KeyKind(StrEnum):
-    """What a key is for."""
-
-    CASE = "case"
-    PROJECT = "project"
-    INDEX = "index"
-    SIGNING = "signing"
-
-
-_FOLDER = {
-    KeyKind.CASE: "cases",
-    KeyKind.PROJECT: "projects",
-    KeyKind.INDEX: "system",
-    KeyKind.SIGNING: "system",
-}
-_SYSTEM_FILE = {KeyKind.INDEX: INDEX_KEY_ID, KeyKind.SIGNING: SIGNING_KEY_ID}
-
-
-class ShredReason(StrEnum):
-    """Why a key was destroyed: its retention ended, or someone asked for it."""
-
-    RETENTION = "end-of-retention"
-    REQUEST = "on-request"
-
-
-class KeyActor(Protocol):
-    """Who performs a key operation, for the audit log (``gateway.identity.service.Actor``)."""
-
-    @property
-    def principal_id(self) -> str:
-        """The acting principal (or ``system:cli``)."""
-        ...
-
-    @property
-    def partner_id(self) -> str | None:
-        """The acting principal's partner, if any."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class KeyVersionInfo:
-    """One version of a key: number, creation time, whether it is the one that writes."""
-
-    version: int
-    created_at: datetime
-    active: bool
-
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    """A key's public description: ids, versions, dates and state, never material."""
-
-    kind: KeyKind
-    key_id: str
-    state: str
-    versions: tuple[KeyVersionInfo, ...]
-    shredded_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class RingInfo:
-    """The ring itself: folder, KEK generation id, KEK source and KDF, creation time."""
-
-    keys_dir: Path
-    kek_id: str
-    source: str
-    kdf: str
-    created_at: datetime
-
-
-@dataclass(slots=True)
-class _Version:
-    version: int
-    created_at: datetime
-    wrapped: str
-    public_key: bytes | None = None
-
-
-def _fingerprint(version: _Version) -> str:
-    """Return ``sha256:<hex>`` of a signing key version's public key."""
-    assert version.public_key is not None
-    return f"sha256:{hashlib.sha256(version.public_key).hexdigest()}"
-
-
-@dataclass(slots=True)
-class _KeyDoc:
-    kind: KeyKind
-    key_id: str
-    kek_id: str
-    state: str
-    active_version: int | None
-    versions: list[_Version]
-    shredded_at: datetime | None = None
-    shred_reason: str | None = None
-    shredded_by: str | None = None  # a role ("operator"), never a person
-
-    @property
-    def shredded(self) -> bool:
-        return self.state == "shredded"
-
-    def to_bytes(self) -> bytes:
-        doc = {
-            "format": FORMAT,
-            "kind": str(self.kind),
-            "id": self.key_id,
-            "kek_id": self.kek_id,
-            "state": self.state,
-            "active_version": self.active_version,
-            "shredded_at": self.shredded_at.isoformat() if self.shredded_at else None,
-            **({"shred_reason": self.shred_reason} if self.shred_reason else {}),
-            **({"shredded_by": self.shredded_by} if self.shredded_by else {}),
-            "versions": [
-                {
-                    "version": v.version,
-                    "created_at": v.created_at.isoformat(),
-                    "wrapped": v.wrapped,
-                    **(
-                        {"public_key": base64.b64encode(v.public_key).decode()}
-                        if v.public_key is not None
-                        else {}
-                    ),
-                }
-                for v in self.versions
-            ],
-        }
-        return json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
-
-    @classmethod
-    def parse(cls, raw: bytes) -> _KeyDoc:
-        doc = json.loads(raw)
-        if doc.get("format") != FORMAT:
-            raise ValueError("unknown key file format")
-        shredded = doc.get("shredded_at")
-        return cls(
-            kind=KeyKind(doc["kind"]),
-            key_id=str(doc["id"]),
-            kek_id=str(doc["kek_id"]),
-            state=str(doc["state"]),
-            active_version=doc["active_version"],
-            shredded_at=as_utc(datetime.fromisoformat(shredded)) if shredded else None,
-            shred_reason=doc.get("shred_reason"),
-            shredded_by=doc.get("shredded_by"),
-            versions=[
-                _Version(
-                    version=int(v["version"]),
-                    created_at=as_utc(datetime.fromisoformat(v["created_at"])),
-                    wrapped=str(v["wrapped"]),
-                    public_key=(
-                        base64.b64decode(v["public_key"], validate=True)
-                        if "public_key" in v
-                        else None
-                    ),
-                )
-                for v in doc["versions"]
-            ],
-        )
-
-    def info(self) -> KeyInfo:
-        return KeyInfo(
-            kind=self.kind,
-            key_id=self.key_id,
-            state=self.state,
-            versions=tuple(
-                KeyVersionInfo(v.version, v.created_at, v.version == self.active_version)
-                for v in self.versions
-            ),
-            shredded_at=self.shredded_at,
-        )
-
-
-@dataclass(slots=True)
-class _Loaded:
-    """A key file as this process last read it, with its unwrapped versions."""
-
-    doc: _KeyDoc
-    signature: tuple[int, int, int]
-    checked_at: float
-    material: dict[int, bytes] = field(default_factory=dict, repr=False)
-    aead: dict[int, AESGCM] = field(default_factory=dict, repr=False)
-    derived: dict[Any, Any] = field(default_factory=dict, repr=False)
-
-    def __repr__(self) -> str:
-        return f"_Loaded({self.doc.kind}:{self.doc.key_id}, state={self.doc.state})"
-
-
-def _check_id(key_id: str, what: str) -> str:
-    if not _ID_RE.fullmatch(key_id):
-        raise InvalidInputError(
-            f"{what} id must be 1-128 letters, digits, '.', '_' or '-', starting with a letter "
-            "or digit",
-            field=f"{what}_id",
-        )
-    return key_id
-
-
-def valid_key_id(key_id: str, what: str) -> str:
-    """Return ``key_id`` if it can name a case or project key; raise InvalidInputError if not."""
-    return _check_id(key_id, what)
-
-
-def _shredded_error(doc: _KeyDoc) -> KeyShreddedError:
-    """Return the error that says which key was destroyed, when, and why (as recorded)."""
-    if doc.shred_reason == ShredReason.REQUEST:
-        at = f"{doc.shredded_at:%Y-%m-%d %H:%M} UTC" if doc.shredded_at else "an earlier date"
-        how = f"was destroyed: shredded by {doc.shredded_by or 'an operator'} at {at}"
-    else:
-        when = f"{doc.shredded_at:%Y-%m-%d}" if doc.shredded_at else "an earlier date"
-        how = f"was destroyed on {when} at the end of its retention period"
-    if doc.kind is KeyKind.PROJECT:
-        what = (
-            f"the pseudonymisation secret of research project {doc.key_id} {how}; its "
-            "pseudonyms can no longer be produced or linked"
-        )
-    else:
-        what = (
-            f"the key of {doc.kind} {doc.key_id} {how}; its encrypted data can no longer be "
-            "read by anyone"
-        )
-    return KeyShreddedError(
-        what,
-        key_kind=str(doc.kind),
-        key_id=doc.key_id,
-        shredded_at=doc.shredded_at.isoformat() if doc.shredded_at else None,
-        reason=doc.shred_reason or ShredReason.RETENTION.value,
-    )
-
-
-def _master_variable(master: MasterSecret, settings: Settings | None) -> str:
-    if master.kind == "passphrase":
-        return "GATEWAY_MASTER_PASSPHRASE"
-    if settings is not None and settings.master_key is None:
-        return "the development master key (GATEWAY_MASTER_KEY is not set)"
-    return "GATEWAY_MASTER_KEY"
 
 
 class KeyRing:
@@ -340,10 +112,7 @@ class KeyRing:
         self._kek = kek
         self._ring_doc = ring_doc
         self._clock = clock
-        self._recheck = recheck_seconds
-        self._monotonic = monotonic
-        self._cache: dict[tuple[KeyKind, str], _Loaded] = {}
-        self._lock = threading.RLock()
+        self._cache = KeyCache(recheck_seconds, monotonic)
 
     # ---------------------------------------------------------------- opening
 
@@ -369,10 +138,10 @@ class KeyRing:
         master = MasterSecret.from_settings(settings)
         keys_dir = settings.keys_dir
         files.check_private_dir(keys_dir, keys_dir)
-        ring_doc = cls._read_ring_doc(keys_dir)
+        ring_doc = read_ring_doc(keys_dir)
         if ring_doc is None:
             raise KeyRingError(f"no key ring in {keys_dir}; run `gateway init` to create it")
-        kek = cls._unlock(keys_dir, ring_doc, master, settings)
+        kek = unlock(keys_dir, ring_doc, master, settings)
         ring = cls(
             keys_dir,
             kek,
@@ -382,7 +151,7 @@ class KeyRing:
             monotonic=monotonic,
         )
         for kind in (KeyKind.CASE, KeyKind.PROJECT, KeyKind.INDEX):
-            folder = keys_dir / _FOLDER[kind]
+            folder = keys_dir / FOLDER[kind]
             if folder.exists():
                 files.check_private_dir(folder, keys_dir)
         return ring
@@ -403,137 +172,29 @@ class KeyRing:
         key fails here too). Creation is audited in ``session``'s transaction. Raises
         KeyRingError if the folder holds key files but no ``keyring.json``.
         """
-        master = MasterSecret.from_settings(settings)
-        keys_dir = settings.keys_dir
-        files.ensure_private_dir(keys_dir, keys_dir)
-        if (keys_dir / RING_FILE).exists():
-            return cls.open(settings, clock=clock, recheck_seconds=recheck_seconds)
-        audit_log.lock_head(session)  # concurrent inits queue here
-        if (keys_dir / RING_FILE).exists():
-            return cls.open(settings, clock=clock, recheck_seconds=recheck_seconds)
-        orphans = [p for kind in KeyKind for p in files.list_json(keys_dir / _FOLDER[kind])]
-        if orphans:
-            raise KeyRingError(
-                f"{keys_dir} holds key files but no {RING_FILE}; restore {RING_FILE} from a "
-                "backup (a new ring could not open the existing keys)"
-            )
-        kek_id = new_kek_id()
-        params = master.new_kdf_params()
-        kek = master.derive(kek_id, params)
-        now = clock.now()
-        ring_doc = {
-            "format": FORMAT,
-            "created_at": now.isoformat(),
-            "kek": {"id": kek_id, "source": master.kind, "kdf": params, "check": kek.check_value()},
-            "pending_kek": None,
-        }
-        if not files.write_new(keys_dir / RING_FILE, _ring_bytes(ring_doc)):
-            return cls.open(settings, clock=clock, recheck_seconds=recheck_seconds)
-        ring = cls(
-            keys_dir,
-            kek,
-            ring_doc,
-            clock=clock,
-            recheck_seconds=recheck_seconds,
-            monotonic=time.monotonic,
-        )
-        for kind in KeyKind:
-            files.ensure_private_dir(keys_dir / _FOLDER[kind], keys_dir)
-        ring._create_key(KeyKind.INDEX, INDEX_KEY_ID)
-        ring._create_key(KeyKind.SIGNING, SIGNING_KEY_ID)
-        ring._audit(
-            session,
-            AuditEventType.KEYRING_CREATE,
-            actor,
-            kek=kek_id,
-            source=master.kind,
-            kdf=str(params["name"]),
-            signing_key=f"sha256:{ring.signer().fingerprint}",
-        )
-        log.info("key ring created", extra={"fields": {"kek_id": kek_id, "source": master.kind}})
-        return ring
-
-    @staticmethod
-    def _read_ring_doc(keys_dir: Path) -> dict[str, Any] | None:
-        found = files.read_private(keys_dir / RING_FILE, keys_dir)
-        if found is None:
-            return None
-        try:
-            doc: dict[str, Any] = json.loads(found[0])
-            if doc.get("format") != FORMAT or not isinstance(doc.get("kek"), dict):
-                raise ValueError("unknown key ring format")
-        except ValueError as exc:
-            raise KeyRingError(
-                f"{keys_dir / RING_FILE} is damaged; restore it from a backup"
-            ) from exc
-        return doc
-
-    @staticmethod
-    def _unlock(
-        keys_dir: Path, ring_doc: dict[str, Any], master: MasterSecret, settings: Settings | None
-    ) -> Kek:
-        current = ring_doc["kek"]
-        kek = master.derive(str(current.get("id")), current.get("kdf") or {})
-        if kek.matches(str(current.get("check", ""))):
-            return kek
-        pending = ring_doc.get("pending_kek")
-        if isinstance(pending, dict):
-            candidate = master.derive(str(pending.get("id")), pending.get("kdf") or {})
-            if candidate.matches(str(pending.get("check", ""))):
-                raise KeyRingError(
-                    "a rewrap to this master key was interrupted; run `gateway keys rewrap` "
-                    "again with the old key in GATEWAY_MASTER_KEY (or _PASSPHRASE) and this "
-                    "one in GATEWAY_NEW_MASTER_KEY (or _PASSPHRASE)"
-                )
-        raise KeyRingError(
-            f"the master key does not open the key ring in {keys_dir}: "
-            f"{_master_variable(master, settings)} is wrong, or the ring was rewrapped "
-            "under another master key"
+        return lifecycle.create_ring(
+            cls, settings, session, clock=clock, actor=actor, recheck_seconds=recheck_seconds
         )
 
     # ---------------------------------------------------------------- key files
 
     def _path(self, kind: KeyKind, key_id: str) -> Path:
-        name = _SYSTEM_FILE.get(kind, key_id)
-        return self._dir / _FOLDER[kind] / f"{name}.json"
+        return key_path(self._dir, kind, key_id)
 
-    def _read_doc(self, kind: KeyKind, key_id: str) -> tuple[_KeyDoc, os.stat_result] | None:
-        path = self._path(kind, key_id)
-        for attempt in range(2):
-            found = files.read_private(path, self._dir)
-            if found is None:
-                return None
-            try:
-                doc = _KeyDoc.parse(found[0])
-            except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-                if attempt == 0:
-                    time.sleep(0.01)  # a concurrent shred may be overwriting the old inode
-                    continue
-                raise KeyRingError(f"key file {path} is damaged") from exc
-            if doc.kind is not kind or doc.key_id != key_id:
-                raise IntegrityCheckFailed()
-            if doc.kek_id != self._kek.kek_id and not doc.shredded:  # tombstones hold no keys
-                raise self._foreign_kek_error(doc)
-            return doc, found[1]
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _read_doc(self, kind: KeyKind, key_id: str) -> tuple[KeyDoc, os.stat_result] | None:
+        found = read_key_doc(self._dir, kind, key_id)
+        if found is not None and found[0].kek_id != self._kek.kek_id and not found[0].shredded:
+            raise self._foreign_kek_error(found[0])  # tombstones hold no keys
+        return found
 
-    def _check_ring_current(self) -> None:
-        """Raise KeyRingError unless the ring on disk is still wrapped under this process's KEK.
+    def _adopt(self, ring_doc: dict[str, Any], kek: Kek | None = None) -> None:
+        """Take ``ring_doc`` as the ring's (after a rewrap: with its new ``kek``, cache emptied)."""
+        self._ring_doc = ring_doc
+        if kek is not None:
+            self._kek = kek
+            self._cache.clear()
 
-        Called under the ring lock before writing, so a process that missed a rewrap
-        cannot add keys that only the retired master key could open.
-        """
-        doc = self._read_ring_doc(self._dir)
-        if doc is None:
-            raise KeyRingError(f"no key ring in {self._dir}; run `gateway init` to create it")
-        kek = doc["kek"]
-        if doc.get("pending_kek") or kek.get("id") != self._kek.kek_id:
-            raise KeyRingError(
-                "the key ring is being or has been rewrapped under another master key; "
-                "restart this process with the new GATEWAY_MASTER_KEY (or _PASSPHRASE)"
-            )
-
-    def _foreign_kek_error(self, doc: _KeyDoc) -> KeyRingError:
+    def _foreign_kek_error(self, doc: KeyDoc) -> KeyRingError:
         pending = self._ring_doc.get("pending_kek")
         if isinstance(pending, dict) and pending.get("id") == doc.kek_id:
             return KeyRingError(
@@ -544,195 +205,35 @@ class KeyRing:
             "restart it with the new GATEWAY_MASTER_KEY (or _PASSPHRASE)"
         )
 
-    def _new_version(self, kind: KeyKind, key_id: str, version: int) -> _Version:
-        now = self._clock.now()
-        label = WrapLabel(str(kind), key_id, version)
-        if kind is KeyKind.SIGNING:
-            signer = Ed25519Signer.generate()
-            return _Version(
-                version, now, self._kek.wrap(label, signer.private_bytes()), signer.public_key
-            )
-        return _Version(version, now, self._kek.wrap(label, os.urandom(32)))
-
-    def _create_key(self, kind: KeyKind, key_id: str) -> bool:
-        """Create version 1 of a key unless its file exists; return whether this call made it."""
-        folder = self._path(kind, key_id).parent
-        files.ensure_private_dir(folder, self._dir)
-        doc = _KeyDoc(
-            kind=kind,
-            key_id=key_id,
-            kek_id=self._kek.kek_id,
-            state="active",
-            active_version=1,
-            versions=[self._new_version(kind, key_id, 1)],
-        )
-        with files.ring_lock(self._dir, shared=True):
-            self._check_ring_current()
-            created = files.write_new(self._path(kind, key_id), doc.to_bytes())
-        if created:
-            log.info("key created", extra={"fields": {"key_kind": str(kind), "key_id": key_id}})
-        return created
-
-    def _load(self, kind: KeyKind, key_id: str, *, create: bool) -> _Loaded:
+    def _load(self, kind: KeyKind, key_id: str, *, create: bool) -> LoadedKey:
         found = self._read_doc(kind, key_id)
         if found is None and create:
-            self._create_key(kind, key_id)
+            lifecycle.create_key(self, kind, key_id)
             found = self._read_doc(kind, key_id)
         if found is None:
             raise UnknownKeyError(f"no key for {kind} {key_id}", key_kind=str(kind), key_id=key_id)
         doc, st = found
-        loaded = _Loaded(doc, files.file_signature(st), self._monotonic())
+        loaded = LoadedKey(doc, files.file_signature(st), self._cache.monotonic())
         for v in doc.versions:
             loaded.material[v.version] = self._kek.unwrap(
                 WrapLabel(str(kind), key_id, v.version), v.wrapped
             )
         return loaded
 
-    def _entry(self, kind: KeyKind, key_id: str, *, create: bool = False) -> _Loaded:
+    def _entry(self, kind: KeyKind, key_id: str, *, create: bool = False) -> LoadedKey:
         """Return the live key ``(kind, key_id)``, re-checking its file every ``recheck`` seconds.
 
         Raises UnknownKeyError if absent (unless ``create``), KeyShreddedError if shredded.
         """
-        cache_key = (kind, key_id)
-        entry = self._cache.get(cache_key)
-        now = self._monotonic()
-        if entry is None or now - entry.checked_at >= self._recheck:
-            with self._lock:
-                entry = self._refresh(cache_key, entry, now, create=create)
+        entry = self._cache.get(
+            kind, key_id, self._path(kind, key_id), lambda: self._load(kind, key_id, create=create)
+        )
         if entry.doc.shredded:
-            raise _shredded_error(entry.doc)
-        return entry
-
-    def _refresh(
-        self, cache_key: tuple[KeyKind, str], entry: _Loaded | None, now: float, *, create: bool
-    ) -> _Loaded:
-        kind, key_id = cache_key
-        if entry is not None:
-            try:
-                current = files.file_signature(os.stat(self._path(kind, key_id)))
-            except FileNotFoundError:
-                current = None
-            if current == entry.signature:
-                entry.checked_at = now
-                return entry
-        try:
-            entry = self._load(kind, key_id, create=create)
-        except GatewayError:
-            self._cache.pop(cache_key, None)
-            raise
-        if len(self._cache) >= CACHE_LIMIT:
-            for stale in list(self._cache)[: CACHE_LIMIT // 4]:
-                del self._cache[stale]
-        self._cache[cache_key] = entry
+            raise shredded_error(entry.doc)
         return entry
 
     def _forget(self, kind: KeyKind, key_id: str) -> None:
-        with self._lock:
-            self._cache.pop((kind, key_id), None)
-
-    def _audit(
-        self,
-        session: Session,
-        event_type: AuditEventType,
-        actor: KeyActor,
-        *,
-        case_id: str | None = None,
-        **refs: RefValue,
-    ) -> None:
-        audit_log.append(
-            session,
-            AuditEvent(
-                type=event_type,
-                at=self._clock.now(),
-                actor_principal=actor.principal_id,
-                actor_partner=actor.partner_id,
-                case_id=case_id,
-                refs=dict(refs),
-            ),
-        )
-
-    def _rotate(
-        self, session: Session, kind: KeyKind, key_id: str, actor: KeyActor, *, activate: bool
-    ) -> int:
-        audit_log.lock_head(session)  # database lock first, then the ring lock: one order
-        with files.ring_lock(self._dir):
-            self._check_ring_current()
-            found = self._read_doc(kind, key_id)
-            if found is None:
-                raise UnknownKeyError(
-                    f"no key for {kind} {key_id}", key_kind=str(kind), key_id=key_id
-                )
-            doc = found[0]
-            if doc.shredded:
-                raise _shredded_error(doc)
-            version = max(v.version for v in doc.versions) + 1
-            made = self._new_version(kind, key_id, version)
-            # a signing key is what researchers pin: the log names each one
-            named = {} if made.public_key is None else {"signing_key": _fingerprint(made)}
-            self._audit(
-                session,
-                AuditEventType.KEY_ROTATE,
-                actor,
-                case_id=key_id if kind is KeyKind.CASE else None,
-                key_kind=str(kind),
-                key_id=key_id,
-                version=version,
-                active=activate,
-                **named,
-            )
-            doc.versions.append(made)
-            if activate:
-                doc.active_version = version
-            files.replace(self._path(kind, key_id), doc.to_bytes())
-        self._forget(kind, key_id)
-        log.info(
-            "key rotated",
-            extra={"fields": {"key_kind": str(kind), "key_id": key_id, "version": version}},
-        )
-        return version
-
-    def _shred(
-        self,
-        session: Session,
-        kind: KeyKind,
-        key_id: str,
-        actor: KeyActor,
-        reason: ShredReason,
-        by: str | None,
-    ) -> bool:
-        audit_log.lock_head(session)
-        with files.ring_lock(self._dir):
-            self._check_ring_current()
-            files.ensure_private_dir(self._path(kind, key_id).parent, self._dir)
-            found = self._read_doc(kind, key_id)
-            if found is not None and found[0].shredded:
-                return False
-            destroyed = len(found[0].versions) if found else 0
-            self._audit(
-                session,
-                AuditEventType.KEY_SHRED,
-                actor,
-                case_id=key_id if kind is KeyKind.CASE else None,
-                key_kind=str(kind),
-                key_id=key_id,
-                versions_destroyed=destroyed,
-                **({"reason": reason.value, "by": by} if reason is ShredReason.REQUEST else {}),
-            )
-            tombstone = _KeyDoc(
-                kind=kind,
-                key_id=key_id,
-                kek_id=self._kek.kek_id,
-                state="shredded",
-                active_version=None,
-                versions=[],
-                shredded_at=self._clock.now(),
-                shred_reason=reason.value,
-                shredded_by=by if reason is ShredReason.REQUEST else None,
-            )
-            files.replace_destroying_old(self._path(kind, key_id), tombstone.to_bytes())
-        self._forget(kind, key_id)
-        log.info("key shredded", extra={"fields": {"key_kind": str(kind), "key_id": key_id}})
-        return True
+        self._cache.forget(kind, key_id)
 
     # ---------------------------------------------------------------- cases
 
@@ -741,22 +242,22 @@ class KeyRing:
 
         Raises KeyShreddedError if the case's key was shredded (it is never recreated).
         """
-        entry = self._entry(KeyKind.CASE, _check_id(case_id, "case"), create=True)
+        entry = self._entry(KeyKind.CASE, check_id(case_id, "case"), create=True)
         assert entry.doc.active_version is not None
         return entry.doc.active_version
 
     def case_key_version(self, case_id: str) -> int:
         """Return the case key version new seals use; raise UnknownKeyError, KeyShreddedError."""
-        entry = self._entry(KeyKind.CASE, _check_id(case_id, "case"))
+        entry = self._entry(KeyKind.CASE, check_id(case_id, "case"))
         assert entry.doc.active_version is not None
         return entry.doc.active_version
 
-    def _aead(self, entry: _Loaded, version: int) -> AESGCM:
+    def _aead(self, entry: LoadedKey, version: int) -> AESGCM:
         aead = entry.aead.get(version)
         if aead is None:
             material = entry.material.get(version)
             if material is None:
-                raise IntegrityCheckFailed()
+                raise IntegrityCheckFailedError()
             aead = entry.aead.setdefault(version, AESGCM(material))
         return aead
 
@@ -765,7 +266,7 @@ class KeyRing:
 
         Raises UnknownKeyError if the case has no key, KeyShreddedError if it was shredded.
         """
-        entry = self._entry(KeyKind.CASE, _check_id(case_id, "case"))
+        entry = self._entry(KeyKind.CASE, check_id(case_id, "case"))
         version = entry.doc.active_version
         assert version is not None
         aead = self._aead(entry, version)
@@ -777,7 +278,7 @@ class KeyRing:
         Raises IntegrityCheckFailed if the blob was altered or belongs elsewhere,
         KeyShreddedError if the case's key was shredded, UnknownKeyError if it never existed.
         """
-        entry = self._entry(KeyKind.CASE, _check_id(case_id, "case"))
+        entry = self._entry(KeyKind.CASE, check_id(case_id, "case"))
         aead = self._aead(entry, fields.blob_version(blob))
         return fields.open_sealed(aead, case_id, record_id, field, blob)
 
@@ -788,7 +289,8 @@ class KeyRing:
 
     def rotate_case_key(self, session: Session, case_id: str, *, actor: KeyActor) -> int:
         """Add and activate a new version of the case's key; return it. Old versions still read."""
-        return self._rotate(session, KeyKind.CASE, _check_id(case_id, "case"), actor, activate=True)
+        key_id = check_id(case_id, "case")
+        return lifecycle.rotate(self, session, KeyKind.CASE, key_id, actor, activate=True)
 
     def shred_case(
         self,
@@ -805,7 +307,8 @@ class KeyRing:
         use raises KeyShreddedError, in this process at once, in others within
         ``recheck_seconds``.
         """
-        return self._shred(session, KeyKind.CASE, _check_id(case_id, "case"), actor, reason, by)
+        key_id = check_id(case_id, "case")
+        return lifecycle.shred(self, session, KeyKind.CASE, key_id, actor, reason, by)
 
     # ---------------------------------------------------------------- blind indexes
 
@@ -853,29 +356,11 @@ class KeyRing:
     def rotate_index_key(self, session: Session, *, actor: KeyActor) -> int:
         """Stage a new index key version (not used until activated); return its number."""
         self._entry(KeyKind.INDEX, INDEX_KEY_ID, create=True)
-        return self._rotate(session, KeyKind.INDEX, INDEX_KEY_ID, actor, activate=False)
+        return lifecycle.rotate(self, session, KeyKind.INDEX, INDEX_KEY_ID, actor, activate=False)
 
     def activate_index_key(self, session: Session, version: int, *, actor: KeyActor) -> None:
         """Make ``version`` the index key ``blind_index`` uses; do this only after re-indexing."""
-        audit_log.lock_head(session)
-        with files.ring_lock(self._dir):
-            self._check_ring_current()
-            found = self._read_doc(KeyKind.INDEX, INDEX_KEY_ID)
-            if found is None or version not in {v.version for v in found[0].versions}:
-                raise InvalidInputError(f"the index key has no version {version}")
-            doc = found[0]
-            self._audit(
-                session,
-                AuditEventType.KEY_ACTIVATE,
-                actor,
-                key_kind=str(KeyKind.INDEX),
-                key_id=INDEX_KEY_ID,
-                version=version,
-                previous=doc.active_version,
-            )
-            doc.active_version = version
-            files.replace(self._path(KeyKind.INDEX, INDEX_KEY_ID), doc.to_bytes())
-        self._forget(KeyKind.INDEX, INDEX_KEY_ID)
+        lifecycle.activate_index_key(self, session, version, actor)
 
     # ---------------------------------------------------------------- research projects
 
@@ -884,7 +369,7 @@ class KeyRing:
 
         Raises KeyShreddedError if the project's secret was shredded.
         """
-        key_id = _check_id(project_id, "project")
+        key_id = check_id(project_id, "project")
         entry = self._entry(KeyKind.PROJECT, key_id, create=True)
         version = entry.doc.active_version
         assert version is not None
@@ -904,23 +389,22 @@ class KeyRing:
         by: str | None = None,
     ) -> bool:
         """Destroy the project's pseudonymisation secret for good; see :meth:`shred_case`."""
-        return self._shred(
-            session, KeyKind.PROJECT, _check_id(project_id, "project"), actor, reason, by
-        )
+        key_id = check_id(project_id, "project")
+        return lifecycle.shred(self, session, KeyKind.PROJECT, key_id, actor, reason, by)
 
     def shredded_error(self, kind: KeyKind, key_id: str) -> KeyShreddedError | None:
         """Return the error saying who destroyed this key and when, or None if it is not shredded.
 
         ``by`` and the time are those recorded in the key's tombstone.
         """
-        found = self._read_doc(kind, _check_id(key_id, str(kind)))
+        found = self._read_doc(kind, check_id(key_id, str(kind)))
         if found is None or not found[0].shredded:
             return None
-        return _shredded_error(found[0])
+        return shredded_error(found[0])
 
     def has_key(self, kind: KeyKind, key_id: str) -> bool:
         """Return True if the ring holds a key (or the tombstone of one) for ``key_id``."""
-        return self._read_doc(kind, _check_id(key_id, str(kind))) is not None
+        return self._read_doc(kind, check_id(key_id, str(kind))) is not None
 
     # ---------------------------------------------------------------- signing
 
@@ -948,9 +432,9 @@ class KeyRing:
     def rotate_signing_key(self, session: Session, *, actor: KeyActor) -> int:
         """Add and activate a new signing key version; old public keys stay published."""
         self._entry(KeyKind.SIGNING, SIGNING_KEY_ID, create=True)
-        return self._rotate(session, KeyKind.SIGNING, SIGNING_KEY_ID, actor, activate=True)
-
-    # ---------------------------------------------------------------- the ring
+        return lifecycle.rotate(
+            self, session, KeyKind.SIGNING, SIGNING_KEY_ID, actor, activate=True
+        )
 
     def rewrap(self, session: Session, new_master: MasterSecret, *, actor: KeyActor) -> int:
         """Re-encrypt every wrapped key under a KEK from ``new_master``; return how many files.
@@ -959,96 +443,11 @@ class KeyRing:
         is finished by running it again with the same new master secret. Other processes
         must be restarted with the new master secret.
         """
-        audit_log.lock_head(session)
-        with files.ring_lock(self._dir):
-            ring_doc = self._read_ring_doc(self._dir)
-            if ring_doc is None or not self._kek.matches(str(ring_doc["kek"].get("check", ""))):
-                raise KeyRingError(
-                    "the key ring changed under this process (rewrapped?); open it again"
-                )
-            pending = ring_doc.get("pending_kek")
-            if isinstance(pending, dict):
-                new_kek = new_master.derive(str(pending["id"]), pending["kdf"])
-                if not new_kek.matches(str(pending.get("check", ""))):
-                    raise KeyRingError(
-                        "an interrupted rewrap to a different master key must be finished "
-                        "first: run it again with that key in GATEWAY_NEW_MASTER_KEY"
-                    )
-            else:
-                params = new_master.new_kdf_params()
-                new_kek = new_master.derive(new_kek_id(), params)
-                pending = {
-                    "id": new_kek.kek_id,
-                    "source": new_master.kind,
-                    "kdf": params,
-                    "check": new_kek.check_value(),
-                }
-                ring_doc["pending_kek"] = pending
-                self._ring_doc = ring_doc
-                files.replace(self._dir / RING_FILE, _ring_bytes(ring_doc))
-            self._audit(
-                session,
-                AuditEventType.KEYRING_REWRAP,
-                actor,
-                old_kek=self._kek.kek_id,
-                new_kek=new_kek.kek_id,
-                source=new_master.kind,
-            )
-            count = 0
-            for kind in KeyKind:
-                for path in files.list_json(self._dir / _FOLDER[kind]):
-                    if kind in _SYSTEM_FILE and path.stem != _SYSTEM_FILE[kind]:
-                        continue
-                    count += self._rewrap_file(kind, path, new_kek)
-            ring_doc["kek"] = pending
-            ring_doc["pending_kek"] = None
-            files.replace(self._dir / RING_FILE, _ring_bytes(ring_doc))
-            self._kek = new_kek
-            self._ring_doc = ring_doc
-            with self._lock:
-                self._cache.clear()
-        log.info("key ring rewrapped", extra={"fields": {"kek_id": new_kek.kek_id, "files": count}})
-        return count
-
-    def _rewrap_file(self, kind: KeyKind, path: Path, new_kek: Kek) -> int:
-        found = files.read_private(path, self._dir)
-        if found is None:
-            return 0
-        try:
-            doc = _KeyDoc.parse(found[0])
-        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-            raise KeyRingError(f"key file {path} is damaged") from exc
-        if doc.kind is not kind or path.stem != _SYSTEM_FILE.get(kind, doc.key_id):
-            raise IntegrityCheckFailed()
-        if doc.kek_id == new_kek.kek_id:
-            return 0  # done before an interruption
-        if doc.kek_id != self._kek.kek_id:
-            raise self._foreign_kek_error(doc)
-        versions = []
-        for v in doc.versions:
-            label = WrapLabel(str(kind), doc.key_id, v.version)
-            raw = self._kek.unwrap(label, v.wrapped)
-            versions.append(replace(v, wrapped=new_kek.wrap(label, raw)))
-        doc.versions = versions
-        doc.kek_id = new_kek.kek_id
-        files.replace_destroying_old(path, doc.to_bytes())
-        return 1
+        return lifecycle.rewrap(self, session, new_master, actor)
 
     def describe(self) -> list[KeyInfo]:
         """Return every key's ids, versions, dates and state (never material), by kind and id."""
-        infos: list[KeyInfo] = []
-        for kind in KeyKind:
-            for path in files.list_json(self._dir / _FOLDER[kind]):
-                if kind in _SYSTEM_FILE and path.stem != _SYSTEM_FILE[kind]:
-                    continue
-                found = files.read_private(path, self._dir)
-                if found is None:
-                    continue
-                try:
-                    infos.append(_KeyDoc.parse(found[0]).info())
-                except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-                    raise KeyRingError(f"key file {path} is damaged") from exc
-        return infos
+        return describe_keys(self._dir)
 
     @property
     def info(self) -> RingInfo:
@@ -1066,7 +465,7 @@ class KeyRing:
         """Return None if the ring is usable by this process, else a short reason."""
         try:
             files.check_private_dir(self._dir, self._dir)
-            doc = self._read_ring_doc(self._dir)
+            doc = read_ring_doc(self._dir)
         except GatewayError as exc:
             return exc.detail
         if doc is None:
@@ -1078,7 +477,3 @@ class KeyRing:
 
     def __repr__(self) -> str:
         return f"KeyRing({str(self._dir)!r}, kek_id={self._kek.kek_id})"
-
-
-def _ring_bytes(ring_doc: dict[str, Any]) -> bytes:
-    return json.dumps(ring_doc, indent=1, sort_keys=True).encode() + b"\n"

@@ -1,6 +1,6 @@
 """Ed25519 signing recipes: sign checkpoints and manifests, verify them offline.
 
-Verification failures of any kind raise ``IntegrityCheckFailed``, chained from the
+Verification failures of any kind raise ``IntegrityCheckFailedError``, chained from the
 underlying cause, so callers cannot tell which check failed.
 """
 
@@ -20,7 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from gateway.errors import IntegrityCheckFailed, InvalidInputError
+from gateway.errors import InvalidInputError
+from gateway.keys.errors import IntegrityCheckFailedError
 
 PUBLIC_KEY_SIZE = 32
 SIGNATURE_SIZE = 64
@@ -42,11 +43,11 @@ class Ed25519Signer:
 
     @classmethod
     def from_private_bytes(cls, raw: bytes) -> Ed25519Signer:
-        """Return the signer for a 32-byte raw private key; raise IntegrityCheckFailed if bad."""
+        """Return the signer for a 32-byte raw private key; raise IntegrityCheckFailedError if bad."""
         try:
             return cls(Ed25519PrivateKey.from_private_bytes(raw))
         except ValueError as exc:
-            raise IntegrityCheckFailed() from exc
+            raise IntegrityCheckFailedError() from exc
 
     def private_bytes(self) -> bytes:
         """Return the raw 32-byte private key, for the key ring to wrap and store."""
@@ -75,11 +76,11 @@ def sha256(data: bytes) -> bytes:
 
 
 def verify(public_key: bytes, message: bytes, signature: bytes) -> None:
-    """Check an Ed25519 signature; raise IntegrityCheckFailed if it does not verify."""
+    """Check an Ed25519 signature; raise IntegrityCheckFailedError if it does not verify."""
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
     except (InvalidSignature, ValueError) as exc:
-        raise IntegrityCheckFailed() from exc
+        raise IntegrityCheckFailedError() from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ class SigningPublicKey:
         return hashlib.sha256(self.public_key).hexdigest()
 
     def verify(self, message: bytes, signature: bytes) -> None:
-        """Check ``signature`` under this key; raise IntegrityCheckFailed if it does not verify."""
+        """Check ``signature`` under this key; raise IntegrityCheckFailedError if it does not verify."""
         verify(self.public_key, message, signature)
 
 

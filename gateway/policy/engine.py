@@ -19,7 +19,6 @@ from typing import Any
 import casbin
 from casbin.model import Model
 
-from gateway.errors import InvalidInputError
 from gateway.policy.compiler import ROLE_MANAGERS, CompiledPolicy, compile_policy
 from gateway.policy.decision import (
     DEFAULT_DENY_REASON,
@@ -29,6 +28,7 @@ from gateway.policy.decision import (
     Decision,
     DecisionRequest,
 )
+from gateway.policy.errors import UnknownTermError
 
 DEFAULT_CACHE_SIZE = 65_536
 
@@ -37,13 +37,6 @@ DEFAULT_CACHE_SIZE = 65_536
 # two threads parse at once). Cold decisions therefore enforce one at a time, across
 # every engine and version in the process; warm (cached) decisions take no lock.
 _ENFORCE_LOCK = threading.Lock()
-
-
-class UnknownTermError(InvalidInputError):
-    """A decision request names something the vocabulary does not define."""
-
-    code = "unknown-term"
-    title = "Unknown policy term"
 
 
 def build_enforcer(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.policy.compiler import CompiledRule
 from gateway.policy.decision import Decision, DecisionRequest
 from gateway.policy.engine import PolicyEngine
+from gateway.policy.rules import CompiledRule
 
 
 @dataclass(frozen=True)

@@ -466,11 +466,6 @@ def check_pack(pack: Pack) -> CheckedPack:
     return _cached("check", pack, build)
 
 
-def problems_json(exc: SourceError) -> list[dict[str, Any]]:
-    """Return the problems of ``exc`` as ``{file, line, message}`` mappings."""
-    return [{"file": p.path.as_posix(), "line": p.line, "message": p.message} for p in exc.problems]
-
-
 def engine_for(pack: Pack) -> PolicyEngine:
     """Return a decision engine over ``pack`` (cached, with its own decision cache).
 

@@ -5,53 +5,40 @@ for a rollback). The proposal is checked like the shipped pack and is stored onl
 compiles; anyone deciding sees its lint result, its diff against the active version and
 a simulation over recorded requests. Another person, a privacy officer of the partner
 that owns the pack (``pack.yaml``), approves (which activates it) or rejects it.
-``decision_refusal`` is the one place that says who may decide; the API and the
-workbench both go through ``approve`` and ``reject``, which audit a refusal.
+This module stores, lists and simulates proposals; deciding on them (who may, approve,
+reject, and the view of a proposal for people deciding) is ``gateway.policy.approvals``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from gateway.audit import log as audit_log
-from gateway.audit.events import AuditEvent, AuditEventType, RefValue
+from gateway import usecase
+from gateway.audit.events import AuditEventType, RefValue
 from gateway.clock import Clock
 from gateway.db import Database
-from gateway.errors import (
-    ConflictError,
-    GatewayError,
-    InvalidInputError,
-    NotFoundError,
-    PermissionDeniedError,
-)
+from gateway.errors import InvalidInputError, NotFoundError
 from gateway.identity.service import Actor, Caller
-from gateway.models.partners import Principal
 from gateway.models.policy import PolicyDecisionRecord
 from gateway.models.policy_versions import (
     PolicyProposal,
     PolicyVersion,
     ProposalKind,
     ProposalStatus,
-    VersionOrigin,
 )
 from gateway.policy import versions
-from gateway.policy.diff import PolicyDiff, diff_packs
-from gateway.policy.pack import (
-    CheckedPack,
-    Pack,
-    analyse_pack,
-    check_pack,
-    engine_for,
-    pack_owner,
+from gateway.policy.errors import (
+    ProposalNotCompilableError,
+    ProposalUnchangedError,
+    VersionAlreadyActiveError,
 )
-from gateway.policy.pack import problems_json as _problems_json
+from gateway.policy.pack import CheckedPack, Pack, check_pack, engine_for
 from gateway.policy.recording import recorded_decisions
 from gateway.policy.simulate import Simulation, check_period, replay
 from gateway.yamlsource import SourceError
@@ -62,108 +49,7 @@ MAX_REPLAY = 200_000
 """Recorded decisions one simulation replays at most; choose a shorter period beyond it."""
 
 
-class ProposalNotCompilableError(InvalidInputError):
-    """The proposed pack does not compile or lint; nothing was stored."""
-
-    code = "proposal-not-compilable"
-    title = "Proposal does not compile"
-
-    def __init__(self, exc: SourceError) -> None:
-        super().__init__(
-            f"the proposed policy has {len(exc.problems)} problem(s) and was not stored; "
-            "fix them and propose again",
-            problems=_problems_json(exc),
-            lint=[str(p) for p in exc.problems],
-        )
-
-
-class ProposalUnchangedError(InvalidInputError):
-    """The proposal would change nothing: its files equal the active version's."""
-
-    code = "proposal-unchanged"
-    title = "Proposal changes nothing"
-
-
-class FourEyesViolationError(PermissionDeniedError):
-    """The proposer tried to approve or reject their own proposal."""
-
-    code = "four-eyes-violation"
-    title = "Four-eyes principle"
-
-
-class NotAnApproverError(PermissionDeniedError):
-    """The caller is a privacy officer, but not one who may decide on proposals."""
-
-    code = "not-an-approver"
-    title = "Not an approver"
-
-
-class ProposalNotOpenError(ConflictError):
-    """The proposal was already approved or rejected."""
-
-    code = "proposal-not-open"
-    title = "Proposal not open"
-
-
-class ProposalStaleError(ConflictError):
-    """Another version became active after the proposal was made; approving it would undo that."""
-
-    code = "proposal-stale"
-    title = "Proposal out of date"
-
-
-@dataclass(frozen=True, slots=True)
-class Deciders:
-    """What ``decision_refusal`` needs to know beyond the proposal and the caller.
-
-    ``owner`` is the partner whose pack it is (its privacy officers decide), None if no
-    pack names one; the person keys are the keyed hashes of the proposer's and the
-    caller's persons (None when a principal names none; the proposer may also be the
-    host's installer, ``proposer_is_principal`` False, who is no person).
-    """
-
-    owner: str | None
-    proposer_person: str | None
-    caller_person: str | None
-    proposer_is_principal: bool
-
-
-def deciders(session: Session, proposal: PolicyProposal, caller: Caller) -> Deciders:
-    """Return who owns the active pack and which persons proposed and ask to decide.
-
-    The owner is the active version's; only while it names none (a pack from before
-    ``pack.yaml``) the proposal's own, which only the host's installer can set.
-    """
-    active_pack = versions.pack_of(versions.active_version(session))
-    try:
-        owner = pack_owner(active_pack) or pack_owner(Pack.from_json(proposal.sources))
-    except SourceError:
-        owner = None
-    proposer = session.get(Principal, proposal.proposer_principal_id)
-    me = session.get(Principal, caller.principal_id)
-    return Deciders(
-        owner=owner,
-        proposer_person=proposer.person_key if proposer else None,
-        caller_person=me.person_key if me else None,
-        proposer_is_principal=proposer is not None,
-    )
-
-
-@dataclass(frozen=True)
-class ProposalView:
-    """A proposal as people deciding on it see it."""
-
-    proposal: PolicyProposal
-    lint: dict[str, Any]
-    changed_files: list[str]
-    active_version_id: int
-    diff: PolicyDiff | None
-    stale: bool
-    approve_refusal: GatewayError | None
-    reject_refusal: GatewayError | None
-
-
-def _audit(
+def record_proposal_event(
     session: Session,
     clock: Clock,
     actor: Actor,
@@ -173,104 +59,20 @@ def _audit(
     details: dict[str, Any] | None = None,
     **refs: RefValue,
 ) -> None:
-    audit_log.append(
+    """Add the audit event of a change to ``proposal`` (its id, kind and policy version)."""
+    usecase.record_event(
         session,
-        AuditEvent(
-            type=event_type,
-            at=clock.now(),
-            actor_principal=actor.principal_id,
-            actor_partner=actor.partner_id,
-            policy_version=proposal.policy_version,
-            refs={"proposal": proposal.id, "kind": proposal.kind, **refs},
-            details=details,
-        ),
+        clock,
+        actor,
+        event_type,
+        policy_version=proposal.policy_version,
+        refs={"proposal": proposal.id, "kind": proposal.kind, **refs},
+        details=details,
     )
 
 
-def decision_refusal(
-    proposal: PolicyProposal,
-    caller: Caller,
-    *,
-    active_version_id: int,
-    approving: bool,
-    people: Deciders,
-) -> GatewayError | None:
-    """Return why ``caller`` may not approve (or reject) ``proposal`` now, or None if they may.
-
-    The one place that encodes who decides: never the proposer (the same principal,
-    whichever token it uses, nor the same person under another principal, at any
-    partner), only a privacy officer of the partner that owns the pack, only one whose
-    person is known (so that four eyes are two people), only an open proposal, and
-    approval only while the version it was based on is still active.
-    """
-    four_eyes = (
-        "you proposed this change, so another person, a privacy officer of the pack's "
-        "owner, must approve or reject it (four-eyes principle)"
-    )
-    if caller.principal_id == proposal.proposer_principal_id:
-        return FourEyesViolationError(four_eyes)
-    if people.caller_person is not None and people.caller_person == people.proposer_person:
-        return FourEyesViolationError(four_eyes + "; your principals are one person")
-    if people.owner is None:
-        return NotAnApproverError(
-            "the active policy pack names no owner (pack.yaml), so nobody can approve or "
-            "reject; the host's installer proposes a pack that names one"
-        )
-    if caller.partner_id != people.owner:
-        return NotAnApproverError(
-            f"only a privacy officer of {people.owner}, whose policy pack this is, approves "
-            "or rejects policy proposals; other partners' privacy officers propose and review"
-        )
-    if people.caller_person is None:
-        return NotAnApproverError(
-            "your principal names no person, so the gateway cannot tell that four eyes "
-            "are two people; ask your operator for a principal that names you"
-        )
-    if approving and people.proposer_is_principal and people.proposer_person is None:
-        return NotAnApproverError(
-            "the proposer's principal names no person, so the gateway cannot tell that you "
-            "are someone else; reject it and ask for a proposal by a principal that names one"
-        )
-    if proposal.status != ProposalStatus.OPEN:
-        return ProposalNotOpenError(
-            f"proposal {proposal.id} is already {proposal.status}",
-            proposal_status=proposal.status,
-        )
-    if approving and proposal.base_version_id != active_version_id:
-        return ProposalStaleError(
-            f"policy version {active_version_id} became active after proposal {proposal.id} "
-            f"was made on version {proposal.base_version_id}; approving it would undo that "
-            "change, so reject it and propose again",
-            active_version=active_version_id,
-        )
-    return None
-
-
-def _refuse(
-    db: Database,
-    clock: Clock,
-    caller: Caller,
-    proposal: PolicyProposal,
-    refusal: GatewayError,
-    *,
-    approving: bool,
-) -> GatewayError:
-    """Audit a permission refusal in a transaction of its own; return the error to raise."""
-    if isinstance(refusal, PermissionDeniedError):
-        with db.write() as session:
-            _audit(
-                session,
-                clock,
-                Actor.of(caller),
-                AuditEventType.POLICY_PROPOSAL_REFUSE,
-                proposal,
-                attempt="approve" if approving else "reject",
-                reason=refusal.code,
-            )
-    return refusal
-
-
-def _check(pack: Pack) -> CheckedPack:
+def checked_pack(pack: Pack) -> CheckedPack:
+    """Return ``pack`` compiled and linted; raise ProposalNotCompilableError if it does not."""
     try:
         return check_pack(pack)
     except SourceError as exc:
@@ -286,7 +88,7 @@ def lint_changes(session: Session, changes: Mapping[str, str | None]) -> Checked
     pack = base.with_changes(changes)
     if pack.sha256 == base.sha256:
         raise ProposalUnchangedError("the proposal changes no file of the active version")
-    return _check(pack)
+    return checked_pack(pack)
 
 
 def _clean_text(title: str, description: str) -> tuple[str, str]:
@@ -337,7 +139,7 @@ def _store(
         )
         session.add(proposal)
         session.flush()
-        _audit(
+        record_proposal_event(
             session,
             clock,
             actor,
@@ -376,7 +178,7 @@ def create_proposal(
     pack = base_pack.with_changes(changes)
     if pack.sha256 == base_pack.sha256:
         raise ProposalUnchangedError("the proposal changes no file of the active version")
-    checked = _check(pack)
+    checked = checked_pack(pack)
     return _store(
         db,
         clock,
@@ -403,11 +205,11 @@ def propose_rollback(
         target = versions.get_version(session, version_id)
         base = versions.active_version(session)
     if target.id == base.id:
-        raise versions.VersionAlreadyActiveError(
+        raise VersionAlreadyActiveError(
             f"policy version {version_id} is already active", version=version_id
         )
     pack = versions.pack_of(target)
-    checked = _check(pack)
+    checked = checked_pack(pack)
     title, description = _clean_text(f"Roll back to policy version {version_id}", description)
     return _store(
         db,
@@ -437,7 +239,7 @@ def propose_pack(
         base = versions.active_version(session)
     if pack.sha256 == versions.pack_of(base).sha256:
         raise ProposalUnchangedError("the folder is the active version already")
-    checked = _check(pack)
+    checked = checked_pack(pack)
     return _store(
         db,
         clock,
@@ -467,145 +269,6 @@ def list_proposals(
     if status is not None:
         query = query.where(PolicyProposal.status == status.value)
     return session.exec(query).all()
-
-
-def describe(session: Session, proposal_id: int, viewer: Caller) -> ProposalView:
-    """Return a proposal with its lint result, its diff against the active version, and
-    whether ``viewer`` may approve or reject it (and if not, why)."""
-    proposal = get_proposal(session, proposal_id)
-    active = versions.active_version(session)
-    assert active.id is not None
-    pack = Pack.from_json(proposal.sources)
-    lint = json.loads(proposal.lint)
-    diff: PolicyDiff | None
-    try:
-        diff = diff_packs(analyse_pack(versions.pack_of(active)), analyse_pack(pack))
-    except SourceError as exc:
-        diff = None
-        lint = {**lint, "compiles": False, "problems": _problems_json(exc)}
-    people = deciders(session, proposal, viewer)
-    return ProposalView(
-        proposal=proposal,
-        lint=lint,
-        changed_files=json.loads(proposal.changed_files),
-        active_version_id=active.id,
-        diff=diff,
-        stale=proposal.status == ProposalStatus.OPEN and proposal.base_version_id != active.id,
-        approve_refusal=decision_refusal(
-            proposal, viewer, active_version_id=active.id, approving=True, people=people
-        ),
-        reject_refusal=decision_refusal(
-            proposal, viewer, active_version_id=active.id, approving=False, people=people
-        ),
-    )
-
-
-def _locked_proposal(session: Session, proposal_id: int) -> PolicyProposal:
-    proposal = session.exec(
-        select(PolicyProposal)
-        .where(PolicyProposal.id == proposal_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one_or_none()
-    if proposal is None:
-        raise NotFoundError(f"no proposal {proposal_id}", proposal=proposal_id)
-    return proposal
-
-
-def approve(
-    db: Database, clock: Clock, caller: Caller, proposal_id: int, *, note: str = ""
-) -> PolicyVersion:
-    """Approve a proposal and activate its version (new, or the earlier one it restores).
-
-    Raises FourEyesViolationError, NotAnApproverError, ProposalNotOpenError,
-    ProposalStaleError (see ``decision_refusal``), NotFoundError, and
-    ProposalNotCompilableError if this gateway cannot compile it any more.
-    """
-    with db.read() as session:
-        pack = Pack.from_json(get_proposal(session, proposal_id).sources)
-    checked = _check(pack)  # compiled before the write lock is taken (cached normally)
-    with db.write() as session:
-        current = versions.pointer(session, lock=True)  # serialises activations
-        proposal = _locked_proposal(session, proposal_id)
-        if current is None:
-            raise versions.NoActiveVersionError()
-        refusal = decision_refusal(
-            proposal,
-            caller,
-            active_version_id=current.version_id,
-            approving=True,
-            people=deciders(session, proposal, caller),
-        )
-        if refusal is None:
-            assert proposal.id is not None
-            actor = Actor.of(caller)
-            version = versions.find_or_create(
-                session,
-                clock,
-                actor,
-                pack,
-                checked.compiled,
-                origin=VersionOrigin.PROPOSAL,
-                proposal_id=proposal.id,
-            )
-            versions.activate(session, clock, actor, version, proposal_id=proposal.id)
-            proposal.status = ProposalStatus.APPROVED.value
-            proposal.decided_by_principal_id = caller.principal_id
-            proposal.decided_by_partner_id = caller.partner_id
-            proposal.decided_at = clock.now()
-            proposal.decision_note = note.strip() or None
-            proposal.result_version_id = version.id
-            session.add(proposal)
-            _audit(
-                session,
-                clock,
-                actor,
-                AuditEventType.POLICY_PROPOSAL_APPROVE,
-                proposal,
-                details={"note": note.strip()} if note.strip() else None,
-                proposer=proposal.proposer_principal_id,
-                version=version.id,
-            )
-            return version
-    assert refusal is not None
-    raise _refuse(db, clock, caller, proposal, refusal, approving=True)
-
-
-def reject(
-    db: Database, clock: Clock, caller: Caller, proposal_id: int, *, note: str = ""
-) -> PolicyProposal:
-    """Reject an open proposal. Raises as ``decision_refusal`` says, or NotFoundError."""
-    if len(note) > MAX_DESCRIPTION:
-        raise InvalidInputError(f"a note has at most {MAX_DESCRIPTION} characters", field="note")
-    with db.write() as session:
-        current = versions.pointer(session)
-        proposal = _locked_proposal(session, proposal_id)
-        refusal = decision_refusal(
-            proposal,
-            caller,
-            active_version_id=current.version_id if current else -1,
-            approving=False,
-            people=deciders(session, proposal, caller),
-        )
-        if refusal is None:
-            proposal.status = ProposalStatus.REJECTED.value
-            proposal.decided_by_principal_id = caller.principal_id
-            proposal.decided_by_partner_id = caller.partner_id
-            proposal.decided_at = clock.now()
-            proposal.decision_note = note.strip() or None
-            session.add(proposal)
-            _audit(
-                session,
-                clock,
-                Actor.of(caller),
-                AuditEventType.POLICY_PROPOSAL_REJECT,
-                proposal,
-                details={"note": note.strip()} if note.strip() else None,
-                proposer=proposal.proposer_principal_id,
-            )
-            return proposal
-    assert refusal is not None
-    raise _refuse(db, clock, caller, proposal, refusal, approving=False)
 
 
 def simulate_pack(session: Session, pack: Pack, since: datetime, until: datetime) -> Simulation:

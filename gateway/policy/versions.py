@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
+from gateway import usecase
 from gateway.audit import log as audit_log
-from gateway.audit.events import AuditEvent, AuditEventType, RefValue
+from gateway.audit.events import AuditEventType, RefValue
 from gateway.clock import Clock
 from gateway.db import Database
-from gateway.errors import ConflictError, NotFoundError
+from gateway.errors import NotFoundError
 from gateway.identity.actors import Actor
 from gateway.models.policy_versions import (
     PolicyActive,
@@ -27,28 +28,12 @@ from gateway.models.policy_versions import (
     VersionState,
 )
 from gateway.policy.compiler import CompiledPolicy
+from gateway.policy.errors import NoActiveVersionError, VersionAlreadyActiveError
 from gateway.policy.pack import Pack, compile_pack
 
 POINTER_ID = 1
 STARTUP_ACTOR = Actor(principal_id="system:gateway")
 """Who imports the pack on disk when a gateway starts on a database without versions."""
-
-
-class NoActiveVersionError(NotFoundError):
-    """The database holds no policy version yet (``gateway init`` imports the first)."""
-
-    code = "no-active-policy"
-    title = "No active policy version"
-
-    def __init__(self) -> None:
-        super().__init__("no policy version is stored yet; run `gateway init` first")
-
-
-class VersionAlreadyActiveError(ConflictError):
-    """The version asked for is the one in force already."""
-
-    code = "version-already-active"
-    title = "Version already active"
 
 
 def pointer(session: Session, *, lock: bool = False) -> PolicyActive | None:
@@ -85,7 +70,7 @@ def pack_of(version: PolicyVersion) -> Pack:
     return Pack.from_json(version.sources)
 
 
-def _audit(
+def _record(
     session: Session,
     clock: Clock,
     actor: Actor,
@@ -93,16 +78,8 @@ def _audit(
     policy_version: str,
     **refs: RefValue,
 ) -> None:
-    audit_log.append(
-        session,
-        AuditEvent(
-            type=event_type,
-            at=clock.now(),
-            actor_principal=actor.principal_id,
-            actor_partner=actor.partner_id,
-            policy_version=policy_version,
-            refs=dict(refs),
-        ),
+    usecase.record_event(
+        session, clock, actor, event_type, policy_version=policy_version, refs=refs
     )
 
 
@@ -140,7 +117,7 @@ def find_or_create(
     session.add(version)
     session.flush()
     assert version.id is not None
-    _audit(
+    _record(
         session,
         clock,
         actor,
@@ -193,7 +170,7 @@ def activate(
         current.activated_at = now
     session.add(current)
     session.flush()
-    _audit(
+    _record(
         session,
         clock,
         actor,

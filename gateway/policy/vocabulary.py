@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import InvalidInputError
 from gateway.obligations.types import OBLIGATION_KINDS
 from gateway.policy.decision import NONE, Action, Consent, Relation
 from gateway.policy.schema import CategorySchema, FieldType, parse_field_type
@@ -351,6 +352,17 @@ def load_vocabulary(policies_dir: Path) -> Vocabulary:
     return Vocabulary(
         path=path, domains=domains, schemas=schemas, requires=requires, invoked_by=invoked_by
     )
+
+
+def partner_kinds(policies_dir: Path) -> frozenset[str]:
+    """Return the partner kinds defined in ``policies_dir/vocabulary.yaml``.
+
+    Raises InvalidInputError (with every ``file:line: message``) if the vocabulary is broken.
+    """
+    try:
+        return load_vocabulary(policies_dir).partner_kinds
+    except SourceError as exc:
+        raise InvalidInputError(f"the vocabulary is not valid:\n{exc}") from exc
 
 
 def _invoked_by(

@@ -32,10 +32,10 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pyrage import RecipientError, x25519
 
 from gateway.clock import as_utc
 from gateway.identifiers import IdType
+from gateway.keys import age
 from gateway.policy.decision import NONE
 from gateway.policy.vocabulary import Vocabulary, load_vocabulary
 from gateway.research.duo import DUO_TERMS, PUBLICATION_MORATORIUM, TIME_LIMIT
@@ -60,10 +60,8 @@ def _parse_transform(value: Any) -> Any:
 
 
 def _recipient(value: str) -> str:
-    try:
-        x25519.Recipient.from_str(value)
-    except RecipientError:
-        raise ValueError("not an age X25519 recipient (age1... public key)") from None
+    if not age.is_recipient(value):
+        raise ValueError("not an age X25519 recipient (age1... public key)")
     return value
 
 

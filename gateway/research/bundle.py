@@ -38,12 +38,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-import pyrage
-from pyrage import x25519
-
 from gateway import atomicfile
 from gateway.errors import ConflictError, IntegrityCheckFailed
-from gateway.keys import signing
+from gateway.keys import age, signing
 from gateway.keys.signing import SIGNATURE_SIZE, verify
 from gateway.research.errors import BundleError
 from gateway.research.manifest import (
@@ -129,10 +126,9 @@ def clean_stale_workdirs(destination: Path, *, now: float | None = None) -> list
 
 def encrypt_file(source: Path, target: Path, recipients: Sequence[str]) -> None:
     """Encrypt ``source`` to every age ``recipient`` into ``target`` (streaming)."""
-    parsed = [x25519.Recipient.from_str(r) for r in recipients]
-    if not parsed:
+    if not recipients:
         raise BundleError("a release needs at least one researcher recipient")
-    pyrage.encrypt_file(str(source), str(target), parsed)
+    age.encrypt_to(source, target, recipients)
 
 
 def describe_encrypted(plain: Path, media_type: str, recipients: Sequence[str]) -> FileEntry:
@@ -310,7 +306,7 @@ def pinned_public_key(path: Path, fingerprint: str) -> bytes:
     return public_key
 
 
-def read_identities(path: Path) -> list[x25519.Identity]:
+def read_identities(path: Path) -> list[age.Identity]:
     """Return the age X25519 identities in an identity file (``age-keygen`` format).
 
     Raises BundleError if the file cannot be read or holds no identity.
@@ -319,15 +315,15 @@ def read_identities(path: Path) -> list[x25519.Identity]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise BundleError(f"cannot read identity file {path}: {exc.strerror}") from None
-    identities = []
+    identities: list[age.Identity] = []
     for number, line in enumerate(lines, start=1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
-        try:
-            identities.append(x25519.Identity.from_str(text))
-        except pyrage.IdentityError:
-            raise BundleError(f"{path}:{number}: not an age X25519 identity") from None
+        identity = age.parse_identity(text)
+        if identity is None:
+            raise BundleError(f"{path}:{number}: not an age X25519 identity")
+        identities.append(identity)
     if not identities:
         raise BundleError(f"{path}: no age identity found")
     return identities
@@ -336,7 +332,7 @@ def read_identities(path: Path) -> list[x25519.Identity]:
 def open_bundle(
     path: Path,
     public_key: bytes,
-    identities: Sequence[x25519.Identity],
+    identities: Sequence[age.Identity],
     out_dir: Path,
     *,
     audit_inclusion: AuditInclusionCheck | None = None,
@@ -367,12 +363,10 @@ def open_bundle(
             if sha256_file(encrypted)[0] != entry["encrypted"]["sha256"]:
                 raise IntegrityCheckFailed()
             plain = work / entry["name"]
-            try:
-                pyrage.decrypt_file(str(encrypted), str(plain), list(identities))
-            except pyrage.DecryptError:
+            if not age.decrypt_with(encrypted, plain, identities):
                 raise BundleError(
                     "this identity cannot open the bundle: it is not one of its recipients"
-                ) from None
+                )
             if sha256_file(plain) != (entry["sha256"], entry["bytes"]):
                 raise IntegrityCheckFailed()
             encrypted.unlink()

@@ -9,11 +9,11 @@ pseudonyms in different projects. Values arrive already normalised by
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from typing import Protocol
 
 from gateway.identifiers import IdType
+from gateway.keys.hmacs import hmac_sha256
 
 
 class Pseudonymiser(Protocol):
@@ -40,8 +40,8 @@ class EphemeralPseudonymiser:
     def __init__(self, project: str) -> None:
         root = secrets.token_bytes(32)
         self._keys: dict[str, bytes] = {
-            kind.value: hmac.digest(
-                root, f"riec-gateway/pseudonym/v1/{project}/{kind.value}".encode(), "sha256"
+            kind.value: hmac_sha256(
+                root, f"riec-gateway/pseudonym/v1/{project}/{kind.value}".encode()
             )
             for kind in IdType
         }
@@ -49,7 +49,7 @@ class EphemeralPseudonymiser:
 
     def __call__(self, id_type: str, value: str) -> str:
         """Return 32 hex characters (128 bits) of HMAC-SHA256 under the type's key."""
-        return hmac.digest(self._keys[id_type], value.encode(), "sha256")[:16].hex()
+        return hmac_sha256(self._keys[id_type], value.encode())[:16].hex()
 
     def __repr__(self) -> str:
         return f"EphemeralPseudonymiser(key_id={self.key_id})"

@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 
 from gateway.api.problems import TYPE_PREFIX
 from gateway.models.policy_versions import PolicyProposal, PolicyVersion
+from gateway.policy.approvals import ProposalView
 from gateway.policy.diff import PolicyDiff
 from gateway.policy.pack import Pack, RuleText
-from gateway.policy.proposals import ProposalView
 from gateway.policy.simulate import Flip, Outcome, Simulation
 from gateway.schemas.base import StrictIn
 

@@ -13,30 +13,5 @@ Adding a page (for example the audit log browser or consents):
 3. Write ``templates/<area>.html`` as ``{% extends "base.html" %}`` with a
    ``{% block content %}``; forms that change state include ``{% include "_csrf.html" %}``;
    htmx requests send the token in a header on their own.
-4. Add the router to ``PAGE_ROUTERS`` below.
+4. Add the router to ``PAGE_ROUTERS`` in ``gateway/web/workbench.py``.
 """
-
-from __future__ import annotations
-
-from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
-
-from gateway.web.framework import STATIC_DIR, STATIC_PATH
-from gateway.web.pages import audit, auth, consents, policy, proposals, recipients, versions
-
-PAGE_ROUTERS = (
-    auth.router,
-    policy.router,
-    proposals.router,
-    versions.router,
-    consents.router,
-    recipients.router,
-    audit.router,
-)
-
-
-def install(app: FastAPI) -> None:
-    """Add the workbench's pages and its static files (htmx, CSS) to ``app``."""
-    for router in PAGE_ROUTERS:
-        app.include_router(router)
-    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="workbench-static")

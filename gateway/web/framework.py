@@ -11,7 +11,6 @@ adds the Content-Security-Policy and the other security headers to every respons
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from gateway.api.deps import Ctx, require
 from gateway.api.problems import TYPE_PREFIX, status_for
 from gateway.errors import GatewayError, PermissionDeniedError
 from gateway.identity.service import Caller
+from gateway.keys.hmacs import same
 from gateway.vocabulary import Role
 from gateway.web import sessions
 
@@ -148,7 +148,7 @@ def check_csrf(request: Request, form: FormData, expected: str) -> None:
     """Raise PermissionDeniedError unless the request is same-origin and carries ``expected``
     in the ``X-CSRF-Token`` header or the ``csrf_token`` form field."""
     given = request.headers.get("x-csrf-token") or str(form.get("csrf_token") or "")
-    if not _same_origin(request) or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not _same_origin(request) or not same(given, expected):
         raise PermissionDeniedError(
             "the form has expired or did not come from this workbench; reload the page and "
             "try again",

@@ -14,19 +14,19 @@ is bound to the session, never stored, and useless without the secret.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from datetime import timedelta
 
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from gateway.audit import log as audit_log
-from gateway.audit.events import AuditEvent, AuditEventType
+from gateway import usecase
+from gateway.audit.events import AuditEventType
 from gateway.clock import Clock, as_utc
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.identity.service import Caller
+from gateway.keys.hmacs import hmac_sha256_hex
 from gateway.models.partners import ApiToken, Partner, Principal
 from gateway.models.web_sessions import WorkbenchSession
 from gateway.vocabulary import Role
@@ -43,7 +43,7 @@ def _digest(raw: str) -> str:
 
 def _mac(settings: Settings, purpose: str, value: str) -> str:
     key = settings.session_secret.get_secret_value().encode()
-    return hmac.new(key, f"{purpose}\0{value}".encode(), hashlib.sha256).hexdigest()
+    return hmac_sha256_hex(key, f"{purpose}\0{value}".encode())
 
 
 def csrf_token(settings: Settings, raw: str) -> str:
@@ -88,19 +88,6 @@ def _caller(session: Session, token_id: str, principal_id: str, clock: Clock) ->
     )
 
 
-def _audit(session: Session, clock: Clock, caller: Caller, event_type: AuditEventType) -> None:
-    audit_log.append(
-        session,
-        AuditEvent(
-            type=event_type,
-            at=clock.now(),
-            actor_principal=caller.principal_id,
-            actor_partner=caller.partner_id,
-            refs={"token": caller.token_id},
-        ),
-    )
-
-
 def open_session(db: Database, clock: Clock, settings: Settings, caller: Caller) -> str:
     """Open a session for an authenticated caller; return the cookie value (shown once).
 
@@ -125,7 +112,13 @@ def open_session(db: Database, clock: Clock, settings: Settings, caller: Caller)
                 expires_at=expires,
             )
         )
-        _audit(session, clock, caller, AuditEventType.WORKBENCH_SIGN_IN)
+        usecase.record_event(
+            session,
+            clock,
+            caller,
+            AuditEventType.WORKBENCH_SIGN_IN,
+            refs={"token": caller.token_id},
+        )
     return raw
 
 
@@ -169,4 +162,10 @@ def end_session(db: Database, clock: Clock, raw: str) -> None:
         caller = _caller(session, row.token_id, row.principal_id, clock)
         session.delete(row)
         if caller is not None:
-            _audit(session, clock, caller, AuditEventType.WORKBENCH_SIGN_OUT)
+            usecase.record_event(
+                session,
+                clock,
+                caller,
+                AuditEventType.WORKBENCH_SIGN_OUT,
+                refs={"token": caller.token_id},
+            )

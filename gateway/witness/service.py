@@ -24,7 +24,7 @@ from gateway.audit.cosignature import CosignerKey, cosign, split_note, with_cosi
 from gateway.audit.merkle import HASH_SIZE, ProofError, verify_consistency
 from gateway.audit.note import NoteError, open_note, parse_checkpoint
 from gateway.clock import Clock
-from gateway.errors import IntegrityCheckFailed
+from gateway.keys.errors import IntegrityCheckFailedError
 from gateway.witness import store
 
 MAX_PROOF_LINES = 63
@@ -157,7 +157,7 @@ class Witness:
             raise WitnessRefused(Status.NOT_FOUND, "unknown log origin")
         try:
             text = open_note(note, log.keys)
-        except IntegrityCheckFailed as exc:
+        except IntegrityCheckFailedError as exc:
             raise WitnessRefused(Status.FORBIDDEN, "no valid signature by the log") from exc
         try:
             parse_checkpoint(text)

@@ -18,8 +18,9 @@ from typing import Any
 
 from gateway.audit.cosignature import CosignerKey
 from gateway.audit.note import NoteError, NoteVerifier, check_key_name
-from gateway.errors import InvalidInputError, KeyRingError
+from gateway.errors import InvalidInputError
 from gateway.keys import files
+from gateway.keys.errors import KeyRingError
 from gateway.keys.signing import Ed25519Signer
 
 CONFIG_NAME = "witness.json"

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 # An independent verifier must not share the gateway's crypto wrapper.
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: TID251
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 from pydantic import ValidationError

@@ -18,7 +18,7 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.errors import KeyRingError
 from gateway.identity.service import CLI_ACTOR
-from gateway.keys import KeyRing, MasterSecret
+from gateway.keys import KeyRing, MasterSecret, lifecycle
 from gateway.keys import ring as ringmod
 from gateway.keys.master import Kek
 from gateway.models.audit import AuditEntry
@@ -218,7 +218,7 @@ def test_an_interrupted_rewrap_is_finished_by_running_it_again(
         ring.create_case_key(case)
     blob = ring.seal_field("c", "r", "f", b"x")
     new_master = MasterSecret.from_key_text(OTHER_MASTER_KEY)
-    real = ringmod.KeyRing._rewrap_file
+    real = lifecycle._rewrap_file
     done: list[int] = []
 
     def crash_after_two(self: KeyRing, kind: ringmod.KeyKind, path: Path, kek: Kek) -> int:
@@ -227,7 +227,7 @@ def test_an_interrupted_rewrap_is_finished_by_running_it_again(
         done.append(real(self, kind, path, kek))
         return done[-1]
 
-    monkeypatch.setattr(ringmod.KeyRing, "_rewrap_file", crash_after_two)
+    monkeypatch.setattr(lifecycle, "_rewrap_file", crash_after_two)
     with pytest.raises(OSError, match="disk full"), database.write() as session:
         ring.rewrap(session, new_master, actor=CLI_ACTOR)
     monkeypatch.undo()

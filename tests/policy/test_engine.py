@@ -11,7 +11,8 @@ import pytest
 from gateway.policy import tables
 from gateway.policy.compiler import CompiledPolicy, compile_policy
 from gateway.policy.decision import Action, Decision, DecisionRequest, Relation
-from gateway.policy.engine import PolicyEngine, UnknownTermError, build_enforcer
+from gateway.policy.engine import PolicyEngine, build_enforcer
+from gateway.policy.errors import UnknownTermError
 from gateway.policy.explain import explain
 from tests.conftest import POLICIES
 from tests.policy.helpers import copy_pack

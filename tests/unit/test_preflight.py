@@ -14,7 +14,7 @@ from gateway.config import Mode, Settings
 from gateway.db import Database
 from gateway.demo_partners import create_demo_partners
 from gateway.keys import KeyRing
-from gateway.vocabulary import partner_kinds
+from gateway.policy.vocabulary import partner_kinds
 from tests.conftest import POLICIES
 
 

@@ -25,8 +25,9 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.identity.service import CLI_ACTOR, authenticate
 from gateway.models.policy_versions import PolicyActive, PolicyVersion
+from gateway.policy import approvals, proposals, versions
 from gateway.policy import pack as packmod
-from gateway.policy import proposals, versions
+from gateway.policy.errors import ProposalStaleError
 from gateway.policy.pack import Pack, read_pack
 from tests.conftest import POLICIES, ROOT, Gateway
 from tests.workbench.helpers import (
@@ -127,9 +128,9 @@ def test_concurrent_approvals_activate_exactly_one_version(gateway: Gateway) -> 
     def approve(proposal_id: int) -> None:
         barrier.wait()
         try:
-            proposals.approve(gateway.database, gateway.clock, approver, proposal_id)
+            approvals.approve(gateway.database, gateway.clock, approver, proposal_id)
             outcomes.append("approved")
-        except proposals.ProposalStaleError:
+        except ProposalStaleError:
             outcomes.append("stale")
 
     threads = [threading.Thread(target=approve, args=(i,)) for i in ids]

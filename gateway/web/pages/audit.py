@@ -19,7 +19,8 @@ from gateway.audit.note import verify_checkpoint
 from gateway.audit.verify import verify_log
 from gateway.clock import as_utc
 from gateway.context import AppContext
-from gateway.errors import IntegrityCheckFailed, InvalidInputError
+from gateway.errors import InvalidInputError
+from gateway.keys.errors import IntegrityCheckFailedError
 from gateway.schemas.base import EARLIEST, LATEST
 from gateway.web.framework import PREFIX, CsrfOfficer, Officer, WebRoute, add_nav, render
 
@@ -58,7 +59,7 @@ def checkpoint_status(ctx: AppContext) -> CheckpointStatus:
     )
     try:
         checkpoint = verify_checkpoint(row.note, verifiers, ctx.settings.log_origin)
-    except IntegrityCheckFailed:
+    except IntegrityCheckFailedError:
         return CheckpointStatus(row.tree_size, row.note, signature_ok=False, root_matches=False)
     with ctx.db.read() as session:
         root = log.root_at(session, checkpoint.size)

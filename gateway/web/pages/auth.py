@@ -8,7 +8,6 @@ cookie and its MAC in the form.
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -16,6 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from gateway.api.deps import Ctx
 from gateway.errors import AuthenticationError, PermissionDeniedError
 from gateway.identity.service import authenticate
+from gateway.keys.hmacs import same
 from gateway.web import sessions
 from gateway.web.framework import (
     PREFIX,
@@ -72,7 +72,7 @@ def sign_in(request: Request, ctx: Ctx, form: Form) -> Response:
     expected = sessions.sign_in_csrf(ctx.settings, nonce) if nonce else ""
     try:
         check_csrf(request, form, expected or "-")
-        if not nonce or not hmac.compare_digest(given.encode(), expected.encode()):
+        if not nonce or not same(given, expected):
             raise PermissionDeniedError("the sign-in form expired; try again")
         token = str(form.get("token") or "").strip()
         with ctx.db.read() as session:

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request, Response
 
 from gateway.api.deps import Ctx, ProposalId
 from gateway.errors import InvalidInputError
-from gateway.policy import proposals, versions
+from gateway.policy import approvals, proposals, versions
+from gateway.policy.errors import ProposalNotCompilableError, ProposalUnchangedError
 from gateway.policy.pack import Pack, analyse_pack
-from gateway.policy.proposals import ProposalNotCompilableError, ProposalUnchangedError
 from gateway.web.framework import (
     PREFIX,
     CsrfOfficer,
@@ -188,7 +188,7 @@ def _detail(
 ) -> Response:
     period = parse_period(since, until, ctx.clock.now().date())
     with ctx.db.read() as session:
-        view = proposals.describe(session, proposal_id, user.caller)
+        view = approvals.describe(session, proposal_id, user.caller)
         sim = (
             proposals.simulate(session, proposal_id, period.since, period.until)
             if simulate
@@ -239,7 +239,7 @@ def approve(
 ) -> Response:
     """Approve and activate (refused for the proposer, the same person, and officers of
     partners that do not own the pack)."""
-    proposals.approve(ctx.db, ctx.clock, user.caller, proposal_id, note=str(form.get("note") or ""))
+    approvals.approve(ctx.db, ctx.clock, user.caller, proposal_id, note=str(form.get("note") or ""))
     if ctx.policy_watcher is not None:
         ctx.policy_watcher.sync()
     return redirect(f"{PREFIX}/proposals/{proposal_id}", request)
@@ -250,5 +250,5 @@ def reject(
     proposal_id: ProposalId, request: Request, user: CsrfOfficer, ctx: Ctx, form: Form
 ) -> Response:
     """Reject an open proposal."""
-    proposals.reject(ctx.db, ctx.clock, user.caller, proposal_id, note=str(form.get("note") or ""))
+    approvals.reject(ctx.db, ctx.clock, user.caller, proposal_id, note=str(form.get("note") or ""))
     return redirect(f"{PREFIX}/proposals/{proposal_id}", request)
