@@ -21,7 +21,7 @@ from gateway.demo_partners import create_demo_partners
 from gateway.identity.actors import Caller
 from gateway.identity.service import authenticate
 from gateway.models.audit import AuditEntry
-from gateway.vocabulary import partner_kinds
+from gateway.policy.vocabulary import partner_kinds
 from gateway.workflow import hits, signals, transitions
 from gateway.workflow.access import SubjectIn
 from gateway.workflow.records import RecordIn

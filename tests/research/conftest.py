@@ -26,6 +26,7 @@ from gateway.identity.service import CLI_ACTOR, Caller, authenticate
 from gateway.keys import KeyRing
 from gateway.keys.signing import Ed25519Signer
 from gateway.models.audit import AuditEntry
+from gateway.policy.vocabulary import partner_kinds
 from gateway.research import synthetic
 from gateway.research.agreements import Agreement, AgreementVocabulary, load_agreement
 from gateway.research.bundle import open_bundle
@@ -39,7 +40,6 @@ from gateway.research.service.release import release
 from gateway.research.service.results import ReleaseView
 from gateway.research.service.rows import submit_rows
 from gateway.research.service.withdrawal import withdraw
-from gateway.vocabulary import partner_kinds
 from tests.conftest import POLICIES
 from tests.helpers.research import (
     AGREEMENT,
