@@ -49,20 +49,24 @@ class KeyCache:
         self._entries: dict[tuple[KeyKind, str], LoadedKey] = {}
         self._lock = threading.RLock()
 
-    def get(
+    def fresh(self, kind: KeyKind, key_id: str) -> LoadedKey | None:
+        """Return the cached key if its file was checked within ``recheck_seconds``, else None."""
+        entry = self._entries.get((kind, key_id))
+        if entry is None or self.monotonic() - entry.checked_at >= self._recheck:
+            return None
+        return entry
+
+    def refresh(
         self, kind: KeyKind, key_id: str, path: Path, load: Callable[[], LoadedKey]
     ) -> LoadedKey:
-        """Return the cached key, re-checking ``path`` when due and calling ``load`` if needed.
+        """Return the key after re-checking ``path``, calling ``load`` if the file changed.
 
         An error from ``load`` drops the entry and goes on to the caller.
         """
         cache_key = (kind, key_id)
-        entry = self._entries.get(cache_key)
-        now = self.monotonic()
-        if entry is None or now - entry.checked_at >= self._recheck:
-            with self._lock:
-                entry = self._refresh(cache_key, entry, now, path, load)
-        return entry
+        with self._lock:
+            entry = self._entries.get(cache_key)
+            return self._refresh(cache_key, entry, self.monotonic(), path, load)
 
     def _refresh(
         self,

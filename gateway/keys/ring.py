@@ -225,9 +225,14 @@ class KeyRing:
 
         Raises UnknownKeyError if absent (unless ``create``), KeyShreddedError if shredded.
         """
-        entry = self._cache.get(
-            kind, key_id, self._path(kind, key_id), lambda: self._load(kind, key_id, create=create)
-        )
+        entry = self._cache.fresh(kind, key_id)
+        if entry is None:
+            entry = self._cache.refresh(
+                kind,
+                key_id,
+                self._path(kind, key_id),
+                lambda: self._load(kind, key_id, create=create),
+            )
         if entry.doc.shredded:
             raise shredded_error(entry.doc)
         return entry

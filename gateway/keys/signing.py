@@ -43,7 +43,7 @@ class Ed25519Signer:
 
     @classmethod
     def from_private_bytes(cls, raw: bytes) -> Ed25519Signer:
-        """Return the signer for a 32-byte raw private key; raise IntegrityCheckFailedError if bad."""
+        """Return the signer for a 32-byte raw private key; IntegrityCheckFailedError if bad."""
         try:
             return cls(Ed25519PrivateKey.from_private_bytes(raw))
         except ValueError as exc:
@@ -98,7 +98,7 @@ class SigningPublicKey:
         return hashlib.sha256(self.public_key).hexdigest()
 
     def verify(self, message: bytes, signature: bytes) -> None:
-        """Check ``signature`` under this key; raise IntegrityCheckFailedError if it does not verify."""
+        """Check ``signature`` under this key; raise IntegrityCheckFailedError if it is bad."""
         verify(self.public_key, message, signature)
 
 

@@ -1,4 +1,4 @@
-"""``gateway init`` creates the ring; ``gateway keys ...``; a wrong master key is one line, exit 1."""
+"""``gateway init`` creates the ring; ``gateway keys ...``; a wrong master key: one line, exit 1."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rotation keeps old material usable; shredding is final, clear, audited and seen by every process."""
+"""Rotation keeps old material usable; shredding is final, clear, audited, seen by every process."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The master key: a wrong one fails at start with one clear line; loose files are refused; rewrap."""
+"""The master key: a wrong one fails at start with one clear line; loose files refused; rewrap."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_unusable_master_settings_are_named(
 def test_a_missing_ring_says_to_run_init(tmp_path: Path, keys_settings: Settings) -> None:
     empty = tmp_path / "empty"
     empty.mkdir(mode=0o700)
-    with pytest.raises(KeyRingError, match="no key ring in .*; run `gateway init`"):
+    with pytest.raises(KeyRingError, match=r"no key ring in .*; run `gateway init`"):
         KeyRing.open(keys_settings.model_copy(update={"keys_dir": empty}))
 
 
@@ -143,9 +143,19 @@ def test_create_refuses_key_files_without_their_ring_file(
     keys_settings: Settings, scratch_db: Database, clock: FixedClock
 ) -> None:
     (keys_settings.keys_dir / "keyring.json").unlink()
-    with pytest.raises(KeyRingError, match="restore keyring.json from a backup"):
-        with scratch_db.write() as session:
-            KeyRing.create(keys_settings, session, clock=clock, actor=CLI_ACTOR)
+    with (
+        pytest.raises(KeyRingError, match=r"restore keyring\.json from a backup"),
+        scratch_db.write() as session,
+    ):
+        KeyRing.create(keys_settings, session, clock=clock, actor=CLI_ACTOR)
+
+
+def open_and_use(settings: Settings, *, sign: bool = False) -> None:
+    """Open the ring afresh and use case c's key (and the signing key if ``sign``)."""
+    fresh = KeyRing.open(settings)
+    if sign:
+        fresh.signer()
+    fresh.seal_field("c", "r", "f", b"x")
 
 
 @pytest.mark.parametrize("target", ["keyring.json", "system/signing.json", "cases/c.json"])
@@ -155,10 +165,8 @@ def test_key_files_readable_by_others_are_refused(
 ) -> None:
     ring.create_case_key("c")
     os.chmod(keys_settings.keys_dir / target, mode)
-    with pytest.raises(KeyRingError, match="accessible by group or others.*chmod -R go-rwx"):
-        fresh = KeyRing.open(keys_settings)
-        fresh.signer()
-        fresh.seal_field("c", "r", "f", b"x")
+    with pytest.raises(KeyRingError, match=r"accessible by group or others.*chmod -R go-rwx"):
+        open_and_use(keys_settings, sign=True)
 
 
 @pytest.mark.parametrize("folder", [".", "cases", "system"])
@@ -168,8 +176,7 @@ def test_key_folders_open_to_others_are_refused(
     ring.create_case_key("c")
     os.chmod(keys_settings.keys_dir / folder, 0o755)  # noqa: S103  (the loose mode under test)
     with pytest.raises(KeyRingError, match="accessible by group or others"):
-        fresh = KeyRing.open(keys_settings)
-        fresh.seal_field("c", "r", "f", b"x")
+        open_and_use(keys_settings)
 
 
 def test_a_symlinked_key_file_is_refused(keys_settings: Settings, ring: KeyRing) -> None:
