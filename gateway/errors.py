@@ -6,6 +6,7 @@ are shown to callers as they are.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # the moved names below, for the type checker (re-exported on purpose)
@@ -53,6 +54,17 @@ class InvalidInputError(GatewayError):
 
     code = "invalid-input"
     title = "Invalid input"
+
+
+class InvalidIdentifierError(InvalidInputError):
+    """An identifier is malformed; ``id_type`` says which kind, the value is never shown."""
+
+    code = "invalid-identifier"
+    title = "Invalid identifier"
+
+    def __init__(self, id_type: StrEnum, problem: str) -> None:
+        super().__init__(f"{id_type.value}: {problem}", id_type=id_type.value)
+        self.id_type = id_type
 
 
 class NotFoundError(GatewayError):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
 
-from gateway.errors import InvalidInputError
+from gateway.errors import InvalidIdentifierError, InvalidInputError
 
 
 class IdType(StrEnum):
@@ -29,14 +29,6 @@ class IdType(StrEnum):
     PHONE = "phone"
     POSTCODE = "postcode"
     NAME_BIRTHDATE = "name_birthdate"
-
-
-class InvalidIdentifierError(InvalidInputError):
-    """An identifier is malformed; ``id_type`` says which kind, the value is never shown."""
-
-    def __init__(self, id_type: IdType, problem: str) -> None:
-        super().__init__(f"{id_type.value}: {problem}", id_type=id_type.value)
-        self.id_type = id_type
 
 
 _SEPARATORS = str.maketrans("", "", " .-\t")

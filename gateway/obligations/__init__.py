@@ -1,6 +1,7 @@
 """Obligations: typed values (``types``) and pure functions that apply them (``apply``)."""
 
-from gateway.obligations.apply import ObligationError, apply, apply_many
+from gateway.obligations.apply import apply, apply_many
+from gateway.obligations.errors import ObligationError
 from gateway.obligations.types import (
     AggregateOnly,
     DropFields,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from gateway.errors import InvalidInputError
+from gateway.obligations.errors import ObligationError
 from gateway.obligations.types import (
     AggregateOnly,
     DropFields,
@@ -35,13 +35,6 @@ MunicipalityLookup = Callable[[str], str | None]
 
 SUMMARY_FIELD = "summary"
 COUNT_FIELD = "count"
-
-
-class ObligationError(InvalidInputError):
-    """An obligation cannot be applied to this record; nothing may be released."""
-
-    code = "obligation-not-applicable"
-    title = "Obligation cannot be applied"
 
 
 def _as_date(value: Any) -> date:

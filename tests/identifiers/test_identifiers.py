@@ -96,7 +96,7 @@ def test_invalid_values_name_the_type_and_never_the_value(
     assert message.startswith(f"{id_type}: ")
     assert problem in message
     assert info.value.id_type == IdType(id_type)
-    assert info.value.code == "invalid-input"
+    assert info.value.code == "invalid-identifier"
     for part in value.replace("|", " ").split():
         if len(part) >= 4:
             assert part not in message

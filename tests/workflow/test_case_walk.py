@@ -340,7 +340,7 @@ def test_a_record_that_does_not_match_its_category_is_refused(gateway: Gateway) 
     assert "1 field(s) not part of category police-incident" in body["detail"]
     assert "favourite_colour" not in body["detail"] and "blue" not in body["detail"]
     bad_bsn = {**POLICE_RECORD, "fields": {**POLICE_RECORD["fields"], "subject_bsn": "123456789"}}
-    body = assert_problem(walk.share(POLITIE, bad_bsn), 422, "invalid-input")
+    body = assert_problem(walk.share(POLITIE, bad_bsn), 422, "invalid-identifier")
     assert "123456789" not in str(body)
 
 

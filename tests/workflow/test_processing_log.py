@@ -109,6 +109,6 @@ def test_only_privacy_officers_may_ask_and_never_in_the_url(gateway: Gateway) ->
     problem = assert_problem(
         gateway.client.post("/v1/subjects/processing-log", json=bad, headers=gateway.auth(RIEC_PO)),
         422,
-        "invalid-input",
+        "invalid-identifier",
     )
     assert "123456789" not in str(problem)
