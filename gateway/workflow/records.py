@@ -23,7 +23,8 @@ from gateway.errors import InvalidInputError
 from gateway.identity.actors import Caller
 from gateway.models.cases import Case, CaseOutput, Record, RecordSubject
 from gateway.models.partners import Partner
-from gateway.obligations.apply import ObligationError, apply
+from gateway.obligations.apply import apply
+from gateway.obligations.errors import ObligationError
 from gateway.obligations.types import to_json_list
 from gateway.policy.decision import NONE, Action, Decision, DecisionRequest, Relation
 from gateway.policy.schema import validate_record

@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 
 from gateway import identifiers
-from gateway.errors import InvalidInputError
-from gateway.identifiers import IdType, InvalidIdentifierError, normalise
+from gateway.errors import InvalidIdentifierError, InvalidInputError
+from gateway.identifiers import IdType, normalise
 
 VALID: list[tuple[str, str, str]] = [
     ("bsn", "111222333", "111222333"),
