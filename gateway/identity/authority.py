@@ -124,6 +124,10 @@ def _guarded(
         raise
 
 
+guarded = _guarded
+"""The same guard, for the registry's other use cases (``identity.oidc``)."""
+
+
 def _principal(session: Session, principal_id: str) -> Principal:
     return service.get_principal(session, principal_id)
 
