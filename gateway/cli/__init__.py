@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from gateway.cli import audit, cases, core, keys, partners  # noqa: F401  (registers commands)
+from gateway.cli import audit, cases, core, keys, oidc, partners  # noqa: F401  (registers commands)
 from gateway.cli import extract as extract_commands  # noqa: F401  (registers commands)
 from gateway.cli import policy as policy_commands  # noqa: F401  (registers commands)
 from gateway.cli import researcher as researcher_commands  # noqa: F401  (registers commands)
