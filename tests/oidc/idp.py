@@ -47,6 +47,8 @@ class Idp:
     client_secret: str
     audience: str
     key: RSAKey
+    client_key: RSAKey | None = None
+    """The gateway's private key when the client authenticates with private_key_jwt."""
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def sign(
@@ -92,27 +94,41 @@ def start_idp(
     post_logout_redirect_uris: list[str] | None = None,
     *,
     acr: str = ACR_SUBSTANTIAL,
+    private_key_jwt: bool = False,
 ) -> Iterator[Idp]:
-    """Run one provider until the block ends; yield it once it answers discovery."""
+    """Run one provider until the block ends; yield it once it answers discovery.
+
+    With ``private_key_jwt`` the gateway's client authenticates with a key pair
+    (``Idp.client_key``) instead of its secret.
+    """
     port = free_port()
     key = RSAKey.generate_key(2048, parameters={"kid": f"{name}-1", "use": "sig", "alg": "RS256"})
+    client_key = (
+        RSAKey.generate_key(2048, parameters={"kid": f"{name}-client", "alg": "RS256"})
+        if private_key_jwt
+        else None
+    )
     idp = Idp(
         issuer=f"http://127.0.0.1:{port}",
         client_id=f"gateway-{name}",
         client_secret=f"secret-{name}-0123456789abcdef0123456789",
         audience=f"https://gateway.test/api/{name}",
         key=key,
+        client_key=client_key,
     )
+    client: dict[str, Any] = {
+        "client_id": idp.client_id,
+        "client_secret": idp.client_secret,
+        "redirect_uris": redirect_uris,
+        "post_logout_redirect_uris": post_logout_redirect_uris or [],
+    }
+    if client_key is not None:
+        del client["client_secret"]
+        client["token_endpoint_auth_method"] = "private_key_jwt"
+        client["jwks"] = {"keys": [client_key.as_dict(private=False)]}
     config = {
         "port": port,
-        "clients": [
-            {
-                "client_id": idp.client_id,
-                "client_secret": idp.client_secret,
-                "redirect_uris": redirect_uris,
-                "post_logout_redirect_uris": post_logout_redirect_uris or [],
-            }
-        ],
+        "clients": [client],
         "jwks": {"keys": [key.as_dict(private=True)]},
         "audience": idp.audience,
         "acr": acr,

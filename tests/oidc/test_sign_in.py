@@ -9,8 +9,10 @@ logout, and token paste only in development mode.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx2
@@ -19,12 +21,27 @@ from fastapi.testclient import TestClient
 from sqlmodel import col, select
 
 from gateway.config import Mode
+from gateway.identity import service
+from gateway.identity.service import CLI_ACTOR
 from gateway.models.audit import AuditEntry
+from gateway.vocabulary import Role
 from gateway.web import sessions
 from gateway.web.sessions import COOKIE
-from tests.oidc.conftest import GEMEENTE, GEMEENTE_PO, RIEC, RIEC_PO, World
-from tests.oidc.idp import ACR_LOW, sign_in_at_idp
+from tests.oidc.conftest import (
+    CALLBACK,
+    GEMEENTE,
+    GEMEENTE_PO,
+    RIEC,
+    RIEC_OPERATOR,
+    RIEC_PO,
+    SIGN_IN,
+    World,
+    provider_body,
+)
+from tests.oidc.idp import ACR_LOW, Idp, sign_in_at_idp, start_idp
 from tests.workbench.helpers import app_ctx
+
+POLITIE = "politie-noord-nederland"
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -181,3 +198,44 @@ def test_token_paste_is_refused_in_production_mode(world: World, browser: TestCl
         ctx.settings = development
     page = browser.get("/workbench/sign-in")
     assert 'id="token"' in page.text  # development mode keeps it
+
+
+@pytest.fixture(scope="module")
+def key_idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Idp]:
+    """A provider at which the gateway authenticates with private_key_jwt."""
+    folder = tmp_path_factory.mktemp("key-idp")
+    with start_idp(folder, "politie", [CALLBACK], [SIGN_IN], private_key_jwt=True) as idp:
+        yield idp
+
+
+def test_the_gateway_authenticates_with_private_key_jwt_where_the_partner_wants_it(
+    world: World, browser: TestClient, key_idp: Idp
+) -> None:
+    assert key_idp.client_key is not None
+    body = provider_body(key_idp) | {
+        "client_auth": "private_key_jwt",
+        "client_credential": json.dumps(key_idp.client_key.as_dict(private=True)),
+    }
+    gateway = world.gateway
+    response = gateway.client.put(
+        f"/v1/partners/{POLITIE}/oidc-provider", json=body, headers=gateway.auth(RIEC_OPERATOR)
+    )
+    assert response.status_code == 200, response.text
+    with gateway.database.write() as session:
+        service.add_principal(
+            session,
+            gateway.clock,
+            CLI_ACTOR,
+            partner_id=POLITIE,
+            role=Role.OPERATOR,
+            label="politie operator (test)",
+            principal_id=f"{POLITIE}.operator",
+        )
+        new, _ = service.issue_token(
+            session, gateway.clock, CLI_ACTOR, f"{POLITIE}.operator", timedelta(days=1)
+        )
+    gateway.tokens[f"{POLITIE}.operator"] = new.plaintext
+    world.link(f"{POLITIE}.operator", f"{POLITIE}.privacy-officer", "piet")
+    response = sign_in(browser, POLITIE, "piet")
+    assert response.status_code == 200, response.text
+    assert browser.get("/workbench/", follow_redirects=False).status_code == 200
