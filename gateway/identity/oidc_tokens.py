@@ -33,7 +33,7 @@ from joserfc.errors import (
 from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
 
-from gateway.errors import AuthenticationError
+from gateway.errors import AuthenticationError, GatewayError
 
 ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 """Signature algorithms accepted from providers: asymmetric only (never ``none`` or HS*)."""
@@ -54,8 +54,8 @@ class OidcTokenError(AuthenticationError):
         self.reason = reason
 
 
-class ProviderUnavailableError(AuthenticationError):
-    """The identity provider could not be reached or answered nonsense."""
+class ProviderUnavailableError(GatewayError):
+    """The identity provider could not be reached or answered nonsense (503)."""
 
     code = "oidc-provider-unavailable"
     title = "Identity provider unavailable"

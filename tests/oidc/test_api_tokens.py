@@ -14,8 +14,16 @@ import pytest
 from joserfc.jwk import KeySet, RSAKey
 
 from gateway.identity.oidc_tokens import REFETCH_SECONDS, ProviderCache
-from tests.oidc.conftest import CALLBACK, GEMEENTE_PO, RIEC_PO, RIEC_PO_2, World
-from tests.oidc.idp import idp_access_token
+from tests.oidc.conftest import (
+    CALLBACK,
+    GEMEENTE_PO,
+    RIEC_OPERATOR,
+    RIEC_PO,
+    RIEC_PO_2,
+    World,
+    provider_body,
+)
+from tests.oidc.idp import free_port, idp_access_token
 from tests.workbench.helpers import RULES_30, add_officer, widened_rules
 
 
@@ -146,3 +154,23 @@ def test_the_jwks_is_refetched_for_an_unknown_kid_at_most_every_few_seconds() ->
 @pytest.mark.parametrize("token", ["not.a.jwt", "a.b.c"])
 def test_a_malformed_jwt_is_refused(world: World, token: str) -> None:
     assert refused(world, token) == "malformed"
+
+
+def test_an_unreachable_provider_is_a_503_not_a_sign_in(world: World) -> None:
+    gateway = world.gateway
+    down = f"http://127.0.0.1:{free_port()}"
+    body = provider_body(world.idps.gemeente) | {"issuer": down}
+    response = gateway.client.put(
+        "/v1/partners/politie-noord-nederland/oidc-provider",
+        json=body,
+        headers=gateway.auth(RIEC_OPERATOR),
+    )
+    assert response.status_code == 200, response.text
+    token = world.idps.gemeente.sign({"sub": "piet", "iss": down})
+    response = me(world, bearer(token))
+    assert response.status_code == 503
+    assert response.json()["type"].endswith(":oidc-provider-unavailable")
+    page = gateway.client.get(
+        "/workbench/sign-in/oidc/politie-noord-nederland", follow_redirects=False
+    )
+    assert page.status_code == 503 and "text/html" in page.headers["content-type"]

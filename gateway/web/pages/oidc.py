@@ -24,7 +24,7 @@ from gateway.context import AppContext
 from gateway.errors import AuthenticationError, GatewayError
 from gateway.identity import oidc, oidc_flow
 from gateway.identity.oidc_flow import PendingSignIn
-from gateway.identity.oidc_tokens import OidcTokenError
+from gateway.identity.oidc_tokens import OidcTokenError, ProviderUnavailableError
 from gateway.models.oidc import OidcProvider
 from gateway.web import sessions
 from gateway.web.framework import PREFIX, WebRoute, redirect, render
@@ -133,6 +133,9 @@ def callback(request: Request, ctx: Ctx) -> Response:
                 "your organisation knows you, but this gateway does not (yet) as a privacy "
                 "officer: ask your organisation's operator to enrol you"
             )
+    except ProviderUnavailableError as exc:
+        oidc.refuse_sign_in(ctx.db, ctx.clock, provider, exc.code)
+        return _refused(request, exc, 503)
     except AuthenticationError as exc:
         oidc.refuse_sign_in(ctx.db, ctx.clock, provider, getattr(exc, "reason", exc.code))
         return _refused(request, exc, 403 if isinstance(exc, oidc.NotEnrolledError) else 401)
