@@ -26,6 +26,7 @@ class AuditEventType(StrEnum):
     REGISTRY_REFUSE = "admin:registry:refuse"
     OIDC_PROVIDER_SET = "admin:oidc-provider:set"
     OIDC_PERSON_LINK = "admin:oidc-person:link"
+    CLIENT_KEY_SET = "admin:client-key:set"
     KEYRING_CREATE = "keys:ring:create"
     KEYRING_REWRAP = "keys:ring:rewrap"
     KEY_ROTATE = "keys:key:rotate"

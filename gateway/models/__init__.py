@@ -20,7 +20,7 @@ from gateway.models.cases import (
     Record,
     RecordSubject,
 )
-from gateway.models.oidc import OidcPerson, OidcProvider
+from gateway.models.oidc import OAuthAssertionUse, OAuthClientKey, OidcPerson, OidcProvider
 from gateway.models.partners import ApiToken, EnrolmentCode, Partner, Principal
 from gateway.models.policy import PolicyDecisionRecord
 from gateway.models.policy_versions import PolicyActive, PolicyProposal, PolicyVersion
@@ -52,6 +52,8 @@ __all__ = [
     "CaseTransition",
     "EnrolmentCode",
     "Holding",
+    "OAuthAssertionUse",
+    "OAuthClientKey",
     "OidcPerson",
     "OidcProvider",
     "Partner",

@@ -45,3 +45,23 @@ class OidcPerson(SQLModel, table=True):
     person_key: str = Field(max_length=64, index=True)
     """Keyed HMAC of the provider's (``iss``, ``sub``) of this person."""
     created_at: datetime = utc_column()
+
+
+class OAuthClientKey(SQLModel, table=True):
+    """The public JWK with which a partner system signs its client assertions (RFC 7523)."""
+
+    __tablename__ = "oauth_client_keys"
+
+    principal_id: str = Field(primary_key=True, foreign_key="principals.id", max_length=64)
+    jwk: str = Field(max_length=8000)
+    """The public key as JSON (RSA, EC or OKP); never a private key."""
+    created_at: datetime = utc_column()
+
+
+class OAuthAssertionUse(SQLModel, table=True):
+    """A client assertion already used (its ``jti``, hashed): each is accepted once."""
+
+    __tablename__ = "oauth_assertion_uses"
+
+    jti_sha256: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = utc_column(index=True)

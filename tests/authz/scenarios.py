@@ -295,6 +295,12 @@ def _fresh_recipient(_world: World, _caller: str) -> dict[str, Any]:
     return {"recipient": str(x25519.Identity.generate().to_public())}
 
 
+CLIENT_JWK = {  # a public P-256 key (RFC 7517 appendix A.1)
+    "kty": "EC",
+    "crv": "P-256",
+    "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+    "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM",
+}
 OIDC_ISSUER = "https://login.gemeente-smallingerland.example"
 OIDC_PROVIDER = {
     "issuer": OIDC_ISSUER,
@@ -447,6 +453,17 @@ SCENARIOS: tuple[Scenario, ...] = (
         allowed=frozenset({"gemeente.operator"}),
         body=_person_link,
     ),
+    # A partner system's key for client credentials: its own partner's operator only. The
+    # token endpoint takes a client assertion, never a bearer token: nobody gets one here.
+    S(
+        "PUT",
+        "/v1/principals/{principal_id}/client-key",
+        url="/v1/principals/gemeente-smallingerland.partner-system/client-key",
+        mutates=True,
+        allowed=frozenset({"gemeente.operator"}),
+        body=_body({"jwk": CLIENT_JWK}),
+    ),
+    S("POST", "/oauth/token"),
     # Nobody obtains a token for someone else's analyst; an operator renews its own.
     S(
         "POST",

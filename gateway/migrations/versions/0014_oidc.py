@@ -1,4 +1,4 @@
-"""partners' OpenID Connect providers and the people they sign in (issue 21)
+"""partners' OpenID Connect providers, the people they sign in, partner systems' client keys (issue 21)
 
 Revision ID: 0014_oidc
 Revises: 0013
@@ -47,9 +47,29 @@ def upgrade() -> None:
     with op.batch_alter_table("oidc_people", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_oidc_people_partner_id"), ["partner_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_oidc_people_person_key"), ["person_key"], unique=False)
+    op.create_table(
+        "oauth_client_keys",
+        sa.Column("principal_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("jwk", sqlmodel.sql.sqltypes.AutoString(length=8000), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["principal_id"], ["principals.id"]),
+        sa.PrimaryKeyConstraint("principal_id"),
+    )
+    op.create_table(
+        "oauth_assertion_uses",
+        sa.Column("jti_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("jti_sha256"),
+    )
+    with op.batch_alter_table("oauth_assertion_uses", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_oauth_assertion_uses_expires_at"), ["expires_at"], unique=False
+        )
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_table("oauth_assertion_uses")
+    op.drop_table("oauth_client_keys")
     op.drop_table("oidc_people")
     op.drop_table("oidc_providers")
