@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import Ctx, OperatorCaller
+from gateway.api.problems import problem
 from gateway.identity import client_credentials
 from gateway.identity.authority import Registrar
 from gateway.schemas.base import StrictIn
@@ -70,7 +71,11 @@ def token(
     client_id: Annotated[str | None, Form(max_length=64)] = None,
     scope: Annotated[str | None, Form(max_length=200)] = None,
 ) -> JSONResponse:
-    """RFC 6749 section 4.4 with RFC 7523 client authentication; errors are RFC 6749 JSON."""
+    """RFC 6749 section 4.4 with RFC 7523 client authentication.
+
+    Errors are problem documents that also carry RFC 6749's ``error`` and
+    ``error_description`` (``invalid_client``, ``unsupported_grant_type``...).
+    """
     base = ctx.settings.public_url or str(request.base_url).rstrip("/")
     form = {
         k: v
@@ -88,4 +93,16 @@ def token(
     )
     status, body, headers = server.respond(f"{base}{TOKEN_PATH}", form, dict(request.headers))
     kept = {k: v for k, v in headers.items() if k.lower() not in {"cache-control", "pragma"}}
+    if status >= 400:  # a problem document that also carries RFC 6749's members
+        error = str(body.get("error", "invalid_request")) if isinstance(body, dict) else ""
+        described = body.get("error_description") if isinstance(body, dict) else None
+        return problem(
+            status,
+            "token-request-refused",
+            "Token request refused",
+            str(described or error or "the token request was refused"),
+            headers=kept or None,
+            error=error or "invalid_request",
+            error_description=str(described or error),
+        )
     return JSONResponse(body, status_code=status, headers=kept)  # no-store: the middleware

@@ -179,7 +179,6 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
         return True
 
     def _mint(self, grant_type: str, client: _Client, **_kwargs: Any) -> dict[str, Any]:
-        actor = Actor(principal_id=client.principal_id)
         with self.db.write() as session:
             principal = service.get_principal(session, client.principal_id)
             actor = Actor(principal_id=principal.id, partner_id=principal.partner_id)
@@ -209,7 +208,7 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
     def respond(
         self, uri: str, form: dict[str, str], headers: dict[str, str]
     ) -> tuple[int, Any, dict[str, str]]:
-        """Answer one token request; errors are RFC 6749 JSON (``invalid_client``...)."""
+        """Answer one token request: (status, body, headers); errors carry RFC 6749's ``error``."""
         try:
             request = _Request(uri, form, headers)
         except Exception:  # Authlib's InsecureTransportError: the endpoint needs https
