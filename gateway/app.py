@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import __version__, preflight
 from gateway.api import audit as audit_api
-from gateway.api import cases, health, partners, problems, subjects
+from gateway.api import cases, health, oauth, oidc, partners, problems, subjects
 from gateway.api import keys as keys_api
 from gateway.api import policies as policies_api
 from gateway.api import research as research_api
@@ -283,6 +283,8 @@ def create_app(
     )
     app.include_router(health.router)
     app.include_router(partners.router)
+    app.include_router(oidc.router)
+    app.include_router(oauth.router)
     app.include_router(keys_api.router)
     app.include_router(authzen.router)
     app.include_router(audit_api.router)

@@ -103,6 +103,19 @@ class Settings(BaseSettings):
     enrolment_ttl_hours: int = Field(
         default=72, ge=1, le=720, description="how long a one-time enrolment code can be redeemed"
     )
+    oidc_session_minutes: int = Field(
+        default=60,
+        ge=5,
+        le=480,
+        description="workbench sessions opened through a partner's identity provider end this "
+        "long after sign-in, so a person disabled there is out at the next sign-in",
+    )
+    public_url: str | None = Field(
+        default=None,
+        max_length=200,
+        description="the gateway's external https URL (identity provider redirects come back "
+        "here); default: the URL each request arrived at",
+    )
 
     @field_validator("bind")
     @classmethod
@@ -139,6 +152,15 @@ class Settings(BaseSettings):
                 "hyphens), e.g. riec-noord-nederland"
             )
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_a_base(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(
+                "public_url must be an http(s) URL without query, e.g. https://gw.example"
+            )
+        return None if value is None else value.rstrip("/")
 
     @field_validator("witnesses")
     @classmethod
@@ -188,6 +210,8 @@ class Settings(BaseSettings):
                 "set GATEWAY_OPERATING_PARTNER to the partner id of the RIEC that runs this "
                 "gateway (its operators alone register partners and enrol their first principal)"
             )
+        if self.public_url is not None and not self.public_url.startswith("https://"):
+            problems.append("GATEWAY_PUBLIC_URL must be an https URL")
         if problems:
             raise UnsafeSettingsError("refusing production mode: " + "; ".join(problems))
         return self

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.db import Database
+from gateway.identity.oidc_tokens import ProviderCache
 from gateway.keys import KeyRing
 from gateway.keys.signing import Ed25519Signer
 from gateway.policy.engine import PolicyEngine
@@ -40,6 +41,8 @@ class AppContext:
     """The research agreements of ``policies/agreements/``, by id, loaded at start-up."""
     witnessing: Witnessing | None = None
     """The audit log's witnesses, when ``GATEWAY_WITNESSES`` lists any."""
+    oidc: ProviderCache = field(default_factory=ProviderCache)
+    """Partners' identity providers' metadata and keys, cached (``identity.oidc_tokens``)."""
 
     @property
     def signer(self) -> Ed25519Signer:

@@ -60,3 +60,25 @@ if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then
     echo "         root); the researcher guide tests will skip" >&2
   fi
 fi
+
+# The identity-provider tests (tests/oidc, and the browser's sign-in) run a real OpenID
+# Provider, the npm package oidc-provider pinned in tests/oidc/package-lock.json, under
+# Node.js. Installed here when node_modules is missing or older than the lock file.
+oidc_dir="$(dirname "$0")/../tests/oidc"
+if [ ! -d "$oidc_dir/node_modules/oidc-provider" ] \
+   || [ "$oidc_dir/package-lock.json" -nt "$oidc_dir/node_modules/.package-lock.json" ]; then
+  if ! command -v npm >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      echo "npm is missing; installing Debian's nodejs and npm packages for the OIDC tests"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+             apt-get install -y --no-install-recommends nodejs npm; }
+    fi
+  fi
+  if ! command -v npm >/dev/null; then
+    echo "error: npm is missing; the OIDC tests need Node.js 20+ and npm" >&2
+    exit 1
+  fi
+  echo "installing the test OpenID Provider (npm ci --prefix tests/oidc)"
+  npm ci --prefix "$oidc_dir" --no-audit --no-fund --loglevel=error
+fi

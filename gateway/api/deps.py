@@ -9,17 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from gateway.context import AppContext
 from gateway.errors import AuthenticationError, PermissionDeniedError
+from gateway.identity.oidc_flow import authenticate_person, looks_like_jwt
 from gateway.identity.service import Caller, authenticate
 from gateway.schemas.base import MAX_LOG_INDEX, MAX_ROW_ID
 from gateway.vocabulary import Role
 
-_bearer = HTTPBearer(auto_error=False, description="Bearer token issued by an operator")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="Bearer token issued by the gateway, or (people) a JWT access token of "
+    "their partner's identity provider",
+)
 
 
 def get_ctx(request: Request) -> AppContext:
@@ -44,12 +49,29 @@ def get_caller(
     request: Request,
     ctx: Ctx,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    gateway_principal: Annotated[
+        str | None,
+        Header(
+            max_length=64,
+            description="with a provider's token: which of the person's principals acts",
+        ),
+    ] = None,
 ) -> Caller:
-    """Return the authenticated caller, or raise AuthenticationError (401)."""
+    """Return the authenticated caller, or raise AuthenticationError (401).
+
+    A gateway token (``gw_...``) is checked against the registry; a JWT against the
+    identity provider of the partner whose issuer it names (``identity.oidc_flow``).
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError("a bearer token is required", reason="missing")
+    presented = credentials.credentials
     with ctx.db.read() as session:
-        caller = authenticate(session, credentials.credentials, ctx.clock)
+        if looks_like_jwt(presented):
+            caller = authenticate_person(
+                session, ctx.oidc, presented, ctx.clock, ctx.keys.person_key, gateway_principal
+            )
+        else:
+            caller = authenticate(session, presented, ctx.clock)
     request.state.principal_id = caller.principal_id
     return caller
 

@@ -29,6 +29,7 @@ from gateway.errors import (
     PermissionDeniedError,
     SchemaNotCurrentError,
 )
+from gateway.identity.errors import ProviderUnavailableError
 from gateway.logging import request_id_var
 from gateway.research.errors import ReleaseExpiredError
 
@@ -49,6 +50,7 @@ STATUS_BY_ERROR: dict[type[GatewayError], int] = {
     KeyShreddedError: 410,
     AuditLogCorruptError: 500,
     ReleaseExpiredError: 410,
+    ProviderUnavailableError: 503,
 }
 
 # Problems that do not come from a domain error.

@@ -18,7 +18,17 @@ from gateway.cli.app import run as run_app
 
 __all__ = ["app", "load_commands", "main", "run"]
 
-COMMANDS = ("audit", "cases", "core", "keys", "partners", "extract", "policy", "researcher")
+COMMANDS = (
+    "audit",
+    "cases",
+    "core",
+    "keys",
+    "oidc",
+    "partners",
+    "extract",
+    "policy",
+    "researcher",
+)
 """The areas' modules in ``gateway.cli``, besides ``witness``."""
 
 

@@ -31,39 +31,17 @@ from gateway import usecase
 from gateway.audit.events import AuditEventType, RefValue
 from gateway.clock import Clock
 from gateway.db import Database
-from gateway.errors import NotFoundError, PermissionDeniedError
+from gateway.errors import NotFoundError
 from gateway.identity import service, tokens
+from gateway.identity.errors import (
+    EnrolmentRequiredError,
+    ForeignPartnerError,
+    OperatingRiecOnlyError,
+    RegistryRefusedError,
+)
 from gateway.identity.service import Actor, Caller
 from gateway.models.partners import ApiToken, EnrolmentCode, Partner, Principal
 from gateway.vocabulary import IdentifierType, Role
-
-
-class RegistryRefusedError(PermissionDeniedError):
-    """An operator asked for something outside its authority; the refusal is audited."""
-
-    code = "registry-refused"
-    title = "Not within this operator's authority"
-
-
-class ForeignPartnerError(RegistryRefusedError):
-    """The operator acted on another partner's principals or credentials."""
-
-    code = "foreign-partner"
-    title = "Another partner's principals and credentials"
-
-
-class OperatingRiecOnlyError(RegistryRefusedError):
-    """Only an operator of the operating RIEC may do this."""
-
-    code = "operating-riec-only"
-    title = "Only the operating RIEC's operators"
-
-
-class EnrolmentRequiredError(RegistryRefusedError):
-    """An operator asked for a bearer token of a principal that is not an operator."""
-
-    code = "enrolment-required"
-    title = "Operators get no tokens that read records"
 
 
 class CredentialKind(StrEnum):
@@ -117,6 +95,10 @@ def _guarded(
                 decided=False,
             )
         raise
+
+
+guarded = _guarded
+"""The same guard, for the registry's other use cases (``identity.oidc``)."""
 
 
 def _principal(session: Session, principal_id: str) -> Principal:

@@ -21,6 +21,7 @@ from gateway.identity.actors import CLI_ACTOR as CLI_ACTOR
 from gateway.identity.actors import SYSTEM_ACTOR as SYSTEM_ACTOR
 from gateway.identity.actors import Actor as Actor
 from gateway.identity.actors import Caller as Caller
+from gateway.identity.errors import EnrolmentCodeInvalidError
 from gateway.identity.people import check_person
 from gateway.models.partners import ApiToken, EnrolmentCode, Partner, Principal
 from gateway.vocabulary import IdentifierType, Role
@@ -342,19 +343,6 @@ def issue_enrolment(
         decided=False,
     )
     return new, row
-
-
-class EnrolmentCodeInvalidError(AuthenticationError):
-    """The enrolment code is malformed, unknown, wrong, used, expired or superseded.
-
-    Deliberately one error: it never says which.
-    """
-
-    code = "enrolment-code-invalid"
-    title = "Enrolment code not valid"
-
-    def __init__(self) -> None:
-        super().__init__("this enrolment code cannot be redeemed; ask your operator for a new one")
 
 
 def redeem_enrolment(

@@ -20,6 +20,7 @@ from gateway.models.cases import (
     Record,
     RecordSubject,
 )
+from gateway.models.oidc import OAuthAssertionUse, OAuthClientKey, OidcPerson, OidcProvider
 from gateway.models.partners import ApiToken, EnrolmentCode, Partner, Principal
 from gateway.models.policy import PolicyDecisionRecord
 from gateway.models.policy_versions import PolicyActive, PolicyProposal, PolicyVersion
@@ -51,6 +52,10 @@ __all__ = [
     "CaseTransition",
     "EnrolmentCode",
     "Holding",
+    "OAuthAssertionUse",
+    "OAuthClientKey",
+    "OidcPerson",
+    "OidcProvider",
     "Partner",
     "PolicyActive",
     "PolicyDecisionRecord",

@@ -10,10 +10,20 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gateway.web.framework import STATIC_DIR, STATIC_PATH
-from gateway.web.pages import audit, auth, consents, policy, proposals, recipients, versions
+from gateway.web.pages import (
+    audit,
+    auth,
+    consents,
+    oidc,
+    policy,
+    proposals,
+    recipients,
+    versions,
+)
 
 PAGE_ROUTERS = (
     auth.router,
+    oidc.router,
     policy.router,
     proposals.router,
     versions.router,

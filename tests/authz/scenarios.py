@@ -18,8 +18,9 @@ from pyrage import x25519
 from sqlmodel import select
 
 from gateway import demo_data
-from gateway.identity import service
+from gateway.identity import oidc, service
 from gateway.identity.service import CLI_ACTOR
+from gateway.models.oidc import OidcProvider
 from gateway.models.partners import ApiToken, Principal
 from gateway.vocabulary import Role
 from tests.conftest import Gateway
@@ -294,6 +295,43 @@ def _fresh_recipient(_world: World, _caller: str) -> dict[str, Any]:
     return {"recipient": str(x25519.Identity.generate().to_public())}
 
 
+CLIENT_JWK = {  # a public P-256 key (RFC 7517 appendix A.1)
+    "kty": "EC",
+    "crv": "P-256",
+    "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+    "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM",
+}
+OIDC_ISSUER = "https://login.gemeente-smallingerland.example"
+OIDC_PROVIDER = {
+    "issuer": OIDC_ISSUER,
+    "client_id": "riec-gateway",
+    "client_credential": "matrix-client-secret-0123456789",
+    "acr_values": ["urn:gateway:loa:substantial"],
+}
+
+
+def _person_link(world: World, _caller: str) -> dict[str, Any]:
+    """Give the gemeente a provider (as the installer could), then name a new person."""
+    gw = world.gateway
+    with gw.database.write() as session:
+        if session.get(OidcProvider, "gemeente-smallingerland") is None:
+            oidc.store_provider(
+                session,
+                gw.clock,
+                CLI_ACTOR,
+                gw.client.app.state.ctx.keys,  # type: ignore[attr-defined]
+                "gemeente-smallingerland",
+                oidc.ProviderSpec(
+                    issuer=OIDC_ISSUER,
+                    client_id="riec-gateway",
+                    client_auth=oidc.OidcClientAuth.CLIENT_SECRET_BASIC,
+                    credential="matrix-client-secret-0123456789",
+                ),
+                allow_http=False,
+            )
+    return {"subject": f"matrix-person-{world.fresh()}"}
+
+
 def _body(value: Any) -> Body:
     def body(_world: World, _caller: str) -> Any:
         return value
@@ -397,6 +435,35 @@ SCENARIOS: tuple[Scenario, ...] = (
         mutates=True,
         body=_body({"role": "operator", "label": "Impostor (matrix)"}),
     ),
+    # A partner's identity provider: the operating RIEC registers it; the partner's own
+    # operators link its people.
+    S(
+        "PUT",
+        "/v1/partners/{partner_id}/oidc-provider",
+        url="/v1/partners/gemeente-smallingerland/oidc-provider",
+        mutates=True,
+        allowed=frozenset({"riec.operator"}),
+        body=_body(OIDC_PROVIDER),
+    ),
+    S(
+        "POST",
+        "/v1/principals/{principal_id}/oidc-person",
+        url="/v1/principals/gemeente-smallingerland.analyst/oidc-person",
+        mutates=True,
+        allowed=frozenset({"gemeente.operator"}),
+        body=_person_link,
+    ),
+    # A partner system's key for client credentials: its own partner's operator only. The
+    # token endpoint takes a client assertion, never a bearer token: nobody gets one here.
+    S(
+        "PUT",
+        "/v1/principals/{principal_id}/client-key",
+        url="/v1/principals/gemeente-smallingerland.partner-system/client-key",
+        mutates=True,
+        allowed=frozenset({"gemeente.operator"}),
+        body=_body({"jwk": CLIENT_JWK}),
+    ),
+    S("POST", "/oauth/token"),
     # Nobody obtains a token for someone else's analyst; an operator renews its own.
     S(
         "POST",

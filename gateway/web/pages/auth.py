@@ -1,9 +1,11 @@
 """Sign-in and sign-out. Only privacy officers may sign in to the workbench.
 
-The sign-in form takes the officer's bearer token once (the workbench has no other
-credential to check); it is checked exactly like an API token and never stored or
-shown again. The form itself is protected against login CSRF by a pre-session nonce
-cookie and its MAC in the form.
+People sign in through their organisation's identity provider (``pages/oidc.py``).
+In development mode the form also takes an officer's bearer token once; it is checked
+exactly like an API token and never stored or shown again. Production mode refuses
+token paste. The form is protected against login CSRF by a pre-session nonce cookie and
+its MAC in the form. Signing out of a provider-backed session offers the provider's
+RP-initiated logout.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from gateway.api.deps import Ctx
+from gateway.config import Mode
+from gateway.context import AppContext
 from gateway.errors import AuthenticationError, PermissionDeniedError
+from gateway.identity.oidc import sign_in_choices
 from gateway.identity.service import authenticate
 from gateway.keys.hmacs import same
 from gateway.web import sessions
@@ -28,6 +33,7 @@ from gateway.web.framework import (
     redirect,
     render,
 )
+from gateway.web.pages.oidc import logout_url
 
 router = APIRouter(prefix=PREFIX, route_class=WebRoute, include_in_schema=False)
 
@@ -44,8 +50,15 @@ def delete_cookie(response: Response, name: str) -> None:
     response.delete_cookie(name, httponly=True, secure=True, samesite="strict", path="/")
 
 
+def paste_allowed(ctx: AppContext) -> bool:
+    """Return whether the workbench takes a pasted bearer token: development mode only."""
+    return ctx.settings.mode is Mode.DEVELOPMENT
+
+
 def _sign_in_form(request: Request, ctx: Ctx, *, error: str = "", status: int = 200) -> Response:
     nonce = sessions.new_sign_in_nonce()
+    with ctx.db.read() as session:
+        providers = sign_in_choices(session)
     response = render(
         request,
         "sign_in.html",
@@ -53,6 +66,8 @@ def _sign_in_form(request: Request, ctx: Ctx, *, error: str = "", status: int = 
         status_code=status,
         sign_in_token=sessions.sign_in_csrf(ctx.settings, nonce),
         error=error,
+        providers=providers,
+        paste_allowed=paste_allowed(ctx),
     )
     set_cookie(response, sessions.SIGN_IN_COOKIE, nonce, max_age=3600)
     return response
@@ -74,6 +89,11 @@ def sign_in(request: Request, ctx: Ctx, form: Form) -> Response:
         check_csrf(request, form, expected or "-")
         if not nonce or not same(given, expected):
             raise PermissionDeniedError("the sign-in form expired; try again")
+        if not paste_allowed(ctx):
+            raise PermissionDeniedError(
+                "signing in with a token is for development mode only; sign in with your "
+                "organisation's account"
+            )
         token = str(form.get("token") or "").strip()
         with ctx.db.read() as session:
             caller = authenticate(session, token, ctx.clock)
@@ -101,6 +121,10 @@ def sign_out(
     """End the session (CSRF-checked) and go back to the sign-in form."""
     check_csrf(request, form, user.csrf_token)
     sessions.end_session(ctx.db, ctx.clock, request.cookies.get(sessions.COOKIE, ""))
-    response = redirect(f"{PREFIX}/sign-in")
+    provider_logout = logout_url(request, ctx, user.caller.partner_id)
+    if provider_logout is None:
+        response = redirect(f"{PREFIX}/sign-in")
+    else:
+        response = render(request, "signed_out.html", None, logout_url=provider_logout)
     delete_cookie(response, sessions.COOKIE)
     return response
