@@ -1,0 +1,257 @@
+"""Pass 2 of the extract: shuffle, suppress people, merge rare values, write files, measure risk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from gateway.research.disclosure import (
+    ClassKey,
+    Int64s,
+    Lattice,
+    NodeResult,
+    People,
+    distinct,
+)
+from gateway.research.extract_input import (
+    ANCHOR,
+    CLASS_ID,
+    NULL_MARK,
+    ROW_BATCH,
+    ExtractStats,
+    ProgressSink,
+    count_true,
+)
+from gateway.research.extract_plan import (
+    ExtractPlan,
+)
+
+
+@dataclass(frozen=True)
+class RiskReport:
+    """The person-level risk of the released files, measured on what was written.
+
+    ``prosecutor_max`` is 1 / the smallest class of people over the quasi-identifiers;
+    ``event_*`` the same for an attacker who also knows ``m`` of a person's events
+    (category and week): the largest risk and the share of people whose risk exceeds
+    1/k. ``l_diversity`` gives, per sensitive attribute, the fewest distinct values in
+    any class; ``information_loss`` the share of generalisation steps taken (0: finest
+    levels everywhere, 1: coarsest).
+    """
+
+    k: int
+    m: int
+    people: int
+    prosecutor_max: str
+    prosecutor_people_above: int
+    event_max: str
+    event_people_above: int
+    l_diversity: dict[str, int | None]
+    information_loss: str
+
+    def share(self, count: int) -> str:
+        """Return ``count`` as a share of the released people (decimal text)."""
+        return f"{count / self.people if self.people else 0.0:.6f}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What pass 2 applies: who is released, which values are merged, the shuffle."""
+
+    people: People
+    kept: Any
+    rare: dict[str, tuple[pa.Array, str | None]]
+    rng: np.random.Generator
+    class_keys: Sequence[ClassKey]
+
+
+class _Codes:
+    """Small global integer codes for the values of one column, across buckets."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+
+    def of(self, values: pa.Array) -> Int64s:
+        """Return each value's code (null has a code of its own)."""
+        encoded = pc.fill_null(values, NULL_MARK).dictionary_encode()
+        mapping = [self.ids.setdefault(v, len(self.ids)) for v in encoded.dictionary.to_pylist()]
+        codes = np.asarray(mapping, dtype=np.int64)
+        return codes[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+
+
+def _dense(first: Int64s, second: Int64s) -> Int64s:
+    """Return a dense int64 id per distinct (first, second) pair, both non-negative."""
+    width = int(second.max(initial=0)) + 1
+    _, ids = np.unique(first * width + second, return_inverse=True)
+    return np.asarray(ids, dtype=np.int64).reshape(-1)
+
+
+class _PersonClasses:
+    """(class, person) pairs of the written rows, to measure each person's smallest class."""
+
+    def __init__(self) -> None:
+        self.keys: list[list[Int64s]] = []
+        self.people: list[Int64s] = []
+
+    def add(self, parts: list[Int64s], people: Int64s) -> None:
+        """Add one bucket's rows: the parts of each row's class (global codes) and person.
+
+        Kept as 32-bit integers (codes and people number far below 2**31): half the memory.
+        """
+        self.keys.append([part.astype(np.int32) for part in parts])
+        self.people.append(people.astype(np.int32))
+
+    def risk(self, k: int) -> tuple[int, int, Fraction]:
+        """Return (people, people whose smallest class holds fewer than k people, max risk)."""
+        if not self.keys:
+            return 0, 0, Fraction(0)
+        columns = [np.concatenate(part).astype(np.int64) for part in zip(*self.keys, strict=True)]
+        people = np.concatenate(self.people).astype(np.int64)
+        self.keys, self.people = [], []
+        dense = columns[0]
+        for column in columns[1:]:
+            dense = _dense(dense, column)
+        width = int(people.max(initial=0)) + 1
+        pairs = distinct(dense * width + people)
+        cls, person = pairs // width, pairs % width
+        sizes = np.bincount(cls)
+        smallest = np.full(width, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(smallest, person, sizes[cls])
+        smallest = smallest[smallest < np.iinfo(np.int64).max]
+        least = int(smallest.min())
+        return len(smallest), int((smallest < k).sum()), Fraction(1, least)
+
+
+def _node_of_class(keys: Sequence[ClassKey], lattice: Lattice, node: tuple[int, ...]) -> Int64s:
+    """Return, per finest class, its class at ``node`` (dense ids)."""
+    positions = lattice.positions(node)
+    ids: dict[ClassKey, int] = {}
+    return np.asarray(
+        [ids.setdefault(tuple(key[p] for p in positions), len(ids)) for key in keys] or [0],
+        dtype=np.int64,
+    )
+
+
+def _risk(
+    plan: ExtractPlan,
+    result: NodeResult,
+    classes: _PersonClasses,
+    events: _PersonClasses,
+    diversity: dict[str, list[Int64s]],
+) -> RiskReport:
+    k = plan.agreement.disclosure.k
+    people, prosecutor_above, prosecutor_max = classes.risk(k)
+    _, event_above, event_max = events.risk(k)
+    l_values: dict[str, int | None] = {}
+    for name, parts in diversity.items():
+        pairs = distinct(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+        held = np.bincount(pairs >> 24) if len(pairs) else np.empty(0, np.int64)
+        held = held[held > 0]
+        l_values[name] = int(held.min()) if len(held) else None
+    steps = sum(len(ladder) - 1 for ladder in plan.lattice.ladders)
+    loss = Fraction(sum(result.node), steps) if steps else Fraction(0)
+    return RiskReport(
+        k=k,
+        m=plan.agreement.disclosure.known_events,
+        people=people,
+        prosecutor_max=_decimal(prosecutor_max),
+        prosecutor_people_above=prosecutor_above,
+        event_max=_decimal(event_max),
+        event_people_above=event_above,
+        l_diversity=l_values,
+        information_loss=_decimal(loss),
+    )
+
+
+def _decimal(value: Fraction) -> str:
+    return f"{float(value):.6f}"
+
+
+def second_pass(
+    plan: ExtractPlan,
+    result: NodeResult,
+    outcome: Outcome,
+    buckets: Sequence[Path],
+    csv_path: Path,
+    parquet_path: Path,
+    stats: ExtractStats,
+    sink: ProgressSink,
+) -> RiskReport:
+    source_of = {
+        col.name: (f"{col.name}@{result.levels[col.name]}" if col.name in plan.qi else col.name)
+        for col in plan.released
+    }
+    people, rng = outcome.people, outcome.rng
+    withdrawn = people.withdrawn
+    node_of_class = _node_of_class(outcome.class_keys, plan.lattice, result.node)
+    needed = list(dict.fromkeys([*source_of.values(), ANCHOR, CLASS_ID]))
+    released = np.zeros(people.count, dtype=np.bool_)
+    classes, events = _PersonClasses(), _PersonClasses()
+    event_codes = {name: _Codes() for name in plan.event_columns}
+    value_codes = {name: _Codes() for name in plan.sensitive}
+    diversity: dict[str, list[Int64s]] = {name: [] for name in plan.sensitive}
+    sink.start("shuffle, suppress people, write CSV and Parquet", stats.rows_selected)
+    with (
+        pa_csv.CSVWriter(str(csv_path), plan.output_schema) as csv_writer,
+        pq.ParquetWriter(str(parquet_path), plan.output_schema, compression="zstd") as pq_writer,
+    ):
+        for path in buckets:
+            with pa.OSFile(str(path), "rb") as raw, pa.ipc.open_stream(raw) as reader:
+                table = reader.read_all()
+            path.unlink()
+            if table.num_rows == 0:
+                continue
+            # a per-release random order: nothing of the submission order survives
+            # only the chosen level of each quasi-identifier travels on
+            table = table.select(needed).take(pa.array(rng.permutation(table.num_rows)))
+            person = people.of(np.asarray(table.column(ANCHOR).to_numpy(), dtype=np.int64))
+            keep = outcome.kept[person]
+            if withdrawn is not None:
+                stats.rows_suppressed += int((~keep & ~withdrawn[person]).sum())
+            else:
+                stats.rows_suppressed += int((~keep).sum())
+            table = table.filter(pa.array(keep))
+            person = person[keep]
+            released[person] = True
+            arrays = []
+            for col in plan.released:
+                column = table.column(source_of[col.name]).combine_chunks()
+                merged = outcome.rare.get(col.name)
+                if merged is not None:
+                    rare_values, stand_in = merged
+                    is_rare = pc.is_in(column, value_set=rare_values)
+                    column = pc.if_else(is_rare, pa.scalar(stand_in, pa.string()), column)
+                    stats.values_merged[col.name] += count_true(is_rare)
+                arrays.append(column)
+            out = pa.Table.from_arrays(arrays, schema=plan.output_schema)
+            stats.rows_out += out.num_rows
+            if out.num_rows:
+                finest = np.asarray(table.column(CLASS_ID).to_numpy(), dtype=np.int64)
+                cls = node_of_class[finest]
+                classes.add([cls], person)
+                if plan.event_columns:
+                    codes = [
+                        event_codes[name].of(out.column(name).combine_chunks())
+                        for name in plan.event_columns
+                    ]
+                    events.add([cls, *codes], person)
+                for name in plan.sensitive:
+                    values = out.column(name).combine_chunks()
+                    present = np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False))
+                    found = value_codes[name].of(values)
+                    diversity[name].append(distinct((cls[present] << 24) + found[present]))
+                for part in out.to_batches(max_chunksize=ROW_BATCH):
+                    csv_writer.write_batch(part)
+                    pq_writer.write_batch(part)
+            sink.advance(len(keep))
+    stats.people_out = int(released.sum())
+    return _risk(plan, result, classes, events, diversity)
