@@ -182,6 +182,21 @@ class EventCheck(StrEnum):
     REPORT = "report"
 
 
+class Linkage(StrEnum):
+    """How the rows of one person may be linked in a release."""
+
+    LINKED = "linked"
+    """One pseudonym per person across rows and releases: histories are quasi-identifiers,
+    checked against an attacker who knows ``known_events`` of them."""
+    UNLINKED = "unlinked"
+    """Every row gets a fresh pseudonym of its own, new in each release; rows are checked
+    one by one and no history can be followed."""
+
+
+MAX_KNOWN_EVENTS = 4
+"""The most events of a person an agreement may declare an attacker to know (m)."""
+
+
 class Disclosure(Model):
     """The disclosure check: quasi-identifiers, threshold k, allowed suppression.
 
@@ -191,8 +206,11 @@ class Disclosure(Model):
     may know of ``known_events`` (m) of a person's events. Rows of one person are
     linked (they share pseudonyms), so with ``event_check: enforce`` those attributes
     join the quasi-identifiers and are generalised (or their people suppressed) until
-    every person meets k against that attacker: (k, k^m)-anonymity, m = 1. With
-    ``report`` the risk is only measured and written into the manifest.
+    every person meets k against that attacker: (k, k^m)-anonymity, any set of up to m
+    events of a person (with the quasi-identifiers) is shared by k people or none. With
+    ``report`` the risk is only measured and written into the manifest. ``linkage``
+    says whether a person's rows stay linked (the default) or each row gets a fresh
+    per-release pseudonym and is checked on its own (``unlinked``).
     """
 
     quasi_identifiers: Annotated[tuple[FieldName, ...], Field(min_length=1)]
@@ -201,8 +219,9 @@ class Disclosure(Model):
     max_suppressed_share: Decimal
     sensitive: tuple[FieldName, ...] = ()
     event_quasi_identifiers: tuple[FieldName, ...] = ()
-    known_events: Annotated[int, Field(ge=1, le=1)] = 1
+    known_events: Annotated[int, Field(ge=1, le=MAX_KNOWN_EVENTS)] = 1
     event_check: EventCheck = EventCheck.ENFORCE
+    linkage: Linkage = Linkage.LINKED
 
     @property
     def checked_attributes(self) -> tuple[str, ...]:
@@ -226,6 +245,21 @@ class Disclosure(Model):
         if not Decimal(0) <= value < Decimal(1):
             raise ValueError("max_suppressed_share must be at least 0 and below 1")
         return value
+
+
+class WithdrawalScope(StrEnum):
+    """What a questionnaire respondent's withdrawal removes from later releases."""
+
+    PERSON = "person"
+    """The person entirely: every row linked to the respondent, whichever provider sent it."""
+    QUESTIONNAIRE_ROWS = "questionnaire-rows"
+    """Only the respondent's questionnaire rows; rows other providers hold stay."""
+
+
+class Withdrawal(Model):
+    """What a withdrawal removes (the person by default)."""
+
+    removes: WithdrawalScope = WithdrawalScope.PERSON
 
 
 class Retention(Model):

@@ -31,6 +31,7 @@ from gateway.policy.vocabulary import Vocabulary, load_vocabulary
 from gateway.research.agreement_checks import Checker, line_of
 from gateway.research.agreement_parts import (
     FINGERPRINT,
+    MAX_KNOWN_EVENTS,
     PROVENANCE_FIELDS,
     CodeValue,
     Column,
@@ -41,6 +42,7 @@ from gateway.research.agreement_parts import (
     FieldName,
     Instrument,
     InstrumentKind,
+    Linkage,
     Model,
     PartnerRef,
     Period,
@@ -52,12 +54,15 @@ from gateway.research.agreement_parts import (
     Slug,
     Text,
     ValueRange,
+    Withdrawal,
+    WithdrawalScope,
     age_recipient,
 )
 from gateway.research.errors import AgreementNotInEffectError
 from gateway.yamlsource import LineDict, SourceError, SourceProblem, load
 
 __all__ = [
+    "MAX_KNOWN_EVENTS",
     "PROVENANCE_FIELDS",
     "Agreement",
     "AgreementVocabulary",
@@ -70,6 +75,7 @@ __all__ = [
     "FieldName",
     "Instrument",
     "InstrumentKind",
+    "Linkage",
     "PartnerRef",
     "Period",
     "Prohibition",
@@ -80,6 +86,8 @@ __all__ = [
     "Slug",
     "Text",
     "ValueRange",
+    "Withdrawal",
+    "WithdrawalScope",
     "load_agreement",
     "load_agreements",
 ]
@@ -102,6 +110,7 @@ class Agreement(Model):
     instruments: Annotated[tuple[Instrument, ...], Field(min_length=1)]
     columns: Annotated[tuple[Column, ...], Field(min_length=1)]
     disclosure: Disclosure
+    withdrawal: Withdrawal = Withdrawal()
     retention: Retention
     prohibitions: tuple[Prohibition, ...]
     publication_review: PublicationReview

@@ -288,7 +288,12 @@ def write_extract(
         stats.rows_selected -= withdrawn_rows - gone_rows
     stats.withdrawals_applied = int(people.withdrawn.sum()) if people.withdrawn is not None else 0
     result = choose_levels(
-        pairs, plan.lattice, disclosure.k, disclosure.max_suppressed_share, plan.fixed
+        pairs,
+        plan.lattice,
+        disclosure.k,
+        disclosure.max_suppressed_share,
+        plan.fixed,
+        plan.judge,
     )
     del pairs
     state = GeneralisationState(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from gateway.research.disclosure import (
     People,
     distinct,
 )
+from gateway.research.events import itemsets, smallest_support
 from gateway.research.extract_input import (
     ANCHOR,
     CLASS_ID,
@@ -45,7 +46,10 @@ class RiskReport:
     (category and week): the largest risk and the share of people whose risk exceeds
     1/k. ``l_diversity`` gives, per sensitive attribute, the fewest distinct values in
     any class; ``information_loss`` the share of generalisation steps taken (0: finest
-    levels everywhere, 1: coarsest).
+    levels everywhere, 1: coarsest), at the chosen ``levels``. Utility as ARX reports
+    it: ``discernibility`` (DM: each released person costs the size of their class, each
+    suppressed person the number of people) and ``average_class_size`` (C_avg: released
+    people per class, over k; 1 is the ideal).
     """
 
     k: int
@@ -57,6 +61,9 @@ class RiskReport:
     event_people_above: int
     l_diversity: dict[str, int | None]
     information_loss: str
+    levels: dict[str, str] = field(default_factory=dict)
+    discernibility: int = 0
+    average_class_size: str = "0.000000"
 
     def share(self, count: int) -> str:
         """Return ``count`` as a share of the released people (decimal text)."""
@@ -101,6 +108,8 @@ class _PersonClasses:
     def __init__(self) -> None:
         self.keys: list[list[Int64s]] = []
         self.people: list[Int64s] = []
+        self.count = 0
+        """The classes holding anybody (known once ``risk`` ran)."""
 
     def add(self, parts: list[Int64s], people: Int64s) -> None:
         """Add one bucket's rows: the parts of each row's class (global codes) and person.
@@ -110,30 +119,48 @@ class _PersonClasses:
         self.keys.append([part.astype(np.int32) for part in parts])
         self.people.append(people.astype(np.int32))
 
-    def risk(self, k: int) -> tuple[int, int, Fraction]:
-        """Return (people, people whose smallest class holds fewer than k people, max risk)."""
+    def risk(self, k: int, m: int = 1) -> tuple[int, int, Fraction, int]:
+        """Return (people, people whose smallest class holds fewer than k, max risk, DM).
+
+        With ``m`` above 1 the first part is the quasi-identifier class and the others
+        one event: a person's classes are then their itemsets of 1..m events (the
+        m-event attacker). DM is the discernibility of the classes: the sum of the
+        squared class sizes in people.
+        """
         if not self.keys:
-            return 0, 0, Fraction(0)
+            return 0, 0, Fraction(0), 0
         columns = [np.concatenate(part).astype(np.int64) for part in zip(*self.keys, strict=True)]
         people = np.concatenate(self.people).astype(np.int64)
         self.keys, self.people = [], []
-        dense = columns[0]
-        for column in columns[1:]:
-            dense = _dense(dense, column)
         width = int(people.max(initial=0)) + 1
-        pairs = distinct(dense * width + people)
-        cls, person = pairs // width, pairs % width
-        sizes = np.bincount(cls)
-        smallest = np.full(width, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(smallest, person, sizes[cls])
+        if m > 1 and len(columns) > 1:
+            event = columns[1]
+            for column in columns[2:]:
+                event = _dense(event, column)
+            sets, holders = itemsets(columns[0], event, people, m)
+            smallest = smallest_support(sets, holders, width)
+            discernibility = 0
+        else:
+            dense = columns[0]
+            for column in columns[1:]:
+                dense = _dense(dense, column)
+            pairs = distinct(dense * width + people)
+            cls, person = pairs // width, pairs % width
+            sizes = np.bincount(cls)
+            discernibility = int((sizes.astype(np.int64) ** 2).sum())
+            self.count = int((sizes > 0).sum())
+            smallest = np.full(width, np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(smallest, person, sizes[cls])
         smallest = smallest[smallest < np.iinfo(np.int64).max]
         least = int(smallest.min())
-        return len(smallest), int((smallest < k).sum()), Fraction(1, least)
+        return len(smallest), int((smallest < k).sum()), Fraction(1, least), discernibility
 
 
-def _node_of_class(keys: Sequence[ClassKey], lattice: Lattice, node: tuple[int, ...]) -> Int64s:
-    """Return, per finest class, its class at ``node`` (dense ids)."""
-    positions = lattice.positions(node)
+def _node_of_class(
+    keys: Sequence[ClassKey], lattice: Lattice, node: tuple[int, ...], count: int | None = None
+) -> Int64s:
+    """Return, per finest class, its class at ``node`` (dense ids) over the first ``count`` QIs."""
+    positions = lattice.positions(node)[:count]
     ids: dict[ClassKey, int] = {}
     return np.asarray(
         [ids.setdefault(tuple(key[p] for p in positions), len(ids)) for key in keys] or [0],
@@ -149,8 +176,9 @@ def _risk(
     diversity: dict[str, list[Int64s]],
 ) -> RiskReport:
     k = plan.agreement.disclosure.k
-    people, prosecutor_above, prosecutor_max = classes.risk(k)
-    _, event_above, event_max = events.risk(k)
+    m = plan.agreement.disclosure.known_events
+    people, prosecutor_above, prosecutor_max, discernibility = classes.risk(k)
+    _, event_above, event_max, _ = events.risk(k, m)
     l_values: dict[str, int | None] = {}
     for name, parts in diversity.items():
         pairs = distinct(np.concatenate(parts)) if parts else np.empty(0, np.int64)
@@ -161,7 +189,7 @@ def _risk(
     loss = Fraction(sum(result.node), steps) if steps else Fraction(0)
     return RiskReport(
         k=k,
-        m=plan.agreement.disclosure.known_events,
+        m=m,
         people=people,
         prosecutor_max=_decimal(prosecutor_max),
         prosecutor_people_above=prosecutor_above,
@@ -169,6 +197,11 @@ def _risk(
         event_people_above=event_above,
         l_diversity=l_values,
         information_loss=_decimal(loss),
+        levels=dict(result.levels),
+        discernibility=discernibility + result.suppressed_people * result.people,
+        average_class_size=_decimal(
+            Fraction(people, classes.count * k) if classes.count and k else Fraction(0)
+        ),
     )
 
 
@@ -192,7 +225,7 @@ def second_pass(
     }
     people, rng = outcome.people, outcome.rng
     withdrawn = people.withdrawn
-    node_of_class = _node_of_class(outcome.class_keys, plan.lattice, result.node)
+    qi_of_class = _node_of_class(outcome.class_keys, plan.lattice, result.node, plan.plain)
     needed = list(dict.fromkeys([*source_of.values(), ANCHOR, CLASS_ID]))
     released = np.zeros(people.count, dtype=np.bool_)
     classes, events = _PersonClasses(), _PersonClasses()
@@ -236,19 +269,19 @@ def second_pass(
             stats.rows_out += out.num_rows
             if out.num_rows:
                 finest = np.asarray(table.column(CLASS_ID).to_numpy(), dtype=np.int64)
-                cls = node_of_class[finest]
-                classes.add([cls], person)
+                qi_cls = qi_of_class[finest]
+                classes.add([qi_cls], person)
                 if plan.event_columns:
                     codes = [
                         event_codes[name].of(out.column(name).combine_chunks())
                         for name in plan.event_columns
                     ]
-                    events.add([cls, *codes], person)
+                    events.add([qi_cls, *codes], person)
                 for name in plan.sensitive:
                     values = out.column(name).combine_chunks()
                     present = np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False))
                     found = value_codes[name].of(values)
-                    diversity[name].append(distinct((cls[present] << 24) + found[present]))
+                    diversity[name].append(distinct((qi_cls[present] << 24) + found[present]))
                 for part in out.to_batches(max_chunksize=ROW_BATCH):
                     csv_writer.write_batch(part)
                     pq_writer.write_batch(part)

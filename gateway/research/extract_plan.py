@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -14,9 +15,11 @@ from gateway.errors import InvalidInputError
 from gateway.identifiers import NORMALISERS, IdType
 from gateway.research.agreements import Column, InstrumentKind
 from gateway.research.disclosure import (
+    Judge,
     Lattice,
 )
 from gateway.research.errors import GeneralisationStateError
+from gateway.research.events import evaluate_events
 from gateway.research.extract_input import (
     ANCHOR,
     CLASS_ID,
@@ -100,6 +103,11 @@ class ExtractPlan:
         # the QIs, and the event QIs when the m-event attacker is held to k
         self.qi = a.disclosure.checked_attributes
         self.lattice = Lattice(self.qi, tuple(ladder(a.column(q)) for q in self.qi))
+        self.plain = len(a.disclosure.quasi_identifiers)
+        """The first ``plain`` checked attributes are the QIs; the rest are event attributes."""
+        self.judge: Judge | None = None
+        if len(self.qi) > self.plain and a.disclosure.known_events > 1:
+            self.judge = partial(evaluate_events, plain=self.plain, m=a.disclosure.known_events)
         self.state = self._initial_state(request)
         self.fixed = self._fixed_node(request.state)
         self.key_names = self.lattice.key_names

@@ -76,6 +76,12 @@ def _risk(extract: ExtractFiles) -> dict[str, Any]:
         },
         "l_diversity": dict(sorted(risk.l_diversity.items())),
         "information_loss": risk.information_loss,
+        "utility": {
+            "generalisation_levels": dict(risk.levels),
+            "generalisation_height": risk.information_loss,
+            "discernibility": risk.discernibility,
+            "average_class_size": risk.average_class_size,
+        },
     }
 
 
@@ -94,6 +100,17 @@ def risk_summary(manifest: dict[str, Any]) -> str:
         f"attacker knowing {event['known_events']} event(s): risk max {event['risk_max']}, "
         f"{event['people_above_1_over_k']} people ({event['share_above_1_over_k']}) above 1/k; "
         f"l-diversity {diversity}; information loss {risk['information_loss']}"
+        + _utility_summary(risk.get("utility"))
+    )
+
+
+def _utility_summary(utility: dict[str, Any] | None) -> str:
+    if not utility:
+        return ""
+    levels = ", ".join(f"{n}={v}" for n, v in utility["generalisation_levels"].items())
+    return (
+        f"; levels {levels or 'none'}; discernibility {utility['discernibility']}; "
+        f"average class size / k {utility['average_class_size']}"
     )
 
 
