@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,8 @@ import pyarrow.compute as pc
 
 from gateway.research.disclosure import (
     ClassCounter,
+    ClassKey,
+    Flags,
     Int64s,
     NodeResult,
     People,
@@ -87,6 +89,7 @@ from gateway.research.generalise import (
     GeneralisationState,
 )
 from gateway.research.pseudonyms import Pseudonymiser
+from gateway.research.release_modes import node_classes, redraw_tags, rowwise
 
 __all__ = [
     "ColumnBatch",
@@ -101,6 +104,39 @@ __all__ = [
     "pseudonym_field",
     "write_extract",
 ]
+
+
+def _touched(people: People, touched: list[Int64s]) -> Flags:
+    """Return, per person, whether they withdrew (entirely, or their questionnaire rows)."""
+    flags = np.zeros(people.count, dtype=np.bool_)
+    if people.withdrawn is not None:
+        flags |= people.withdrawn
+    if touched:
+        flags[people.of(np.concatenate(touched))] = True
+    return flags
+
+
+def _modes(
+    plan: ExtractPlan,
+    result: NodeResult,
+    class_keys: Sequence[ClassKey],
+    everyone: PersonPairs | None,
+    touched: Flags,
+) -> tuple[Flags | None, bool, dict[int, str]]:
+    """Return what pass 2 applies for the linkage and withdrawal terms.
+
+    Unlinked: the finest classes whose rows are suppressed (row-wise check) and fresh
+    pseudonyms. Linked, after a withdrawal: the re-draw tags of the people who share a
+    quasi-identifier class with a withdrawn person.
+    """
+    if plan.unlinked:
+        full_of, full_keys = node_classes(class_keys, plan.lattice, result.node)
+        small = np.array([key in result.small_classes for key in full_keys], dtype=np.bool_)
+        return small[full_of], True, {}
+    if everyone is None:
+        return None, False, {}
+    qi_of, qi_keys = node_classes(class_keys, plan.lattice, result.node, plan.plain)
+    return None, False, redraw_tags(everyone, qi_of, qi_keys, touched)
 
 
 @dataclass(frozen=True)
@@ -249,6 +285,7 @@ def write_extract(
     values = _ValueCounter({c.name: plan.spill_column(c.name) for c in plan.coded})
     links = PersonLinks()
     gone_rows = 0
+    touched: list[Int64s] = []  # anchors of respondents whose questionnaire rows left
     buckets = [workdir / f"pass1-{i:02d}.arrow" for i in range(BUCKETS)]
     sink.start("pseudonymise, generalise, link people, count classes", None)
     with ExitStack() as stack:
@@ -261,11 +298,19 @@ def write_extract(
         for batch in batches:
             done = plan.transform(batch, stats)
             anchors = links.add(done.links)
+            spill = done.spill
             withdrawn = count_true(done.gone)
-            if withdrawn:
+            if withdrawn and plan.withdraw_person:
                 links.withdraw(anchors.filter(done.gone))
                 gone_rows += withdrawn
-            spill = done.spill
+            elif withdrawn:
+                # only the questionnaire rows leave; the person stays (still linked)
+                touched.append(
+                    np.asarray(anchors.filter(done.gone).to_numpy(zero_copy_only=False), np.int64)
+                )
+                stay = pc.invert(done.gone)
+                spill, anchors = spill.filter(stay), anchors.filter(stay)
+                stats.excluded[Exclusion.RESPONDENT_WITHDRAWN] += withdrawn
             class_ids = counter.class_ids([spill.column(n) for n in plan.key_names])
             counter.add(class_ids, anchors)
             values.add(spill, anchors)
@@ -281,14 +326,20 @@ def write_extract(
     values.link(people)
     pairs = PersonPairs.of(counter, people)
     class_keys = counter.keys
+    flags = _touched(people, touched)
+    everyone = (
+        PersonPairs.of(counter, People(people.nodes, people.person, people.count))
+        if flags.any() and not plan.unlinked
+        else None
+    )
     del counter
     withdrawn_rows = pairs.withdrawn_rows()
     if withdrawn_rows:
         stats.excluded[Exclusion.RESPONDENT_WITHDRAWN] += withdrawn_rows
         stats.rows_selected -= withdrawn_rows - gone_rows
-    stats.withdrawals_applied = int(people.withdrawn.sum()) if people.withdrawn is not None else 0
+    stats.withdrawals_applied = int(flags.sum())
     result = choose_levels(
-        pairs,
+        rowwise(pairs) if plan.unlinked else pairs,
         plan.lattice,
         disclosure.k,
         disclosure.max_suppressed_share,
@@ -303,6 +354,15 @@ def write_extract(
         reference_date=plan.state.reference_date,
         age_bands=plan.state.age_bands,
     )
+    modes = _modes(plan, result, class_keys, everyone, flags)
+    stats.people_redrawn = len(modes[2])
+    del everyone
+    if plan.unlinked:
+        # rows are checked one by one: every person stays but the withdrawn
+        kept_people = np.ones(people.count, dtype=np.bool_)
+        if people.withdrawn is not None:
+            kept_people &= ~people.withdrawn
+        result = replace(result, kept_people=kept_people)
     kept = result.kept_people
     assert kept is not None  # people are always counted
     rare = values.rare(people, kept, disclosure.k)
@@ -311,7 +371,7 @@ def write_extract(
     risk = second_pass(
         plan,
         result,
-        Outcome(people, kept, rare, rng, class_keys),
+        Outcome(people, kept, rare, rng, class_keys, *modes),
         buckets,
         csv_path,
         parquet_path,

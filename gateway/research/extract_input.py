@@ -125,6 +125,7 @@ class ExtractStats:
     invalid_values: Counter[str] = field(default_factory=Counter)
     people_out: int = 0
     withdrawals_applied: int = 0
+    people_redrawn: int = 0
     values_merged: Counter[str] = field(default_factory=Counter)
 
 

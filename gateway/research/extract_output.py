@@ -35,6 +35,7 @@ from gateway.research.extract_input import (
 from gateway.research.extract_plan import (
     ExtractPlan,
 )
+from gateway.research.release_modes import fresh, redraw
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,12 @@ class Outcome:
     rare: dict[str, tuple[pa.Array, str | None]]
     rng: np.random.Generator
     class_keys: Sequence[ClassKey]
+    row_suppressed: Any = None
+    """Unlinked: per finest class, whether its rows are suppressed (row-wise check)."""
+    fresh: bool = False
+    """Unlinked: every pseudonym cell gets a fresh random value."""
+    tags: dict[int, str] = field(default_factory=dict)
+    """Linked, after withdrawals: the re-draw tag of each affected person."""
 
 
 class _Codes:
@@ -176,7 +183,7 @@ def _risk(
     diversity: dict[str, list[Int64s]],
 ) -> RiskReport:
     k = plan.agreement.disclosure.k
-    m = plan.agreement.disclosure.known_events
+    m = 1 if plan.unlinked else plan.agreement.disclosure.known_events
     people, prosecutor_above, prosecutor_max, discernibility = classes.risk(k)
     _, event_above, event_max, _ = events.risk(k, m)
     l_values: dict[str, int | None] = {}
@@ -228,6 +235,7 @@ def second_pass(
     qi_of_class = _node_of_class(outcome.class_keys, plan.lattice, result.node, plan.plain)
     needed = list(dict.fromkeys([*source_of.values(), ANCHOR, CLASS_ID]))
     released = np.zeros(people.count, dtype=np.bool_)
+    row_offset = 0
     classes, events = _PersonClasses(), _PersonClasses()
     event_codes = {name: _Codes() for name in plan.event_columns}
     value_codes = {name: _Codes() for name in plan.sensitive}
@@ -248,6 +256,9 @@ def second_pass(
             table = table.select(needed).take(pa.array(rng.permutation(table.num_rows)))
             person = people.of(np.asarray(table.column(ANCHOR).to_numpy(), dtype=np.int64))
             keep = outcome.kept[person]
+            if outcome.row_suppressed is not None:
+                finest = np.asarray(table.column(CLASS_ID).to_numpy(), dtype=np.int64)
+                keep = keep & ~outcome.row_suppressed[finest]
             if withdrawn is not None:
                 stats.rows_suppressed += int((~keep & ~withdrawn[person]).sum())
             else:
@@ -264,12 +275,20 @@ def second_pass(
                     is_rare = pc.is_in(column, value_set=rare_values)
                     column = pc.if_else(is_rare, pa.scalar(stand_in, pa.string()), column)
                     stats.values_merged[col.name] += count_true(is_rare)
+                id_type = plan.id_types.get(col.name)
+                if id_type is not None and outcome.fresh:
+                    column = fresh(column)
+                elif id_type is not None and outcome.tags:
+                    column = redraw(column, person, outcome.tags, plan.pseudonymiser, id_type)
                 arrays.append(column)
             out = pa.Table.from_arrays(arrays, schema=plan.output_schema)
             stats.rows_out += out.num_rows
             if out.num_rows:
                 finest = np.asarray(table.column(CLASS_ID).to_numpy(), dtype=np.int64)
                 qi_cls = qi_of_class[finest]
+                if outcome.fresh:  # unlinked: each row is its own person to an attacker
+                    person = np.arange(row_offset, row_offset + out.num_rows, dtype=np.int64)
+                    row_offset += out.num_rows
                 classes.add([qi_cls], person)
                 if plan.event_columns:
                     codes = [

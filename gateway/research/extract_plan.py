@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from gateway.clock import as_utc
 from gateway.errors import InvalidInputError
 from gateway.identifiers import NORMALISERS, IdType
-from gateway.research.agreements import Column, InstrumentKind
+from gateway.research.agreements import Column, InstrumentKind, Linkage, WithdrawalScope
 from gateway.research.disclosure import (
     Judge,
     Lattice,
@@ -105,8 +105,11 @@ class ExtractPlan:
         self.lattice = Lattice(self.qi, tuple(ladder(a.column(q)) for q in self.qi))
         self.plain = len(a.disclosure.quasi_identifiers)
         """The first ``plain`` checked attributes are the QIs; the rest are event attributes."""
+        self.unlinked = a.disclosure.linkage is Linkage.UNLINKED
+        """Rows checked one by one, each pseudonym cell a fresh random value."""
+        self.withdraw_person = a.withdrawal.removes is WithdrawalScope.PERSON
         self.judge: Judge | None = None
-        if len(self.qi) > self.plain and a.disclosure.known_events > 1:
+        if len(self.qi) > self.plain and a.disclosure.known_events > 1 and not self.unlinked:
             self.judge = partial(evaluate_events, plain=self.plain, m=a.disclosure.known_events)
         self.state = self._initial_state(request)
         self.fixed = self._fixed_node(request.state)
@@ -134,6 +137,11 @@ class ExtractPlan:
         }
         self.sensitive = a.disclosure.sensitive
         self.event_columns = a.disclosure.event_quasi_identifiers
+        self.id_types = {
+            c.name: c.transform.id_type.value
+            for c in self.released
+            if c.transform.id_type is not None
+        }
         self.ranges = {c.name: c.value_range for c in self.coded if c.value_range is not None}
         self._rows_seen = 0
 

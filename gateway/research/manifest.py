@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.audit.events import format_time
 from gateway.errors import IntegrityCheckFailed
+from gateway.research.agreements import Linkage
 from gateway.research.extract import ExtractFiles, ExtractRequest
 from gateway.research.transforms import TransformKind
 
@@ -129,6 +130,7 @@ def build_manifest(
     so a researcher who holds only the agreement's pinned fingerprint can check it.
     """
     a, stats, check = request.agreement, extract.stats, extract.disclosure
+    unlinked = a.disclosure.linkage is Linkage.UNLINKED
     conditions = []
     for cond in a.conditions:
         entry: dict[str, Any] = {"duo": cond.term, "shorthand": cond.shorthand, "label": cond.label}
@@ -193,7 +195,9 @@ def build_manifest(
             "classes": check.classes,
             "classes_suppressed": len(check.small_classes),
             "smallest_released_class": check.smallest_kept_class,
-            "unit": "person",
+            "unit": "row" if unlinked else "person",
+            "linkage": a.disclosure.linkage.value,
+            "pseudonyms": "fresh per row and release" if unlinked else "one per person",
             "linked_through": [
                 c.name for c in a.released_columns if c.transform.kind is TransformKind.PSEUDONYMISE
             ],
@@ -202,7 +206,8 @@ def build_manifest(
             "people_out": stats.people_out,
             "rows_suppressed": stats.rows_suppressed,
             "withdrawals_applied": stats.withdrawals_applied,
-            "withdrawal_removes": "person",
+            "withdrawal_removes": a.withdrawal.removes.value,
+            "people_redrawn": stats.people_redrawn,
             "values_merged": dict(sorted(stats.values_merged.items())),
             "row_order": "shuffled with a per-release random seed",
             "sensitive": list(a.disclosure.sensitive),

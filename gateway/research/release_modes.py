@@ -1,0 +1,127 @@
+"""What the agreement's linkage and withdrawal terms change in a release.
+
+- **Unlinked** releases (``linkage: unlinked``): every row is checked on its own
+  (``rowwise``: each row a person of its own, a row in a class of fewer than k rows is
+  suppressed) and each released pseudonym cell gets a fresh random value (``fresh``),
+  new in every release, so no history can be followed within or across releases.
+- **Withdrawals and the previous release**: pseudonyms are stable across a project's
+  releases, so comparing the release before a withdrawal with the one after would show
+  which pseudonym vanished (or lost its questionnaire rows). Every person who shares a
+  quasi-identifier class with a withdrawn respondent is therefore *re-drawn*: their
+  pseudonyms are replaced by a keyed HMAC of the old pseudonym, the class and the
+  number of withdrawals in it. The difference between the releases then shows the whole
+  class changing pseudonyms (at least k people), not the one who withdrew; later
+  releases keep the re-drawn pseudonyms until the class sees another withdrawal.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gateway.research.disclosure import ClassKey, Int64s, Lattice, Node, PersonPairs
+from gateway.research.pseudonyms import Pseudonymiser
+
+Flags = npt.NDArray[np.bool_]
+FRESH_BYTES = 16
+"""Random bytes of a fresh per-row pseudonym (32 hex characters, as the HMAC's)."""
+_SEP = "\x1e"  # never part of a pseudonym or a generalised value
+
+
+def rowwise(pairs: PersonPairs) -> PersonPairs:
+    """Return the pairs with every row a person of its own (withdrawn rows left out)."""
+    counted = pairs.person >= 0
+    rows = pairs.rows[counted]
+    classes = np.repeat(pairs.classes[counted], rows)
+    return PersonPairs(
+        classes,
+        np.arange(len(classes), dtype=np.int64),
+        np.ones(len(classes), dtype=np.int64),
+        len(classes),
+        pairs.keys,
+        rows_only=True,
+    )
+
+
+def node_classes(
+    keys: Sequence[ClassKey], lattice: Lattice, node: Node, count: int | None = None
+) -> tuple[Int64s, list[ClassKey]]:
+    """Return, per finest class, its dense class id at ``node`` over the first ``count``
+    attributes, and the class keys by id."""
+    positions = lattice.positions(node)[:count]
+    ids: dict[ClassKey, int] = {}
+    of = [ids.setdefault(tuple(key[p] for p in positions), len(ids)) for key in keys]
+    return np.asarray(of or [0], dtype=np.int64), list(ids)
+
+
+def fresh(column: pa.Array) -> pa.Array:
+    """Return ``column`` with every non-null cell replaced by a fresh random pseudonym."""
+    n = len(column)
+    if n == 0:
+        return column
+    width = 2 * FRESH_BYTES
+    data = os.urandom(FRESH_BYTES * n).hex().encode()
+    offsets = np.arange(0, width * n + 1, width, dtype=np.int32)
+    values = pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
+    )
+    return pc.if_else(pc.is_valid(column), values, pa.scalar(None, pa.string()))
+
+
+def redraw_tags(
+    pairs: PersonPairs, qi_of_class: Int64s, qi_keys: Sequence[ClassKey], touched: Flags
+) -> dict[int, str]:
+    """Return the re-draw tag of every person sharing a QI class with a withdrawn person.
+
+    ``pairs`` must carry every person's number (withdrawn people included, not -2);
+    ``touched`` flags, per person number, who withdrew (whether they leave entirely or
+    only lose their questionnaire rows). A tag names the class and its number of
+    withdrawn people, so it is the same in every later release until the class sees
+    another withdrawal. A person in several affected classes gets one tag of them all.
+    """
+    known = pairs.person >= 0
+    person, qi = pairs.person[known], qi_of_class[pairs.classes[known]]
+    hit = touched[person]
+    if not hit.any():
+        return {}
+    width = max(pairs.people, 1)
+    withdrawn = np.unique(qi[hit] * width + person[hit]) // width
+    classes, counts = np.unique(withdrawn, return_counts=True)
+    count_of = dict(zip(classes.tolist(), counts.tolist(), strict=True))
+    affected = np.isin(qi, classes)
+    tags: dict[int, set[str]] = {}
+    for who, cls in zip(person[affected].tolist(), qi[affected].tolist(), strict=True):
+        key = "|".join("" if part is None else part for part in qi_keys[cls])
+        tags.setdefault(who, set()).add(f"{key}#{count_of[cls]}")
+    return {who: _SEP.join(sorted(parts)) for who, parts in tags.items()}
+
+
+def redraw(
+    column: pa.Array,
+    person: Int64s,
+    tags: dict[int, str],
+    pseudonymiser: Pseudonymiser,
+    id_type: str,
+) -> pa.Array:
+    """Return ``column`` with the pseudonyms of tagged people re-drawn (keyed, stable)."""
+    if not tags:
+        return column
+    values = column.to_pylist()
+    memo: dict[tuple[str, str], str] = {}
+    changed = False
+    for i, who in enumerate(person.tolist()):
+        tag = tags.get(who)
+        old = values[i]
+        if tag is None or old is None:
+            continue
+        new = memo.get((tag, old))
+        if new is None:
+            new = memo[(tag, old)] = pseudonymiser(id_type, f"{_SEP}redraw{_SEP}{tag}{_SEP}{old}")
+        values[i] = new
+        changed = True
+    return pa.array(values, pa.string()) if changed else column
