@@ -89,7 +89,7 @@ from gateway.research.generalise import (
     GeneralisationState,
 )
 from gateway.research.pseudonyms import Pseudonymiser
-from gateway.research.release_modes import node_classes, redraw_tags, rowwise
+from gateway.research.release_modes import Redraw, node_classes, redraw_tags, rowwise
 
 __all__ = [
     "ColumnBatch",
@@ -122,7 +122,7 @@ def _modes(
     class_keys: Sequence[ClassKey],
     everyone: PersonPairs | None,
     touched: Flags,
-) -> tuple[Flags | None, bool, dict[int, str]]:
+) -> tuple[Flags | None, bool, Redraw | None]:
     """Return what pass 2 applies for the linkage and withdrawal terms.
 
     Unlinked: the finest classes whose rows are suppressed (row-wise check) and fresh
@@ -132,9 +132,9 @@ def _modes(
     if plan.unlinked:
         full_of, full_keys = node_classes(class_keys, plan.lattice, result.node)
         small = np.array([key in result.small_classes for key in full_keys], dtype=np.bool_)
-        return small[full_of], True, {}
+        return small[full_of], True, None
     if everyone is None:
-        return None, False, {}
+        return None, False, None
     qi_of, qi_keys = node_classes(class_keys, plan.lattice, result.node, plan.plain)
     return None, False, redraw_tags(everyone, qi_of, qi_keys, touched)
 
@@ -355,7 +355,7 @@ def write_extract(
         age_bands=plan.state.age_bands,
     )
     modes = _modes(plan, result, class_keys, everyone, flags)
-    stats.people_redrawn = len(modes[2])
+    stats.people_redrawn = 0 if modes[2] is None else modes[2].people
     del everyone
     if plan.unlinked:
         # rows are checked one by one: every person stays but the withdrawn

@@ -35,7 +35,7 @@ from gateway.research.extract_input import (
 from gateway.research.extract_plan import (
     ExtractPlan,
 )
-from gateway.research.release_modes import fresh, redraw
+from gateway.research.release_modes import Redraw, fresh, redraw
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Outcome:
     """Unlinked: per finest class, whether its rows are suppressed (row-wise check)."""
     fresh: bool = False
     """Unlinked: every pseudonym cell gets a fresh random value."""
-    tags: dict[int, str] = field(default_factory=dict)
+    tags: Redraw | None = None
     """Linked, after withdrawals: the re-draw tag of each affected person."""
 
 
@@ -278,7 +278,7 @@ def second_pass(
                 id_type = plan.id_types.get(col.name)
                 if id_type is not None and outcome.fresh:
                     column = fresh(column)
-                elif id_type is not None and outcome.tags:
+                elif id_type is not None and outcome.tags is not None:
                     column = redraw(column, person, outcome.tags, plan.pseudonymiser, id_type)
                 arrays.append(column)
             out = pa.Table.from_arrays(arrays, schema=plan.output_schema)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -73,55 +74,83 @@ def fresh(column: pa.Array) -> pa.Array:
     return pc.if_else(pc.is_valid(column), values, pa.scalar(None, pa.string()))
 
 
+@dataclass(frozen=True)
+class Redraw:
+    """The re-draw tags as arrays: each person's tag number (-1: none) and the tag texts."""
+
+    tag_of: Int64s
+    texts: pa.Array
+
+    @property
+    def people(self) -> int:
+        """How many people are re-drawn."""
+        return int((self.tag_of >= 0).sum())
+
+
 def redraw_tags(
     pairs: PersonPairs, qi_of_class: Int64s, qi_keys: Sequence[ClassKey], touched: Flags
-) -> dict[int, str]:
-    """Return the re-draw tag of every person sharing a QI class with a withdrawn person.
+) -> Redraw | None:
+    """Return the re-draw tags of everybody sharing a QI class with a withdrawn person.
 
     ``pairs`` must carry every person's number (withdrawn people included, not -2);
     ``touched`` flags, per person number, who withdrew (whether they leave entirely or
     only lose their questionnaire rows). A tag names the class and its number of
     withdrawn people, so it is the same in every later release until the class sees
     another withdrawal. A person in several affected classes gets one tag of them all.
+    None when nobody withdrew.
     """
     known = pairs.person >= 0
     person, qi = pairs.person[known], qi_of_class[pairs.classes[known]]
     hit = touched[person]
     if not hit.any():
-        return {}
+        return None
     width = max(pairs.people, 1)
     withdrawn = np.unique(qi[hit] * width + person[hit]) // width
     classes, counts = np.unique(withdrawn, return_counts=True)
-    count_of = dict(zip(classes.tolist(), counts.tolist(), strict=True))
+    texts = [
+        "|".join("" if part is None else part for part in qi_keys[cls]) + f"#{n}"
+        for cls, n in zip(classes.tolist(), counts.tolist(), strict=True)
+    ]
     affected = np.isin(qi, classes)
-    tags: dict[int, set[str]] = {}
-    for who, cls in zip(person[affected].tolist(), qi[affected].tolist(), strict=True):
-        key = "|".join("" if part is None else part for part in qi_keys[cls])
-        tags.setdefault(who, set()).add(f"{key}#{count_of[cls]}")
-    return {who: _SEP.join(sorted(parts)) for who, parts in tags.items()}
+    pair = np.unique(person[affected] * len(classes) + np.searchsorted(classes, qi[affected]))
+    who, tag = pair // len(classes), pair % len(classes)
+    first = np.r_[True, who[1:] != who[:-1]]
+    several = np.zeros(len(who), dtype=np.bool_)
+    several[1:] |= ~first[1:]
+    several[:-1] |= ~first[1:]
+    tag_of = np.full(pairs.people, -1, dtype=np.int64)
+    tag_of[who[first & ~several]] = tag[first & ~several]
+    # people in several affected classes (few): one tag of all their classes
+    joined: dict[int, list[str]] = {}
+    for person_id, tag_id in zip(who[several].tolist(), tag[several].tolist(), strict=True):
+        joined.setdefault(person_id, []).append(texts[tag_id])
+    for person_id, parts in joined.items():
+        text = _SEP.join(sorted(parts))
+        tag_of[person_id] = len(texts)
+        texts.append(text)
+    return Redraw(tag_of, pa.array(texts, pa.string()))
 
 
 def redraw(
     column: pa.Array,
     person: Int64s,
-    tags: dict[int, str],
+    tags: Redraw,
     pseudonymiser: Pseudonymiser,
     id_type: str,
 ) -> pa.Array:
-    """Return ``column`` with the pseudonyms of tagged people re-drawn (keyed, stable)."""
-    if not tags:
+    """Return ``column`` with the pseudonyms of tagged people re-drawn (keyed, stable).
+
+    One HMAC per distinct (tag, pseudonym) of the batch; the rest is Arrow.
+    """
+    tag = tags.tag_of[person]
+    hit = (tag >= 0) & np.asarray(pc.is_valid(column).to_numpy(zero_copy_only=False))
+    if not hit.any():
         return column
-    values = column.to_pylist()
-    memo: dict[tuple[str, str], str] = {}
-    changed = False
-    for i, who in enumerate(person.tolist()):
-        tag = tags.get(who)
-        old = values[i]
-        if tag is None or old is None:
-            continue
-        new = memo.get((tag, old))
-        if new is None:
-            new = memo[(tag, old)] = pseudonymiser(id_type, f"{_SEP}redraw{_SEP}{tag}{_SEP}{old}")
-        values[i] = new
-        changed = True
-    return pa.array(values, pa.string()) if changed else column
+    rows = pa.array(np.flatnonzero(hit))
+    joined = pc.binary_join_element_wise(
+        tags.texts.take(pa.array(tag[hit])), column.take(rows), _SEP
+    ).dictionary_encode()
+    prefix = f"{_SEP}redraw{_SEP}"
+    drawn = [pseudonymiser(id_type, prefix + text) for text in joined.dictionary.to_pylist()]
+    new = pc.take(pa.array(drawn, pa.string()), joined.indices)
+    return pc.replace_with_mask(column, pa.array(hit), new)
