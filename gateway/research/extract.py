@@ -80,6 +80,7 @@ from gateway.research.extract_input import (
 from gateway.research.extract_output import (
     Outcome,
     RiskReport,
+    scatter,
     second_pass,
 )
 from gateway.research.extract_plan import (
@@ -242,21 +243,6 @@ class _ValueCounter:
         return out
 
 
-def _scatter(spill: pa.RecordBatch, rng: np.random.Generator, writers: Sequence[Any]) -> None:
-    """Write the rows of ``spill`` to random buckets."""
-    if spill.num_rows == 0:
-        return
-    bucket = rng.integers(0, len(writers), spill.num_rows)
-    order = np.argsort(bucket, kind="stable")
-    ordered = spill.take(pa.array(order))
-    counts = np.bincount(bucket, minlength=len(writers))
-    offset = 0
-    for writer, count in zip(writers, counts.tolist(), strict=True):
-        if count:
-            writer.write_batch(ordered.slice(offset, count))
-            offset += count
-
-
 def write_extract(
     request: ExtractRequest,
     batches: Iterable[ColumnBatch],
@@ -317,7 +303,7 @@ def write_extract(
             spilled = pa.RecordBatch.from_arrays(
                 [*spill.columns, class_ids], schema=plan.file_schema
             )
-            _scatter(spilled, rng, writers)
+            scatter(spilled, rng, writers)
             sink.advance(
                 len(batch["provider"]) if not isinstance(batch, pa.RecordBatch) else batch.num_rows
             )

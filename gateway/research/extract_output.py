@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -216,6 +217,65 @@ def _decimal(value: Fraction) -> str:
     return f"{float(value):.6f}"
 
 
+BUCKET_BYTES = 32 << 20
+"""A spilled bucket larger than this is scattered again before it is read whole, so pass 2
+holds a bounded number of rows whatever the size of the release."""
+
+
+def scatter(spill: pa.RecordBatch, rng: np.random.Generator, writers: Sequence[Any]) -> None:
+    """Write the rows of ``spill`` to random buckets."""
+    if spill.num_rows == 0:
+        return
+    bucket = rng.integers(0, len(writers), spill.num_rows)
+    order = np.argsort(bucket, kind="stable")
+    ordered = spill.take(pa.array(order))
+    counts = np.bincount(bucket, minlength=len(writers))
+    offset = 0
+    for writer, count in zip(writers, counts.tolist(), strict=True):
+        if count:
+            writer.write_batch(ordered.slice(offset, count))
+            offset += count
+
+
+def shuffled(buckets: Sequence[Path], rng: np.random.Generator) -> Iterator[pa.Table]:
+    """Yield the rows of the spilled ``buckets`` in a random order, a bounded part at a time.
+
+    A bucket is read whole and permuted; one larger than ``BUCKET_BYTES`` is first
+    scattered at random into smaller ones (streamed, batch by batch). Random buckets,
+    each permuted, make a uniformly random order of all rows. Each file is removed once
+    read.
+    """
+    pending = list(buckets)
+    while pending:
+        path = pending.pop(0)
+        size = path.stat().st_size
+        with pa.OSFile(str(path), "rb") as raw, pa.ipc.open_stream(raw) as reader:
+            if size > BUCKET_BYTES:
+                parts = [
+                    path.with_name(f"{path.stem}-{i:02d}{path.suffix}")
+                    for i in range(2 * -(-size // BUCKET_BYTES))
+                ]
+                with ExitStack() as stack:
+                    writers = [
+                        stack.enter_context(
+                            pa.ipc.new_stream(
+                                stack.enter_context(pa.OSFile(str(part), "wb")), reader.schema
+                            )
+                        )
+                        for part in parts
+                    ]
+                    for batch in reader:
+                        scatter(batch, rng, writers)
+                table = None
+            else:
+                table = reader.read_all()
+        path.unlink()
+        if table is None:
+            pending[:0] = parts
+        elif table.num_rows:
+            yield table.take(pa.array(rng.permutation(table.num_rows)))
+
+
 def second_pass(
     plan: ExtractPlan,
     result: NodeResult,
@@ -245,15 +305,11 @@ def second_pass(
         pa_csv.CSVWriter(str(csv_path), plan.output_schema) as csv_writer,
         pq.ParquetWriter(str(parquet_path), plan.output_schema, compression="zstd") as pq_writer,
     ):
-        for path in buckets:
-            with pa.OSFile(str(path), "rb") as raw, pa.ipc.open_stream(raw) as reader:
-                table = reader.read_all()
-            path.unlink()
-            if table.num_rows == 0:
-                continue
+        for whole in shuffled(buckets, rng):
             # a per-release random order: nothing of the submission order survives
             # only the chosen level of each quasi-identifier travels on
-            table = table.select(needed).take(pa.array(rng.permutation(table.num_rows)))
+            table = whole.select(needed)
+            del whole
             person = people.of(np.asarray(table.column(ANCHOR).to_numpy(), dtype=np.int64))
             keep = outcome.kept[person]
             if outcome.row_suppressed is not None:
