@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -29,6 +30,7 @@ from gateway.research.extract_input import (
     CLASS_ID,
     NULL_MARK,
     ROW_BATCH,
+    SEP,
     ExtractStats,
     ProgressSink,
     count_true,
@@ -110,22 +112,60 @@ def _dense(first: Int64s, second: Int64s) -> Int64s:
     return np.asarray(ids, dtype=np.int64).reshape(-1)
 
 
+PART_BITS = 31
+"""Bits of each part of a packed class key (codes number far below 2**31)."""
+COMPACT_PAIRS = 1 << 20
+"""Pending pairs after which the distinct pairs are merged again (bounds memory)."""
+
+
+def _distinct_pairs(key: Int64s, person: npt.NDArray[np.int32]) -> tuple[Int64s, Any]:
+    """Return the distinct (key, person) pairs, sorted."""
+    if len(key) == 0:
+        return key, person
+    order = np.lexsort((person, key))
+    key, person = key[order], person[order]
+    first = np.empty(len(key), dtype=np.bool_)
+    first[0] = True
+    first[1:] = (key[1:] != key[:-1]) | (person[1:] != person[:-1])
+    return key[first], person[first]
+
+
 class _PersonClasses:
-    """(class, person) pairs of the written rows, to measure each person's smallest class."""
+    """Distinct (class, person) pairs of the written rows, to measure each person's classes.
+
+    A class is one part (the quasi-identifier class) or two (and the event), packed into
+    one int64 key; only distinct pairs are kept, merged as they accumulate, so memory
+    follows the distinct pairs (about one per person, or per event), not the rows.
+    """
 
     def __init__(self) -> None:
-        self.keys: list[list[Int64s]] = []
-        self.people: list[Int64s] = []
+        self.keys: list[Int64s] = []
+        self.people: list[npt.NDArray[np.int32]] = []
+        self.parts = 0
         self.count = 0
         """The classes holding anybody (known once ``risk`` ran)."""
+        self._pending = 0
+        self._merged = 0
 
     def add(self, parts: list[Int64s], people: Int64s) -> None:
-        """Add one bucket's rows: the parts of each row's class (global codes) and person.
+        """Add one part's rows: the parts of each row's class (global codes) and person."""
+        if not 1 <= len(parts) <= 2:
+            raise ValueError("a class has one or two parts")
+        self.parts = len(parts)
+        key = parts[0].astype(np.int64)
+        if len(parts) == 2:
+            key = (key << PART_BITS) | parts[1].astype(np.int64)
+        key, person = _distinct_pairs(key, people.astype(np.int32))
+        self.keys.append(key)
+        self.people.append(person)
+        self._pending += len(key)
+        if self._pending > max(COMPACT_PAIRS, self._merged):
+            self._compact()
 
-        Kept as 32-bit integers (codes and people number far below 2**31): half the memory.
-        """
-        self.keys.append([part.astype(np.int32) for part in parts])
-        self.people.append(people.astype(np.int32))
+    def _compact(self) -> None:
+        key, person = _distinct_pairs(np.concatenate(self.keys), np.concatenate(self.people))
+        self.keys, self.people = [key], [person]
+        self._merged, self._pending = len(key), 0
 
     def risk(self, k: int, m: int = 1) -> tuple[int, int, Fraction, int]:
         """Return (people, people whose smallest class holds fewer than k, max risk, DM).
@@ -137,9 +177,12 @@ class _PersonClasses:
         """
         if not self.keys:
             return 0, 0, Fraction(0), 0
-        columns = [np.concatenate(part).astype(np.int64) for part in zip(*self.keys, strict=True)]
-        people = np.concatenate(self.people).astype(np.int64)
+        self._compact()
+        key, people = self.keys[0], self.people[0].astype(np.int64)
         self.keys, self.people = [], []
+        low = key & ((1 << PART_BITS) - 1)
+        columns = [key >> PART_BITS, low] if self.parts == 2 else [key]
+        del key
         width = int(people.max(initial=0)) + 1
         if m > 1 and len(columns) > 1:
             event = columns[1]
@@ -297,7 +340,7 @@ def second_pass(
     released = np.zeros(people.count, dtype=np.bool_)
     row_offset = 0
     classes, events = _PersonClasses(), _PersonClasses()
-    event_codes = {name: _Codes() for name in plan.event_columns}
+    event_codes = _Codes()
     value_codes = {name: _Codes() for name in plan.sensitive}
     diversity: dict[str, list[Int64s]] = {name: [] for name in plan.sensitive}
     sink.start("shuffle, suppress people, write CSV and Parquet", stats.rows_selected)
@@ -347,11 +390,15 @@ def second_pass(
                     row_offset += out.num_rows
                 classes.add([qi_cls], person)
                 if plan.event_columns:
-                    codes = [
-                        event_codes[name].of(out.column(name).combine_chunks())
+                    # one code per event as released (its event attributes joined)
+                    parts = [
+                        pc.fill_null(out.column(name).combine_chunks(), NULL_MARK)
                         for name in plan.event_columns
                     ]
-                    events.add([qi_cls, *codes], person)
+                    joined = (
+                        parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, SEP)
+                    )
+                    events.add([qi_cls, event_codes.of(joined)], person)
                 for name in plan.sensitive:
                     values = out.column(name).combine_chunks()
                     present = np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False))
