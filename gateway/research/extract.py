@@ -90,7 +90,13 @@ from gateway.research.generalise import (
     GeneralisationState,
 )
 from gateway.research.pseudonyms import Pseudonymiser
-from gateway.research.release_modes import Redraw, node_classes, redraw_tags, rowwise
+from gateway.research.release_modes import (
+    Redraw,
+    node_classes,
+    redraw_tags,
+    rowwise,
+    stable_numbers,
+)
 
 __all__ = [
     "ColumnBatch",
@@ -105,6 +111,10 @@ __all__ = [
     "pseudonym_field",
     "write_extract",
 ]
+
+
+REDRAWN_PER_CLASS = 2
+"""After a withdrawal, 2k more people of the withdrawn person's class are re-drawn."""
 
 
 def _touched(people: People, touched: list[Int64s]) -> Flags:
@@ -123,12 +133,13 @@ def _modes(
     class_keys: Sequence[ClassKey],
     everyone: PersonPairs | None,
     touched: Flags,
+    people: People,
 ) -> tuple[Flags | None, bool, Redraw | None]:
     """Return what pass 2 applies for the linkage and withdrawal terms.
 
     Unlinked: the finest classes whose rows are suppressed (row-wise check) and fresh
-    pseudonyms. Linked, after a withdrawal: the re-draw tags of the people who share a
-    quasi-identifier class with a withdrawn person.
+    pseudonyms. Linked, after a withdrawal: the re-draw tags of the withdrawn and of
+    ``REDRAWN_PER_CLASS`` x k more people of each of their quasi-identifier classes.
     """
     if plan.unlinked:
         full_of, full_keys = node_classes(class_keys, plan.lattice, result.node)
@@ -137,7 +148,9 @@ def _modes(
     if everyone is None:
         return None, False, None
     qi_of, qi_keys = node_classes(class_keys, plan.lattice, result.node, plan.plain)
-    return None, False, redraw_tags(everyone, qi_of, qi_keys, touched)
+    stable = stable_numbers(people)
+    others = REDRAWN_PER_CLASS * plan.agreement.disclosure.k
+    return None, False, redraw_tags(everyone, qi_of, qi_keys, touched, stable, others)
 
 
 @dataclass(frozen=True)
@@ -340,7 +353,7 @@ def write_extract(
         reference_date=plan.state.reference_date,
         age_bands=plan.state.age_bands,
     )
-    modes = _modes(plan, result, class_keys, everyone, flags)
+    modes = _modes(plan, result, class_keys, everyone, flags, people)
     stats.people_redrawn = 0 if modes[2] is None else modes[2].people
     del everyone
     if plan.unlinked:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -282,7 +283,12 @@ def _hex_hashes(pseudonyms: pa.Array, kind: str) -> pa.Array | None:
     data = np.frombuffer(filled.buffers()[2], np.uint8)[start : start + _HEX_DIGITS * len(filled)]
     nibbles = _NIBBLE[data.reshape(len(filled), _HEX_DIGITS)]
     octets = np.ascontiguousarray((nibbles[:, 0::2] << 4) | nibbles[:, 1::2])
-    salt = np.int64(hash(kind) & 0x7FFF_FFFF_FFFF_FFFF)
+    # a salt that is the same in every run: a person's anchor is then stable across
+    # releases (the re-draw after a withdrawal picks people by it)
+    salt = np.int64(
+        int.from_bytes(hashlib.blake2b(kind.encode(), digest_size=8).digest(), "big")
+        & 0x7FFF_FFFF_FFFF_FFFF
+    )
     values = octets.view(">u8").reshape(-1).astype(np.uint64).view(np.int64) ^ salt
     mask = np.asarray(pc.invert(valid).to_numpy(zero_copy_only=False), dtype=np.bool_)
     return pa.array(values, pa.int64(), mask=mask)

@@ -6,16 +6,18 @@
   new in every release, so no history can be followed within or across releases.
 - **Withdrawals and the previous release**: pseudonyms are stable across a project's
   releases, so comparing the release before a withdrawal with the one after would show
-  which pseudonym vanished (or lost its questionnaire rows). Every person who shares a
-  quasi-identifier class with a withdrawn respondent is therefore *re-drawn*: their
-  pseudonyms are replaced by a keyed HMAC of the old pseudonym, the class and the
-  number of withdrawals in it. The difference between the releases then shows the whole
-  class changing pseudonyms (at least k people), not the one who withdrew; later
-  releases keep the re-drawn pseudonyms until the class sees another withdrawal.
+  which pseudonym vanished (or lost its questionnaire rows). In each quasi-identifier
+  class of a withdrawn respondent, the respondent and a stable choice of more people
+  (2k, see ``redraw_tags``) are therefore *re-drawn*: their pseudonyms are replaced by
+  a keyed HMAC of the old pseudonym, the class and the number of withdrawals in it. The
+  difference between the releases then shows more than k people of the class changing
+  pseudonyms, not the one who withdrew; later releases keep the re-drawn pseudonyms
+  until the class sees another withdrawal.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gateway.research.disclosure import ClassKey, Int64s, Lattice, Node, PersonPairs
+from gateway.research.disclosure import ClassKey, Int64s, Lattice, Node, People, PersonPairs
 from gateway.research.pseudonyms import Pseudonymiser
 
 Flags = npt.NDArray[np.bool_]
@@ -88,16 +90,25 @@ class Redraw:
 
 
 def redraw_tags(
-    pairs: PersonPairs, qi_of_class: Int64s, qi_keys: Sequence[ClassKey], touched: Flags
+    pairs: PersonPairs,
+    qi_of_class: Int64s,
+    qi_keys: Sequence[ClassKey],
+    touched: Flags,
+    stable: Int64s,
+    others: int,
 ) -> Redraw | None:
-    """Return the re-draw tags of everybody sharing a QI class with a withdrawn person.
+    """Return the re-draw tags of the withdrawn and ``others`` people in each of their classes.
 
     ``pairs`` must carry every person's number (withdrawn people included, not -2);
     ``touched`` flags, per person number, who withdrew (whether they leave entirely or
-    only lose their questionnaire rows). A tag names the class and its number of
-    withdrawn people, so it is the same in every later release until the class sees
-    another withdrawal. A person in several affected classes gets one tag of them all.
-    None when nobody withdrew.
+    only lose their questionnaire rows); ``stable`` is a number per person that is the
+    same in every release (from their pseudonyms). In each QI class holding a withdrawn
+    person, the withdrawn and the ``others`` people with the lowest score (a mix of
+    their stable number and the class's tag) are re-drawn: the difference between two
+    releases then shows at least ``others`` + 1 people of the class changing pseudonyms.
+    A tag names the class and its number of withdrawn people, so it (and the choice) is
+    the same in every later release until the class sees another withdrawal. A person
+    chosen in several classes gets one tag of them all. None when nobody withdrew.
     """
     known = pairs.person >= 0
     person, qi = pairs.person[known], qi_of_class[pairs.classes[known]]
@@ -112,7 +123,19 @@ def redraw_tags(
         for cls, n in zip(classes.tolist(), counts.tolist(), strict=True)
     ]
     affected = np.isin(qi, classes)
-    pair = np.unique(person[affected] * len(classes) + np.searchsorted(classes, qi[affected]))
+    pair = np.unique(np.searchsorted(classes, qi[affected]) * width + person[affected])
+    tag, who = pair // width, pair % width
+    # per class: its withdrawn people, and the ``others`` lowest scores of the rest
+    salt = np.array([_stable_hash(text) for text in texts], dtype=np.uint64)
+    score = _mix(stable[who].astype(np.uint64) ^ salt[tag])
+    score[touched[who]] = 0
+    order = np.lexsort((score, tag))
+    tag, who = tag[order], who[order]
+    starts = np.searchsorted(tag, np.arange(len(classes)))
+    rank = np.arange(len(tag)) - starts[tag]
+    extra = counts[tag]  # the withdrawn sort first (score 0), then ``others`` more
+    chosen = rank < extra + others
+    pair = np.unique(who[chosen] * len(classes) + tag[chosen])
     who, tag = pair // len(classes), pair % len(classes)
     first = np.r_[True, who[1:] != who[:-1]]
     several = np.zeros(len(who), dtype=np.bool_)
@@ -154,3 +177,24 @@ def redraw(
     drawn = [pseudonymiser(id_type, prefix + text) for text in joined.dictionary.to_pylist()]
     new = pc.take(pa.array(drawn, pa.string()), joined.indices)
     return pc.replace_with_mask(column, pa.array(hit), new)
+
+
+def _stable_hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def _mix(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """SplitMix64's finaliser: spreads the bits of each value (not a secret, a shuffle)."""
+    with np.errstate(over="ignore"):
+        z = values + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return np.asarray(z ^ (z >> np.uint64(31)), dtype=np.uint64)
+
+
+def stable_numbers(people: People) -> Int64s:
+    """Return, per person number, their lowest anchor: the same in every release while the
+    person's pseudonyms are (anchors are the first 64 bits of a pseudonym)."""
+    lowest = np.full(people.count, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(lowest, people.person, people.nodes)
+    return lowest

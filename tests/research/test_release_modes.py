@@ -135,7 +135,13 @@ def test_two_releases_around_a_withdrawal_do_not_single_out_who_withdrew(
     counts = [o.release.manifest["disclosure"] for o in (before, after)]
     assert (counts[0]["withdrawals_applied"], counts[1]["withdrawals_applied"]) == (0, 1)
     assert counts[1]["withdrawal_removes"] == removes.value
-    assert counts[1]["people_redrawn"] >= k
+    # only the withdrawn and 2k more people of each of their classes are re-drawn
+    assert k <= counts[1]["people_redrawn"] <= 1 + 2 * k * len(classes[who])
+    # and the re-drawn pseudonyms stay the same in the next release
+    again = releaser.open(
+        releaser.release(rows, "again", agreement=terms, withdrawn=frozenset({respondent}))
+    )
+    assert set().union(*_people(_table(again)).values()) == set().union(*_people(new).values())
     excluded = [o.release.manifest["counts"]["excluded"] for o in (before, after)]
     left = excluded[1]["respondent-withdrawn"] - excluded[0].get("respondent-withdrawn", 0)
     answers = sum(1 for r in rows if r.get("respondent_id") == respondent)
