@@ -323,15 +323,18 @@ def write_extract(
     people = links.resolve()
     del links
     values.link(people)
-    pairs = PersonPairs.of(counter, people)
+    # every pair with its person; the check's copy marks the withdrawn (-2) and shares
+    # the other arrays
+    every = PersonPairs.of(counter, People(people.nodes, people.person, people.count))
+    pairs = every
+    if people.withdrawn is not None:
+        marked = every.person.copy()
+        marked[(marked >= 0) & people.withdrawn[np.maximum(marked, 0)]] = -2
+        pairs = replace(every, person=marked)
     class_keys = counter.keys
     flags = _touched(people, touched)
-    everyone = (
-        PersonPairs.of(counter, People(people.nodes, people.person, people.count))
-        if flags.any() and not plan.unlinked
-        else None
-    )
-    del counter
+    everyone = every if flags.any() and not plan.unlinked else None
+    del counter, every
     withdrawn_rows = pairs.withdrawn_rows()
     if withdrawn_rows:
         stats.excluded[Exclusion.RESPONDENT_WITHDRAWN] += withdrawn_rows
