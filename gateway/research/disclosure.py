@@ -19,7 +19,7 @@ Everything here is a pure function of its input.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -434,6 +434,10 @@ def evaluate(
     )
 
 
+Judge = Callable[["PersonPairs", Lattice, Node, int], NodeResult]
+"""Evaluates one generalisation node: (pairs, lattice, node, k) -> outcome."""
+
+
 def _percent(share: Fraction) -> str:
     return f"{float(share) * 100:.2f}%"
 
@@ -444,18 +448,23 @@ def choose_levels(
     k: int,
     max_share: Decimal,
     fixed: Node | None = None,
+    judge: Judge | None = None,
 ) -> NodeResult:
     """Return the node to release at: ``fixed`` if given, else the finest that passes.
+
+    ``judge`` evaluates one node (default ``evaluate``: k people per class; the
+    m-event attacker's check is ``events.evaluate_events``).
 
     Among passing nodes of the same total generalisation the one suppressing the
     smallest share (then fewest rows) wins. Raises DisclosureCheckFailedError, with the
     numbers, when no candidate keeps suppression within ``max_share``.
     """
     pairs = counter if isinstance(counter, PersonPairs) else PersonPairs.of(counter)
+    judge_node = judge or evaluate
     candidates: Sequence[Node] = [fixed] if fixed is not None else lattice.nodes()
     best: NodeResult | None = None
     for height in sorted({sum(node) for node in candidates}):
-        results = [evaluate(pairs, lattice, n, k) for n in candidates if sum(n) == height]
+        results = [judge_node(pairs, lattice, n, k) for n in candidates if sum(n) == height]
         passing = [r for r in results if r.passes(max_share)]
         if passing:
             return min(passing, key=lambda r: (r.share, r.suppressed_rows))

@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.audit.events import format_time
 from gateway.errors import IntegrityCheckFailed
+from gateway.research.agreements import Linkage
 from gateway.research.extract import ExtractFiles, ExtractRequest
 from gateway.research.transforms import TransformKind
 
@@ -76,6 +77,12 @@ def _risk(extract: ExtractFiles) -> dict[str, Any]:
         },
         "l_diversity": dict(sorted(risk.l_diversity.items())),
         "information_loss": risk.information_loss,
+        "utility": {
+            "generalisation_levels": dict(risk.levels),
+            "generalisation_height": risk.information_loss,
+            "discernibility": risk.discernibility,
+            "average_class_size": risk.average_class_size,
+        },
     }
 
 
@@ -94,6 +101,17 @@ def risk_summary(manifest: dict[str, Any]) -> str:
         f"attacker knowing {event['known_events']} event(s): risk max {event['risk_max']}, "
         f"{event['people_above_1_over_k']} people ({event['share_above_1_over_k']}) above 1/k; "
         f"l-diversity {diversity}; information loss {risk['information_loss']}"
+        + _utility_summary(risk.get("utility"))
+    )
+
+
+def _utility_summary(utility: dict[str, Any] | None) -> str:
+    if not utility:
+        return ""
+    levels = ", ".join(f"{n}={v}" for n, v in utility["generalisation_levels"].items())
+    return (
+        f"; levels {levels or 'none'}; discernibility {utility['discernibility']}; "
+        f"average class size / k {utility['average_class_size']}"
     )
 
 
@@ -112,6 +130,7 @@ def build_manifest(
     so a researcher who holds only the agreement's pinned fingerprint can check it.
     """
     a, stats, check = request.agreement, extract.stats, extract.disclosure
+    unlinked = a.disclosure.linkage is Linkage.UNLINKED
     conditions = []
     for cond in a.conditions:
         entry: dict[str, Any] = {"duo": cond.term, "shorthand": cond.shorthand, "label": cond.label}
@@ -176,7 +195,9 @@ def build_manifest(
             "classes": check.classes,
             "classes_suppressed": len(check.small_classes),
             "smallest_released_class": check.smallest_kept_class,
-            "unit": "person",
+            "unit": "row" if unlinked else "person",
+            "linkage": a.disclosure.linkage.value,
+            "pseudonyms": "fresh per row and release" if unlinked else "one per person",
             "linked_through": [
                 c.name for c in a.released_columns if c.transform.kind is TransformKind.PSEUDONYMISE
             ],
@@ -185,7 +206,8 @@ def build_manifest(
             "people_out": stats.people_out,
             "rows_suppressed": stats.rows_suppressed,
             "withdrawals_applied": stats.withdrawals_applied,
-            "withdrawal_removes": "person",
+            "withdrawal_removes": a.withdrawal.removes.value,
+            "people_redrawn": stats.people_redrawn,
             "values_merged": dict(sorted(stats.values_merged.items())),
             "row_order": "shuffled with a per-release random seed",
             "sensitive": list(a.disclosure.sensitive),

@@ -9,7 +9,9 @@ import pytest
 
 from gateway.research.agreements import (
     AgreementVocabulary,
+    Linkage,
     Prohibition,
+    WithdrawalScope,
     load_agreement,
     load_agreements,
 )
@@ -96,6 +98,20 @@ MUST_FAIL = [
         "levels of generalise:postcode are pc4, municipality",
     ),
     ("k below 2", "  k: 5", "  k: 1", "  k: 1", "k must be at least 2"),
+    (
+        "too many known events",
+        "  known_events: 1 ",
+        "  known_events: 9 ",
+        "known_events: 9",
+        "less than or equal to 4",
+    ),
+    (
+        "unknown linkage",
+        "  event_check: report\n",
+        "  event_check: report\n  linkage: sometimes\n",
+        "linkage: sometimes",
+        "'linked' or 'unlinked'",
+    ),
     (
         "end before start",
         "  end: 2027-12-31",
@@ -369,3 +385,20 @@ def test_free_text_is_never_kept_even_when_delivered(
         load_agreement(path, vocabulary)
     line = _line_of(text, "source: notes")
     assert f"{path}:{line}: column 'role': free text ('notes') is never released" in str(info.value)
+
+
+def test_linkage_m_events_and_withdrawal_terms_load(
+    tmp_path: Path, vocabulary: AgreementVocabulary
+) -> None:
+    text = TEXT.replace("  known_events: 1 ", "  known_events: 3 ").replace(
+        "  event_check: report\n",
+        "  event_check: report\n  linkage: unlinked\n",
+    )
+    text += "\nwithdrawal:\n  removes: questionnaire-rows\n"
+    loaded = load_agreement(_write(tmp_path, text), vocabulary)
+    assert loaded.disclosure.known_events == 3
+    assert loaded.disclosure.linkage is Linkage.UNLINKED
+    assert loaded.withdrawal.removes is WithdrawalScope.QUESTIONNAIRE_ROWS
+    default = load_agreement(EXAMPLE, vocabulary)
+    assert default.disclosure.linkage is Linkage.LINKED
+    assert default.withdrawal.removes is WithdrawalScope.PERSON

@@ -1,0 +1,412 @@
+"""Pass 2 of the extract: shuffle, suppress people, merge rare values, write files, measure risk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from gateway.research.disclosure import (
+    ClassKey,
+    Int64s,
+    Lattice,
+    NodeResult,
+    People,
+    distinct,
+)
+from gateway.research.events import itemsets, smallest_support
+from gateway.research.extract_input import (
+    ANCHOR,
+    CLASS_ID,
+    NULL_MARK,
+    ROW_BATCH,
+    SEP,
+    ExtractStats,
+    ProgressSink,
+    count_true,
+)
+from gateway.research.extract_plan import (
+    ExtractPlan,
+)
+from gateway.research.release_modes import Redraw, fresh, redraw
+
+
+@dataclass(frozen=True)
+class RiskReport:
+    """The person-level risk of the released files, measured on what was written.
+
+    ``prosecutor_max`` is 1 / the smallest class of people over the quasi-identifiers;
+    ``event_*`` the same for an attacker who also knows ``m`` of a person's events
+    (category and week): the largest risk and the share of people whose risk exceeds
+    1/k. ``l_diversity`` gives, per sensitive attribute, the fewest distinct values in
+    any class; ``information_loss`` the share of generalisation steps taken (0: finest
+    levels everywhere, 1: coarsest), at the chosen ``levels``. Utility as ARX reports
+    it: ``discernibility`` (DM: each released person costs the size of their class, each
+    suppressed person the number of people) and ``average_class_size`` (C_avg: released
+    people per class, over k; 1 is the ideal).
+    """
+
+    k: int
+    m: int
+    people: int
+    prosecutor_max: str
+    prosecutor_people_above: int
+    event_max: str
+    event_people_above: int
+    l_diversity: dict[str, int | None]
+    information_loss: str
+    levels: dict[str, str] = field(default_factory=dict)
+    discernibility: int = 0
+    average_class_size: str = "0.000000"
+
+    def share(self, count: int) -> str:
+        """Return ``count`` as a share of the released people (decimal text)."""
+        return f"{count / self.people if self.people else 0.0:.6f}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What pass 2 applies: who is released, which values are merged, the shuffle."""
+
+    people: People
+    kept: Any
+    rare: dict[str, tuple[pa.Array, str | None]]
+    rng: np.random.Generator
+    class_keys: Sequence[ClassKey]
+    row_suppressed: Any = None
+    """Unlinked: per finest class, whether its rows are suppressed (row-wise check)."""
+    fresh: bool = False
+    """Unlinked: every pseudonym cell gets a fresh random value."""
+    tags: Redraw | None = None
+    """Linked, after withdrawals: the re-draw tag of each affected person."""
+
+
+class _Codes:
+    """Small global integer codes for the values of one column, across buckets."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+
+    def of(self, values: pa.Array) -> Int64s:
+        """Return each value's code (null has a code of its own)."""
+        encoded = pc.fill_null(values, NULL_MARK).dictionary_encode()
+        mapping = [self.ids.setdefault(v, len(self.ids)) for v in encoded.dictionary.to_pylist()]
+        codes = np.asarray(mapping, dtype=np.int64)
+        return codes[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+
+
+def _dense(first: Int64s, second: Int64s) -> Int64s:
+    """Return a dense int64 id per distinct (first, second) pair, both non-negative."""
+    width = int(second.max(initial=0)) + 1
+    _, ids = np.unique(first * width + second, return_inverse=True)
+    return np.asarray(ids, dtype=np.int64).reshape(-1)
+
+
+PART_BITS = 31
+"""Bits of each part of a packed class key (codes number far below 2**31)."""
+COMPACT_PAIRS = 1 << 20
+"""Pending pairs after which the distinct pairs are merged again (bounds memory)."""
+
+
+def _distinct_pairs(key: Int64s, person: npt.NDArray[np.int32]) -> tuple[Int64s, Any]:
+    """Return the distinct (key, person) pairs, sorted."""
+    if len(key) == 0:
+        return key, person
+    order = np.lexsort((person, key))
+    key, person = key[order], person[order]
+    first = np.empty(len(key), dtype=np.bool_)
+    first[0] = True
+    first[1:] = (key[1:] != key[:-1]) | (person[1:] != person[:-1])
+    return key[first], person[first]
+
+
+class _PersonClasses:
+    """Distinct (class, person) pairs of the written rows, to measure each person's classes.
+
+    A class is one part (the quasi-identifier class) or two (and the event), packed into
+    one int64 key; only distinct pairs are kept, merged as they accumulate, so memory
+    follows the distinct pairs (about one per person, or per event), not the rows.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[Int64s] = []
+        self.people: list[npt.NDArray[np.int32]] = []
+        self.parts = 0
+        self.count = 0
+        """The classes holding anybody (known once ``risk`` ran)."""
+        self._pending = 0
+        self._merged = 0
+
+    def add(self, parts: list[Int64s], people: Int64s) -> None:
+        """Add one part's rows: the parts of each row's class (global codes) and person."""
+        if not 1 <= len(parts) <= 2:
+            raise ValueError("a class has one or two parts")
+        self.parts = len(parts)
+        key = parts[0].astype(np.int64)
+        if len(parts) == 2:
+            key = (key << PART_BITS) | parts[1].astype(np.int64)
+        key, person = _distinct_pairs(key, people.astype(np.int32))
+        self.keys.append(key)
+        self.people.append(person)
+        self._pending += len(key)
+        if self._pending > max(COMPACT_PAIRS, self._merged):
+            self._compact()
+
+    def _compact(self) -> None:
+        key, person = _distinct_pairs(np.concatenate(self.keys), np.concatenate(self.people))
+        self.keys, self.people = [key], [person]
+        self._merged, self._pending = len(key), 0
+
+    def risk(self, k: int, m: int = 1) -> tuple[int, int, Fraction, int]:
+        """Return (people, people whose smallest class holds fewer than k, max risk, DM).
+
+        With ``m`` above 1 the first part is the quasi-identifier class and the others
+        one event: a person's classes are then their itemsets of 1..m events (the
+        m-event attacker). DM is the discernibility of the classes: the sum of the
+        squared class sizes in people.
+        """
+        if not self.keys:
+            return 0, 0, Fraction(0), 0
+        self._compact()
+        key, people = self.keys[0], self.people[0].astype(np.int64)
+        self.keys, self.people = [], []
+        low = key & ((1 << PART_BITS) - 1)
+        columns = [key >> PART_BITS, low] if self.parts == 2 else [key]
+        del key
+        width = int(people.max(initial=0)) + 1
+        if m > 1 and len(columns) > 1:
+            event = columns[1]
+            for column in columns[2:]:
+                event = _dense(event, column)
+            sets, holders = itemsets(columns[0], event, people, m)
+            smallest = smallest_support(sets, holders, width)
+            discernibility = 0
+        else:
+            dense = columns[0]
+            for column in columns[1:]:
+                dense = _dense(dense, column)
+            pairs = distinct(dense * width + people)
+            cls, person = pairs // width, pairs % width
+            sizes = np.bincount(cls)
+            discernibility = int((sizes.astype(np.int64) ** 2).sum())
+            self.count = int((sizes > 0).sum())
+            smallest = np.full(width, np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(smallest, person, sizes[cls])
+        smallest = smallest[smallest < np.iinfo(np.int64).max]
+        least = int(smallest.min())
+        return len(smallest), int((smallest < k).sum()), Fraction(1, least), discernibility
+
+
+def _node_of_class(
+    keys: Sequence[ClassKey], lattice: Lattice, node: tuple[int, ...], count: int | None = None
+) -> Int64s:
+    """Return, per finest class, its class at ``node`` (dense ids) over the first ``count`` QIs."""
+    positions = lattice.positions(node)[:count]
+    ids: dict[ClassKey, int] = {}
+    return np.asarray(
+        [ids.setdefault(tuple(key[p] for p in positions), len(ids)) for key in keys] or [0],
+        dtype=np.int64,
+    )
+
+
+def _risk(
+    plan: ExtractPlan,
+    result: NodeResult,
+    classes: _PersonClasses,
+    events: _PersonClasses,
+    diversity: dict[str, list[Int64s]],
+) -> RiskReport:
+    k = plan.agreement.disclosure.k
+    m = 1 if plan.unlinked else plan.agreement.disclosure.known_events
+    people, prosecutor_above, prosecutor_max, discernibility = classes.risk(k)
+    _, event_above, event_max, _ = events.risk(k, m)
+    l_values: dict[str, int | None] = {}
+    for name, parts in diversity.items():
+        pairs = distinct(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+        held = np.bincount(pairs >> 24) if len(pairs) else np.empty(0, np.int64)
+        held = held[held > 0]
+        l_values[name] = int(held.min()) if len(held) else None
+    steps = sum(len(ladder) - 1 for ladder in plan.lattice.ladders)
+    loss = Fraction(sum(result.node), steps) if steps else Fraction(0)
+    return RiskReport(
+        k=k,
+        m=m,
+        people=people,
+        prosecutor_max=_decimal(prosecutor_max),
+        prosecutor_people_above=prosecutor_above,
+        event_max=_decimal(event_max),
+        event_people_above=event_above,
+        l_diversity=l_values,
+        information_loss=_decimal(loss),
+        levels=dict(result.levels),
+        discernibility=discernibility + result.suppressed_people * result.people,
+        average_class_size=_decimal(
+            Fraction(people, classes.count * k) if classes.count and k else Fraction(0)
+        ),
+    )
+
+
+def _decimal(value: Fraction) -> str:
+    return f"{float(value):.6f}"
+
+
+BUCKET_BYTES = 32 << 20
+"""A spilled bucket larger than this is scattered again before it is read whole, so pass 2
+holds a bounded number of rows whatever the size of the release."""
+
+
+def scatter(spill: pa.RecordBatch, rng: np.random.Generator, writers: Sequence[Any]) -> None:
+    """Write the rows of ``spill`` to random buckets."""
+    if spill.num_rows == 0:
+        return
+    bucket = rng.integers(0, len(writers), spill.num_rows)
+    order = np.argsort(bucket, kind="stable")
+    ordered = spill.take(pa.array(order))
+    counts = np.bincount(bucket, minlength=len(writers))
+    offset = 0
+    for writer, count in zip(writers, counts.tolist(), strict=True):
+        if count:
+            writer.write_batch(ordered.slice(offset, count))
+            offset += count
+
+
+def shuffled(buckets: Sequence[Path], rng: np.random.Generator) -> Iterator[pa.Table]:
+    """Yield the rows of the spilled ``buckets`` in a random order, a bounded part at a time.
+
+    A bucket is read whole and permuted; one larger than ``BUCKET_BYTES`` is first
+    scattered at random into smaller ones (streamed, batch by batch). Random buckets,
+    each permuted, make a uniformly random order of all rows. Each file is removed once
+    read.
+    """
+    pending = list(buckets)
+    while pending:
+        path = pending.pop(0)
+        size = path.stat().st_size
+        with pa.OSFile(str(path), "rb") as raw, pa.ipc.open_stream(raw) as reader:
+            if size > BUCKET_BYTES:
+                parts = [
+                    path.with_name(f"{path.stem}-{i:02d}{path.suffix}")
+                    for i in range(2 * -(-size // BUCKET_BYTES))
+                ]
+                with ExitStack() as stack:
+                    writers = [
+                        stack.enter_context(
+                            pa.ipc.new_stream(
+                                stack.enter_context(pa.OSFile(str(part), "wb")), reader.schema
+                            )
+                        )
+                        for part in parts
+                    ]
+                    for batch in reader:
+                        scatter(batch, rng, writers)
+                table = None
+            else:
+                table = reader.read_all()
+        path.unlink()
+        if table is None:
+            pending[:0] = parts
+        elif table.num_rows:
+            yield table.take(pa.array(rng.permutation(table.num_rows)))
+
+
+def second_pass(
+    plan: ExtractPlan,
+    result: NodeResult,
+    outcome: Outcome,
+    buckets: Sequence[Path],
+    csv_path: Path,
+    parquet_path: Path,
+    stats: ExtractStats,
+    sink: ProgressSink,
+) -> RiskReport:
+    source_of = {
+        col.name: (f"{col.name}@{result.levels[col.name]}" if col.name in plan.qi else col.name)
+        for col in plan.released
+    }
+    people, rng = outcome.people, outcome.rng
+    withdrawn = people.withdrawn
+    qi_of_class = _node_of_class(outcome.class_keys, plan.lattice, result.node, plan.plain)
+    needed = list(dict.fromkeys([*source_of.values(), ANCHOR, CLASS_ID]))
+    released = np.zeros(people.count, dtype=np.bool_)
+    row_offset = 0
+    classes, events = _PersonClasses(), _PersonClasses()
+    event_codes = _Codes()
+    value_codes = {name: _Codes() for name in plan.sensitive}
+    diversity: dict[str, list[Int64s]] = {name: [] for name in plan.sensitive}
+    sink.start("shuffle, suppress people, write CSV and Parquet", stats.rows_selected)
+    with (
+        pa_csv.CSVWriter(str(csv_path), plan.output_schema) as csv_writer,
+        pq.ParquetWriter(str(parquet_path), plan.output_schema, compression="zstd") as pq_writer,
+    ):
+        for whole in shuffled(buckets, rng):
+            # a per-release random order: nothing of the submission order survives
+            # only the chosen level of each quasi-identifier travels on
+            table = whole.select(needed)
+            del whole
+            person = people.of(np.asarray(table.column(ANCHOR).to_numpy(), dtype=np.int64))
+            keep = outcome.kept[person]
+            if outcome.row_suppressed is not None:
+                finest = np.asarray(table.column(CLASS_ID).to_numpy(), dtype=np.int64)
+                keep = keep & ~outcome.row_suppressed[finest]
+            if withdrawn is not None:
+                stats.rows_suppressed += int((~keep & ~withdrawn[person]).sum())
+            else:
+                stats.rows_suppressed += int((~keep).sum())
+            table = table.filter(pa.array(keep))
+            person = person[keep]
+            released[person] = True
+            arrays = []
+            for col in plan.released:
+                column = table.column(source_of[col.name]).combine_chunks()
+                merged = outcome.rare.get(col.name)
+                if merged is not None:
+                    rare_values, stand_in = merged
+                    is_rare = pc.is_in(column, value_set=rare_values)
+                    column = pc.if_else(is_rare, pa.scalar(stand_in, pa.string()), column)
+                    stats.values_merged[col.name] += count_true(is_rare)
+                id_type = plan.id_types.get(col.name)
+                if id_type is not None and outcome.fresh:
+                    column = fresh(column)
+                elif id_type is not None and outcome.tags is not None:
+                    column = redraw(column, person, outcome.tags, plan.pseudonymiser, id_type)
+                arrays.append(column)
+            out = pa.Table.from_arrays(arrays, schema=plan.output_schema)
+            stats.rows_out += out.num_rows
+            if out.num_rows:
+                finest = np.asarray(table.column(CLASS_ID).to_numpy(), dtype=np.int64)
+                qi_cls = qi_of_class[finest]
+                if outcome.fresh:  # unlinked: each row is its own person to an attacker
+                    person = np.arange(row_offset, row_offset + out.num_rows, dtype=np.int64)
+                    row_offset += out.num_rows
+                classes.add([qi_cls], person)
+                if plan.event_columns:
+                    # one code per event as released (its event attributes joined)
+                    parts = [
+                        pc.fill_null(out.column(name).combine_chunks(), NULL_MARK)
+                        for name in plan.event_columns
+                    ]
+                    joined = (
+                        parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, SEP)
+                    )
+                    events.add([qi_cls, event_codes.of(joined)], person)
+                for name in plan.sensitive:
+                    values = out.column(name).combine_chunks()
+                    present = np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False))
+                    found = value_codes[name].of(values)
+                    diversity[name].append(distinct((qi_cls[present] << 24) + found[present]))
+                for part in out.to_batches(max_chunksize=ROW_BATCH):
+                    csv_writer.write_batch(part)
+                    pq_writer.write_batch(part)
+            sink.advance(len(keep))
+    stats.people_out = int(released.sum())
+    return _risk(plan, result, classes, events, diversity)
