@@ -22,7 +22,7 @@ from gateway.errors import ConflictError, InvalidInputError
 IDENTITY_FILE_MODE = 0o600
 
 Identity: TypeAlias = x25519.Identity
-"""An age X25519 identity (secret key); ``str()`` of one is its ``AGE-SECRET-KEY-1...``."""
+"""An age X25519 identity (secret key); ``str()`` of one is the secret key in age's text form."""
 
 
 @dataclass(frozen=True, slots=True)

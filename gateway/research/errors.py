@@ -6,7 +6,12 @@ code is the problem's stable ``type`` suffix.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from gateway.errors import ConflictError, GatewayError, InvalidInputError, PermissionDeniedError
+
+MAX_PROBLEMS_SHOWN = 20
+"""How many row problems a refusal names; the rest are counted."""
 
 
 class AgreementNotInEffectError(ConflictError):
@@ -98,3 +103,18 @@ class NoConfirmedRecipientError(ConflictError):
 
     code = "no-confirmed-recipient"
     title = "No confirmed recipient"
+
+
+class RowsRefusedError(InvalidInputError):
+    """Rows do not fit their instrument; ``problems`` name rows and fields, never values."""
+
+    code = "rows-refused"
+    title = "Rows refused"
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        shown = list(problems[:MAX_PROBLEMS_SHOWN])
+        more = len(problems) - len(shown)
+        super().__init__(
+            "nothing was stored: " + "; ".join(shown) + (f"; and {more} more" if more else ""),
+            problems=shown,
+        )

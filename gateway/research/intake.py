@@ -27,6 +27,7 @@ from gateway.errors import InvalidInputError
 from gateway.identifiers import NORMALISERS, IdType, birth_date, canonical_name
 from gateway.policy.schema import CategorySchema, validate_record
 from gateway.research.agreements import Agreement, Instrument, InstrumentKind, ValueRange
+from gateway.research.errors import MAX_PROBLEMS_SHOWN, RowsRefusedError
 from gateway.research.extract import pseudonym_field
 from gateway.research.fields import FieldKind, field_kind
 from gateway.research.pseudonyms import Pseudonymiser
@@ -35,28 +36,12 @@ from gateway.research.transforms import TransformKind
 MAX_BATCH_ROWS = 5_000
 MAX_CODED_LENGTH = 100
 MAX_IDENTIFIER_LENGTH = 200
-MAX_PROBLEMS_SHOWN = 20
 RESPONDENT_ID_TYPE = "respondent"
 """The identifier type of questionnaire respondent ids in the project's pseudonymiser."""
 RESPONDENT_FIELD = "respondent_id"
 QUESTIONNAIRE_CONSENT = ("consent_version", "consent_date", "parental_consent")
 _TRUE = frozenset({"true", "yes", "ja", "1"})
 _FALSE = frozenset({"false", "no", "nee", "0"})
-
-
-class RowsRefusedError(InvalidInputError):
-    """Rows do not fit their instrument; ``problems`` name rows and fields, never values."""
-
-    code = "rows-refused"
-    title = "Rows refused"
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        shown = list(problems[:MAX_PROBLEMS_SHOWN])
-        more = len(problems) - len(shown)
-        super().__init__(
-            "nothing was stored: " + "; ".join(shown) + (f"; and {more} more" if more else ""),
-            problems=shown,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,11 +15,11 @@ import pytest
 from gateway.policy.schema import CategorySchema
 from gateway.policy.vocabulary import load_vocabulary
 from gateway.research.agreements import Agreement
+from gateway.research.errors import RowsRefusedError
 from gateway.research.extract import ExtractRequest, pseudonym_field
 from gateway.research.intake import (
     QUESTIONNAIRE_CONSENT,
     IntakePlan,
-    RowsRefusedError,
     check_rows,
     pseudonymise_rows,
     respondent_key,
