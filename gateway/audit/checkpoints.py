@@ -20,7 +20,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from gateway.audit import log
+from gateway.audit import log, sequencer
 from gateway.audit.bundle import format_tlog_proof
 from gateway.audit.merkle import ProofError, verify_consistency
 from gateway.audit.note import Checkpoint, NoteVerifier, verify_checkpoint
@@ -160,6 +160,8 @@ def create_checkpoint(
     InvalidInputError for a size the log
     has not reached, AuditLogCorruptError if the tree contradicts earlier checkpoints.
     """
+    if size is None:
+        sequencer.catch_up(db)
     with db.read() as session:
         target = log.read_head(session).size if size is None else size
         existing = session.get(AuditCheckpoint, target)
@@ -209,6 +211,7 @@ def current_checkpoint(
     retired_public_keys: Sequence[bytes] = (),
 ) -> AuditCheckpoint:
     """Return the latest checkpoint, signing a new one first if the tree grew since."""
+    sequencer.catch_up(db)
     with db.read() as session:
         size = log.read_head(session).size
         latest = latest_checkpoint(session)
@@ -238,6 +241,7 @@ def checkpoint_covering(
     NotFoundError if the entry is not in the tree of that size and InvalidInputError for
     a size the log has not reached.
     """
+    sequencer.catch_up(db)
     with db.read() as session:
         current = log.read_head(session).size
         latest = latest_checkpoint(session)

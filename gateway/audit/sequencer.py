@@ -207,9 +207,13 @@ class Integrator:
         """Whether this process is the database's integrator right now."""
         return self.db.is_sqlite or self._leader is not None
 
+    def attach(self) -> None:
+        """Route this database's commits to this integrator (they only wake it)."""
+        _integrators[id(self.db)] = self
+
     def start(self) -> None:
         """Start the thread and route this database's commits to it."""
-        _integrators[id(self.db)] = self
+        self.attach()
         self._thread = threading.Thread(target=self._run, name="audit-integrator", daemon=True)
         self._thread.start()
 
@@ -232,7 +236,10 @@ class Integrator:
             return True
         conn = self.db.engine.connect()
         try:
-            conn.execute(text("SET application_name = :name"), {"name": f"gateway-{os.getpid()}"})
+            conn.execute(
+                text("SELECT set_config('application_name', :name, false)"),
+                {"name": f"gateway-integrator-{os.getpid()}"},
+            )
             won = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK})
             if won.scalar_one():
                 conn.commit()
