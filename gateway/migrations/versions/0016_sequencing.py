@@ -43,6 +43,25 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.add_column(sa.Column("entry_id", sa.BigInteger(), nullable=True))
         batch_op.create_unique_constraint("uq_audit_entries_entry_id", ["entry_id"])
+    # Entries logged before sequencing keep their index as their id (so the decision
+    # records that named them by index still do); new ids start above them.
+    op.execute("UPDATE audit_entries SET entry_id = leaf_index")
+    bind = op.get_bind()
+    size = bind.execute(sa.text("SELECT size FROM audit_tree_head WHERE id = 1")).scalar() or 0
+    if bind.dialect.name == "sqlite":
+        bind.execute(
+            sa.text("INSERT INTO sqlite_sequence (name, seq) VALUES ('audit_pending', :size)"),
+            {"size": size},
+        )
+    else:
+        bind.execute(
+            sa.text(
+                "SELECT setval(pg_get_serial_sequence('audit_pending', 'entry_id'), :n, false)"
+            ),
+            {"n": size + 1},
+        )
+    with op.batch_alter_table("policy_decisions", schema=None) as batch_op:
+        batch_op.alter_column("audit_leaf_index", new_column_name="audit_entry_id")
 
 
 def downgrade() -> None:
@@ -54,6 +73,13 @@ def downgrade() -> None:
             f"{pending} audit entries are pending; run the gateway (or `gateway audit verify`) "
             "to integrate them before downgrading"
         )
+    with op.batch_alter_table("policy_decisions", schema=None) as batch_op:
+        batch_op.alter_column("audit_entry_id", new_column_name="audit_leaf_index")
+    op.execute(
+        "UPDATE policy_decisions SET audit_leaf_index = (SELECT leaf_index FROM audit_entries "
+        "WHERE audit_entries.entry_id = policy_decisions.audit_leaf_index) WHERE EXISTS "
+        "(SELECT 1 FROM audit_entries WHERE audit_entries.entry_id = policy_decisions.audit_leaf_index)"
+    )
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.drop_constraint("uq_audit_entries_entry_id", type_="unique")
         batch_op.drop_column("entry_id")
