@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from gateway.audit import log
-from gateway.audit.events import canonical_json
+from gateway.audit.events import AuditEvent, canonical_json
 from gateway.audit.merkle import frontier_append, frontier_root, leaf_hash
 from gateway.db import Database
 from gateway.models.audit import (
@@ -124,6 +124,22 @@ def integrate_batch(session: Session, limit: int = BATCH) -> int:
     head.updated_at = rows[-1].occurred_at
     session.add(head)
     return len(rows)
+
+
+def append_sequenced(session: Session, event: AuditEvent) -> int:
+    """Append ``event`` and give it its leaf index in the session's transaction; return it.
+
+    For the rare caller that must name the index before it commits (a receipt that
+    carries it). This is the old serialised path: it takes the tree-head lock for the
+    rest of the transaction and integrates what is pending before the event, so use
+    ``log.append`` (and ``index_of`` later) everywhere else.
+    """
+    entry_id = log.append(session, event)
+    while True:
+        integrate_batch(session)
+        index = index_of(session, entry_id)
+        if index is not None:
+            return index
 
 
 def integrate_pending(db: Database, *, limit: int = BATCH) -> int:

@@ -140,3 +140,18 @@ def test_one_integrator_leads_and_another_takes_over(database: Database) -> None
             integrator.stop()
         for replica in replicas:
             replica.dispose()
+
+
+def test_append_sequenced_names_the_index_inside_the_transaction(
+    database: Database, deferred: sequencer.Integrator
+) -> None:
+    with database.write() as session:
+        first = log.append(session, sample_event(0))  # committed, still pending
+    with database.write() as session:
+        index = sequencer.append_sequenced(session, sample_event(1))
+        assert index == 1  # after the pending entry committed before it
+        assert sequencer.index_of(session, first) == 0
+    assert pending_ids(database) == []
+    with database.read() as session:
+        assert log.read_head(session).size == 2
+    assert verify_log(database, [], ORIGIN, START).ok
