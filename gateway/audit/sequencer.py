@@ -282,6 +282,9 @@ class Integrator:
         if self._leader is not None:
             self._leader.execute(text("SELECT 1")).scalar_one()  # still holding the lock?
             self._leader.commit()
+        with self.db.read() as session:  # no write lock while there is nothing to do
+            if not has_pending(session):
+                return
         done = integrate_pending(self.db)
         self.integrated += done
         if done and self.on_batch is not None:
