@@ -237,7 +237,7 @@ def drive(url: str, script: Path, connections: int, seconds: float) -> Load:
             "wrk",
             f"-t{min(connections, 2)}",
             f"-c{connections}",
-            f"-d{seconds}s",
+            f"-d{round(seconds)}s",
             "--latency",
             "--timeout",
             "10s",
@@ -310,7 +310,7 @@ def bench_backend(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s per cell, one run")
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
