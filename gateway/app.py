@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,7 +18,7 @@ from gateway.api import keys as keys_api
 from gateway.api import policies as policies_api
 from gateway.api import research as research_api
 from gateway.api.middleware import HttpMetrics, RequestContextMiddleware
-from gateway.audit import checkpoints
+from gateway.audit import checkpoints, sequencer
 from gateway.audit.witness_client import parse_witness
 from gateway.audit.witnessing import Witnessing
 from gateway.authzen import routes as authzen
@@ -238,6 +239,39 @@ def _witnessing(ctx: AppContext) -> Witnessing:
     )
 
 
+CHECKPOINT_EVERY_SECONDS = 1.0
+"""How often the background integrator signs a checkpoint of a grown tree, at most."""
+
+
+def start_integration(ctx: AppContext) -> sequencer.Integrator | None:
+    """Drain what a crash left pending; in ``background`` mode start the integrator.
+
+    An in-memory SQLite database shares one connection, so it always integrates inline.
+    """
+    sequencer.catch_up(ctx.db)
+    in_memory = ctx.db.is_sqlite and ctx.db.engine.url.database in (None, "", ":memory:")
+    if ctx.settings.audit_integration != "background" or in_memory:
+        return None
+    last_signed = [0.0]
+
+    def sign() -> None:
+        now = time.monotonic()
+        if now - last_signed[0] < CHECKPOINT_EVERY_SECONDS:
+            return
+        last_signed[0] = now
+        checkpoints.current_checkpoint(
+            ctx.db,
+            ctx.clock,
+            ctx.signer,
+            ctx.settings.log_origin,
+            retired_public_keys=ctx.retired_public_keys,
+        )
+
+    integrator = sequencer.Integrator(ctx.db, on_batch=sign)
+    integrator.start()
+    return integrator
+
+
 def create_app(
     settings: Settings,
     *,
@@ -256,7 +290,10 @@ def create_app(
             ctx.policy_watcher.start()
         if ctx.witnessing is not None:
             ctx.witnessing.start()
+        integrator = start_integration(ctx)
         yield
+        if integrator is not None:
+            integrator.stop()
         if ctx.witnessing is not None:
             ctx.witnessing.stop()
             checkpoints.attach_witnesses(ctx.db, None)
@@ -288,6 +325,7 @@ def create_app(
     app.include_router(keys_api.router)
     app.include_router(authzen.router)
     app.include_router(audit_api.router)
+    app.include_router(audit_api.pending_router)
     app.include_router(cases.router)
     app.include_router(subjects.router)
     app.include_router(policies_api.router)

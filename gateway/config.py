@@ -12,6 +12,7 @@ import re
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,9 @@ class Mode(StrEnum):
 
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+AuditIntegration = Literal["inline", "background"]
 
 
 class UnsafeSettingsError(ValueError):
@@ -99,6 +103,11 @@ class Settings(BaseSettings):
     operating_partner: str | None = Field(
         default=None,
         description="id of the RIEC that runs this gateway; required in production",
+    )
+    audit_integration: AuditIntegration = Field(
+        default="inline",
+        description="inline: a request integrates its audit entries right after its commit; "
+        "background: one elected integrator per database does (see gateway.audit.sequencer)",
     )
     enrolment_ttl_hours: int = Field(
         default=72, ge=1, le=720, description="how long a one-time enrolment code can be redeemed"

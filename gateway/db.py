@@ -1,9 +1,10 @@
 """Database engine, sessions and the migration entry points.
 
 Reads use :meth:`Database.read`; every state change runs in :meth:`Database.write`,
-one transaction that also holds its audit entry. On SQLite a write transaction starts
-with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing half-way; on
-PostgreSQL the audit log serialises appends by locking its tree-head row.
+one transaction that also holds its audit entries (pending: see
+``gateway.audit.sequencer``, which integrates them after the commit). On SQLite a write
+transaction starts with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of
+failing half-way.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from sqlmodel import Session, create_engine
 from gateway.errors import SchemaNotCurrentError
 
 _BEGIN_OPTION = "gateway_sqlite_begin"
+AUDIT_PENDING = "gateway_audit_pending"
+"""``session.info`` key set by ``audit.log.append``: integrate after this commit."""
 
 
 def _is_sqlite(url: str) -> bool:
@@ -106,6 +109,10 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+        if session.info.pop(AUDIT_PENDING, False):
+            from gateway.audit.sequencer import after_commit  # here: audit imports db
+
+            after_commit(self)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session
 
 from gateway.audit import log as audit_log
+from gateway.audit import sequencer
 from gateway.audit.events import AuditEvent, AuditEventType, RefValue
 from gateway.clock import Clock
 from gateway.errors import (
@@ -101,8 +102,9 @@ def record(
     details: dict[str, Any] | None = None,
     decided: bool = True,
     policy_version: str | None = None,
+    sequenced: bool = False,
 ) -> int:
-    """Add the decisions and the audit event of one change to ``session``; return its leaf.
+    """Add the decisions and the audit event of one change to ``session``; return its id.
 
     ``decisions`` are the (request, decision) pairs that allowed the change (recorded
     once each); ``decision`` is the one the event cites (its policy version and rule go
@@ -113,6 +115,12 @@ def record(
     change no policy decides (the partner registry's): its entry names no rule and no
     parties beyond ``parties``, as such entries always have; ``policy_version`` names the
     policy in force for an entry that cites no decision (e.g. a retention deletion).
+
+    The entry is appended as pending and gets its leaf index when the sequencer
+    integrates it (``gateway.audit.sequencer``); the id returned names it until then.
+    ``sequenced=True`` is for a change whose own row must carry the leaf index (a
+    release's or consent's receipt): the entry is integrated in this transaction and
+    its leaf index is returned.
     """
     pairs = list(decisions)
     at = clock.now()
@@ -120,7 +128,8 @@ def record(
         record_decisions(session, actor, pairs, at, case_id=case_id)
     cited = decision if decision is not None else (pairs[-1][1] if pairs else None)
     own = {actor.partner_id} if actor.partner_id and decided else set()
-    return audit_log.append(
+    append = sequencer.append_sequenced if sequenced else audit_log.append
+    return append(
         session,
         AuditEvent(
             type=event_type,

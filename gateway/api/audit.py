@@ -11,18 +11,26 @@ import base64
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import Ctx, CurrentCaller, ReadSession
-from gateway.audit import checkpoints, entries, log
+from gateway.audit import checkpoints, entries, log, sequencer
 from gateway.audit.bundle import format_tlog_proof
 from gateway.clock import as_utc
-from gateway.models.audit import AuditEntry
+from gateway.errors import NotFoundError
+from gateway.models.audit import AuditEntry, AuditPending
 from gateway.schemas.base import MAX_LOG_INDEX, BoundedDateTime
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+def integrated(ctx: Ctx) -> None:
+    """Integrate pending entries first: reads that name leaf indexes see every commit."""
+    sequencer.catch_up(ctx.db)
+
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"], dependencies=[Depends(integrated)])
+pending_router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 NOTE_MEDIA_TYPE = "text/plain; charset=utf-8"
 
@@ -209,4 +217,62 @@ def consistency_proof(
         first_root=_b64(proof.first_root),
         second_root=_b64(proof.second_root),
         hashes=[_b64(h) for h in proof.hashes],
+    )
+
+
+class AuditEntryPending(BaseModel):
+    """The entry is committed but has no leaf index yet; ask again after ``retry_after_ms``."""
+
+    entry_id: int
+    status: str = "pending"
+    retry_after_ms: int
+
+
+class AuditEntryPlaced(BaseModel):
+    """Where entry ``entry_id`` (the id its action returned) landed in the log."""
+
+    entry_id: int
+    index: int
+    proof: str = Field(description="path of its inclusion proof")
+
+
+def _may_see_pending(row: AuditPending, partner_id: str | None) -> bool:
+    if partner_id is None:
+        return False
+    return row.actor_partner_id == partner_id or partner_id in json.loads(row.document)["parties"]
+
+
+@pending_router.get(
+    "/entry-ids/{entry_id}",
+    summary="Where an entry id landed in the log, or that it is still pending",
+    response_model=AuditEntryPlaced,
+    responses={202: {"model": AuditEntryPending, "description": "pending; retry later"}},
+)
+def entry_by_id(
+    caller: CurrentCaller,
+    ctx: Ctx,
+    entry_id: Annotated[int, Path(ge=0, le=MAX_LOG_INDEX)],
+) -> AuditEntryPlaced | JSONResponse:
+    """Return the leaf index of the entry an action returned, or 202 while it is pending.
+
+    Does not integrate: it is what a client polls after an action returned an entry id
+    (``Retry-After`` says when to ask again). Entries the caller may not see are 404.
+    """
+    scope = entries.scope_for(caller)
+    with ctx.db.read() as session:
+        index = sequencer.index_of(session, entry_id)
+        if index is not None:
+            entries.visible_entry(session, scope, index)  # 404 unless visible
+            return AuditEntryPlaced(
+                entry_id=entry_id, index=index, proof=f"/v1/audit/proofs/inclusion?index={index}"
+            )
+        pending = session.get(AuditPending, entry_id)
+    if pending is None or not _may_see_pending(pending, scope.partner_id):
+        raise NotFoundError(f"no audit entry {entry_id} that you may see")
+    wait = sequencer.RETRY_AFTER_MS
+    body = AuditEntryPending(entry_id=entry_id, retry_after_ms=wait)
+    return JSONResponse(
+        body.model_dump(),
+        status_code=202,
+        headers={"Retry-After": str(max(1, -(-wait // 1000)))},
     )

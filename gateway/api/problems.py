@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.audit.log import AuditLogCorruptError
+from gateway.audit.errors import AuditLogCorruptError
 from gateway.errors import (
     AuthenticationError,
     ConflictError,

@@ -20,8 +20,9 @@ from weakref import WeakKeyDictionary
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from gateway.audit import log
+from gateway.audit import log, sequencer
 from gateway.audit.bundle import format_tlog_proof
+from gateway.audit.errors import AuditLogCorruptError
 from gateway.audit.merkle import ProofError, verify_consistency
 from gateway.audit.note import Checkpoint, NoteVerifier, verify_checkpoint
 from gateway.clock import Clock
@@ -107,7 +108,7 @@ def _check_consistent(
             proof = log.consistency_proof(session, size, signed.size)
             verify_consistency(size, signed.size, root, signed.root, proof.hashes)
     except (IntegrityCheckFailedError, ProofError, InvalidInputError) as exc:
-        raise log.AuditLogCorruptError(
+        raise AuditLogCorruptError(
             f"refusing to sign a checkpoint at size {size}: the stored tree is not consistent "
             "with the checkpoints signed before; run `gateway audit verify`"
         ) from exc
@@ -127,7 +128,7 @@ def check_witnessed(
         if anchor.size == 0:
             continue
         if anchor.size > current:
-            raise log.AuditLogCorruptError(
+            raise AuditLogCorruptError(
                 f"refusing to sign: the log holds {current} entries but its witnesses cosigned "
                 f"{anchor.size}; the database was rolled back (an older backup?)"
             )
@@ -139,7 +140,7 @@ def check_witnessed(
             proof = log.consistency_proof(session, first, second)
             verify_consistency(first, second, first_root, second_root, proof.hashes)
         except (ProofError, InvalidInputError) as exc:
-            raise log.AuditLogCorruptError(
+            raise AuditLogCorruptError(
                 f"refusing to sign a checkpoint at size {size}: the stored tree is not "
                 f"consistent with the checkpoint its witnesses cosigned at size {anchor.size}; "
                 "run `gateway audit verify`"
@@ -161,6 +162,8 @@ def create_checkpoint(
     InvalidInputError for a size the log
     has not reached, AuditLogCorruptError if the tree contradicts earlier checkpoints.
     """
+    if size is None:
+        sequencer.catch_up(db)
     with db.read() as session:
         target = log.read_head(session).size if size is None else size
         existing = session.get(AuditCheckpoint, target)
@@ -210,6 +213,7 @@ def current_checkpoint(
     retired_public_keys: Sequence[bytes] = (),
 ) -> AuditCheckpoint:
     """Return the latest checkpoint, signing a new one first if the tree grew since."""
+    sequencer.catch_up(db)
     with db.read() as session:
         size = log.read_head(session).size
         latest = latest_checkpoint(session)
@@ -239,6 +243,7 @@ def checkpoint_covering(
     NotFoundError if the entry is not in the tree of that size and InvalidInputError for
     a size the log has not reached.
     """
+    sequencer.catch_up(db)
     with db.read() as session:
         current = log.read_head(session).size
         latest = latest_checkpoint(session)

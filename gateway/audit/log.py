@@ -1,10 +1,11 @@
 """Appending events to the Merkle log, inside the caller's transaction, and proving them.
 
-An append locks the single tree-head row (``SELECT ... FOR UPDATE`` on PostgreSQL; on
-SQLite the write transaction already holds the database lock through
-``BEGIN IMMEDIATE``), takes the tree size as the leaf index, and updates the frontier,
-the root and the completed subtree hashes in O(log n). The leaf index is never a
-database sequence, so concurrent writers cannot leave gaps or fork the tree.
+An append inserts a pending entry (``audit_pending``) in the caller's transaction and
+locks nothing shared. The integrator (``gateway.audit.sequencer``, one at a time: it
+locks the single tree-head row) takes committed pending entries in id order, gives them
+the next leaf indexes, and updates the frontier, the root and the completed subtree
+hashes in one batch. The leaf index is never a database sequence, so concurrent writers
+cannot leave gaps or fork the tree.
 
 Proofs for any tree size up to the current one are read from the stored hashes: every
 perfect subtree is stored (level 0 in ``audit_entries.leaf_hash``, higher levels in
@@ -14,17 +15,17 @@ rehashes old leaves.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any
 
-from sqlalchemy import and_, bindparam, or_
+from sqlalchemy import and_, bindparam, insert, or_
 from sqlmodel import Session, col, select
 
+from gateway.audit.errors import AuditLogCorruptError
 from gateway.audit.events import (
     AuditEvent,
     canonical_json,
@@ -35,34 +36,19 @@ from gateway.audit.merkle import (
     NodeId,
     ProofError,
     consistency_ranges,
-    frontier_append,
     frontier_root,
     inclusion_ranges,
-    leaf_hash,
     perfect_cover,
 )
-from gateway.errors import GatewayError, InvalidInputError, NotFoundError
+from gateway.db import AUDIT_PENDING
+from gateway.errors import InvalidInputError, NotFoundError
 from gateway.logging import current_trace_id
-from gateway.models.audit import (
-    AuditDetail,
-    AuditEntry,
-    AuditNode,
-    AuditParty,
-    AuditSubject,
-    AuditTreeHead,
-)
+from gateway.models.audit import AuditEntry, AuditNode, AuditPending, AuditTreeHead
 
 HEAD_ID = 1
 # OM data (Wjsg art. 39j) must be logged for at least four years; details are kept that
 # long by default and may be deleted afterwards while the tree stays verifiable.
 DETAILS_RETENTION = timedelta(days=4 * 365 + 1)
-
-
-class AuditLogCorruptError(GatewayError):
-    """The stored tree head or nodes are missing or inconsistent; appends stop until repaired."""
-
-    code: ClassVar[str] = "audit-log-corrupt"
-    title: ClassVar[str] = "Audit log corrupt"
 
 
 def lock_head(session: Session) -> AuditTreeHead:
@@ -83,53 +69,49 @@ def read_head(session: Session) -> AuditTreeHead:
     return head
 
 
+_INSERT_PENDING = insert(AuditPending).returning(col(AuditPending.entry_id))
+
+
 def append(
     session: Session, event: AuditEvent, *, details_retention: timedelta = DETAILS_RETENTION
 ) -> int:
-    """Append ``event`` to the log in the session's transaction; return its leaf index.
+    """Log ``event`` in the session's transaction as a pending entry; return its entry id.
 
-    Nothing is committed here: the caller commits the change and its audit entry
-    together, or neither. Without a ``trace_id`` the event takes the current request's.
+    Insert-only: no shared row is locked, so concurrent writers do not queue here. The
+    integrator (``gateway.audit.sequencer``) gives committed pending entries their leaf
+    indexes in order; ``sequencer.index_of`` maps the id to the index once it has. Nothing
+    is committed here: the caller commits the change and its audit entry together, or
+    neither. Without a ``trace_id`` the event takes the current request's.
     """
     if event.trace_id is None:
         event = replace(event, trace_id=current_trace_id())
-    head = lock_head(session)
-    index = head.size
     commitment: str | None = None
     details_until = None
+    salt: bytes | None = None
+    body: bytes | None = None
     if event.details is not None:
         salt = secrets.token_bytes(16)
         body = canonical_json(event.details)
         commitment = details_commitment(salt, body)
         details_until = event.at + details_retention
-        session.add(
-            AuditDetail(leaf_index=index, salt=salt, body=body.decode(), delete_after=details_until)
-        )
-    leaf = canonical_json(leaf_document(event, index, commitment, details_until))
-    digest = leaf_hash(leaf)
-    frontier = [bytes.fromhex(h) for h in json.loads(head.frontier)]
-    new_frontier, completed = frontier_append(index, frontier, digest)
-    session.add(
-        AuditEntry(
-            leaf_index=index,
-            event_type=str(event.type),
-            occurred_at=event.at,
-            actor_partner_id=event.actor_partner,
-            actor_principal_id=event.actor_principal,
-            case_id=event.case_id,
-            leaf=leaf.decode(),
-            leaf_hash=digest,
-        )
-    )
-    session.add_all(AuditNode(level=n.level, node_index=n.index, hash=n.hash) for n in completed)
-    session.add_all(AuditSubject(leaf_index=index, subject_key=s) for s in set(event.subjects))
-    session.add_all(AuditParty(leaf_index=index, partner_id=p) for p in set(event.parties))
-    head.size = index + 1
-    head.root = frontier_root(new_frontier)
-    head.frontier = json.dumps([h.hex() for h in new_frontier])
-    head.updated_at = event.at
-    session.add(head)
-    return index
+    document = leaf_document(event, 0, commitment, details_until)
+    del document["index"]  # given by the integrator
+    entry_id = session.execute(
+        _INSERT_PENDING,
+        {
+            "event_type": str(event.type),
+            "occurred_at": event.at,
+            "actor_partner_id": event.actor_partner,
+            "actor_principal_id": event.actor_principal,
+            "case_id": event.case_id,
+            "document": canonical_json(document).decode(),
+            "salt": salt,
+            "body": None if body is None else body.decode(),
+            "delete_after": details_until,
+        },
+    ).scalar_one()
+    session.info[AUDIT_PENDING] = True  # Database.write integrates after commit
+    return int(entry_id)
 
 
 # --- reading hashes back ---------------------------------------------------------------

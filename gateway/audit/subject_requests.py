@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway import usecase
+from gateway.audit import sequencer
 from gateway.audit.entries import scope_for
 from gateway.audit.events import AuditEventType
 from gateway.audit.processing_log import MAX_LINES, ProcessingLine, lines_for
@@ -49,6 +50,7 @@ def processing_log(
     """
     found = [subject(ctx.keys, i.id_type, i.value) for i in identifiers]
     keys = {s.key: s.id_type for s in found}
+    sequencer.catch_up(ctx.db)  # every line names an integrated entry
     with ctx.db.read() as session:
         lines = lines_for(session, scope_for(caller), keys, since=since, until=until)
     with ctx.db.write() as session:

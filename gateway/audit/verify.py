@@ -23,17 +23,18 @@ from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from hashlib import sha256
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from gateway.audit.events import canonical_json, details_commitment, format_time
+from gateway.audit.events import details_commitment, format_time
 from gateway.audit.log import read_head
 from gateway.audit.merkle import (
     HASH_SIZE,
     frontier_root,
-    leaf_hash,
     node_hash,
     perfect_cover,
 )
@@ -144,25 +145,14 @@ def _verify(
     head = read_head(session)
     total = session.exec(select(func.count()).select_from(AuditEntry)).one()
     scan = _Scan()
-    last = -1
-    while True:
-        rows = session.exec(
-            select(AuditEntry)
-            .where(col(AuditEntry.leaf_index) > last)
-            .order_by(col(AuditEntry.leaf_index))
-            .limit(batch)
-        ).all()
-        if not rows:
-            break
+    # One pass in key order over a server-side cursor (PostgreSQL streams it; SQLite
+    # steps its cursor), as plain rows: no ORM objects per entry.
+    stream = session.connection().execution_options(stream_results=True, yield_per=batch)
+    for rows in stream.execute(_ENTRIES).partitions(batch):
         lo, hi = rows[0].leaf_index, rows[-1].leaf_index
         subjects = _links(session, AuditSubject, AuditSubject.subject_key, lo, hi)
         parties = _links(session, AuditParty, AuditParty.partner_id, lo, hi)
-        details = {
-            d.leaf_index: d
-            for d in session.exec(
-                select(AuditDetail).where(col(AuditDetail.leaf_index).between(lo, hi))
-            ).all()
-        }
+        details = {d.leaf_index: d for d in session.execute(_DETAILS, {"lo": lo, "hi": hi}).all()}
         for row in rows:
             _check_row(
                 scan,
@@ -174,7 +164,6 @@ def _verify(
             )
         for orphan in sorted(details):
             scan.note(_entry(orphan, "does not exist, but details were inserted for it"))
-        last = hi
         if progress is not None:
             progress(scan.count, total)
 
@@ -199,6 +188,28 @@ def _verify(
     return VerifyReport(scan.count, root, checked, scan.details, problem)
 
 
+_ENTRIES = sa_select(
+    col(AuditEntry.leaf_index),
+    col(AuditEntry.leaf),
+    col(AuditEntry.leaf_hash),
+    col(AuditEntry.event_type),
+    col(AuditEntry.occurred_at),
+    col(AuditEntry.actor_partner_id),
+    col(AuditEntry.actor_principal_id),
+    col(AuditEntry.case_id),
+).order_by(col(AuditEntry.leaf_index))
+_DETAILS = sa_select(
+    col(AuditDetail.leaf_index),
+    col(AuditDetail.salt),
+    col(AuditDetail.body),
+    col(AuditDetail.delete_after),
+).where(col(AuditDetail.leaf_index).between(bindparam("lo"), bindparam("hi")))
+
+
+def _no_floats(value: str) -> Any:
+    raise ValueError(f"a float ({value}) has no canonical form")
+
+
 def _links(session: Session, table: Any, column: Any, lo: int, hi: int) -> dict[int, set[str]]:
     out: dict[int, set[str]] = {}
     for index, value in session.exec(
@@ -210,18 +221,19 @@ def _links(session: Session, table: Any, column: Any, lo: int, hi: int) -> dict[
 
 def _check_row(
     scan: _Scan,
-    row: AuditEntry,
+    row: Any,
     subjects: set[str],
     parties: set[str],
-    detail: AuditDetail | None,
+    detail: Any,
     now: datetime,
 ) -> None:
+    """Check one entry row (an ``AuditEntry``'s columns) and its links and details."""
     position = scan.count
     raw = row.leaf.encode()
-    digest = leaf_hash(raw)
+    digest = sha256(b"\x00" + raw).digest()  # RFC 9162 leaf hash, inline
     scan.leaves += digest
     try:
-        doc: Any = json.loads(row.leaf)
+        doc: Any = json.loads(row.leaf, parse_float=_no_floats)
         claimed = doc["index"] if isinstance(doc, dict) and type(doc.get("index")) is int else -1
     except ValueError:
         doc, claimed = None, -1
@@ -240,7 +252,7 @@ def _check_row(
     if digest != row.leaf_hash:
         scan.note(_entry(position, "was modified: its stored event does not match its leaf hash"))
         return
-    if not isinstance(doc, dict) or claimed == -1 or canonical_json(doc) != raw:
+    if not isinstance(doc, dict) or claimed == -1 or _canonical(doc) != raw:
         scan.note(_entry(position, "was modified: its stored event is not a canonical event"))
         return
     problem = _mismatched_columns(row, doc, subjects, parties)
@@ -254,8 +266,13 @@ def _check_row(
         scan.details += 1
 
 
+def _canonical(doc: dict[str, Any]) -> bytes:
+    """``events.canonical_json`` for a document parsed without floats (none to reject)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def _mismatched_columns(
-    row: AuditEntry, doc: dict[str, Any], subjects: set[str], parties: set[str]
+    row: Any, doc: dict[str, Any], subjects: set[str], parties: set[str]
 ) -> str | None:
     actor = doc.get("actor") or {}
     columns = (
@@ -274,7 +291,7 @@ def _mismatched_columns(
     return None
 
 
-def _details_problem(doc: dict[str, Any], detail: AuditDetail | None, now: datetime) -> str | None:
+def _details_problem(doc: dict[str, Any], detail: Any, now: datetime) -> str | None:
     commitment, until = doc.get("details_sha256"), doc.get("details_until")
     if detail is None:
         if commitment is not None and (until is None or until > format_time(now)):

@@ -27,6 +27,7 @@ from sqlmodel import Session, col, func, select
 
 from gateway.audit import checkpoints, log
 from gateway.audit.cosignature import Cosignature, CosignerKey, cosignatures
+from gateway.audit.errors import AuditLogCorruptError
 from gateway.audit.note import Checkpoint, NoteVerifier, verify_checkpoint
 from gateway.audit.witness_client import (
     WitnessClient,
@@ -325,7 +326,7 @@ class Witnessing:
         if self._sign is not None and size > 0 and (latest is None or latest.tree_size < size):
             try:
                 latest = self._sign()
-            except log.AuditLogCorruptError as exc:
+            except AuditLogCorruptError as exc:
                 self._set_problem(str(exc))
                 return
         if latest is not None and latest.witnessed_at is None and latest.tree_size > 0:
@@ -353,7 +354,7 @@ class Witnessing:
                         col(AuditCheckpoint.tree_size) > (witnessed or 0),
                     )
                 ).one()
-        except log.AuditLogCorruptError as exc:
+        except AuditLogCorruptError as exc:
             self._set_problem(str(exc))
             return self.problem
         self._set_problem(None)

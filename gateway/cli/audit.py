@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from gateway import atomicfile
 from gateway.app import build_context
-from gateway.audit import checkpoints, entries
+from gateway.audit import checkpoints, entries, sequencer
 from gateway.audit.bundle import FILE_SUFFIX, parse_tlog_proof, verify_tlog_proof
 from gateway.audit.cosignature import CosignerKey
 from gateway.audit.note import Checkpoint, NoteError, NoteVerifier
@@ -38,6 +38,7 @@ QUORUM_HELP = "how many of the --witness keys must have cosigned (default: all)"
 def _context() -> AppContext:
     """Return the gateway context (settings, database with a current schema, signing key)."""
     settings, database = open_current_database()
+    sequencer.catch_up(database)  # every audit command works on integrated entries
     return build_context(settings, db=database)
 
 

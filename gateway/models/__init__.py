@@ -7,6 +7,7 @@ from gateway.models.audit import (
     AuditEntry,
     AuditNode,
     AuditParty,
+    AuditPending,
     AuditSubject,
     AuditTreeHead,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "AuditEntry",
     "AuditNode",
     "AuditParty",
+    "AuditPending",
     "AuditSubject",
     "AuditTreeHead",
     "Case",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, LargeBinary, Text
+from sqlalchemy import BigInteger, Column, Identity, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from gateway.models.base import utc_column
@@ -14,6 +14,7 @@ class AuditEntry(SQLModel, table=True):
     """One leaf: the canonical event (hashes and ids only) and its RFC 9162 leaf hash."""
 
     __tablename__ = "audit_entries"
+    __table_args__ = (UniqueConstraint("entry_id", name="uq_audit_entries_entry_id"),)
 
     leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     event_type: str = Field(max_length=64, index=True)
@@ -23,6 +24,37 @@ class AuditEntry(SQLModel, table=True):
     case_id: str | None = Field(default=None, max_length=64, index=True)
     leaf: str = Field(sa_column=Column(Text, nullable=False))
     leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    entry_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    """The id ``append`` returned (None for entries logged before sequencing)."""
+
+
+ENTRY_ID_TYPE = BigInteger().with_variant(Integer, "sqlite")
+
+
+class AuditPending(SQLModel, table=True):
+    """An event committed with its change but not yet given a leaf index (see sequencer).
+
+    Insert-only for requests; the integrator moves rows into the tree in id order and
+    deletes them in the same transaction. ``document`` is the canonical leaf document
+    without its index; the details (salt, body) move to ``audit_details``.
+    """
+
+    __tablename__ = "audit_pending"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    entry_id: int | None = Field(
+        default=None,
+        sa_column=Column(ENTRY_ID_TYPE, Identity(start=1), primary_key=True, autoincrement=True),
+    )
+    event_type: str = Field(max_length=64)
+    occurred_at: datetime = utc_column()
+    actor_partner_id: str | None = Field(default=None, max_length=64)
+    actor_principal_id: str | None = Field(default=None, max_length=64)
+    case_id: str | None = Field(default=None, max_length=64)
+    document: str = Field(sa_column=Column(Text, nullable=False))
+    salt: bytes | None = Field(default=None, sa_column=Column(LargeBinary(16), nullable=True))
+    body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    delete_after: datetime | None = utc_column(nullable=True)
 
 
 class AuditDetail(SQLModel, table=True):
@@ -60,7 +92,7 @@ class AuditNode(SQLModel, table=True):
 
 
 class AuditTreeHead(SQLModel, table=True):
-    """The single row holding the tree size, root and frontier; locked by every append."""
+    """The single row holding the tree size, root and frontier; locked by the integrator."""
 
     __tablename__ = "audit_tree_head"
 

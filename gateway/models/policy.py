@@ -41,4 +41,5 @@ class PolicyDecisionRecord(SQLModel, table=True):
     rule_id: str = Field(max_length=128, index=True)
     policy_version: str = Field(max_length=64, index=True)
     obligations: str = Field(sa_column=Column(Text, nullable=False))
-    audit_leaf_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    audit_entry_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """The audit entry's id (``audit_entries.entry_id``; its leaf index comes later)."""

@@ -52,7 +52,7 @@ def record_decisions(
     ids: list[int] = []
     for request, decision in unique.values():
         digest = request.digest()
-        leaf = audit_log.append(
+        entry_id = audit_log.append(
             session,
             AuditEvent(
                 type=AuditEventType.POLICY_DECISION,
@@ -96,7 +96,7 @@ def record_decisions(
             rule_id=decision.rule_id,
             policy_version=decision.policy_version,
             obligations=json.dumps(to_json_list(decision.obligations), sort_keys=True),
-            audit_leaf_index=leaf,
+            audit_entry_id=entry_id,
         )
         session.add(row)
         session.flush()

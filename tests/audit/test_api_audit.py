@@ -11,7 +11,7 @@ from typing import Any, cast
 import pytest
 from fastapi import FastAPI
 
-from gateway.audit import log
+from gateway.audit import log, sequencer
 from gateway.audit.bundle import verify_tlog_proof
 from gateway.audit.events import AuditEvent, AuditEventType, canonical_json
 from gateway.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
@@ -325,3 +325,60 @@ def test_asking_for_proofs_at_many_past_sizes_signs_no_new_checkpoints(
         )
         assert proof["requested_size"] == size
     assert rows() == before
+
+
+def append_deferred(gateway: Gateway, actor: str, parties: tuple[str, ...] = ()) -> int:
+    """Append one event while commits only wake an integrator that never runs; return its id."""
+    integrator = sequencer.Integrator(gateway.database)
+    integrator.attach()
+    try:
+        with gateway.database.write() as session:
+            return log.append(
+                session,
+                AuditEvent(
+                    type=AuditEventType.TOKEN_ISSUE,
+                    at=gateway.clock.now(),
+                    actor_principal=f"{actor}.partner-system",
+                    actor_partner=actor,
+                    parties=parties,
+                ),
+            )
+    finally:
+        integrator.stop()
+
+
+def test_a_pending_entry_id_says_retry_after_then_names_its_index(audited: Gateway) -> None:
+    entry_id = append_deferred(audited, "politie-noord-nederland", ("belastingdienst",))
+    actor, party = "politie-noord-nederland.partner-system", "belastingdienst.privacy-officer"
+    pending = audited.client.get(f"/v1/audit/entry-ids/{entry_id}", headers=audited.auth(actor))
+    assert pending.status_code == 202, pending.text
+    assert pending.headers["Retry-After"] == "1"
+    assert pending.json() == {"entry_id": entry_id, "status": "pending", "retry_after_ms": 200}
+    assert (
+        audited.client.get(f"/v1/audit/entry-ids/{entry_id}", headers=audited.auth(party))
+    ).status_code == 202
+    stranger = audited.client.get(
+        f"/v1/audit/entry-ids/{entry_id}",
+        headers=audited.auth("gemeente-smallingerland.privacy-officer"),
+    )
+    assert stranger.status_code == 404
+    assert stranger.headers["content-type"] == PROBLEM
+
+    sequencer.integrate_pending(audited.database)
+    placed = audited.client.get(f"/v1/audit/entry-ids/{entry_id}", headers=audited.auth(actor))
+    assert placed.status_code == 200, placed.text
+    index = placed.json()["index"]
+    with audited.database.read() as session:
+        assert sequencer.index_of(session, entry_id) == index
+    proof = audited.client.get(placed.json()["proof"], headers=audited.auth(actor))
+    assert proof.status_code == 200, proof.text
+    assert proof.json()["index"] == index
+
+
+def test_reads_integrate_what_is_pending_first(audited: Gateway) -> None:
+    entry_id = append_deferred(audited, "riec-noord-nederland")
+    leaves = visible(audited, "riec-noord-nederland.riec-analyst")
+    with audited.database.read() as session:
+        index = sequencer.index_of(session, entry_id)
+    assert index is not None
+    assert leaves[-1]["index"] == index

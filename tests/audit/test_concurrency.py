@@ -6,9 +6,9 @@ import multiprocessing
 import queue
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
-from gateway.audit import log
+from gateway.audit import log, sequencer
 from gateway.audit.merkle import leaf_hash, root_from_leaf_hashes
 from gateway.audit.verify import verify_log
 from gateway.db import Database
@@ -19,6 +19,12 @@ from tests.conftest import START
 
 WORKERS = 4
 PER_WORKER = 30
+
+
+def index_in_tree(session: Session, entry_id: int) -> int:
+    index = sequencer.index_of(session, entry_id)
+    assert index is not None, f"entry {entry_id} was never integrated"
+    return index
 
 
 def test_concurrent_appends_from_processes_never_gap_or_fork(database: Database) -> None:
@@ -47,9 +53,12 @@ def test_concurrent_appends_from_processes_never_gap_or_fork(database: Database)
     assert not failures, failures
 
     total = WORKERS * PER_WORKER
-    indexes = sorted(i for outcome in got.values() for i in outcome)
-    assert indexes == list(range(total))  # unique, and no gap
-    for outcome in got.values():
+    sequencer.catch_up(database)
+    with database.read() as session:  # append returns entry ids; the integrator gave indexes
+        placed = {w: [index_in_tree(session, e) for e in ids] for w, ids in got.items()}
+    indexes = sorted(i for outcome in placed.values() for i in outcome)
+    assert indexes == list(range(total))  # every entry placed, unique, and no gap
+    for outcome in placed.values():
         assert outcome == sorted(outcome)  # each writer's appends in its own order
 
     with database.read() as session:

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from sqlmodel import select
 
 from gateway.audit import checkpoints, log
+from gateway.audit.errors import AuditLogCorruptError
 from gateway.audit.note import (
     Checkpoint,
     NoteError,
@@ -178,7 +179,7 @@ def test_no_checkpoint_is_signed_over_a_tree_that_contradicts_an_earlier_one(
         node.hash = bytes(32)
         session.add(node)
     fill(database, 1, start=4)
-    with pytest.raises(log.AuditLogCorruptError, match="not consistent"):
+    with pytest.raises(AuditLogCorruptError, match="not consistent"):
         checkpoints.current_checkpoint(database, clock, signer, ORIGIN)
 
 

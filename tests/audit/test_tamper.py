@@ -220,10 +220,12 @@ def test_an_inserted_event_is_named(logged: Database, capsys: pytest.CaptureFixt
 def test_an_event_appended_behind_the_head_is_named(
     logged: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with logged.write() as session:
+    with logged.read() as session:
         before = log.read_head(session)
         size, root, frontier = before.size, before.root, before.frontier
-        log.append(session, sample_event(SIZE))
+    with logged.write() as session:
+        log.append(session, sample_event(SIZE))  # integrated right after this commit
+    with logged.write() as session:
         after = log.read_head(session)
         after.size, after.root, after.frontier = size, root, frontier  # put the old head back
         session.add(after)

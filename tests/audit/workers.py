@@ -17,7 +17,7 @@ START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 def append_many(url: str, worker: int, count: int, barrier: Barrier, results: Queue[Any]) -> None:
     """Append ``count`` events, one transaction each, after all workers are ready.
 
-    Puts ``(worker, indexes)`` on ``results``, or ``(worker, error text)`` on failure.
+    Puts ``(worker, entry ids)`` on ``results``, or ``(worker, error text)`` on failure.
     """
     database = Database(url)
     try:

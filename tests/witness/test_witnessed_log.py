@@ -20,8 +20,9 @@ from sqlalchemy import text
 from sqlmodel import col, select
 
 from gateway.app import create_app
-from gateway.audit import checkpoints, log
+from gateway.audit import checkpoints
 from gateway.audit.cosignature import verify_witnessed
+from gateway.audit.errors import AuditLogCorruptError
 from gateway.audit.merkle import root_from_leaf_hashes
 from gateway.audit.note import Checkpoint
 from gateway.audit.witness_client import parse_witness
@@ -270,7 +271,7 @@ def test_after_a_rewrite_the_restarted_gateway_refuses_to_sign_and_is_not_ready(
     ctx = app.state.ctx
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
-            with pytest.raises(log.AuditLogCorruptError, match="witnesses cosigned at size 12"):
+            with pytest.raises(AuditLogCorruptError, match="witnesses cosigned at size 12"):
                 checkpoints.create_checkpoint(database, cli_env.clock, ctx.signer, ORIGIN)
             ctx.witnessing.run_once()
             ready = client.get("/readyz")
@@ -302,7 +303,7 @@ def test_a_restored_older_backup_is_reported_as_a_rollback(
         assert problem is not None and "rolled back" in problem
         assert ctx.witnessing.readiness() == problem
         fill(database, 6, start=100)  # new entries do not make the lost ones come back
-        with pytest.raises(log.AuditLogCorruptError, match="not consistent"):
+        with pytest.raises(AuditLogCorruptError, match="not consistent"):
             checkpoints.create_checkpoint(ctx.db, cli_env.clock, ctx.signer, ORIGIN)
     finally:
         if ctx.witnessing is not None:

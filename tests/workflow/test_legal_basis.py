@@ -46,12 +46,12 @@ def refusals(gateway: Gateway) -> list[tuple[str, str, bool, str]]:
             select(PolicyDecisionRecord).order_by(col(PolicyDecisionRecord.id))
         ).all()
         audited = {
-            e.leaf_index
+            e.entry_id
             for e in session.exec(
                 select(AuditEntry).where(AuditEntry.event_type == "policy:decision:record")
             ).all()
         }
-    assert all(r.audit_leaf_index in audited for r in rows)
+    assert all(r.audit_entry_id in audited for r in rows)
     return [(r.action, r.legal_basis, r.allowed, r.rule_id) for r in rows if not r.allowed]
 
 

@@ -101,6 +101,7 @@ def record_consent(
             parties=[p.partner for p in agreement.science_partners],
             refs=agreement_refs(agreement, consent=decision.value, provider=caller.partner_id),
             details={"note": note} if note else None,
+            sequenced=True,
         )
         session.add(
             ResearchConsent(

@@ -284,6 +284,7 @@ def record_release(
                 consenting=",".join(consenting_providers),
                 expires_on=str(manifest["release"]["expires_on"]),
             ),
+            sequenced=True,
         )
         row = ResearchRelease(
             id=release_id,

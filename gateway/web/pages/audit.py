@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from gateway.api.deps import Ctx, LogIndex
-from gateway.audit import checkpoints, entries, log
+from gateway.audit import checkpoints, entries, log, sequencer
 from gateway.audit.note import verify_checkpoint
 from gateway.audit.verify import verify_log
 from gateway.clock import as_utc
@@ -115,6 +115,7 @@ def audit_log(request: Request, user: Officer, ctx: Ctx) -> Response:
 @router.get("/audit/{index}/proof")
 def proof(index: LogIndex, user: Officer, ctx: Ctx) -> Response:
     """Download the offline proof (C2SP tlog-proof) that entry ``index`` is in the log."""
+    sequencer.catch_up(ctx.db)
     with ctx.db.read() as session:
         entries.visible_entry(session, entries.scope_for(user.caller), index)
     covering = checkpoints.checkpoint_covering(
@@ -134,6 +135,7 @@ def proof(index: LogIndex, user: Officer, ctx: Ctx) -> Response:
 @router.post("/audit/verify")
 def verify(request: Request, user: CsrfOfficer, ctx: Ctx) -> Response:
     """Recompute the whole log from the stored events and show the outcome (an htmx fragment)."""
+    sequencer.catch_up(ctx.db)
     report = verify_log(
         ctx.db,
         checkpoints.log_verifiers(ctx.settings.log_origin, ctx.signer, ctx.retired_public_keys),

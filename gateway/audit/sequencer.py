@@ -1,0 +1,303 @@
+"""Integrating pending audit entries into the Merkle tree, one integrator at a time.
+
+Sequencing follows Tessera's split: a request only inserts its events as pending rows
+in its own transaction (``log.append``); integration, here, gives committed pending
+entries the next leaf indexes in id order, builds their leaves, and updates the tree in
+one batch per transaction: one frontier update, one insert per table, one delete.
+Batches are serialised by the tree-head row lock (``SELECT ... FOR UPDATE``; on SQLite
+the write transaction's lock), so indexes have no gaps and the tree cannot fork, even
+if two processes integrate at once.
+
+Who integrates: in ``inline`` mode (the default, and every CLI command) the process
+that committed pending entries integrates right after its commit; anything left by a
+crash is drained at start-up. In ``background`` mode (``GATEWAY_AUDIT_INTEGRATION``)
+requests only wake the integrator: one ``Integrator`` thread per database leads
+(PostgreSQL: a session advisory lock, released by the server when its process dies, so
+another replica takes over within one poll interval), integrates and signs checkpoints.
+Reads that need indexes (proofs, listings, the processing log, ``audit verify``) call
+``catch_up`` first, so they never see a committed change without its entry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, exists, insert, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col
+
+from gateway.audit import log
+from gateway.audit.events import AuditEvent, canonical_json
+from gateway.audit.merkle import frontier_append, frontier_root, leaf_hash
+from gateway.db import Database
+from gateway.models.audit import (
+    AuditDetail,
+    AuditEntry,
+    AuditNode,
+    AuditParty,
+    AuditPending,
+    AuditSubject,
+)
+
+_log = logging.getLogger(__name__)
+
+BATCH = 2000
+"""Most pending entries integrated in one transaction."""
+LEADER_LOCK = 0x6761_7564_6974  # "gaudit": the PostgreSQL advisory lock key of the integrator
+RETRY_AFTER_MS = 200
+"""What a client asking for a pending entry's proof is told to wait."""
+
+_PENDING = select(AuditPending).order_by(col(AuditPending.entry_id)).limit(bindparam("limit"))
+_DELETE = delete(AuditPending).where(
+    col(AuditPending.entry_id).in_(bindparam("ids", expanding=True))
+)
+_ANY_PENDING = select(exists().where(col(AuditPending.entry_id).is_not(None)))
+
+
+def integrate_batch(session: Session, limit: int = BATCH) -> int:
+    """Integrate up to ``limit`` committed pending entries in the session's transaction.
+
+    Returns how many. Locks the tree head first, so batches never interleave.
+    """
+    head = log.lock_head(session)
+    rows = session.execute(_PENDING, {"limit": limit}).scalars().all()
+    if not rows:
+        return 0
+    size = head.size
+    frontier = [bytes.fromhex(h) for h in json.loads(head.frontier)]
+    entries: list[dict[str, Any]] = []
+    details: list[dict[str, Any]] = []
+    nodes: list[dict[str, Any]] = []
+    subjects: list[dict[str, Any]] = []
+    parties: list[dict[str, Any]] = []
+    for row in rows:
+        index = size
+        document = json.loads(row.document)
+        document["index"] = index
+        leaf = canonical_json(document)
+        digest = leaf_hash(leaf)
+        frontier, completed = frontier_append(index, frontier, digest)
+        entries.append(
+            {
+                "leaf_index": index,
+                "entry_id": row.entry_id,
+                "event_type": row.event_type,
+                "occurred_at": row.occurred_at,
+                "actor_partner_id": row.actor_partner_id,
+                "actor_principal_id": row.actor_principal_id,
+                "case_id": row.case_id,
+                "leaf": leaf.decode(),
+                "leaf_hash": digest,
+            }
+        )
+        if row.body is not None:
+            details.append(
+                {
+                    "leaf_index": index,
+                    "salt": row.salt,
+                    "body": row.body,
+                    "delete_after": row.delete_after,
+                }
+            )
+        nodes.extend({"level": n.level, "node_index": n.index, "hash": n.hash} for n in completed)
+        subjects.extend({"leaf_index": index, "subject_key": k} for k in document["subjects"])
+        parties.extend({"leaf_index": index, "partner_id": p} for p in document["parties"])
+        size += 1
+    for table, values in (
+        (AuditEntry, entries),
+        (AuditDetail, details),
+        (AuditNode, nodes),
+        (AuditSubject, subjects),
+        (AuditParty, parties),
+    ):
+        if values:
+            session.execute(insert(table), values)
+    session.execute(_DELETE, {"ids": [row.entry_id for row in rows]})
+    head.size = size
+    head.root = frontier_root(frontier)
+    head.frontier = json.dumps([h.hex() for h in frontier])
+    head.updated_at = rows[-1].occurred_at
+    session.add(head)
+    return len(rows)
+
+
+def append_sequenced(session: Session, event: AuditEvent) -> int:
+    """Append ``event`` and give it its leaf index in the session's transaction; return it.
+
+    For the rare caller that must name the index before it commits (a receipt that
+    carries it). This is the old serialised path: it takes the tree-head lock for the
+    rest of the transaction and integrates what is pending before the event, so use
+    ``log.append`` (and ``index_of`` later) everywhere else.
+    """
+    entry_id = log.append(session, event)
+    while True:
+        integrate_batch(session)
+        index = index_of(session, entry_id)
+        if index is not None:
+            return index
+
+
+def integrate_pending(db: Database, *, limit: int = BATCH) -> int:
+    """Integrate every pending entry committed so far, in batches; return how many.
+
+    Safe to call from any process at any time: batches are serialised by the head lock.
+    """
+    total = 0
+    while True:
+        with db.write() as session:
+            done = integrate_batch(session, limit)
+        total += done
+        if done < limit:
+            return total
+
+
+def has_pending(session: Session) -> bool:
+    """Whether any committed entry still waits for its leaf index."""
+    return bool(session.execute(_ANY_PENDING).scalar_one())
+
+
+def catch_up(db: Database) -> None:
+    """Integrate what is pending, if anything, before a read that needs leaf indexes."""
+    with db.read() as session:
+        pending = has_pending(session)
+    if pending:
+        integrate_pending(db)
+
+
+def index_of(session: Session, entry_id: int) -> int | None:
+    """Return the leaf index of entry ``entry_id``, or None while it is pending (or unknown)."""
+    found = session.execute(
+        select(col(AuditEntry.leaf_index)).where(col(AuditEntry.entry_id) == entry_id)
+    ).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+def is_pending(session: Session, entry_id: int) -> bool:
+    """Whether entry ``entry_id`` is committed but not yet integrated."""
+    return session.get(AuditPending, entry_id) is not None
+
+
+def after_commit(db: Database) -> None:
+    """Integrate inline, or wake this process's integrator (``background`` mode)."""
+    integrator = _integrators.get(id(db))
+    if integrator is not None and integrator.db is db:
+        integrator.wake()
+    else:
+        integrate_pending(db)
+
+
+_integrators: dict[int, Integrator] = {}
+
+
+class Integrator:
+    """The background integrator of one process: elects itself, integrates, signs.
+
+    On PostgreSQL at most one process leads (a session advisory lock on a dedicated
+    connection); the others poll for the lock every ``poll`` seconds. On SQLite every
+    process may integrate; the write lock orders their batches.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        poll: float = 0.05,
+        on_batch: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.poll = poll
+        self.on_batch = on_batch
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._leader: Connection | None = None
+        self.integrated = 0
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this process is the database's integrator right now."""
+        return self.db.is_sqlite or self._leader is not None
+
+    def attach(self) -> None:
+        """Route this database's commits to this integrator (they only wake it)."""
+        _integrators[id(self.db)] = self
+
+    def start(self) -> None:
+        """Start the thread and route this database's commits to it."""
+        self.attach()
+        self._thread = threading.Thread(target=self._run, name="audit-integrator", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread (after its current batch) and give up leadership."""
+        if _integrators.get(id(self.db)) is self:
+            del _integrators[id(self.db)]
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._resign()
+
+    def wake(self) -> None:
+        """Ask for a batch now (called after a commit with pending entries)."""
+        self._wake.set()
+
+    def _elect(self) -> bool:
+        if self.db.is_sqlite or self._leader is not None:
+            return True
+        conn = self.db.engine.connect()
+        try:
+            conn.execute(
+                text("SELECT set_config('application_name', :name, false)"),
+                {"name": f"gateway-integrator-{os.getpid()}"},
+            )
+            won = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK})
+            if won.scalar_one():
+                conn.commit()
+                self._leader = conn
+                _log.info("audit integrator: this process leads")
+                return True
+            conn.rollback()
+        except BaseException:
+            conn.close()
+            raise
+        conn.close()
+        return False
+
+    def _resign(self) -> None:
+        if self._leader is not None:
+            try:
+                self._leader.invalidate()  # closing the session frees the advisory lock
+            finally:
+                self._leader = None
+
+    def _step(self) -> None:
+        if not self._elect():
+            return
+        if self._leader is not None:
+            self._leader.execute(text("SELECT 1")).scalar_one()  # still holding the lock?
+            self._leader.commit()
+        with self.db.read() as session:  # no write lock while there is nothing to do
+            if not has_pending(session):
+                return
+        done = integrate_pending(self.db)
+        self.integrated += done
+        if done and self.on_batch is not None:
+            self.on_batch()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except SQLAlchemyError:
+                _log.exception("audit integrator: batch failed; retrying")
+                self._resign()
+            except Exception:
+                _log.exception("audit integrator: unexpected error; retrying")
+            self._wake.wait(self.poll)
+            self._wake.clear()
