@@ -6,8 +6,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The suite fails when line coverage of gateway/ falls below this (measured: see README).
-COVERAGE_FLOOR := 85
+# The suite fails when line coverage of gateway/ falls below this (94.0 % measured 2026-11-30).
+COVERAGE_FLOOR := 90
 
 .PHONY: run test setup clean
 

@@ -376,6 +376,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         url="/v1/audit/proofs/inclusion?index=0&size=1",
         maybe=ALL,
     ),
+    # Where an action's entry id landed: anyone who may see that entry (404 otherwise).
+    S(
+        "GET",
+        "/v1/audit/entry-ids/{entry_id}",
+        url="/v1/audit/entry-ids/1",
+        maybe=ALL,
+    ),
     # The partner registry: operators, each of its own partner; the operating RIEC's
     # operators register partners and revoke them.
     S("GET", "/v1/partners", maybe=OPERATORS),
