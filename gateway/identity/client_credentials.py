@@ -27,8 +27,8 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from gateway.audit import log as audit_log
-from gateway.audit.events import AuditEvent, AuditEventType
+from gateway import usecase
+from gateway.audit.events import AuditEventType
 from gateway.clock import Clock
 from gateway.db import Database
 from gateway.errors import InvalidInputError
@@ -76,15 +76,12 @@ def set_client_key(
         else:
             row.jwk, row.created_at = public, now
         session.add(row)
-        audit_log.append(
+        usecase.record_event(
             session,
-            AuditEvent(
-                type=AuditEventType.CLIENT_KEY_SET,
-                at=now,
-                actor_principal=registrar.caller.principal_id,
-                actor_partner=registrar.caller.partner_id,
-                refs={"principal": principal_id, "partner": principal.partner_id},
-            ),
+            clock,
+            registrar.caller,
+            AuditEventType.CLIENT_KEY_SET,
+            refs={"principal": principal_id, "partner": principal.partner_id},
         )
         return row
 

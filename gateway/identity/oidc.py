@@ -27,8 +27,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 from sqlmodel import Session, col, select
 
-from gateway.audit import log as audit_log
-from gateway.audit.events import AuditEvent, AuditEventType
+from gateway import usecase
+from gateway.audit.events import AuditEventType
 from gateway.clock import Clock
 from gateway.db import Database
 from gateway.errors import ConflictError, InvalidInputError, NotFoundError
@@ -201,21 +201,18 @@ def store_provider(
         row.acr_values, row.api_audience = " ".join(spec.acr_values), spec.api_audience
         row.updated_at = now
     session.add(row)
-    audit_log.append(
+    usecase.record_event(
         session,
-        AuditEvent(
-            type=AuditEventType.OIDC_PROVIDER_SET,
-            at=now,
-            actor_principal=actor.principal_id,
-            actor_partner=actor.partner_id,
-            refs={
-                "partner": partner_id,
-                "issuer": spec.issuer,
-                "client_auth": spec.client_auth.value,
-                "acr_values": len(spec.acr_values),
-                "api": spec.api_audience is not None,
-            },
-        ),
+        clock,
+        actor,
+        AuditEventType.OIDC_PROVIDER_SET,
+        refs={
+            "partner": partner_id,
+            "issuer": spec.issuer,
+            "client_auth": spec.client_auth.value,
+            "acr_values": len(spec.acr_values),
+            "api": spec.api_audience is not None,
+        },
     )
     return row
 
@@ -308,15 +305,12 @@ def store_link(
         principal_id=principal.id, partner_id=principal.partner_id, person_key=key, created_at=now
     )
     session.add(link)
-    audit_log.append(
+    usecase.record_event(
         session,
-        AuditEvent(
-            type=AuditEventType.OIDC_PERSON_LINK,
-            at=now,
-            actor_principal=actor.principal_id,
-            actor_partner=actor.partner_id,
-            refs={"principal": principal.id, "partner": principal.partner_id, "replaced": replaced},
-        ),
+        clock,
+        actor,
+        AuditEventType.OIDC_PERSON_LINK,
+        refs={"principal": principal.id, "partner": principal.partner_id, "replaced": replaced},
     )
     return link
 
@@ -343,15 +337,12 @@ def principals_of(
 def refuse_sign_in(db: Database, clock: Clock, provider: OidcProvider, reason: str) -> None:
     """Audit a refused sign-in through a provider (no person identifier is logged)."""
     with db.write() as session:
-        audit_log.append(
+        usecase.record_event(
             session,
-            AuditEvent(
-                type=AuditEventType.WORKBENCH_SIGN_IN_REFUSE,
-                at=clock.now(),
-                actor_principal=f"oidc:{provider.partner_id}",
-                actor_partner=provider.partner_id,
-                refs={"partner": provider.partner_id, "reason": reason},
-            ),
+            clock,
+            Actor(principal_id=f"oidc:{provider.partner_id}", partner_id=provider.partner_id),
+            AuditEventType.WORKBENCH_SIGN_IN_REFUSE,
+            refs={"partner": provider.partner_id, "reason": reason},
         )
 
 
