@@ -8,7 +8,6 @@ the old rule. On a database without a version, such commands refuse with one lin
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import timedelta
 from typing import Any
@@ -34,21 +33,6 @@ from tests.research_api.conftest import AGREEMENT, NSCR, Study
 from tests.workbench.helpers import OFFICER_A, add_officer
 
 RULES_40 = "rules/40-onderzoek.yaml"
-
-
-@pytest.fixture
-def cli_env(study: Study, monkeypatch: pytest.MonkeyPatch) -> Study:
-    """The environment of a gateway host pointing at the test gateway's store and keys."""
-    for name in list(os.environ):
-        if name.startswith("GATEWAY_"):
-            monkeypatch.delenv(name)
-    settings = study.gw.settings
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", str(settings.database_url))
-    monkeypatch.setenv("GATEWAY_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("GATEWAY_KEYS_DIR", str(settings.keys_dir))
-    monkeypatch.setenv("GATEWAY_POLICIES_DIR", str(settings.policies_dir))
-    monkeypatch.setenv("GATEWAY_RELEASES_DIR", str(settings.resolved_releases_dir))
-    return study
 
 
 def without_release_rule(study: Study) -> str:
