@@ -21,6 +21,13 @@ from gateway.obligations.types import Obligation, to_json_list
 from gateway.policy.decision import OWN_BASIS_RULE_PREFIX, PROVIDER_BASIS_RULE_PREFIX
 from gateway.policy.guards import basis_guard_rules, check_invoked_bases
 from gateway.policy.overlaps import check_overlaps
+from gateway.policy.register import (
+    EMPTY,
+    REGISTER_FILE,
+    Register,
+    check_legal_bases,
+    parse_register,
+)
 from gateway.policy.rules import CompiledRule, Problems, parse_rule
 from gateway.policy.vocabulary import Vocabulary, load_vocabulary
 from gateway.yamlsource import LineDict, LineList, SourceError, SourceProblem, load
@@ -79,6 +86,7 @@ class CompiledPolicy:
     links: Mapping[str, tuple[tuple[str, str], ...]]
     obligations: Mapping[str, tuple[Obligation, ...]]
     sources: Mapping[str, str]
+    register: Register = EMPTY
 
     def rule(self, rule_id: str) -> CompiledRule:
         """Return a rule by id; raise KeyError if there is none."""
@@ -138,7 +146,17 @@ def compile_policy(policies_dir: Path, *, overlaps: bool = True) -> CompiledPoli
         except SourceError as exc:
             problems.items.extend(exc.problems)
         sources[f"{RULES_DIR}/{path.name}"] = path.read_text("utf-8")
-    return compile_documents(vocabulary, model_text, docs, sources, problems.items, overlaps)
+    register_doc: tuple[Path, Any] | None = None
+    register_path = policies_dir / REGISTER_FILE
+    if register_path.exists():
+        try:
+            register_doc = (register_path, load(register_path))
+        except SourceError as exc:
+            problems.items.extend(exc.problems)
+        sources[REGISTER_FILE] = register_path.read_text("utf-8")
+    return compile_documents(
+        vocabulary, model_text, docs, sources, problems.items, overlaps, register_doc
+    )
 
 
 def compile_documents(
@@ -148,10 +166,22 @@ def compile_documents(
     sources: Mapping[str, str],
     earlier: Sequence[SourceProblem] = (),
     overlaps: bool = True,
+    register_doc: tuple[Path, Any] | None = None,
 ) -> CompiledPolicy:
-    """Return the policy compiled from parsed rule documents; raise SourceError on problems."""
+    """Return the policy compiled from parsed rule documents; raise SourceError on problems.
+
+    ``register_doc`` is the parsed register of processing activities (``register.yaml``),
+    checked against the vocabulary; its content is part of the version hash.
+    """
     problems = Problems()
     problems.items.extend(earlier)
+    problems.items.extend(check_legal_bases(vocabulary))
+    register = EMPTY
+    if register_doc is not None:
+        try:
+            register = parse_register(*register_doc, vocabulary)
+        except SourceError as exc:
+            problems.items.extend(exc.problems)
     rules: list[CompiledRule] = []
     seen: dict[str, CompiledRule] = {}
     for path, doc in docs:
@@ -214,6 +244,8 @@ def compile_documents(
         "obligations": {k: to_json_list(v) for k, v in sorted(obligations.items())},
         "rules": [[r.id, r.effect, r.reason, r.source] for r in ordered],
     }
+    if register_doc is not None:
+        body["register"] = register.digest()
     digest = hashlib.sha256(
         json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     ).hexdigest()
@@ -226,4 +258,5 @@ def compile_documents(
         links=links,
         obligations=obligations,
         sources=dict(sources),
+        register=register,
     )

@@ -30,8 +30,11 @@ from gateway.policy.compiler import RULES_DIR, CompiledPolicy, compile_policy
 from gateway.policy.engine import PolicyEngine
 from gateway.yamlsource import LineDict, LineList, SourceError, SourceProblem, load
 
-EDITABLE_PATH = re.compile(r"^(rules|tests|agreements)/[a-z0-9][a-z0-9._-]{0,80}\.yaml$")
-"""Files a proposal may add, change or delete. The vocabulary and the Casbin model carry
+EDITABLE_PATH = re.compile(
+    r"^((rules|tests|agreements)/[a-z0-9][a-z0-9._-]{0,80}\.yaml|register\.yaml)$"
+)
+"""Files a proposal may add, change or delete (the register of processing activities
+among them). The vocabulary and the Casbin model carry
 the gateway's own names (roles, actions, request attributes): they change with a release
 of the gateway, not through a proposal."""
 
@@ -108,8 +111,8 @@ class Pack:
         for path, text in changes.items():
             if not EDITABLE_PATH.fullmatch(path):
                 raise InvalidInputError(
-                    "a file path cannot be changed by a proposal: only rules/, tests/ and "
-                    "agreements/ files named like name.yaml (lowercase) can",
+                    "a file path cannot be changed by a proposal: only register.yaml and "
+                    "rules/, tests/ and agreements/ files named like name.yaml (lowercase) can",
                     field="files",
                 )
             if text is None:

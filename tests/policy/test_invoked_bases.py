@@ -149,7 +149,7 @@ def test_a_signal_under_the_partners_own_basis_is_allowed(kind: str, basis: str)
         ("telecom", "wjsg-15-39g", "sim-swap"),
         ("gemeente", "wpg-22-bpg-4-7", "youth-registration"),
         ("politie", "avg-6-1-f", "research-incident"),
-        ("om", "avg-89-uavg-24", "research-om-case"),
+        ("om", "avg-6-1-e-onderzoek", "research-om-case"),
     ],
 )
 def test_research_rows_under_a_basis_of_another_kind_are_refused(
