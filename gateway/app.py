@@ -16,6 +16,7 @@ from gateway.api import audit as audit_api
 from gateway.api import cases, health, oauth, oidc, partners, problems, subjects
 from gateway.api import keys as keys_api
 from gateway.api import policies as policies_api
+from gateway.api import register as register_api
 from gateway.api import research as research_api
 from gateway.api.middleware import HttpMetrics, RequestContextMiddleware
 from gateway.audit import checkpoints, sequencer
@@ -329,6 +330,7 @@ def create_app(
     app.include_router(cases.router)
     app.include_router(subjects.router)
     app.include_router(policies_api.router)
+    app.include_router(register_api.router)
     workbench.install(app)
     app.include_router(research_api.router)
     return app

@@ -96,6 +96,10 @@ def require(*roles: Role) -> Callable[[Caller], Caller]:
 
 OperatorCaller = Annotated[Caller, Depends(require(Role.OPERATOR))]
 PrivacyOfficerCaller = Annotated[Caller, Depends(require(Role.PRIVACY_OFFICER))]
+# The register of processing activities is open inside the partnership: every partner's
+# systems, analysts, privacy officers and researchers; operators run the gateway, not
+# its processing, and are refused like anyone else the partnership does not name.
+PartnerCaller = Annotated[Caller, Depends(require(*(r for r in Role if r is not Role.OPERATOR)))]
 
 
 # Integer path parameters, bounded so that no number reaches the database driver out of range.

@@ -6,7 +6,9 @@ when, at which step, for which purpose and under which basis" from those entries
 answer line has the standard's fields: ``trace_id`` and ``span_id`` (W3C trace
 context), ``name``, ``status_code``, ``start_time``/``end_time`` and the attributes
 ``dpl.core.processing_activity_id``, ``dpl.core.data_subject_id`` (the keyed index,
-never the identifier) and ``dpl.core.data_subject_id_type``. Leaves are never deleted,
+never the identifier) and ``dpl.core.data_subject_id_type``. The processing activity
+is the one of the register (``policies/register.yaml``) in force when the entry was
+written, with its version (``gateway.policy.register_history``). Leaves are never deleted,
 so the log is kept as long as the audit log (at least the four years Wjsg art. 39j asks).
 """
 
@@ -25,20 +27,15 @@ from gateway.audit.entries import EntryScope, visible_condition
 from gateway.clock import as_utc
 from gateway.errors import InvalidInputError
 from gateway.models.audit import AuditEntry, AuditSubject
+from gateway.policy.register import (
+    ACTIVITY_PREFIX,
+    ActivityNotFoundError,
+    Register,
+    resolve_activity,
+)
+from gateway.policy.register_history import RegisterHistory
 
-ACTIVITY_PREFIX = "urn:riec-gateway:verwerkingsactiviteit:"
 MAX_LINES = 1000
-
-# The register of processing activities (AVG art. 30) the events belong to.
-ACTIVITIES: dict[str, str] = {
-    "case:signal:submit": "Signaal indienen (stap 1)",
-    "case:hit:query": "Hit/no-hit bevragen (stap 2)",
-    "case:record:share": "Gegevens verstrekken aan een casus",
-    "case:record:read": "Gegevens van een casus ontvangen",
-    "case:record:delete": "Gegevens vernietigen na de bewaartermijn",
-    "case:holdings:register": "Aanmelden dat een partner gegevens over een persoon heeft",
-    "subject:processing-log:read": "Inzage in het verwerkingenlogboek (AVG art. 15)",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +50,7 @@ class ProcessingLine:
     end_time: datetime
     processing_activity_id: str
     processing_activity: str
+    processing_activity_version: int | None
     data_subject_id: str
     data_subject_id_type: str
     by_partner: str | None
@@ -66,9 +64,19 @@ class ProcessingLine:
     audit_index: int
 
 
-def activity_id(event_type: str) -> str:
-    """Return the URI of the processing activity an event type belongs to."""
-    return ACTIVITY_PREFIX + event_type.replace(":", "-")
+def activity_for(
+    register: Register, event_type: str, purpose: str | None, legal_basis: str | None
+) -> tuple[str, str, int | None]:
+    """Return (URI, name, version) of the register's activity covering this processing.
+
+    A pack without a register (or a processing it does not cover, which the compiler
+    refuses for every event kind that names subjects) gets a per-event URI and no version.
+    """
+    try:
+        activity = resolve_activity(register, event_type, purpose, legal_basis)
+    except ActivityNotFoundError:
+        return ACTIVITY_PREFIX + "unregistered-" + event_type.replace(":", "-"), event_type, None
+    return activity.uri, activity.name, activity.version
 
 
 def _trace(doc: Mapping[str, Any], index: int) -> str:
@@ -108,10 +116,15 @@ def lines_for(
     if until is not None:
         query = query.where(col(AuditEntry.occurred_at) < until)
     lines = []
+    history = RegisterHistory(session)
     for entry, key in session.exec(query).all():
         doc = json.loads(entry.leaf)
         refs = doc.get("refs") or {}
         at = as_utc(entry.occurred_at)
+        register = history.at(doc.get("policy_version"), entry.leaf_index)
+        uri, name, version = activity_for(
+            register, entry.event_type, doc.get("purpose"), doc.get("legal_basis")
+        )
         lines.append(
             ProcessingLine(
                 trace_id=_trace(doc, entry.leaf_index),
@@ -120,8 +133,9 @@ def lines_for(
                 status_code="OK",
                 start_time=at,
                 end_time=at,
-                processing_activity_id=activity_id(entry.event_type),
-                processing_activity=ACTIVITIES.get(entry.event_type, entry.event_type),
+                processing_activity_id=uri,
+                processing_activity=name,
+                processing_activity_version=version,
                 data_subject_id=key,
                 data_subject_id_type=subjects[key],
                 by_partner=entry.actor_partner_id,

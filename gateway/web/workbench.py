@@ -18,6 +18,7 @@ from gateway.web.pages import (
     policy,
     proposals,
     recipients,
+    register,
     versions,
 )
 
@@ -27,6 +28,7 @@ PAGE_ROUTERS = (
     policy.router,
     proposals.router,
     versions.router,
+    register.router,
     consents.router,
     recipients.router,
     audit.router,

@@ -1,0 +1,85 @@
+"""Which register of processing activities was in force when an audit entry was written.
+
+An entry that cites a policy decision names the compiled policy version it was decided
+under, and the register is part of that version's hash, so the stored version with that
+hash holds the register in force. An entry that cites none (a lookup in the processing
+log, a holding registered) was written under the version activated last before it: the
+``policy:version:activate`` entry with the highest lower leaf index names it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlmodel import Session, col, select
+
+from gateway.audit.events import AuditEventType
+from gateway.models.audit import AuditEntry
+from gateway.models.policy_versions import PolicyVersion
+from gateway.policy.errors import NoActiveVersionError
+from gateway.policy.pack import compile_pack
+from gateway.policy.register import EMPTY, Register
+from gateway.policy.versions import active_version, pack_of
+from gateway.yamlsource import SourceError
+
+
+class RegisterHistory:
+    """Finds, and remembers for one read, the register in force for audit entries."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._by_version: dict[str, Register] = {}
+
+    def of_policy_version(self, policy_version: str) -> Register:
+        """Return the register of the stored version compiling to ``policy_version``.
+
+        Falls back to the active version's register when no stored version has that
+        hash (an entry older than the first import), and to an empty register when the
+        stored files no longer compile here.
+        """
+        if policy_version not in self._by_version:
+            stored = self.session.exec(
+                select(PolicyVersion)
+                .where(PolicyVersion.policy_version == policy_version)
+                .order_by(col(PolicyVersion.id))
+                .limit(1)
+            ).first()
+            self._by_version[policy_version] = self._register(stored)
+        return self._by_version[policy_version]
+
+    def at(self, policy_version: str | None, leaf_index: int) -> Register:
+        """Return the register in force for the entry at ``leaf_index``.
+
+        ``policy_version`` is the version the entry names, if it names one.
+        """
+        if policy_version:
+            return self.of_policy_version(policy_version)
+        activation = self.session.exec(
+            select(AuditEntry.leaf)
+            .where(
+                AuditEntry.event_type == AuditEventType.POLICY_VERSION_ACTIVATE.value,
+                col(AuditEntry.leaf_index) < leaf_index,
+            )
+            .order_by(col(AuditEntry.leaf_index).desc())
+            .limit(1)
+        ).first()
+        named = json.loads(activation).get("policy_version") if activation else None
+        if isinstance(named, str) and named:
+            return self.of_policy_version(named)
+        return self._register(None)
+
+    def _register(self, stored: PolicyVersion | None) -> Register:
+        try:
+            version = stored if stored is not None else active_version(self.session)
+            return compile_pack(pack_of(version)).register
+        except (NoActiveVersionError, SourceError):
+            return EMPTY
+
+
+def register_in_force(session: Session) -> tuple[PolicyVersion, Register]:
+    """Return the active policy version and its register of processing activities.
+
+    Raises NoActiveVersionError before the first import.
+    """
+    version = active_version(session)
+    return version, compile_pack(pack_of(version)).register
