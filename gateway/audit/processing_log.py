@@ -27,9 +27,9 @@ from gateway.audit.entries import EntryScope, visible_condition
 from gateway.clock import as_utc
 from gateway.errors import InvalidInputError
 from gateway.models.audit import AuditEntry, AuditSubject
+from gateway.policy.errors import ActivityNotFoundError
 from gateway.policy.register import (
     ACTIVITY_PREFIX,
-    ActivityNotFoundError,
     Register,
     resolve_activity,
 )

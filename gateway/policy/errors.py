@@ -11,6 +11,7 @@ from gateway.errors import ConflictError, InvalidInputError, NotFoundError, Perm
 from gateway.yamlsource import SourceError
 
 __all__ = [
+    "ActivityNotFoundError",
     "FourEyesViolationError",
     "NoActiveVersionError",
     "NotAnApproverError",
@@ -34,6 +35,13 @@ class UnknownTermError(InvalidInputError):
 
     code = "unknown-term"
     title = "Unknown policy term"
+
+
+class ActivityNotFoundError(NotFoundError):
+    """No activity of the register in force has this id, or covers this processing."""
+
+    code = "processing-activity-not-found"
+    title = "Processing activity not found"
 
 
 class NoActiveVersionError(NotFoundError):

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.audit.events import AuditEventType
-from gateway.errors import NotFoundError
 from gateway.policy.decision import NONE
+from gateway.policy.errors import ActivityNotFoundError
 from gateway.policy.vocabulary import ANY, Vocabulary
 from gateway.yamlsource import LineDict, LineList, SourceError, SourceProblem, load
 
@@ -95,13 +95,6 @@ KNOWN_KEYS = frozenset(
         "transfers",
     }
 )
-
-
-class ActivityNotFoundError(NotFoundError):
-    """No activity of the register in force has this id, or covers this processing."""
-
-    code = "processing-activity-not-found"
-    title = "Processing activity not found"
 
 
 @dataclass(frozen=True)

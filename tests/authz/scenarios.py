@@ -620,6 +620,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         maybe=PRIVACY_OFFICERS,
         check=_no_lines_for_outsiders,
     ),
+    # The register of processing activities: open to every partner principal, not operators.
+    S("GET", "/v1/register/activities", allowed=ALL - OPERATORS),
+    S(
+        "GET",
+        "/v1/register/activities/{activity_id}",
+        url="/v1/register/activities/casus-politiegegevens",
+        allowed=ALL - OPERATORS,
+    ),
     # Policies: privacy officers read, lint and propose; the pack's owner RIEC approves.
     S("GET", "/v1/policies/active", maybe=ALL),
     S("GET", "/v1/policies/versions", maybe=PRIVACY_OFFICERS),

@@ -3,16 +3,17 @@ processing about a person resolved to exactly one activity, mistakes named by li
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
 
 from gateway.audit.events import AuditEventType
 from gateway.policy.compiler import compile_policy
+from gateway.policy.errors import ActivityNotFoundError
 from gateway.policy.register import (
     ACTIVITY_PREFIX,
     SUBJECT_EVENTS,
-    ActivityNotFoundError,
     resolve_activity,
 )
 from gateway.yamlsource import SourceError
@@ -216,3 +217,29 @@ def test_a_register_change_is_a_new_policy_version(tmp_path: Path) -> None:
     assert changed.version != SHIPPED.version
     assert changed.register.get("signaal-indienen").version == 2
     assert changed.rows == SHIPPED.rows
+
+
+def _events_logged_with_subjects() -> set[str]:
+    """Every ``AuditEventType.X`` passed to a call that also passes ``subjects=``."""
+    found: set[str] = set()
+    for path in (POLICIES.parent / "gateway").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            if not any(k.arg == "subjects" for k in node.keywords):
+                continue
+            for arg in [*node.args, *(k.value for k in node.keywords)]:
+                if (
+                    isinstance(arg, ast.Attribute)
+                    and isinstance(arg.value, ast.Name)
+                    and arg.value.id == "AuditEventType"
+                ):
+                    found.add(AuditEventType[arg.attr].value)
+    return found
+
+
+def test_every_event_the_code_logs_with_subjects_is_a_subject_event() -> None:
+    logged = _events_logged_with_subjects()
+    assert {"case:record:share", "subject:processing-log:read"} <= logged
+    assert logged <= {e.value for e in SUBJECT_EVENTS}
