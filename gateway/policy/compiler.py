@@ -175,7 +175,7 @@ def compile_documents(
     """
     problems = Problems()
     problems.items.extend(earlier)
-    problems.items.extend(check_legal_bases(vocabulary))
+    problems.items.extend(check_legal_bases(vocabulary, required=register_doc is not None))
     register = EMPTY
     if register_doc is not None:
         try:

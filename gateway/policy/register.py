@@ -196,8 +196,13 @@ def _is_research_exemption(value: str) -> bool:
     return bool(_RESEARCH_EXEMPTION.search(value.lower()))
 
 
-def check_legal_bases(vocabulary: Vocabulary) -> list[SourceProblem]:
-    """Return the problems of the vocabulary's legal bases' ``art6`` and ``safeguards``."""
+def check_legal_bases(vocabulary: Vocabulary, *, required: bool = True) -> list[SourceProblem]:
+    """Return the problems of the vocabulary's legal bases' ``art6`` and ``safeguards``.
+
+    An art. 89 / UAVG art. 24 ground is always refused; a missing ``art6`` only when
+    ``required`` (a pack with a register: packs stored before registers existed, which
+    name no grounds, still compile, so a gateway upgraded over them still starts).
+    """
     problems: list[SourceProblem] = []
     path = vocabulary.path
     for term in vocabulary.domains["legal_basis"].terms.values():
@@ -215,6 +220,8 @@ def check_legal_bases(vocabulary: Vocabulary) -> list[SourceProblem]:
                     "and put avg-89 and uavg-24 under safeguards",
                 )
             )
+        elif ground is None and not required:
+            pass
         elif ground not in ART6_GROUNDS:
             problems.append(
                 SourceProblem(

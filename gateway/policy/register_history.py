@@ -9,6 +9,7 @@ log, a holding registered) was written under the version activated last before i
 
 from __future__ import annotations
 
+import bisect
 import json
 
 from sqlmodel import Session, col, select
@@ -29,6 +30,7 @@ class RegisterHistory:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._by_version: dict[str, Register] = {}
+        self._activations: list[tuple[int, object]] | None = None
 
     def of_policy_version(self, policy_version: str) -> Register:
         """Return the register of the stored version compiling to ``policy_version``.
@@ -54,16 +56,17 @@ class RegisterHistory:
         """
         if policy_version:
             return self.of_policy_version(policy_version)
-        activation = self.session.exec(
-            select(AuditEntry.leaf)
-            .where(
-                AuditEntry.event_type == AuditEventType.POLICY_VERSION_ACTIVATE.value,
-                col(AuditEntry.leaf_index) < leaf_index,
-            )
-            .order_by(col(AuditEntry.leaf_index).desc())
-            .limit(1)
-        ).first()
-        named = json.loads(activation).get("policy_version") if activation else None
+        if self._activations is None:
+            rows = self.session.exec(
+                select(AuditEntry.leaf_index, AuditEntry.leaf)
+                .where(AuditEntry.event_type == AuditEventType.POLICY_VERSION_ACTIVATE.value)
+                .order_by(col(AuditEntry.leaf_index))
+            ).all()
+            self._activations = [
+                (index, json.loads(leaf).get("policy_version")) for index, leaf in rows
+            ]
+        at = bisect.bisect_left(self._activations, leaf_index, key=lambda row: row[0])
+        named = self._activations[at - 1][1] if at > 0 else None
         if isinstance(named, str) and named:
             return self.of_policy_version(named)
         return self._register(None)

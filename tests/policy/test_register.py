@@ -243,3 +243,28 @@ def test_every_event_the_code_logs_with_subjects_is_a_subject_event() -> None:
     logged = _events_logged_with_subjects()
     assert {"case:record:share", "subject:processing-log:read"} <= logged
     assert logged <= {e.value for e in SUBJECT_EVENTS}
+
+
+def test_a_pack_stored_before_registers_existed_still_compiles(tmp_path: Path) -> None:
+    pack = copy_pack(tmp_path)
+    (pack / "register.yaml").unlink()
+    vocabulary = pack / "vocabulary.yaml"
+    lines = vocabulary.read_text(encoding="utf-8").splitlines(keepends=True)
+    vocabulary.write_text(
+        "".join(line for line in lines if not line.startswith(("    art6:", "    safeguards:"))),
+        encoding="utf-8",
+    )
+    legacy = compile_policy(pack)
+    assert legacy.register.activities == ()
+    with pytest.raises(ActivityNotFoundError):
+        resolve_activity(legacy.register, "case:record:share", None, "wpg-20")
+    # an art. 89 ground is refused even there
+    text = vocabulary.read_text(encoding="utf-8")
+    vocabulary.write_text(
+        text.replace(
+            '    article: "Wet SUWI art. 64"\n',
+            '    article: "Wet SUWI art. 64"\n    art6: avg-89\n',
+        ),
+        encoding="utf-8",
+    )
+    assert "not an art. 6 basis" in str(refused(pack))

@@ -25,6 +25,10 @@ BUMPED = (
     "    version: 1\n    name: Politiegegevens verstrekken, ontvangen en vernietigen in een casus",
     "    version: 2\n    name: Politiegegevens verstrekken, ontvangen en vernietigen (herzien)",
 )
+LOOKUP_BUMPED = (
+    "    version: 1\n    name: Inzage in het verwerkingenlogboek",
+    "    version: 3\n    name: Inzage in het verwerkingenlogboek",
+)
 
 
 @pytest.fixture
@@ -52,13 +56,13 @@ def share(walk: Any, key: str) -> None:
     assert response.status_code == 201, response.text
 
 
-def police_lines(gateway: Gateway) -> list[dict[str, Any]]:
+def lines(gateway: Gateway, name: str) -> list[dict[str, Any]]:
     body = {"identifiers": [{"type": "bsn", "value": "111 222 333"}]}
     response = gateway.client.post(
         "/v1/subjects/processing-log", json=body, headers=gateway.auth(OFFICER_A)
     )
     assert response.status_code == 200, response.text
-    return [line for line in response.json()["lines"] if line["name"] == "case:record:share"]
+    return [line for line in response.json()["lines"] if line["name"] == name]
 
 
 def test_every_partner_reads_the_register_in_force_and_operators_do_not(
@@ -95,7 +99,8 @@ def test_a_register_change_goes_through_approval_and_lines_name_the_version_in_f
     walk = start_case(gateway)
     go(walk)
     share(walk, "incident-before")
-    proposal = propose_register(gateway, shipped(REGISTER).replace(*BUMPED))
+    lines(gateway, "case:record:share")  # a lookup, itself logged, that names no policy version
+    proposal = propose_register(gateway, shipped(REGISTER).replace(*BUMPED).replace(*LOOKUP_BUMPED))
     assert proposal.status_code == 201, proposal.text
     assert proposal.json()["changed_files"] == [REGISTER]
     # an open proposal changes nothing yet
@@ -109,13 +114,19 @@ def test_a_register_change_goes_through_approval_and_lines_name_the_version_in_f
     after = get(gateway, f"/v1/register/activities/{POLICE_ACTIVITY}")
     assert after["version"] == 2 and after["name"].endswith("(herzien)")
     share(walk, "incident-after")
-    before_line, after_line = police_lines(gateway)
+    before_line, after_line = lines(gateway, "case:record:share")
     assert before_line["processing_activity_id"] == ACTIVITY_PREFIX + POLICE_ACTIVITY
     assert after_line["processing_activity_id"] == ACTIVITY_PREFIX + POLICE_ACTIVITY
     assert before_line["processing_activity_version"] == 1
     assert after_line["processing_activity_version"] == 2
     assert after_line["processing_activity"].endswith("(herzien)")
     assert before_line["policy_version"] != after_line["policy_version"]
+    # lookups name no policy version: theirs is the version activated last before them
+    lookups = lines(gateway, "subject:processing-log:read")
+    assert [line["processing_activity_version"] for line in lookups] == [1, 3]
+    assert {line["processing_activity_id"] for line in lookups} == {
+        ACTIVITY_PREFIX + "inzage-verwerkingenlogboek"
+    }
 
 
 def test_a_broken_register_is_refused_as_a_proposal_with_file_and_line(gateway: Gateway) -> None:
