@@ -27,6 +27,7 @@ from gateway.config import Settings
 from gateway.context import AppContext
 from gateway.db import Database, current_revision, head_revision
 from gateway.keys import KeyRing
+from gateway.logboek.exporter import LogboekExporter, export_settings
 from gateway.models.audit import AuditCheckpoint
 from gateway.policy import versions
 from gateway.policy.compiler import CompiledPolicy
@@ -291,7 +292,15 @@ def create_app(
         if ctx.witnessing is not None:
             ctx.witnessing.start()
         integrator = start_integration(ctx)
+        exporter = None
+        if settings.logboek_export:
+            exporter = LogboekExporter(
+                ctx.db, ctx.clock, export_settings(settings), poll=settings.logboek_poll_seconds
+            )
+            exporter.start()
         yield
+        if exporter is not None:
+            exporter.stop()
         if integrator is not None:
             integrator.stop()
         if ctx.witnessing is not None:
