@@ -11,7 +11,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import __version__, preflight
+from gateway import __version__, preflight, telemetry
 from gateway.api import audit as audit_api
 from gateway.api import cases, health, oauth, oidc, partners, problems, subjects
 from gateway.api import keys as keys_api
@@ -282,6 +282,7 @@ def create_app(
 ) -> FastAPI:
     """Return the gateway application; it refuses to start if preflight checks fail."""
     ctx = build_context(settings, clock=clock, db=db)
+    tracing = telemetry.tracer_provider()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -308,6 +309,8 @@ def create_app(
             checkpoints.attach_witnesses(ctx.db, None)
         if ctx.policy_watcher is not None:
             ctx.policy_watcher.stop()
+        if tracing is not None:
+            tracing.shutdown()  # sends the spans still buffered
         if db is None:
             ctx.db.dispose()
 
@@ -327,6 +330,8 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         metrics=HttpMetrics(ctx.registry),
     )
+    if tracing is not None:  # outermost: the span covers the whole request
+        app.add_middleware(telemetry.RequestTracing, tracer=tracing.get_tracer("riec-gateway"))
     app.include_router(health.router)
     app.include_router(partners.router)
     app.include_router(oidc.router)

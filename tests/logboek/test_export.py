@@ -10,16 +10,10 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 from sqlmodel import col, select
 
 from gateway.config import Mode, Settings
@@ -33,88 +27,13 @@ from gateway.models.audit import AuditEntry
 from gateway.models.logboek import LogboekOutboxRow
 from tests.conftest import Gateway
 from tests.helpers.cases import POLICE_RECORD, go, start_case
+from tests.helpers.otlp import Received, Receiver
 
 POLITIE_ID = "politie-noord-nederland"
 GEMEENTE_ID = "gemeente-smallingerland"
 FAST = ExportSettings(
     batch=2, timeout=0.5, first_delay=timedelta(seconds=30), max_delay=timedelta(minutes=5)
 )
-
-
-@dataclass(frozen=True)
-class Received:
-    """One span as the Logboek decoded it."""
-
-    trace_id: str
-    span_id: str
-    parent_span_id: str
-    name: str
-    attributes: str  # JSON, to compare whole spans
-
-
-@dataclass
-class Receiver:
-    """An OTLP/HTTP receiver with one traces path per partner; killable and restartable."""
-
-    port: int = 0
-    spans: dict[str, list[Received]] = field(default_factory=dict)
-    requests: int = 0
-    die_after: int | None = None
-    slow: float = 0.0
-    _server: ThreadingHTTPServer | None = None
-
-    def start(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                request = ExportTraceServiceRequest.FromString(body)
-                partner = self.path.split("/")[1]
-                for resource_spans in request.resource_spans:
-                    for scope_spans in resource_spans.scope_spans:
-                        for span in scope_spans.spans:
-                            attrs = {
-                                a.key: a.value.WhichOneof("value")
-                                and getattr(a.value, a.value.WhichOneof("value") or "string_value")
-                                for a in span.attributes
-                            }
-                            receiver.spans.setdefault(partner, []).append(
-                                Received(
-                                    span.trace_id.hex(),
-                                    span.span_id.hex(),
-                                    span.parent_span_id.hex(),
-                                    span.name,
-                                    json.dumps(attrs, sort_keys=True),
-                                )
-                            )
-                receiver.requests += 1
-                if receiver.slow:  # the batch is kept, but the answer comes too late
-                    threading.Event().wait(receiver.slow)
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-                if receiver.die_after is not None and receiver.requests >= receiver.die_after:
-                    threading.Thread(target=receiver.kill).start()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def kill(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-
-    def url(self, partner: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{partner}/v1/traces"
 
 
 @pytest.fixture
