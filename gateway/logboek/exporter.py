@@ -159,6 +159,9 @@ def deliver(batch: outbox.Batch, timeout: float) -> None:
 def flush_once(db: Database, clock: Clock, settings: ExportSettings) -> FlushResult:
     """Claim one batch per due partner, send each, and record the outcome; return it."""
     result = FlushResult()
+    with db.read() as session:
+        if not outbox.has_due(session, clock.now()):
+            return result
     with db.write() as session:
         batches = outbox.claim(
             session,

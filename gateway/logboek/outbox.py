@@ -85,6 +85,16 @@ def _free(now: datetime) -> ColumnElement[bool]:
     return or_(until.is_(None), until <= now)
 
 
+def has_due(session: Session, now: datetime) -> bool:
+    """Whether any row may be claimed now (a read, so idle exporters take no write lock)."""
+    due = or_(
+        col(LogboekOutboxRow.next_attempt_at).is_(None),
+        col(LogboekOutboxRow.next_attempt_at) <= now,
+    )
+    found = session.execute(select(LogboekOutboxRow.id).where(_free(now), due).limit(1))
+    return found.first() is not None
+
+
 def claim(
     session: Session, now: datetime, *, lease: timedelta, limit: int, is_postgres: bool
 ) -> list[Batch]:

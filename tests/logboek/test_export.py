@@ -17,11 +17,12 @@ import pytest
 from sqlmodel import col, select
 
 from gateway.config import Mode, Settings
+from gateway.db import Database
 from gateway.demo import GEMEENTE, POLITIE, RIEC
 from gateway.identity.service import CLI_ACTOR
 from gateway.logboek import endpoints, outbox
 from gateway.logboek.errors import LogboekEndpointInvalidError
-from gateway.logboek.exporter import ExportSettings, flush
+from gateway.logboek.exporter import ExportSettings, LogboekExporter, flush
 from gateway.logboek.lines import _lines_for
 from gateway.models.audit import AuditEntry
 from gateway.models.logboek import LogboekOutboxRow
@@ -164,8 +165,6 @@ def test_a_batch_answered_too_late_is_sent_again_with_the_same_ids(
 def test_the_serving_process_exports_in_the_background(
     gateway: Gateway, receiver: Receiver, settings: Settings
 ) -> None:
-    from gateway.logboek.exporter import LogboekExporter
-
     connect(gateway, receiver, POLITIE_ID)
     exporter = LogboekExporter(gateway.database, gateway.clock, FAST, poll=0.05)
     exporter.start()
@@ -224,3 +223,29 @@ def test_an_https_base_url_gets_the_traces_path_and_the_change_is_audited(
     with gateway.database.read() as session:
         last = session.exec(select(AuditEntry).order_by(col(AuditEntry.leaf_index).desc())).first()
     assert last is not None and last.event_type == "admin:logboek-endpoint:set"
+
+
+def test_exporters_in_several_processes_never_send_a_line_twice(
+    gateway: Gateway, receiver: Receiver
+) -> None:
+    connect(gateway, receiver, POLITIE_ID, GEMEENTE_ID)
+    share_and_read(gateway, "incident-0007")
+    share_and_read(gateway, "incident-0008")
+    exporters = [
+        LogboekExporter(Database(gateway.database.url), gateway.clock, FAST, poll=0.01)
+        for _ in range(3)
+    ]
+    for exporter in exporters:
+        exporter.start()
+    try:
+        for _ in range(400):
+            if waiting(gateway) == 0:
+                break
+            threading.Event().wait(0.025)
+    finally:
+        for exporter in exporters:
+            exporter.stop()
+            exporter.db.dispose()
+    assert waiting(gateway) == 0
+    for partner in (POLITIE_ID, GEMEENTE_ID):
+        assert got(receiver, partner) == expected(gateway, partner)
