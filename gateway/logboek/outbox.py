@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, or_, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from gateway.clock import as_utc
@@ -85,14 +85,19 @@ def _free(now: datetime) -> ColumnElement[bool]:
     return or_(until.is_(None), until <= now)
 
 
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Free rows of partners none of whose rows waits for a later attempt."""
+    waiting = select(LogboekOutboxRow.partner_id).where(col(LogboekOutboxRow.next_attempt_at) > now)
+    return and_(_free(now), col(LogboekOutboxRow.partner_id).not_in(waiting))
+
+
+_WITH_ENDPOINT = col(LogboekEndpoint.partner_id) == col(LogboekOutboxRow.partner_id)
+
+
 def has_due(session: Session, now: datetime) -> bool:
     """Whether any row may be claimed now (a read, so idle exporters take no write lock)."""
-    due = or_(
-        col(LogboekOutboxRow.next_attempt_at).is_(None),
-        col(LogboekOutboxRow.next_attempt_at) <= now,
-    )
-    found = session.execute(select(LogboekOutboxRow.id).where(_free(now), due).limit(1))
-    return found.first() is not None
+    query = select(LogboekOutboxRow.id).join(LogboekEndpoint, _WITH_ENDPOINT).where(_due(now))
+    return session.execute(query.limit(1)).first() is not None
 
 
 def claim(
@@ -100,14 +105,14 @@ def claim(
 ) -> list[Batch]:
     """Lease at most ``limit`` of the oldest free rows of each partner that is due; return them.
 
-    A partner is due when none of its rows waits for a later attempt. Rows of partners
-    whose endpoint was removed stay queued until one is set again.
+    A partner is due when none of its rows waits for a later attempt (so a Logboek that
+    is down is not tried again before its backoff ends). Rows of partners whose endpoint
+    was removed stay queued until one is set again.
     """
-    waiting = select(LogboekOutboxRow.partner_id).where(col(LogboekOutboxRow.next_attempt_at) > now)
     due = (
         select(LogboekOutboxRow.partner_id, LogboekEndpoint)
-        .join(LogboekEndpoint, col(LogboekEndpoint.partner_id) == col(LogboekOutboxRow.partner_id))
-        .where(_free(now), col(LogboekOutboxRow.partner_id).not_in(waiting))
+        .join(LogboekEndpoint, _WITH_ENDPOINT)
+        .where(_due(now))
         .distinct()
     )
     batches = []

@@ -249,3 +249,25 @@ def test_exporters_in_several_processes_never_send_a_line_twice(
     assert waiting(gateway) == 0
     for partner in (POLITIE_ID, GEMEENTE_ID):
         assert got(receiver, partner) == expected(gateway, partner)
+
+
+def test_one_partners_outage_does_not_hold_back_another_partners_lines(
+    gateway: Gateway, receiver: Receiver
+) -> None:
+    connect(gateway, receiver, POLITIE_ID)
+    down = Receiver()
+    down.start()
+    connect(gateway, down, GEMEENTE_ID)
+    down.kill()  # the gemeente's Logboek is not listening
+    share_and_read(gateway, "incident-0010")
+    result = flush(gateway.database, gateway.clock, FAST)
+    assert set(result.failed) == {GEMEENTE_ID}
+    assert got(receiver, POLITIE_ID) == expected(gateway, POLITIE_ID)
+    with gateway.database.read() as session:
+        by_partner = {s.partner_id: s for s in outbox.status(session)}
+        assert not outbox.has_due(session, gateway.clock.now())  # idle until the backoff ends
+    assert by_partner[POLITIE_ID].pending == 0
+    gemeente = by_partner[GEMEENTE_ID]
+    assert gemeente.pending == sum(expected(gateway, GEMEENTE_ID).values())
+    assert gemeente.failed > 0 and gemeente.last_error and "unreachable" in gemeente.last_error
+    assert gemeente.next_attempt_at == gateway.clock.now() + FAST.first_delay
