@@ -32,6 +32,9 @@ class Received:
     parent_span_id: str
     name: str
     attributes: str  # JSON, to compare whole spans
+    start_ns: int = 0
+    end_ns: int = 0
+    status: int = 0  # OTLP StatusCode: 0 unset, 1 ok, 2 error
 
 
 @dataclass
@@ -67,6 +70,9 @@ class Receiver:
                                     span.parent_span_id.hex(),
                                     span.name,
                                     json.dumps(attrs, sort_keys=True),
+                                    span.start_time_unix_nano,
+                                    span.end_time_unix_nano,
+                                    span.status.code,
                                 )
                             )
                 receiver.requests += 1

@@ -10,7 +10,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,7 @@ from tests.conftest import Gateway
 from tests.helpers.cases import POLICE_RECORD, go, start_case
 from tests.helpers.otlp import Received, Receiver
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 POLITIE_ID = "politie-noord-nederland"
 GEMEENTE_ID = "gemeente-smallingerland"
 FAST = ExportSettings(
@@ -132,6 +133,19 @@ def test_each_partners_logboek_gets_exactly_its_lines_through_an_outage(
     assert {s.name for s in politie} >= {"case:record:share", "case:record:read"}
     shared = [s for s in politie if s.name == "case:record:share" and s.trace_id == trace]
     assert shared and all(s.parent_span_id and len(s.span_id) == 16 for s in shared)
+    with gateway.database.read() as session:
+        lines = {
+            line.span_id: line
+            for entry in session.exec(select(AuditEntry)).all()
+            for line in _lines_for(entry)
+        }
+    for span in politie:  # the line's own ids, times, status and attributes
+        line = lines[span.span_id]
+        assert (span.trace_id, span.parent_span_id) == (line.trace_id, line.parent_span_id)
+        assert span.start_ns == (line.start_time - EPOCH) // timedelta(microseconds=1) * 1000
+        assert span.end_ns == (line.end_time - EPOCH) // timedelta(microseconds=1) * 1000
+        assert span.status == {"UNSET": 0, "OK": 1, "ERROR": 2}[line.status_code]
+        assert json.loads(span.attributes) == line.otel_attributes()
     gemeente_reads = [s for s in receiver.spans[GEMEENTE_ID] if s.name == "case:record:read"]
     assert all(
         json.loads(s.attributes)["gateway.by_partner"] == GEMEENTE_ID for s in gemeente_reads
