@@ -285,3 +285,26 @@ def test_one_partners_outage_does_not_hold_back_another_partners_lines(
     assert gemeente.pending == sum(expected(gateway, GEMEENTE_ID).values())
     assert gemeente.failed > 0 and gemeente.last_error and "unreachable" in gemeente.last_error
     assert gemeente.next_attempt_at == gateway.clock.now() + FAST.first_delay
+
+
+def test_lines_claimed_by_an_exporter_that_died_are_sent_once_its_lease_ends(
+    gateway: Gateway, receiver: Receiver
+) -> None:
+    connect(gateway, receiver, POLITIE_ID)
+    share_and_read(gateway, "incident-0011")
+    with gateway.database.write() as session:  # an exporter claims a batch, then dies
+        (dead,) = outbox.claim(
+            session,
+            gateway.clock.now(),
+            lease=FAST.lease,
+            limit=FAST.batch,
+            is_postgres=not gateway.database.is_sqlite,
+        )
+    assert flush(gateway.database, gateway.clock, FAST).delivered[POLITIE_ID] == (
+        sum(expected(gateway, POLITIE_ID).values()) - len(dead.ids)
+    )
+    assert waiting(gateway) == len(dead.ids)  # still leased: nobody else sends them yet
+    gateway.clock.advance(FAST.lease)
+    assert flush(gateway.database, gateway.clock, FAST).delivered == {POLITIE_ID: len(dead.ids)}
+    assert waiting(gateway) == 0
+    assert got(receiver, POLITIE_ID) == expected(gateway, POLITIE_ID)
