@@ -11,7 +11,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import __version__, preflight
+from gateway import __version__, preflight, telemetry
 from gateway.api import audit as audit_api
 from gateway.api import cases, health, oauth, oidc, partners, problems, subjects
 from gateway.api import keys as keys_api
@@ -28,6 +28,7 @@ from gateway.config import Settings
 from gateway.context import AppContext
 from gateway.db import Database, current_revision, head_revision
 from gateway.keys import KeyRing
+from gateway.logboek.exporter import LogboekExporter, export_settings
 from gateway.models.audit import AuditCheckpoint
 from gateway.policy import versions
 from gateway.policy.compiler import CompiledPolicy
@@ -282,6 +283,7 @@ def create_app(
 ) -> FastAPI:
     """Return the gateway application; it refuses to start if preflight checks fail."""
     ctx = build_context(settings, clock=clock, db=db)
+    tracing = telemetry.tracer_provider()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -292,7 +294,15 @@ def create_app(
         if ctx.witnessing is not None:
             ctx.witnessing.start()
         integrator = start_integration(ctx)
+        exporter = None
+        if settings.logboek_export:
+            exporter = LogboekExporter(
+                ctx.db, ctx.clock, export_settings(settings), poll=settings.logboek_poll_seconds
+            )
+            exporter.start()
         yield
+        if exporter is not None:
+            exporter.stop()
         if integrator is not None:
             integrator.stop()
         if ctx.witnessing is not None:
@@ -300,6 +310,8 @@ def create_app(
             checkpoints.attach_witnesses(ctx.db, None)
         if ctx.policy_watcher is not None:
             ctx.policy_watcher.stop()
+        if tracing is not None:
+            tracing.shutdown()  # sends the spans still buffered
         if db is None:
             ctx.db.dispose()
 
@@ -319,6 +331,8 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         metrics=HttpMetrics(ctx.registry),
     )
+    if tracing is not None:  # outermost: the span covers the whole request
+        app.add_middleware(telemetry.RequestTracing, tracer=tracing.get_tracer("riec-gateway"))
     app.include_router(health.router)
     app.include_router(partners.router)
     app.include_router(oidc.router)

@@ -126,6 +126,25 @@ class Settings(BaseSettings):
         "here); default: the URL each request arrived at",
     )
 
+    logboek_export: bool = Field(
+        default=True,
+        description="run the exporter that sends partners' Logboek lines (OTLP) in the serving "
+        "process; `gateway logboek flush` sends them by hand",
+    )
+    logboek_batch: int = Field(default=500, ge=1, le=5000, description="Logboek lines per request")
+    logboek_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="how long to wait for a Logboek to acknowledge"
+    )
+    logboek_retry_seconds: float = Field(
+        default=1.0, gt=0, le=3600, description="first wait after a Logboek failed; it doubles"
+    )
+    logboek_retry_max_seconds: float = Field(
+        default=300.0, gt=0, le=86400, description="longest wait between attempts at a Logboek"
+    )
+    logboek_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="how often the exporter looks for queued lines"
+    )
+
     @field_validator("bind")
     @classmethod
     def _bind_has_port(cls, value: str) -> str:

@@ -27,6 +27,7 @@ class AuditEventType(StrEnum):
     OIDC_PROVIDER_SET = "admin:oidc-provider:set"
     OIDC_PERSON_LINK = "admin:oidc-person:link"
     CLIENT_KEY_SET = "admin:client-key:set"
+    LOGBOEK_ENDPOINT_SET = "admin:logboek-endpoint:set"
     KEYRING_CREATE = "keys:ring:create"
     KEYRING_REWRAP = "keys:ring:rewrap"
     KEY_ROTATE = "keys:key:rotate"

@@ -35,6 +35,7 @@ from gateway.audit import log
 from gateway.audit.events import AuditEvent, canonical_json
 from gateway.audit.merkle import frontier_append, frontier_root, leaf_hash
 from gateway.db import Database
+from gateway.logboek import outbox
 from gateway.models.audit import (
     AuditDetail,
     AuditEntry,
@@ -117,6 +118,8 @@ def integrate_batch(session: Session, limit: int = BATCH) -> int:
     ):
         if values:
             session.execute(insert(table), values)
+    # the lines for partners' Logboeken are queued with their entries, or neither
+    outbox.enqueue(session, entries, rows[-1].occurred_at)
     session.execute(_DELETE, {"ids": [row.entry_id for row in rows]})
     head.size = size
     head.root = frontier_root(frontier)

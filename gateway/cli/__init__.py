@@ -23,6 +23,7 @@ COMMANDS = (
     "cases",
     "core",
     "keys",
+    "logboek",
     "oidc",
     "partners",
     "extract",

@@ -1,4 +1,4 @@
-"""``gateway partners add|list|revoke|principal|token|enrol``: the registry from the command line.
+"""``gateway partners add|list|revoke|principal|token|enrol|logboek``: the registry by CLI.
 
 The CLI runs on the gateway's host with its database and key ring: it is the installer
 and the root of trust, so it may add principals to any partner and print their tokens
@@ -9,16 +9,20 @@ and the root of trust, so it may add principals to any partner and print their t
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from gateway.cli.app import app, console, fail, open_current_database
 from gateway.clock import SystemClock
+from gateway.config import Mode
 from gateway.identity import service
 from gateway.identity.people import person_key
 from gateway.identity.service import CLI_ACTOR
 from gateway.keys import KeyRing
+from gateway.logboek import endpoints
+from gateway.logboek.endpoints import LogboekProtocol
 from gateway.policy import versions
 from gateway.vocabulary import IdentifierType, Role
 from gateway.yamlsource import SourceError
@@ -182,3 +186,38 @@ def revoke_token(token_id: str = typer.Argument(..., help="token id (the part af
     with database.write() as session:
         service.revoke_token(session, SystemClock(), CLI_ACTOR, token_id)
     console.print(f"revoked token {token_id}")
+
+
+@partners_app.command("logboek")
+def logboek(
+    partner_id: str = typer.Argument(..., help="partner id"),
+    endpoint: str | None = typer.Option(
+        None, help="the partner's OTLP receiver, e.g. https://logboek.example/v1/traces"
+    ),
+    protocol: LogboekProtocol = typer.Option(LogboekProtocol.HTTP_PROTOBUF, help="OTLP transport"),
+    ca_file: Path | None = typer.Option(None, help="CA bundle to trust for the endpoint"),
+    client_cert: Path | None = typer.Option(None, help="client certificate for mutual TLS"),
+    client_key: Path | None = typer.Option(None, help="its private key"),
+    remove: bool = typer.Option(False, "--remove", help="stop queueing lines for this partner"),
+) -> None:
+    """Set (or --remove) the partner's Logboek endpoint: lines about it are sent there."""
+    if remove == (endpoint is not None):
+        fail("give exactly one of --endpoint or --remove")
+    settings, database = open_current_database()
+    with database.write() as session:
+        if endpoint is None:
+            endpoints.remove_endpoint(session, SystemClock(), CLI_ACTOR, partner_id)
+        else:
+            spec = endpoints.EndpointSpec(endpoint, protocol, ca_file, client_cert, client_key)
+            row = endpoints.set_endpoint(
+                session,
+                SystemClock(),
+                CLI_ACTOR,
+                partner_id,
+                spec,
+                allow_http=settings.mode is Mode.DEVELOPMENT,
+            )
+    if endpoint is None:
+        console.print(f"partner {partner_id} has no Logboek endpoint now")
+    else:
+        console.print(f"lines about {partner_id} go to {row.url} ({row.protocol})")

@@ -21,6 +21,7 @@ from gateway.models.cases import (
     Record,
     RecordSubject,
 )
+from gateway.models.logboek import LogboekEndpoint, LogboekOutboxRow
 from gateway.models.oidc import OAuthAssertionUse, OAuthClientKey, OidcPerson, OidcProvider
 from gateway.models.partners import ApiToken, EnrolmentCode, Partner, Principal
 from gateway.models.policy import PolicyDecisionRecord
@@ -54,6 +55,8 @@ __all__ = [
     "CaseTransition",
     "EnrolmentCode",
     "Holding",
+    "LogboekEndpoint",
+    "LogboekOutboxRow",
     "OAuthAssertionUse",
     "OAuthClientKey",
     "OidcPerson",

@@ -1,0 +1,1 @@
+"""Partners' own Logboeken: the lines about their processing, delivered over OTLP."""
