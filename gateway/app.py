@@ -13,7 +13,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import __version__, preflight
 from gateway.api import audit as audit_api
-from gateway.api import cases, health, oauth, oidc, partners, problems, subjects
+from gateway.api import (
+    cases,
+    health,
+    oauth,
+    oidc,
+    partners,
+    problems,
+    processing_activities,
+    subjects,
+)
 from gateway.api import keys as keys_api
 from gateway.api import policies as policies_api
 from gateway.api import research as research_api
@@ -328,6 +337,7 @@ def create_app(
     app.include_router(audit_api.pending_router)
     app.include_router(cases.router)
     app.include_router(subjects.router)
+    app.include_router(processing_activities.router)
     app.include_router(policies_api.router)
     workbench.install(app)
     app.include_router(research_api.router)

@@ -1,28 +1,27 @@
-"""The processing log per data subject, in the fields of the "Logboek Dataverwerkingen".
+"""The processing log per data subject, in the data model of the "Logboek Dataverwerkingen".
 
 Every audit entry that concerns a subject carries the subject's keyed index
-(``audit_subjects``); this module answers "who received which data about this person,
-when, at which step, for which purpose and under which basis" from those entries. Each
-answer line has the standard's fields: ``trace_id`` and ``span_id`` (W3C trace
-context), ``name``, ``status_code``, ``start_time``/``end_time`` and the attributes
-``dpl.core.processing_activity_id``, ``dpl.core.data_subject_id`` (the keyed index,
-never the identifier) and ``dpl.core.data_subject_id_type``. Leaves are never deleted,
-so the log is kept as long as the audit log (at least the four years Wjsg art. 39j asks).
+(``audit_subjects``, with the person it belongs to within the entry); this module answers
+"who received which data about this person, when, at which step, for which purpose and
+under which basis" from those entries, as ``gateway.audit.ldv.LdvLine``s: one line per
+action per person (never one per identifier), the keyed index as
+``dpl.core.data_subject_id``, never the identifier. It also answers the read extension's
+other questions: every processing of one trace, and of one processing activity. Leaves
+are never deleted, so the log is kept as long as the audit log (at least the four years
+Wjsg art. 39j asks).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
 from gateway.audit.entries import EntryScope, visible_condition
-from gateway.clock import as_utc
+from gateway.audit.events import AuditEventType
+from gateway.audit.ldv import LdvLine, lines_of_entry
 from gateway.errors import InvalidInputError
 from gateway.models.audit import AuditEntry, AuditSubject
 
@@ -38,45 +37,74 @@ ACTIVITIES: dict[str, str] = {
     "case:record:delete": "Gegevens vernietigen na de bewaartermijn",
     "case:holdings:register": "Aanmelden dat een partner gegevens over een persoon heeft",
     "subject:processing-log:read": "Inzage in het verwerkingenlogboek (AVG art. 15)",
+    "research:rows:submit": "Gegevens aanleveren voor wetenschappelijk onderzoek",
+    "research:respondent:withdraw": "Intrekken van toestemming voor onderzoek",
+    "research:extract:release": "Gepseudonimiseerde gegevens verstrekken aan onderzoekers",
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessingLine:
-    """One processing of a subject's data, as the Logboek Dataverwerkingen describes it."""
+def activity_for(event_type: str, purpose: str | None, legal_basis: str | None) -> tuple[str, str]:
+    """Return the (URI, name) of the processing activity an event belongs to.
 
-    trace_id: str
-    span_id: str
-    name: str
-    status_code: str
-    start_time: datetime
-    end_time: datetime
-    processing_activity_id: str
-    processing_activity: str
-    data_subject_id: str
-    data_subject_id_type: str
-    by_partner: str | None
-    parties: list[str]
-    case_id: str | None
-    step: int | None
-    purpose: str | None
-    legal_basis: str | None
-    policy_version: str | None
-    category: str | None
-    audit_index: int
+    The one place a line's ``dpl.core.processing_activity_id`` is decided; today by event
+    type alone (``purpose`` and ``legal_basis`` are for a register that tells activities
+    apart by them).
+    """
+    del purpose, legal_basis  # one activity per event type until a register resolves them
+    return ACTIVITY_PREFIX + event_type.replace(":", "-"), ACTIVITIES.get(event_type, event_type)
 
 
 def activity_id(event_type: str) -> str:
     """Return the URI of the processing activity an event type belongs to."""
-    return ACTIVITY_PREFIX + event_type.replace(":", "-")
+    return activity_for(event_type, None, None)[0]
 
 
-def _trace(doc: Mapping[str, Any], index: int) -> str:
-    trace = doc.get("trace")
-    if isinstance(trace, str) and len(trace) == 32:
-        return trace
-    # entries written before trace ids were logged get a stable stand-in
-    return hashlib.sha256(f"audit-entry-{index}".encode()).hexdigest()[:32]
+def event_types_of(processing_activity_id: str) -> list[str]:
+    """Return the event types whose entries belong to the processing activity (may be none)."""
+    return [t.value for t in AuditEventType if activity_id(t.value) == processing_activity_id]
+
+
+def _period(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    if since is not None and until is not None and since > until:
+        raise InvalidInputError("since must not be after until", field="since")
+    found = []
+    if since is not None:
+        found.append(col(AuditEntry.occurred_at) >= since)
+    if until is not None:
+        found.append(col(AuditEntry.occurred_at) < until)
+    return found
+
+
+def _lines(
+    session: Session, entries: Sequence[AuditEntry], only: Mapping[str, str] | None
+) -> list[LdvLine]:
+    """Return the lines of ``entries``: per person named (of ``only``'s keys if given)."""
+    links: dict[int, list[AuditSubject]] = {}
+    if entries:
+        query = select(AuditSubject).where(
+            col(AuditSubject.leaf_index).in_([e.leaf_index for e in entries])
+        )
+        if only is not None:
+            query = query.where(col(AuditSubject.subject_key).in_(list(only)))
+        for link in session.exec(query).all():
+            links.setdefault(link.leaf_index, []).append(link)
+    lines: list[LdvLine] = []
+    for entry in entries:
+        found = sorted(links.get(entry.leaf_index, []), key=lambda s: s.subject_key)
+        if only is not None and not found:
+            continue
+        lines.extend(
+            lines_of_entry(
+                entry,
+                [
+                    (s.subject_key, (only or {}).get(s.subject_key) or s.id_type or "unknown")
+                    for s in found
+                ],
+                persons={s.subject_key: s.person or s.subject_key for s in found},
+                activity=activity_for,
+            )
+        )
+    return lines[:MAX_LINES]
 
 
 def lines_for(
@@ -86,53 +114,81 @@ def lines_for(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> list[ProcessingLine]:
-    """Return the processings of the subjects (``{keyed index: id type}``) the scope may see.
+) -> list[LdvLine]:
+    """Return the processings of one person (``{keyed index: id type}``) the scope may see.
 
-    Oldest first, at most ``MAX_LINES``. Raises InvalidInputError for an empty subject
-    list or a reversed period.
+    One line per entry and person, oldest first, at most ``MAX_LINES``. Raises
+    InvalidInputError for an empty subject list or a reversed period.
     """
     if not subjects:
         raise InvalidInputError("name at least one identifier", field="identifiers")
-    if since is not None and until is not None and since > until:
-        raise InvalidInputError("since must not be after until", field="since")
+    period = _period(since, until)
+    named = select(AuditSubject.leaf_index).where(col(AuditSubject.subject_key).in_(list(subjects)))
     query = (
-        select(AuditEntry, AuditSubject.subject_key)
-        .join(AuditSubject, col(AuditSubject.leaf_index) == col(AuditEntry.leaf_index))
-        .where(col(AuditSubject.subject_key).in_(list(subjects)), visible_condition(scope))
+        select(AuditEntry)
+        .where(col(AuditEntry.leaf_index).in_(named), visible_condition(scope), *period)
         .order_by(col(AuditEntry.leaf_index))
         .limit(MAX_LINES)
     )
-    if since is not None:
-        query = query.where(col(AuditEntry.occurred_at) >= since)
-    if until is not None:
-        query = query.where(col(AuditEntry.occurred_at) < until)
-    lines = []
-    for entry, key in session.exec(query).all():
-        doc = json.loads(entry.leaf)
-        refs = doc.get("refs") or {}
-        at = as_utc(entry.occurred_at)
-        lines.append(
-            ProcessingLine(
-                trace_id=_trace(doc, entry.leaf_index),
-                span_id=f"{entry.leaf_index:016x}",
-                name=entry.event_type,
-                status_code="OK",
-                start_time=at,
-                end_time=at,
-                processing_activity_id=activity_id(entry.event_type),
-                processing_activity=ACTIVITIES.get(entry.event_type, entry.event_type),
-                data_subject_id=key,
-                data_subject_id_type=subjects[key],
-                by_partner=entry.actor_partner_id,
-                parties=list(doc.get("parties") or []),
-                case_id=entry.case_id,
-                step=doc.get("step"),
-                purpose=doc.get("purpose"),
-                legal_basis=doc.get("legal_basis"),
-                policy_version=doc.get("policy_version"),
-                category=refs.get("category") if isinstance(refs.get("category"), str) else None,
-                audit_index=entry.leaf_index,
-            )
+    return _lines(session, session.exec(query).all(), subjects)
+
+
+def lines_of_trace(
+    session: Session,
+    scope: EntryScope,
+    trace_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[LdvLine]:
+    """Return every processing of one W3C trace the scope may see, oldest first.
+
+    An action naming data subjects gives a line per person; one naming none (a refusal
+    before anyone was looked up, a step transition) gives its own line.
+    """
+    query = (
+        select(AuditEntry)
+        .where(
+            col(AuditEntry.trace_id) == trace_id.lower(),
+            visible_condition(scope),
+            *_period(since, until),
         )
-    return lines
+        .order_by(col(AuditEntry.leaf_index))
+        .limit(MAX_LINES)
+    )
+    return _lines(session, session.exec(query).all(), None)
+
+
+def lines_of_activity(
+    session: Session,
+    scope: EntryScope,
+    processing_activity_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[LdvLine]:
+    """Return the processings of one processing activity the scope may see, oldest first."""
+    types = event_types_of(processing_activity_id)
+    if not types:
+        return []
+    query = (
+        select(AuditEntry)
+        .where(
+            col(AuditEntry.event_type).in_(types), visible_condition(scope), *_period(since, until)
+        )
+        .order_by(col(AuditEntry.leaf_index))
+        .limit(MAX_LINES)
+    )
+    return _lines(session, session.exec(query).all(), None)
+
+
+__all__ = [
+    "ACTIVITIES",
+    "MAX_LINES",
+    "activity_for",
+    "activity_id",
+    "event_types_of",
+    "lines_for",
+    "lines_of_activity",
+    "lines_of_trace",
+]
