@@ -143,6 +143,18 @@ def person_of(document: Mapping[str, Any]) -> dict[str, SubjectRef]:
     return found
 
 
+def subjects_digest(keys: Iterable[str]) -> str:
+    """Return the hex SHA-256 over sorted keys, each followed by a newline.
+
+    An entry naming too many subjects to list (a research release) names this digest
+    (``refs.subjects_sha256``) instead; its subject links must hash to it.
+    """
+    digest = hashlib.sha256()
+    for key in keys:
+        digest.update(key.encode() + b"\n")
+    return digest.hexdigest()
+
+
 def subject_links(index: int, document: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Return the ``audit_subjects`` rows of leaf ``index``: key, person key, identifier type."""
     of = person_of(document)

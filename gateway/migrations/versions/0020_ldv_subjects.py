@@ -1,4 +1,4 @@
-"""LDV lines: the person and identifier type of each audit subject link, trace ids
+"""LDV lines: persons and identifier types of audit subject links, trace ids, research subjects
 
 Revision ID: 0020_ldv_subjects
 Revises: 0016_sequencing
@@ -28,6 +28,18 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("id_type", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True)
         )
+    op.create_table(
+        "research_row_subjects",
+        sa.Column("batch_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("subject_key", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+        sa.Column("id_type", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("person", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+        sa.ForeignKeyConstraint(["batch_id"], ["research_batches.id"]),
+        sa.PrimaryKeyConstraint("batch_id", "seq", "subject_key"),
+    )
+    with op.batch_alter_table("research_row_subjects", schema=None) as batch_op:
+        batch_op.create_index("ix_research_row_subjects_subject_key", ["subject_key"], unique=False)
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("trace_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True)
@@ -48,6 +60,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_table("research_row_subjects")
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_entries_trace_id")
         batch_op.drop_column("trace_id")
