@@ -85,7 +85,9 @@ def test_partners_see_only_processings_they_took_part_in(gateway: Gateway) -> No
     scenario(gateway)
     gemeente = lookup(gateway, GEMEENTE_PO, type="bsn", value=YOUTH_BSN)["lines"]
     assert {
-        own(line, "actor_partner") for line in gemeente if line["name"] != "subject:processing-log:read"
+        own(line, "actor_partner")
+        for line in gemeente
+        if line["name"] != "subject:processing-log:read"
     } == {"gemeente-smallingerland"}
     politie = [
         line["name"] for line in lookup(gateway, POLITIE_PO, type="bsn", value=YOUTH_BSN)["lines"]
