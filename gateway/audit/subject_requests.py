@@ -15,6 +15,7 @@ from datetime import datetime
 from gateway import usecase
 from gateway.audit import sequencer
 from gateway.audit.entries import scope_for
+from gateway.audit.errors import QueryMissingError
 from gateway.audit.events import AuditEventType
 from gateway.audit.ldv import LdvLine
 from gateway.audit.processing_log import MAX_LINES, lines_for, lines_of_activity, lines_of_trace
@@ -94,15 +95,12 @@ def processing_activities(ctx: AppContext, caller: Caller, query: ActivityQuery)
     """Return the processings matching every part of ``query`` that the caller may see.
 
     The read extension of the Logboek Dataverwerkingen: at least one of a trace id, a
-    processing activity or a data subject must be given (InvalidInputError otherwise,
-    and for a malformed trace id or identifier). A lookup by person is audited like the
-    processing log's (``subject:processing-log:read``).
+    processing activity or a data subject must be given (QueryMissingError otherwise;
+    InvalidInputError for a malformed trace id or identifier). A lookup by person is
+    audited like the processing log's (``subject:processing-log:read``).
     """
     if query.trace_id is None and query.processing_activity_id is None and query.identifier is None:
-        raise InvalidInputError(
-            "name a traceId, a processing activity or a data subject",
-            field="traceId",
-        )
+        raise QueryMissingError("name a traceId, a processing activity or a data subject")
     trace = None if query.trace_id is None else normalise_trace_id(query.trace_id)
     if query.identifier is not None:
         found = processing_log(
