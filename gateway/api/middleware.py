@@ -70,9 +70,12 @@ class RequestContextMiddleware:
         else:
             request_id = uuid.uuid4().hex
         request_id_var.set(request_id)
-        # W3C: all-zero trace or parent ids are invalid; such a header names no caller.
-        valid = parent is not None and parent.group(1) != "0" * 32 and parent.group(2) != "0" * 16
-        foreign_operation_var.set((parent.group(1), parent.group(2)) if valid and parent else None)
+        # The caller's span, kept as the LDV foreign operation of what this request logs.
+        # W3C: an all-zero trace or parent id is invalid; such a header names no caller.
+        caller: tuple[str, str] | None = None
+        if parent is not None and parent.group(1) != "0" * 32 and parent.group(2) != "0" * 16:
+            caller = (parent.group(1), parent.group(2))
+        foreign_operation_var.set(caller)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status_holder: dict[str, Any] = {"status": 500, "started": False}
