@@ -11,8 +11,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from sqlmodel import select
+
+from gateway.audit.verify import verify_log
 from gateway.demo import POLITIE as POLITIE_SYSTEM
 from gateway.demo import RIEC
+from gateway.models.audit import AuditEntry, AuditSubject
 from tests.helpers.cases import POLICE_RECORD, go, start_case
 from tests.helpers.ldv import assert_ldv_line, assert_one_span_per_person, every_line
 from tests.helpers.research import ANSWERS, BANK, BANK_ROW, BSN, NAME, POLICE_ROW, POLITIE
@@ -148,3 +152,20 @@ def test_a_release_names_only_persons_whose_rows_it_took(
     assert withdrawn_only["research:rows:submit"] == 1
     assert withdrawn_only["research:respondent:withdraw"] == 1
     assert withdrawn_only["research:extract:release"] == 0
+
+
+def test_the_release_links_are_verifiable_and_a_removed_link_is_found(
+    study: Study, synthetic_rows: list[dict[str, Any]]
+) -> None:
+    _research_about_the_person(study, synthetic_rows)
+    db, now = study.gw.database, study.gw.clock.now()
+    assert verify_log(db, [], study.gw.settings.log_origin, now).ok
+    with db.write() as session:
+        leaf = session.exec(
+            select(AuditEntry.leaf_index).where(AuditEntry.event_type == "research:extract:release")
+        ).one()
+        links = session.exec(select(AuditSubject).where(AuditSubject.leaf_index == leaf)).all()
+        assert len(links) > 100  # the synthetic study's people, by keyed index
+        session.delete(links[0])
+    problem = verify_log(db, [], study.gw.settings.log_origin, now).problem
+    assert problem is not None and "data-subject links" in str(problem)

@@ -16,7 +16,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from gateway.demo import BANK, GEMEENTE, POLITIE, RIEC
-from gateway.demo_data import YOUTH, YOUTH_BSN
+from gateway.demo_data import GARAGE_KVK, SIGNAL, YOUTH, YOUTH_BSN
 from tests.conftest import Gateway
 from tests.helpers.cases import POLICE_RECORD, go, start_case
 from tests.helpers.problems import assert_problem
@@ -212,3 +212,30 @@ def test_an_outsiders_privacy_officer_reads_nothing_of_the_case(gateway: Gateway
     # ... its own lookup it sees afterwards
     again = read(gateway, BANK_PO, headers=by_subject("bsn", YOUTH_BSN))
     assert [line["name"] for line in again] == ["subject:processing-log:read"]
+
+
+def test_identifiers_given_as_one_person_are_one_line(gateway: Gateway) -> None:
+    signal = {
+        **SIGNAL,
+        "subjects": [
+            {"type": "kvk", "value": GARAGE_KVK},
+            {"type": "bsn", "value": YOUTH_BSN, "person": 1},
+            {"type": "name", "value": YOUTH, "person": 1},
+            {"type": "name", "value": "Sam Bakker"},
+        ],
+    }
+    response = gateway.client.post(
+        "/v1/signals",
+        json=signal,
+        headers={**gateway.auth(GEMEENTE), "traceparent": f"00-{TRACE}-{CALLER_SPAN}-01"},
+    )
+    assert response.status_code == 201, response.text
+    lines = [line for line in read(gateway, traceId=TRACE) if line["name"] == "case:signal:submit"]
+    assert len(lines) == 3  # the garage, the youth (BSN and name), Sam Bakker
+    assert len({line["spanId"] for line in lines}) == 3
+    youth = read(gateway, headers=by_subject("name", YOUTH))
+    found = [line for line in youth if line["name"] == "case:signal:submit"]
+    assert len(found) == 1
+    # the line names the youth by the identifier asked for
+    assert found[0]["attributes"]["dpl.core.data_subject_id_type"] == "name"
+    assert found[0]["spanId"] in {line["spanId"] for line in lines}
