@@ -13,7 +13,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import __version__, preflight, telemetry
 from gateway.api import audit as audit_api
-from gateway.api import cases, health, oauth, oidc, partners, problems, subjects
+from gateway.api import (
+    cases,
+    health,
+    oauth,
+    oidc,
+    partners,
+    problems,
+    processing_activities,
+    subjects,
+)
 from gateway.api import keys as keys_api
 from gateway.api import policies as policies_api
 from gateway.api import register as register_api
@@ -343,6 +352,7 @@ def create_app(
     app.include_router(audit_api.pending_router)
     app.include_router(cases.router)
     app.include_router(subjects.router)
+    app.include_router(processing_activities.router)
     app.include_router(policies_api.router)
     app.include_router(register_api.router)
     workbench.install(app)

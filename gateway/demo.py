@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from rich.console import Console
 
 from gateway import atomicfile
+from gateway.audit.ldv import GATEWAY_NS
 from gateway.clock import SystemClock
 from gateway.demo_data import (
     FISCAL_RECORD,
@@ -78,7 +79,7 @@ PRINCIPALS = tuple(
 )
 
 LOG_FACTS = (("stap", "step"), ("doel", "purpose"), ("grondslag", "legal_basis"))
-"""The processing-log fields the demo names, with their Dutch labels (absent ones are left out)."""
+"""The processing-log attributes the demo names, with their Dutch labels (absent ones left out)."""
 
 
 def shorten_fields(fields: dict[str, Any], *, width: int = 110, value_width: int = 32) -> str:
@@ -321,13 +322,12 @@ class Demo:
         )
         self.console.rule("Verwerkingenlogboek van de jongere (AVG art. 15)")
         for line in log["lines"]:
-            facts = [
-                f"{label} {line[key]}" for label, key in LOG_FACTS if line.get(key) is not None
-            ]
-            facts.append(f"audit #{line['audit_index']}")
+            own = {k.removeprefix(GATEWAY_NS): v for k, v in line["attributes"].items()}
+            facts = [f"{label} {own[key]}" for label, key in LOG_FACTS if key in own]
+            facts.append(f"audit #{own['audit_index']}")
             self.say(
-                line["by_partner"] or "gateway",
-                f"{line['processing_activity']} ({', '.join(facts)})",
+                own.get("actor_partner") or "gateway",
+                f"{own['processing_activity_name']} ({', '.join(facts)})",
             )
         return self.case_id
 

@@ -17,6 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+foreign_operation_var: ContextVar[tuple[str, str] | None] = ContextVar(
+    "foreign_operation", default=None
+)
+"""The caller's W3C trace context (trace id, parent span id) from its ``traceparent``."""
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -33,6 +37,15 @@ def current_trace_id() -> str | None:
     if _TRACE_ID.fullmatch(request_id) and request_id != "0" * 32:
         return request_id
     return hashlib.sha256(request_id.encode()).hexdigest()[:32]
+
+
+def current_foreign_operation() -> tuple[str, str] | None:
+    """Return the caller's (trace id, parent span id) of the current request, or None.
+
+    Set from a valid incoming W3C ``traceparent``; the Logboek Dataverwerkingen keeps it as
+    the line's ``foreign_operation``.
+    """
+    return foreign_operation_var.get()
 
 
 class JsonFormatter(logging.Formatter):

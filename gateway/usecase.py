@@ -28,7 +28,7 @@ from sqlmodel import Session
 
 from gateway.audit import log as audit_log
 from gateway.audit import sequencer
-from gateway.audit.events import AuditEvent, AuditEventType, RefValue
+from gateway.audit.events import AuditEvent, AuditEventType, RefValue, SubjectRef, persons_of
 from gateway.clock import Clock
 from gateway.errors import (
     IdempotencyConflictError,
@@ -97,6 +97,7 @@ def record(
     purpose: str | None = None,
     legal_basis: str | None = None,
     subjects: Iterable[str] = (),
+    persons: Iterable[Iterable[SubjectRef]] = (),
     parties: Iterable[str] = (),
     refs: Mapping[str, RefValue] | None = None,
     details: dict[str, Any] | None = None,
@@ -108,7 +109,10 @@ def record(
 
     ``decisions`` are the (request, decision) pairs that allowed the change (recorded
     once each); ``decision`` is the one the event cites (its policy version and rule go
-    into the entry; defaults to the last of ``decisions``). The actor's own partner is
+    into the entry; defaults to the last of ``decisions``). ``persons`` names the data
+    subjects by person, each a group of (identifier type, keyed index) of one person
+    (groups sharing a key are one person); their keys join ``subjects``, which names
+    keys of unknown type. The actor's own partner is
     always among the parties. Nothing is committed here: the caller's ``ctx.db.write()``
     block commits the change, its decisions and this entry as one transaction. The
     entry's time and the decisions' are ``clock.now()``. ``decided=False`` is for a
@@ -129,6 +133,8 @@ def record(
     cited = decision if decision is not None else (pairs[-1][1] if pairs else None)
     own = {actor.partner_id} if actor.partner_id and decided else set()
     append = sequencer.append_sequenced if sequenced else audit_log.append
+    grouped = persons_of(persons)
+    keys = set(subjects) | {key for person in grouped for _, key in person}
     return append(
         session,
         AuditEvent(
@@ -141,7 +147,8 @@ def record(
             purpose=purpose,
             legal_basis=legal_basis,
             policy_version=cited.policy_version if cited else policy_version,
-            subjects=tuple(sorted(set(subjects))),
+            subjects=tuple(sorted(keys)),
+            persons=grouped,
             parties=tuple(sorted(set(parties) | own)),
             refs={**(refs or {}), "rule": cited.rule_id if cited else None}
             if decided

@@ -49,7 +49,7 @@ def submit_signal(body: SignalIn, caller: CurrentCaller, ctx: Ctx) -> CaseView:
         riec_partner_id=body.riec,
         legal_basis=body.legal_basis,
         description=body.description,
-        subjects=[SubjectIn(i.type, i.value) for i in body.subjects],
+        subjects=[SubjectIn(i.type, i.value, i.person) for i in body.subjects],
     )
 
 
@@ -75,7 +75,7 @@ def add_participant(case_id: str, body: ParticipantIn, caller: CurrentCaller, ct
 def register_holdings(body: HoldingsIn, caller: CurrentCaller, ctx: Ctx) -> HoldingsOut:
     """Store keyed indexes of identifiers the partner holds, for hit/no-hit at step 2."""
     added = hits.register_holdings(
-        ctx, caller, body.category, [SubjectIn(i.type, i.value) for i in body.identifiers]
+        ctx, caller, body.category, [SubjectIn(i.type, i.value, i.person) for i in body.identifiers]
     )
     return HoldingsOut(added=added)
 

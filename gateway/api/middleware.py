@@ -16,11 +16,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.problems import http_problem
-from gateway.logging import request_id_var
+from gateway.logging import foreign_operation_var, request_id_var
 
 logger = logging.getLogger("gateway.access")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-_TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+_TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
 
 class HttpMetrics:
@@ -70,6 +70,12 @@ class RequestContextMiddleware:
         else:
             request_id = uuid.uuid4().hex
         request_id_var.set(request_id)
+        # The caller's span, kept as the LDV foreign operation of what this request logs.
+        # W3C: an all-zero trace or parent id is invalid; such a header names no caller.
+        caller: tuple[str, str] | None = None
+        if parent is not None and parent.group(1) != "0" * 32 and parent.group(2) != "0" * 16:
+            caller = (parent.group(1), parent.group(2))
+        foreign_operation_var.set(caller)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status_holder: dict[str, Any] = {"status": 500, "started": False}

@@ -8,12 +8,13 @@ parses and answers).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import Ctx, PrivacyOfficerCaller
 from gateway.audit import subject_requests
-from gateway.audit.processing_log import ProcessingLine
 from gateway.schemas.base import StrictIn, Timestamp
 from gateway.schemas.cases import IdentifierIn
 from gateway.workflow.access import SubjectIn
@@ -30,9 +31,15 @@ class ProcessingLogIn(StrictIn):
 
 
 class ProcessingLogOut(BaseModel):
-    """The processings found, oldest first; ``truncated`` when more exist than returned."""
+    """The processings found, oldest first; ``truncated`` when more exist than returned.
 
-    lines: list[ProcessingLine]
+    Each line is a Logboek Dataverwerkingen line (``gateway.audit.ldv.LdvLine.to_json``):
+    one per processing and person, with ``trace_id``, ``span_id``, ``parent_span_id``,
+    ``name``, times, ``status_code``, ``resource``, ``foreign_operation`` and the
+    ``dpl.core.*`` and ``nl.riec.gateway.*`` attributes.
+    """
+
+    lines: list[dict[str, Any]]
     truncated: bool
 
 
@@ -54,4 +61,6 @@ def processing_log(
         since=body.since,
         until=body.until,
     )
-    return ProcessingLogOut(lines=answer.lines, truncated=answer.truncated)
+    return ProcessingLogOut(
+        lines=[line.to_json() for line in answer.lines], truncated=answer.truncated
+    )

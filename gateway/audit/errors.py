@@ -10,3 +10,14 @@ class AuditLogCorruptError(GatewayError):
 
     code = "audit-log-corrupt"
     title = "Audit log corrupt"
+
+
+class QueryMissingError(GatewayError):
+    """A read of the processing log named no trace, processing activity or data subject.
+
+    The read extension of the Logboek Dataverwerkingen answers such a question with 400:
+    the whole log is never handed out at once.
+    """
+
+    code = "processing-log-query-missing"
+    title = "Processing log query missing"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 RefValue = str | int | bool | None
+SubjectRef = tuple[str, str]
+"""One identifier of a data subject as the log names it: (identifier type, keyed index)."""
 
 
 class AuditEventType(StrEnum):
@@ -78,7 +81,10 @@ class AuditEvent:
     recipient of a share), so that each can find it; ``refs`` are ids and outcomes;
     ``details`` is stored beside the leaf and can be deleted after retention;
     ``trace_id`` is the W3C trace id of the request that caused it (``log.append`` fills
-    it from the current request when not given).
+    it from the current request when not given). ``persons`` groups the subjects' keys by
+    person (see ``persons_of``): a person named by BSN and by name is one person, so one
+    line in the processing log. ``foreign`` is the caller's W3C trace context (trace id,
+    parent span id) from an incoming ``traceparent`` (the LDV's foreign operation).
     """
 
     type: AuditEventType
@@ -95,6 +101,73 @@ class AuditEvent:
     refs: dict[str, RefValue] = field(default_factory=dict)
     details: dict[str, Any] | None = None
     trace_id: str | None = None
+    persons: tuple[tuple[SubjectRef, ...], ...] = ()
+    foreign: tuple[str, str] | None = None
+
+
+def persons_of(groups: Iterable[Iterable[SubjectRef]]) -> tuple[tuple[SubjectRef, ...], ...]:
+    """Return the groups merged where they share a key: one group per person, canonical.
+
+    Two records about one person share an identifier (the BSN), so their identifiers are
+    one person's. Each group is sorted, the groups by their first member; empty groups
+    are dropped.
+    """
+    merged: list[set[SubjectRef]] = []
+    for group in groups:
+        found = set(group)
+        if not found:
+            continue
+        keys = {key for _, key in found}
+        rest = []
+        for other in merged:
+            if keys & {key for _, key in other}:
+                found |= other
+                keys |= {key for _, key in other}
+            else:
+                rest.append(other)
+        merged = [*rest, found]
+    return tuple(sorted(tuple(sorted(group)) for group in merged))
+
+
+def person_of(document: Mapping[str, Any]) -> dict[str, SubjectRef]:
+    """Return, for each key a leaf document groups by person, (person key, identifier type).
+
+    The person key is the first key of the person's sorted group: it stands for the person
+    within the entry. Keys the document does not group are left out (persons of their own).
+    """
+    found: dict[str, SubjectRef] = {}
+    for person in document.get("persons") or ():
+        refs = [str(item).split(":", 1) for item in person]
+        anchor = refs[0][1]
+        for id_type, key in refs:
+            found[key] = (anchor, id_type)
+    return found
+
+
+def subjects_digest(keys: Iterable[str]) -> str:
+    """Return the hex SHA-256 over sorted keys, each followed by a newline.
+
+    An entry naming too many subjects to list (a research release) names this digest
+    (``refs.subjects_sha256``) instead; its subject links must hash to it.
+    """
+    digest = hashlib.sha256()
+    for key in keys:
+        digest.update(key.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def subject_links(index: int, document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Return the ``audit_subjects`` rows of leaf ``index``: key, person key, identifier type."""
+    of = person_of(document)
+    return [
+        {
+            "leaf_index": index,
+            "subject_key": key,
+            "person": of[key][0] if key in of else None,
+            "id_type": of[key][1] if key in of else None,
+        }
+        for key in document["subjects"]
+    ]
 
 
 def canonical_json(value: Any) -> bytes:
@@ -140,7 +213,7 @@ def leaf_document(
     ``commitment`` is the salted hash of the details and ``details_until`` the end of
     their retention (both None without details).
     """
-    return {
+    document: dict[str, Any] = {
         "v": 1,
         "index": index,
         "type": str(event.type),
@@ -158,3 +231,9 @@ def leaf_document(
         "details_until": None if details_until is None else format_time(details_until),
         "trace": event.trace_id,
     }
+    # Only when present, so that the documents (and hashes) of earlier entries keep their form.
+    if event.persons:
+        document["persons"] = [[f"{t}:{k}" for t, k in person] for person in event.persons]
+    if event.foreign is not None:
+        document["foreign"] = {"trace": event.foreign[0], "span": event.foreign[1]}
+    return document

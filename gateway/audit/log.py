@@ -42,7 +42,7 @@ from gateway.audit.merkle import (
 )
 from gateway.db import AUDIT_PENDING
 from gateway.errors import InvalidInputError, NotFoundError
-from gateway.logging import current_trace_id
+from gateway.logging import current_foreign_operation, current_trace_id
 from gateway.models.audit import AuditEntry, AuditNode, AuditPending, AuditTreeHead
 
 HEAD_ID = 1
@@ -81,10 +81,13 @@ def append(
     integrator (``gateway.audit.sequencer``) gives committed pending entries their leaf
     indexes in order; ``sequencer.index_of`` maps the id to the index once it has. Nothing
     is committed here: the caller commits the change and its audit entry together, or
-    neither. Without a ``trace_id`` the event takes the current request's.
+    neither. Without a ``trace_id`` the event takes the current request's, and without a
+    ``foreign`` operation the current request's caller trace context (if any).
     """
     if event.trace_id is None:
         event = replace(event, trace_id=current_trace_id())
+    if event.foreign is None:
+        event = replace(event, foreign=current_foreign_operation())
     commitment: str | None = None
     details_until = None
     salt: bytes | None = None

@@ -1,67 +1,43 @@
-"""The processing log per data subject, in the fields of the "Logboek Dataverwerkingen".
+"""The processing log per data subject, in the data model of the "Logboek Dataverwerkingen".
 
 Every audit entry that concerns a subject carries the subject's keyed index
-(``audit_subjects``); this module answers "who received which data about this person,
-when, at which step, for which purpose and under which basis" from those entries. Each
-answer line has the standard's fields: ``trace_id`` and ``span_id`` (W3C trace
-context), ``name``, ``status_code``, ``start_time``/``end_time`` and the attributes
-``dpl.core.processing_activity_id``, ``dpl.core.data_subject_id`` (the keyed index,
-never the identifier) and ``dpl.core.data_subject_id_type``. The processing activity
-is the one of the register (``policies/register.yaml``) in force when the entry was
-written, with its version (``gateway.policy.register_history``). Leaves are never deleted,
-so the log is kept as long as the audit log (at least the four years Wjsg art. 39j asks).
+(``audit_subjects``, with the person it belongs to within the entry); this module answers
+"who received which data about this person, when, at which step, for which purpose and
+under which basis" from those entries, as ``gateway.audit.ldv.LdvLine``s: one line per
+action per person (never one per identifier), the keyed index as
+``dpl.core.data_subject_id``, never the identifier. It also answers the read extension's
+other questions: every processing of one trace, and of one processing activity. Each
+line names the processing activity of the register (``policies/register.yaml``) in
+force when its entry was written, with its version (``gateway.policy.register_history``).
+Leaves
+are never deleted, so the log is kept as long as the audit log (at least the four years
+Wjsg art. 39j asks).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
 from gateway.audit.entries import EntryScope, visible_condition
-from gateway.clock import as_utc
+from gateway.audit.events import AuditEventType
+from gateway.audit.ldv import ActivityLookup, LdvLine, lines_of_entry
 from gateway.errors import InvalidInputError
 from gateway.models.audit import AuditEntry, AuditSubject
-from gateway.policy.errors import ActivityNotFoundError
+from gateway.policy.errors import ActivityNotFoundError, NoActiveVersionError
 from gateway.policy.register import (
     ACTIVITY_PREFIX,
+    EMPTY,
     Register,
     resolve_activity,
 )
-from gateway.policy.register_history import RegisterHistory
+from gateway.policy.register_history import RegisterHistory, register_in_force
 
 MAX_LINES = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessingLine:
-    """One processing of a subject's data, as the Logboek Dataverwerkingen describes it."""
-
-    trace_id: str
-    span_id: str
-    name: str
-    status_code: str
-    start_time: datetime
-    end_time: datetime
-    processing_activity_id: str
-    processing_activity: str
-    processing_activity_version: int | None
-    data_subject_id: str
-    data_subject_id_type: str
-    by_partner: str | None
-    parties: list[str]
-    case_id: str | None
-    step: int | None
-    purpose: str | None
-    legal_basis: str | None
-    policy_version: str | None
-    category: str | None
-    audit_index: int
 
 
 def activity_for(
@@ -69,8 +45,9 @@ def activity_for(
 ) -> tuple[str, str, int | None]:
     """Return (URI, name, version) of the register's activity covering this processing.
 
-    A pack without a register (or a processing it does not cover, which the compiler
-    refuses for every event kind that names subjects) gets a per-event URI and no version.
+    The one place a line's ``dpl.core.processing_activity_id`` is decided. A pack without
+    a register (or a processing it does not cover, which the compiler refuses for every
+    event kind that names subjects) gets a per-event URI and no version.
     """
     try:
         activity = resolve_activity(register, event_type, purpose, legal_basis)
@@ -79,12 +56,76 @@ def activity_for(
     return activity.uri, activity.name, activity.version
 
 
-def _trace(doc: Mapping[str, Any], index: int) -> str:
-    trace = doc.get("trace")
-    if isinstance(trace, str) and len(trace) == 32:
-        return trace
-    # entries written before trace ids were logged get a stable stand-in
-    return hashlib.sha256(f"audit-entry-{index}".encode()).hexdigest()[:32]
+def lookup_in(register: Register) -> ActivityLookup:
+    """Return the activity lookup of one register (for ``ldv.lines_of_entry``)."""
+    return lambda event_type, purpose, basis: activity_for(register, event_type, purpose, basis)
+
+
+def lookup_for(history: RegisterHistory, entry: AuditEntry) -> ActivityLookup:
+    """Return the lookup in the register in force when ``entry`` was written."""
+    doc = json.loads(entry.leaf)
+    version = doc.get("policy_version")
+    register = history.at(version if isinstance(version, str) else None, entry.leaf_index)
+    return lookup_in(register)
+
+
+def event_types_of(register: Register, processing_activity_id: str) -> list[str]:
+    """Return the event types the register's activity covers (none for an unknown id).
+
+    An ``unregistered-`` URI (a processing no register covered) maps back to its event.
+    """
+    wanted = processing_activity_id.removeprefix(ACTIVITY_PREFIX)
+    if wanted.startswith("unregistered-"):
+        rest = wanted.removeprefix("unregistered-")
+        return [t.value for t in AuditEventType if t.value.replace(":", "-") == rest]
+    try:
+        return list(register.get(wanted).events)
+    except ActivityNotFoundError:
+        return []
+
+
+def _period(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    if since is not None and until is not None and since > until:
+        raise InvalidInputError("since must not be after until", field="since")
+    found = []
+    if since is not None:
+        found.append(col(AuditEntry.occurred_at) >= since)
+    if until is not None:
+        found.append(col(AuditEntry.occurred_at) < until)
+    return found
+
+
+def _lines(
+    session: Session, entries: Sequence[AuditEntry], only: Mapping[str, str] | None
+) -> list[LdvLine]:
+    """Return the lines of ``entries``: per person named (of ``only``'s keys if given)."""
+    links: dict[int, list[AuditSubject]] = {}
+    if entries:
+        query = select(AuditSubject).where(
+            col(AuditSubject.leaf_index).in_([e.leaf_index for e in entries])
+        )
+        if only is not None:
+            query = query.where(col(AuditSubject.subject_key).in_(list(only)))
+        for link in session.exec(query).all():
+            links.setdefault(link.leaf_index, []).append(link)
+    lines: list[LdvLine] = []
+    history = RegisterHistory(session)
+    for entry in entries:
+        found = sorted(links.get(entry.leaf_index, []), key=lambda s: s.subject_key)
+        if only is not None and not found:
+            continue
+        lines.extend(
+            lines_of_entry(
+                entry,
+                [
+                    (s.subject_key, (only or {}).get(s.subject_key) or s.id_type or "unknown")
+                    for s in found
+                ],
+                persons={s.subject_key: s.person or s.subject_key for s in found},
+                activity=lookup_for(history, entry),
+            )
+        )
+    return lines[:MAX_LINES]
 
 
 def lines_for(
@@ -94,59 +135,88 @@ def lines_for(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> list[ProcessingLine]:
-    """Return the processings of the subjects (``{keyed index: id type}``) the scope may see.
+) -> list[LdvLine]:
+    """Return the processings of one person (``{keyed index: id type}``) the scope may see.
 
-    Oldest first, at most ``MAX_LINES``. Raises InvalidInputError for an empty subject
-    list or a reversed period.
+    One line per entry and person, oldest first, at most ``MAX_LINES``. Raises
+    InvalidInputError for an empty subject list or a reversed period.
     """
     if not subjects:
         raise InvalidInputError("name at least one identifier", field="identifiers")
-    if since is not None and until is not None and since > until:
-        raise InvalidInputError("since must not be after until", field="since")
+    period = _period(since, until)
+    named = select(AuditSubject.leaf_index).where(col(AuditSubject.subject_key).in_(list(subjects)))
     query = (
-        select(AuditEntry, AuditSubject.subject_key)
-        .join(AuditSubject, col(AuditSubject.leaf_index) == col(AuditEntry.leaf_index))
-        .where(col(AuditSubject.subject_key).in_(list(subjects)), visible_condition(scope))
+        select(AuditEntry)
+        .where(col(AuditEntry.leaf_index).in_(named), visible_condition(scope), *period)
         .order_by(col(AuditEntry.leaf_index))
         .limit(MAX_LINES)
     )
-    if since is not None:
-        query = query.where(col(AuditEntry.occurred_at) >= since)
-    if until is not None:
-        query = query.where(col(AuditEntry.occurred_at) < until)
-    lines = []
-    history = RegisterHistory(session)
-    for entry, key in session.exec(query).all():
-        doc = json.loads(entry.leaf)
-        refs = doc.get("refs") or {}
-        at = as_utc(entry.occurred_at)
-        register = history.at(doc.get("policy_version"), entry.leaf_index)
-        uri, name, version = activity_for(
-            register, entry.event_type, doc.get("purpose"), doc.get("legal_basis")
+    return _lines(session, session.exec(query).all(), subjects)
+
+
+def lines_of_trace(
+    session: Session,
+    scope: EntryScope,
+    trace_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[LdvLine]:
+    """Return every processing of one W3C trace the scope may see, oldest first.
+
+    An action naming data subjects gives a line per person; one naming none (a refusal
+    before anyone was looked up, a step transition) gives its own line.
+    """
+    query = (
+        select(AuditEntry)
+        .where(
+            col(AuditEntry.trace_id) == trace_id.lower(),
+            visible_condition(scope),
+            *_period(since, until),
         )
-        lines.append(
-            ProcessingLine(
-                trace_id=_trace(doc, entry.leaf_index),
-                span_id=f"{entry.leaf_index:016x}",
-                name=entry.event_type,
-                status_code="OK",
-                start_time=at,
-                end_time=at,
-                processing_activity_id=uri,
-                processing_activity=name,
-                processing_activity_version=version,
-                data_subject_id=key,
-                data_subject_id_type=subjects[key],
-                by_partner=entry.actor_partner_id,
-                parties=list(doc.get("parties") or []),
-                case_id=entry.case_id,
-                step=doc.get("step"),
-                purpose=doc.get("purpose"),
-                legal_basis=doc.get("legal_basis"),
-                policy_version=doc.get("policy_version"),
-                category=refs.get("category") if isinstance(refs.get("category"), str) else None,
-                audit_index=entry.leaf_index,
-            )
+        .order_by(col(AuditEntry.leaf_index))
+        .limit(MAX_LINES)
+    )
+    return _lines(session, session.exec(query).all(), None)
+
+
+def lines_of_activity(
+    session: Session,
+    scope: EntryScope,
+    processing_activity_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[LdvLine]:
+    """Return the processings of one processing activity the scope may see, oldest first."""
+    try:
+        _, register = register_in_force(session)
+    except NoActiveVersionError:
+        register = EMPTY
+    types = event_types_of(register, processing_activity_id)
+    if not types:
+        return []
+    wanted = ACTIVITY_PREFIX + processing_activity_id.removeprefix(ACTIVITY_PREFIX)
+    query = (
+        select(AuditEntry)
+        .where(
+            col(AuditEntry.event_type).in_(types), visible_condition(scope), *_period(since, until)
         )
-    return lines
+        .order_by(col(AuditEntry.leaf_index))
+        .limit(MAX_LINES)
+    )
+    # one event type may belong to several activities (by purpose and legal basis)
+    lines = _lines(session, session.exec(query).all(), None)
+    return [line for line in lines if line.processing_activity_id == wanted]
+
+
+__all__ = [
+    "MAX_LINES",
+    "activity_for",
+    "event_types_of",
+    "lines_for",
+    "lines_of_activity",
+    "lines_of_trace",
+    "lookup_for",
+    "lookup_in",
+]

@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from gateway.audit import log
-from gateway.audit.events import AuditEvent, canonical_json
+from gateway.audit.events import AuditEvent, canonical_json, subject_links
 from gateway.audit.merkle import frontier_append, frontier_root, leaf_hash
 from gateway.db import Database
 from gateway.logboek import outbox
@@ -92,6 +92,7 @@ def integrate_batch(session: Session, limit: int = BATCH) -> int:
                 "actor_partner_id": row.actor_partner_id,
                 "actor_principal_id": row.actor_principal_id,
                 "case_id": row.case_id,
+                "trace_id": document.get("trace"),
                 "leaf": leaf.decode(),
                 "leaf_hash": digest,
             }
@@ -106,7 +107,7 @@ def integrate_batch(session: Session, limit: int = BATCH) -> int:
                 }
             )
         nodes.extend({"level": n.level, "node_index": n.index, "hash": n.hash} for n in completed)
-        subjects.extend({"leaf_index": index, "subject_key": k} for k in document["subjects"])
+        subjects.extend(subject_links(index, document))
         parties.extend({"leaf_index": index, "partner_id": p} for p in document["parties"])
         size += 1
     for table, values in (

@@ -9,10 +9,8 @@ the gateway's read API.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -20,6 +18,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from sqlmodel import Session
 
 from gateway import __version__
 from gateway.clock import as_utc
@@ -28,6 +27,14 @@ from gateway.models.audit import AuditEntry
 AttributeValue = str | int | bool
 SCOPE = InstrumentationScope("riec-gateway.logboek", __version__)
 _STATUS = {"UNSET": StatusCode.UNSET, "OK": StatusCode.OK, "ERROR": StatusCode.ERROR}
+
+
+class HasAttributes(Protocol):
+    """A line's resource (``gateway.audit.ldv.Resource``)."""
+
+    def attributes(self) -> Mapping[str, AttributeValue]:
+        """Return the resource attributes (``service.name``, ``service.version``)."""
+        ...
 
 
 class LogLine(Protocol):
@@ -48,7 +55,7 @@ class LogLine(Protocol):
     @property
     def status_code(self) -> str: ...  # UNSET | OK | ERROR
     @property
-    def resource(self) -> Mapping[str, AttributeValue]: ...
+    def resource(self) -> HasAttributes: ...
 
     def otel_attributes(self) -> dict[str, AttributeValue]:
         """Return the line's span attributes (``dpl.core.*`` and the gateway's own)."""
@@ -71,7 +78,7 @@ def encode(line: LogLine) -> str:
             "start": _ns(line.start_time),
             "end": _ns(line.end_time),
             "status": line.status_code,
-            "resource": dict(line.resource),
+            "resource": dict(line.resource.attributes()),
             "attributes": line.otel_attributes(),
         },
         sort_keys=True,
@@ -102,69 +109,26 @@ def span_of(stored: str) -> ReadableSpan:
     )
 
 
-# --- TEMPORARY ADAPTER (issue 20 part C) ------------------------------------------------
-# Until ``gateway.audit.ldv`` exists on this branch, the lines of an entry are built here
-# from today's processing-log fields. The merger replaces the body of ``_lines_for`` with
-# ``ldv.lines_of_entry(entry, subjects)`` and deletes ``_AdapterLine``; nothing else
-# builds lines.
+def lines_for(session: Session, entry: AuditEntry) -> Sequence[LogLine]:
+    """Return the Logboek lines of ``entry``: one per person it names (none without any).
 
-_RESOURCE: dict[str, AttributeValue] = {"service.name": "riec-gateway"}
+    The same lines as the gateway's read API (``gateway.audit.ldv.lines_of_entry``, the
+    activity of the register in force when the entry was written), so a partner's Logboek
+    sees the same trace, span and activity ids.
+    """
+    # imported here: the processing log reaches the sequencer, which imports this module
+    from gateway.audit.events import subject_links
+    from gateway.audit.ldv import lines_of_entry
+    from gateway.audit.processing_log import lookup_for
+    from gateway.policy.register_history import RegisterHistory
 
-
-@dataclass(frozen=True, slots=True)
-class _AdapterLine:
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None
-    name: str
-    start_time: datetime
-    end_time: datetime
-    status_code: str
-    attributes: dict[str, AttributeValue]
-    resource: dict[str, AttributeValue] = field(default_factory=lambda: dict(_RESOURCE))
-
-    def otel_attributes(self) -> dict[str, AttributeValue]:
-        return dict(self.attributes)
-
-
-def _lines_for(entry: AuditEntry) -> Sequence[LogLine]:
-    """Return the lines of ``entry``: one per data subject it names (none without subjects)."""
-    doc = json.loads(entry.leaf)
-    subjects: list[str] = doc.get("subjects") or []
-    if not subjects:
+    document = json.loads(entry.leaf)
+    if not document.get("subjects"):
         return []
-    trace = doc.get("trace")
-    if not (isinstance(trace, str) and len(trace) == 32):
-        trace = hashlib.sha256(f"audit-entry-{entry.leaf_index}".encode()).hexdigest()[:32]
-    common: dict[str, AttributeValue] = {
-        "dpl.core.processing_activity_id": "urn:riec-gateway:verwerkingsactiviteit:"
-        + entry.event_type.replace(":", "-"),
-        "gateway.audit_index": entry.leaf_index,
-    }
-    for key in ("case", "purpose", "legal_basis", "policy_version", "step"):
-        if doc.get(key) is not None:
-            common[f"gateway.{key}"] = doc[key]
-    if entry.actor_partner_id is not None:
-        common["gateway.by_partner"] = entry.actor_partner_id
-    at = as_utc(entry.occurred_at)
-    action_span = f"{entry.leaf_index:016x}"
-    return [
-        _AdapterLine(
-            trace_id=trace,
-            span_id=hashlib.sha256(f"{action_span}:{key}".encode()).hexdigest()[:16],
-            parent_span_id=action_span,
-            name=entry.event_type,
-            start_time=at,
-            end_time=at,
-            status_code="ERROR" if entry.event_type.endswith(":refuse") else "OK",
-            attributes={
-                **common,
-                "dpl.core.data_subject_id": key,
-                "dpl.core.data_subject_id_type": "keyed-index",
-            },
-        )
-        for key in subjects
-    ]
-
-
-# --- end of the temporary adapter -------------------------------------------------------
+    links = subject_links(entry.leaf_index, document)
+    return lines_of_entry(
+        entry,
+        [(link["subject_key"], link["id_type"] or "unknown") for link in links],
+        persons={link["subject_key"]: link["person"] or link["subject_key"] for link in links},
+        activity=lookup_for(RegisterHistory(session), entry),
+    )

@@ -27,7 +27,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from gateway.clock import as_utc
-from gateway.logboek.lines import _lines_for, encode
+from gateway.logboek.lines import encode, lines_for
 from gateway.models.audit import AuditEntry
 from gateway.models.logboek import LogboekEndpoint, LogboekOutboxRow
 
@@ -51,7 +51,7 @@ def enqueue(session: Session, entries: Sequence[Mapping[str, Any]], at: datetime
         targets = sorted(({entry.actor_partner_id, *parties} - {None}) & configured)
         if not targets:
             continue
-        for line in _lines_for(entry):
+        for line in lines_for(session, entry):
             stored = encode(line)
             rows.extend(
                 {

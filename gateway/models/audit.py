@@ -26,6 +26,8 @@ class AuditEntry(SQLModel, table=True):
     leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
     entry_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     """The id ``append`` returned (None for entries logged before sequencing)."""
+    trace_id: str | None = Field(default=None, max_length=32, index=True)
+    """The W3C trace id the leaf names, for the read extension's query by trace."""
 
 
 ENTRY_ID_TYPE = BigInteger().with_variant(Integer, "sqlite")
@@ -73,12 +75,21 @@ class AuditDetail(SQLModel, table=True):
 
 
 class AuditSubject(SQLModel, table=True):
-    """Links an entry to the keyed-hash key of each data subject it concerns."""
+    """Links an entry to the keyed-hash key of each data subject it concerns.
+
+    ``person`` is the key that stands for the person the key belongs to within this
+    entry (one of the person's keys; a BSN and a name of one person share it), so the
+    processing log answers one line per person; None (entries logged before persons
+    were recorded): the key is a person of its own. ``id_type`` is the identifier type
+    (``bsn``, ``name``, ...) when the entry named it.
+    """
 
     __tablename__ = "audit_subjects"
 
     leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     subject_key: str = Field(primary_key=True, max_length=80, index=True)
+    person: str | None = Field(default=None, max_length=80)
+    id_type: str | None = Field(default=None, max_length=32)
 
 
 class AuditNode(SQLModel, table=True):

@@ -157,3 +157,20 @@ class ResearchRecipient(SQLModel, table=True):
     revoked_by: str | None = Field(default=None, max_length=64)
     revoked_at: datetime | None = utc_column(nullable=True)
     replaced_by: str | None = Field(default=None, max_length=40)
+
+
+class ResearchRowSubject(SQLModel, table=True):
+    """The keyed subject index of a person a research row is about (never the identifier).
+
+    The same keyed index (``KeyRing.blind_index``) as the case subjects and the audit
+    subject index, so a data-subject request finds the person's research rows and the
+    releases they went into; ``person`` is the key that stands for the row's person.
+    """
+
+    __tablename__ = "research_row_subjects"
+
+    batch_id: str = Field(foreign_key="research_batches.id", primary_key=True, max_length=40)
+    seq: int = Field(primary_key=True)
+    subject_key: str = Field(primary_key=True, max_length=80, index=True)
+    id_type: str = Field(max_length=32)
+    person: str = Field(max_length=80)

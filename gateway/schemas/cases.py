@@ -19,6 +19,13 @@ class IdentifierIn(_In):
 
     type: Literal["bsn", "kvk", "iban", "phone", "name", "address", "plate"]
     value: str = Field(min_length=1, max_length=200)
+    person: int | None = Field(
+        default=None,
+        ge=0,
+        le=99,
+        description="identifiers given with the same number name one person "
+        "(one line per person in the processing log)",
+    )
 
 
 class SignalIn(_In):

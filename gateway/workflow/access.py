@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from gateway import usecase
-from gateway.audit.events import AuditEventType, RefValue
+from gateway.audit.events import AuditEventType, RefValue, SubjectRef
 from gateway.context import AppContext
 from gateway.errors import InvalidInputError, KeyShreddedError, NotFoundError
 from gateway.identity.actors import Actor, Caller
@@ -42,10 +42,15 @@ CASE_VIEW_ROLES = CASE_ROLES | {Role.PRIVACY_OFFICER}
 
 @dataclass(frozen=True, slots=True)
 class SubjectIn:
-    """An identifier as given by a caller: its type and value."""
+    """An identifier as given by a caller: its type and value.
+
+    ``person``: identifiers given with the same number name the same person (one line
+    per person in the processing log); None: a person of its own.
+    """
 
     id_type: str
     value: str
+    person: int | None = None
 
 
 def new_id(prefix: str) -> str:
@@ -136,6 +141,19 @@ def subjects_of_input(ctx: AppContext, given: Iterable[SubjectIn]) -> list[Subje
     return unique(subject(ctx.keys, s.id_type, s.value) for s in given)
 
 
+def persons_of_input(ctx: AppContext, given: Sequence[SubjectIn]) -> list[list[SubjectRef]]:
+    """Return the given identifiers' (type, keyed index) grouped by their ``person`` number.
+
+    Identifiers without a number are each a person of their own.
+    """
+    groups: dict[object, list[SubjectRef]] = {}
+    for n, item in enumerate(given):
+        found = subject(ctx.keys, item.id_type, item.value)
+        label: object = ("own", n) if item.person is None else item.person
+        groups.setdefault(label, []).append((found.id_type, found.key))
+    return list(groups.values())
+
+
 def decide(
     caller: Caller,
     action: Action,
@@ -196,6 +214,7 @@ def record_in_case(
     purpose: str | None = None,
     legal_basis: str | None = None,
     subjects: Iterable[str] = (),
+    persons: Iterable[Iterable[SubjectRef]] = (),
     parties: Iterable[str] = (),
     refs: Mapping[str, RefValue] | None = None,
     details: dict[str, object] | None = None,
@@ -218,6 +237,7 @@ def record_in_case(
         purpose=purpose or (case.purpose if case else None),
         legal_basis=legal_basis or (case.legal_basis if case else None),
         subjects=subjects,
+        persons=persons,
         parties=parties,
         refs=refs,
         details=details,

@@ -27,6 +27,7 @@ from gateway.workflow.access import (
     load_case,
     must_be_open,
     participants,
+    persons_of_input,
     record_in_case,
     refusals,
     steers,
@@ -78,7 +79,7 @@ def register_holdings(
             caller,
             AuditEventType.HOLDINGS_REGISTER,
             None,
-            subjects=[s.key for s in found],
+            persons=persons_of_input(ctx, identifiers),
             refs={"category": category, "added": added},
         )
     return added
@@ -124,7 +125,7 @@ def hit_query(ctx: AppContext, caller: Caller, case_id: str, identifier: Subject
             AuditEventType.HIT_QUERY,
             case,
             decisions=[(request, decision)],
-            subjects=[found.key],
+            persons=[[(found.id_type, found.key)]],
             parties=asked,
             purpose=SIGNAL_PURPOSE,
             details={"hits": sorted(p for p, hit in hits.items() if hit)},

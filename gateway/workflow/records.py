@@ -199,7 +199,7 @@ def share_record(
                 AuditEventType.RECORD_SHARE,
                 case,
                 decisions=[(request, decision)],
-                subjects=[s.key for s in found],
+                persons=[[(s.id_type, s.key) for s in found]],  # a record is about one
                 parties=[case.riec_partner_id],
                 legal_basis=record.legal_basis,
                 refs={"record": record_id, "category": record.category},
@@ -307,9 +307,9 @@ def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
         subject_rows = session.exec(
             select(RecordSubject).where(col(RecordSubject.record_id).in_([r.id for r, _ in rows]))
         ).all()
-    subjects_by_record: dict[str, list[str]] = {}
+    subjects_by_record: dict[str, list[tuple[str, str]]] = {}
     for row in subject_rows:
-        subjects_by_record.setdefault(row.record_id, []).append(row.subject_key)
+        subjects_by_record.setdefault(row.record_id, []).append((row.id_type, row.subject_key))
     vocabulary = ctx.policy.compiled.vocabulary
     pseudonymise = ctx.keys.pseudonymiser(f"case.{case_id}")
     now = ctx.clock.now()
@@ -382,7 +382,7 @@ def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
             case,
             decisions=pairs,
             decision=pairs[0][1] if pairs else None,
-            subjects=[k for r in released for k in subjects_by_record.get(r.id, [])],
+            persons=[subjects_by_record.get(r.id, []) for r in released],
             parties={r.provenance.provider for r in released},
             purpose=purpose,
             refs={"returned": len(released), "withheld": withheld},

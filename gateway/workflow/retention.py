@@ -76,7 +76,9 @@ def run(ctx: AppContext, actor: Actor, *, case_retention_days: int) -> Retention
             ).all()
             for record in records:
                 subjects = session.exec(
-                    select(RecordSubject.subject_key).where(RecordSubject.record_id == record.id)
+                    select(RecordSubject.id_type, RecordSubject.subject_key).where(
+                        RecordSubject.record_id == record.id
+                    )
                 ).all()
                 session.execute(
                     delete(RecordSubject).where(col(RecordSubject.record_id) == record.id)
@@ -90,7 +92,7 @@ def run(ctx: AppContext, actor: Actor, *, case_retention_days: int) -> Retention
                     case_id=case_id,
                     step=case.step,
                     legal_basis=record.legal_basis,
-                    subjects=subjects,
+                    persons=[[(t, k) for t, k in subjects]],  # a record is about one
                     parties=[record.provider_partner_id],
                     refs={
                         "record": record.id,

@@ -274,6 +274,22 @@ def _no_lines_for_outsiders(world: World, caller: str, body: Any) -> str | None:
     return None
 
 
+def _no_activities_for_outsiders(world: World, caller: str, body: Any) -> str | None:
+    """A privacy officer outside the case gets no read-extension processing about it."""
+    leaked = [a for a in body.get("processingActivities", []) if world.case_id in str(a)]
+    if caller not in PARTICIPANTS and leaked:
+        return f"{caller} gets {len(leaked)} processings of another RIEC's case"
+    return None
+
+
+def _subject_headers(_world: World, _caller: str) -> dict[str, str]:
+    return {"Data-Subject-Id": demo_data.YOUTH, "Data-Subject-Id-Type": "name"}
+
+
+def _activities_body(_world: World, _caller: str) -> dict[str, Any]:
+    return {"dpl.core.data_subject_id": demo_data.YOUTH, "dpl.core.data_subject_id_type": "name"}
+
+
 def _idempotent(world: World, _caller: str) -> dict[str, str]:
     return {"Idempotency-Key": f"matrix-{world.fresh():06d}"}
 
@@ -627,6 +643,32 @@ SCENARIOS: tuple[Scenario, ...] = (
         "/v1/register/activities/{activity_id}",
         url="/v1/register/activities/casus-politiegegevens",
         allowed=ALL - OPERATORS,
+    ),
+    # The read extension of the Logboek Dataverwerkingen: by activity, by subject, in a body.
+    S(
+        "GET",
+        "/v1/processing-activities",
+        url="/v1/processing-activities?processingActivityId="
+        "urn:riec-gateway:verwerkingsactiviteit:case-signal-submit",
+        allowed=frozenset({"riec.privacy", "gemeente.privacy", "politie.privacy"}),
+        maybe=PRIVACY_OFFICERS,
+        check=_no_activities_for_outsiders,
+    ),
+    S(
+        "GET",
+        "/v1/processing-activities",
+        headers=_subject_headers,
+        allowed=frozenset({"riec.privacy", "gemeente.privacy", "politie.privacy"}),
+        maybe=PRIVACY_OFFICERS,
+        check=_no_activities_for_outsiders,
+    ),
+    S(
+        "POST",
+        "/v1/processing-activities",
+        body=_activities_body,
+        allowed=frozenset({"riec.privacy", "gemeente.privacy", "politie.privacy"}),
+        maybe=PRIVACY_OFFICERS,
+        check=_no_activities_for_outsiders,
     ),
     # Policies: privacy officers read, lint and propose; the pack's owner RIEC approves.
     S("GET", "/v1/policies/active", maybe=ALL),

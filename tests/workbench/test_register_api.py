@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
+from gateway.audit.ldv import GATEWAY_NS as GATEWAY
 from gateway.demo import RIEC
 from gateway.models.audit import AuditEntry, AuditSubject
 from gateway.policy.register import ACTIVITY_PREFIX, SUBJECT_EVENTS
@@ -62,7 +63,19 @@ def lines(gateway: Gateway, name: str) -> list[dict[str, Any]]:
         "/v1/subjects/processing-log", json=body, headers=gateway.auth(OFFICER_A)
     )
     assert response.status_code == 200, response.text
-    return [line for line in response.json()["lines"] if line["name"] == name]
+    return [
+        {
+            "name": line["name"],
+            "processing_activity_id": line["attributes"]["dpl.core.processing_activity_id"],
+            **{
+                key.removeprefix(GATEWAY): value
+                for key, value in line["attributes"].items()
+                if key.startswith(GATEWAY)
+            },
+        }
+        for line in response.json()["lines"]
+        if line["name"] == name
+    ]
 
 
 def test_every_partner_reads_the_register_in_force_and_operators_do_not(
@@ -119,7 +132,7 @@ def test_a_register_change_goes_through_approval_and_lines_name_the_version_in_f
     assert after_line["processing_activity_id"] == ACTIVITY_PREFIX + POLICE_ACTIVITY
     assert before_line["processing_activity_version"] == 1
     assert after_line["processing_activity_version"] == 2
-    assert after_line["processing_activity"].endswith("(herzien)")
+    assert after_line["processing_activity_name"].endswith("(herzien)")
     assert before_line["policy_version"] != after_line["policy_version"]
     # lookups name no policy version: theirs is the version activated last before them
     lookups = lines(gateway, "subject:processing-log:read")
@@ -168,9 +181,10 @@ def test_every_logged_processing_of_a_person_names_a_registered_activity(
     assert lines
     registered = {a["id"] for a in get(gateway, "/v1/register/activities")["activities"]}
     for line in lines:
-        activity = line["processing_activity_id"].removeprefix(ACTIVITY_PREFIX)
+        attributes = line["attributes"]
+        activity = attributes["dpl.core.processing_activity_id"].removeprefix(ACTIVITY_PREFIX)
         assert activity in registered, line["name"]
-        assert line["processing_activity_version"] == 1
+        assert attributes[GATEWAY + "processing_activity_version"] == 1
     with gateway.database.read() as session:
         kinds = set(
             session.exec(

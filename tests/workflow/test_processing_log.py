@@ -17,6 +17,11 @@ BANK_PO = "voorbeeldbank.privacy-officer"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
+def own(line: dict[str, Any], name: str) -> Any:
+    """Return one of the gateway's own attributes of an LDV line."""
+    return line["attributes"].get(f"nl.riec.gateway.{name}")
+
+
 def lookup(gateway: Gateway, who: str, **identifier: str) -> Any:
     body = {"identifiers": [{"type": identifier["type"], "value": identifier["value"]}]}
     response = gateway.client.post(
@@ -48,26 +53,30 @@ def test_a_riec_privacy_officer_sees_who_received_what_and_why(gateway: Gateway)
     case_id = scenario(gateway)
     log = lookup(gateway, RIEC_PO, type="bsn", value="111 222 333")
     lines = [line for line in log["lines"] if line["name"] != "subject:processing-log:read"]
-    assert [(line["name"], line["by_partner"]) for line in lines] == [
+    assert [(line["name"], own(line, "actor_partner")) for line in lines] == [
         ("case:record:share", "politie-noord-nederland"),
         ("case:record:read", "gemeente-smallingerland"),
         ("case:record:read", "riec-noord-nederland"),
     ]
     share, gemeente_read, _riec_read = lines
     assert share["trace_id"] == TRACE
-    assert share["legal_basis"] == "wpg-20" and share["category"] == "police-incident"
-    assert (
-        gemeente_read["step"] == 3 and gemeente_read["purpose"] == "integrale-aanpak-ondermijning"
-    )
-    assert gemeente_read["parties"] == ["gemeente-smallingerland", "politie-noord-nederland"]
+    assert own(share, "legal_basis") == "wpg-20" and own(share, "category") == "police-incident"
+    assert own(gemeente_read, "step") == 3
+    assert own(gemeente_read, "purpose") == "integrale-aanpak-ondermijning"
+    assert own(gemeente_read, "parties") == "gemeente-smallingerland,politie-noord-nederland"
     for line in lines:
-        assert line["case_id"] == case_id
-        assert line["data_subject_id_type"] == "bsn"
-        assert len(line["data_subject_id"]) == 64 and YOUTH_BSN not in line["data_subject_id"]
-        assert line["processing_activity_id"].startswith("urn:riec-gateway:verwerkingsactiviteit:")
+        attributes = line["attributes"]
+        assert own(line, "case_id") == case_id
+        assert attributes["dpl.core.data_subject_id_type"] == "bsn"
+        subject_id = attributes["dpl.core.data_subject_id"]
+        assert len(subject_id) == 64 and YOUTH_BSN not in subject_id
+        assert attributes["dpl.core.processing_activity_id"].startswith(
+            "urn:riec-gateway:verwerkingsactiviteit:"
+        )
         assert len(line["span_id"]) == 16 and line["status_code"] == "OK"
     proof = gateway.client.get(
-        f"/v1/audit/proofs/inclusion?index={share['audit_index']}", headers=gateway.auth(RIEC_PO)
+        f"/v1/audit/proofs/inclusion?index={own(share, 'audit_index')}",
+        headers=gateway.auth(RIEC_PO),
     )
     assert proof.status_code == 200
 
@@ -76,7 +85,9 @@ def test_partners_see_only_processings_they_took_part_in(gateway: Gateway) -> No
     scenario(gateway)
     gemeente = lookup(gateway, GEMEENTE_PO, type="bsn", value=YOUTH_BSN)["lines"]
     assert {
-        line["by_partner"] for line in gemeente if line["name"] != "subject:processing-log:read"
+        own(line, "actor_partner")
+        for line in gemeente
+        if line["name"] != "subject:processing-log:read"
     } == {"gemeente-smallingerland"}
     politie = [
         line["name"] for line in lookup(gateway, POLITIE_PO, type="bsn", value=YOUTH_BSN)["lines"]
@@ -91,7 +102,7 @@ def test_a_lookup_is_itself_logged_and_found_later(gateway: Gateway) -> None:
     lookup(gateway, RIEC_PO, type="name", value="Jesse de Vries")
     again = lookup(gateway, RIEC_PO, type="name", value="jesse  de vries")["lines"]
     assert again[-1]["name"] == "subject:processing-log:read"
-    assert again[-1]["by_partner"] == "riec-noord-nederland"
+    assert own(again[-1], "actor_partner") == "riec-noord-nederland"
 
 
 def test_only_privacy_officers_may_ask_and_never_in_the_url(gateway: Gateway) -> None:

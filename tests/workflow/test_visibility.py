@@ -146,8 +146,14 @@ def test_a_riec_privacy_officer_never_gets_more_lines_than_the_riec_running_the_
     walk = shared_case(gateway)
     walk.ok(RIEC, "POST", walk.case("/participants"), json={"partner_id": "riec-oost-nederland"})
     walk.records(OOST)
-    own = {line["audit_index"] for line in processing_log(gateway, NOORD_PO)}
-    other = {line["audit_index"] for line in processing_log(gateway, OOST_PO)}
+    own = {
+        line["attributes"]["nl.riec.gateway.audit_index"]
+        for line in processing_log(gateway, NOORD_PO)
+    }
+    other = {
+        line["attributes"]["nl.riec.gateway.audit_index"]
+        for line in processing_log(gateway, OOST_PO)
+    }
     assert other <= own
     assert len(other) < len(own)
 

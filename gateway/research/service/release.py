@@ -20,7 +20,7 @@ import base64
 import json
 import secrets
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -63,6 +63,7 @@ from gateway.research.service.release_decisions import (
     science_partners,
 )
 from gateway.research.service.results import ReleaseView, release_view_of
+from gateway.research.subject_index import link_release, release_digest
 
 NOT_ALLOWED = "not-allowed-by-policy"
 """Exclusion reason of rows whose (provider, instrument) the policy refused for this release."""
@@ -176,6 +177,7 @@ def release(
                 bundle=(digest, size),
                 recipients=recipients,
                 now=now,
+                taken=allowed,
             )
         except BaseException:
             made.bundle.unlink(missing_ok=True)
@@ -240,8 +242,14 @@ def record_release(
     bundle: tuple[str, int],
     recipients: Sequence[str],
     now: datetime,
+    taken: Collection[tuple[str, str]] = (),
 ) -> ResearchRelease:
-    """Record the release, its decisions, the project's generalisation and the audit entry."""
+    """Record the release, its decisions, the project's generalisation and the audit entry.
+
+    The entry names every person whose rows the release took (``taken`` (provider,
+    instrument) pairs, withdrawn respondents left out) by the digest of their keys, and
+    is linked to each of them (``subject_index.link_release``).
+    """
     manifest, manifest_sha256, state = made.manifest, made.manifest_sha256, made.state
     bundle_sha256, bundle_bytes = bundle
     counts = manifest["counts"]
@@ -262,6 +270,7 @@ def record_release(
                     fixed_at=now,
                 )
             )
+        subjects, subjects_sha256 = release_digest(session, agreement.id, taken)
         leaf = usecase.record(
             session,
             ctx.clock,
@@ -283,9 +292,12 @@ def record_release(
                 rows_suppressed=int(counts["rows_suppressed"]),
                 consenting=",".join(consenting_providers),
                 expires_on=str(manifest["release"]["expires_on"]),
+                subjects=subjects,
+                subjects_sha256=subjects_sha256,
             ),
             sequenced=True,
         )
+        link_release(session, leaf, agreement.id, taken)
         row = ResearchRelease(
             id=release_id,
             agreement_id=agreement.id,

@@ -24,7 +24,12 @@ from gateway.audit.events import AuditEventType
 from gateway.context import AppContext
 from gateway.errors import InvalidInputError
 from gateway.identity.service import Actor, Caller
-from gateway.models.research import ResearchBatch, ResearchRow, ResearchWithdrawal
+from gateway.models.research import (
+    ResearchBatch,
+    ResearchRow,
+    ResearchRowSubject,
+    ResearchWithdrawal,
+)
 from gateway.policy.decision import Action, Decision, DecisionRequest, Relation
 from gateway.research.agreements import Agreement, Instrument
 from gateway.research.errors import NotAProviderError
@@ -41,6 +46,7 @@ from gateway.research.service.agreement_access import (
     rows_key_id,
 )
 from gateway.research.service.results import IntakeResult
+from gateway.research.subject_index import row_persons, row_subject_values
 
 
 def find_instrument(agreement: Agreement, instrument_id: str) -> Instrument:
@@ -115,6 +121,8 @@ def submit_rows(
     keys = ctx.keys
     pseudonymiser = keys.pseudonymiser(agreement.project)
     prepared = pseudonymise_rows(plan, checked, pseudonymiser)
+    # the gateway-wide keyed index too, so a data-subject request finds these rows
+    persons = row_persons(plan, checked, keys.blind_index)
     if plan.questionnaire:
         _refuse_withdrawn(ctx, agreement, prepared.respondent_keys)
     row_key = rows_key_id(agreement.project)
@@ -163,6 +171,9 @@ def submit_rows(
             )
             session.flush()
             session.execute(insert(ResearchRow), values)
+            indexed = row_subject_values(batch_id, persons)
+            if indexed:
+                session.execute(insert(ResearchRowSubject), indexed)
             usecase.record(
                 session,
                 ctx.clock,
@@ -171,6 +182,7 @@ def submit_rows(
                 decisions=[(request, allowed)],
                 purpose=agreement.purpose,
                 legal_basis=instrument.legal_basis,
+                persons=persons,
                 refs=agreement_refs(
                     agreement,
                     instrument=instrument.id,

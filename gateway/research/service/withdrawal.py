@@ -24,6 +24,7 @@ from gateway.research.service.agreement_access import (
     provider_ref,
 )
 from gateway.research.service.results import WithdrawalResult
+from gateway.research.subject_index import respondent_persons
 from gateway.vocabulary import Role
 
 INTAKE_ROLES = frozenset({Role.PARTNER_SYSTEM, Role.ANALYST, Role.PRIVACY_OFFICER})
@@ -87,6 +88,7 @@ def withdraw(
                 purpose=agreement.purpose,
                 legal_basis=intakes[0].legal_basis,
                 parties=[p.partner for p in agreement.science_partners],
+                persons=respondent_persons(session, agreement.id, key),
                 refs=agreement_refs(agreement, rows_excluded=rows),
             )
     except IntegrityError:
