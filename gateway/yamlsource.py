@@ -56,7 +56,12 @@ class SourceError(Exception):
         self.problems = problems
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser (PyYAML's wheels carry it) when present: the same nodes, line marks and
+# errors as the pure-Python one, about ten times faster; a pack compiles on every start.
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[misc,valid-type]
     pass
 
 
