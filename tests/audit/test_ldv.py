@@ -14,7 +14,10 @@ from gateway.audit.events import (
     persons_of,
 )
 from gateway.audit.ldv import StatusCode, action_line, lines_of_entry
+from gateway.audit.processing_log import lookup_in
 from gateway.models.audit import AuditEntry
+from gateway.policy.engine import PolicyEngine
+from tests.conftest import POLICIES
 from tests.helpers.ldv import assert_ldv_line
 
 AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -91,10 +94,14 @@ def test_the_callers_trace_context_is_kept_as_the_foreign_operation() -> None:
 
 
 def test_otel_attributes_are_flat_namespaced_and_never_null() -> None:
-    attributes = lines_of_entry(entry(share()), [(BSN, "bsn")])[0].otel_attributes()
+    register = PolicyEngine.from_directory(POLICIES).compiled.register
+    (line,) = lines_of_entry(entry(share()), [(BSN, "bsn")], activity=lookup_in(register))
+    attributes = line.otel_attributes()
+    # the shipped register's activity for police data shared under Wpg art. 20
     assert attributes["dpl.core.processing_activity_id"] == (
-        "urn:riec-gateway:verwerkingsactiviteit:case-record-share"
+        "urn:riec-gateway:verwerkingsactiviteit:casus-politiegegevens"
     )
+    assert attributes["nl.riec.gateway.processing_activity_version"] == 1
     assert attributes["dpl.core.data_subject_id"] == BSN
     assert attributes["dpl.core.data_subject_id_type"] == "bsn"
     assert attributes["nl.riec.gateway.case_id"] == "case-1"
@@ -103,6 +110,14 @@ def test_otel_attributes_are_flat_namespaced_and_never_null() -> None:
     assert attributes["nl.riec.gateway.policy_version"] == "v3"
     assert attributes["nl.riec.gateway.audit_index"] == 7
     assert all(isinstance(v, str | int | bool) for v in attributes.values())
+
+
+def test_without_a_register_a_line_names_its_event_as_unregistered() -> None:
+    attributes = lines_of_entry(entry(share()), [(BSN, "bsn")])[0].otel_attributes()
+    assert attributes["dpl.core.processing_activity_id"] == (
+        "urn:riec-gateway:verwerkingsactiviteit:unregistered-case-record-share"
+    )
+    assert "nl.riec.gateway.processing_activity_version" not in attributes
     assert all(k.startswith(("dpl.core.", "nl.riec.gateway.")) for k in attributes)
 
 

@@ -649,7 +649,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "GET",
         "/v1/processing-activities",
         url="/v1/processing-activities?processingActivityId="
-        "urn:riec-gateway:verwerkingsactiviteit:case-signal-submit",
+        "urn:riec-gateway:verwerkingsactiviteit:signaal-indienen",
         allowed=frozenset({"riec.privacy", "gemeente.privacy", "politie.privacy"}),
         maybe=PRIVACY_OFFICERS,
         check=_no_activities_for_outsiders,

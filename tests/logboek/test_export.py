@@ -149,7 +149,8 @@ def test_each_partners_logboek_gets_exactly_its_lines_through_an_outage(
         assert json.loads(span.attributes) == line.otel_attributes()
     gemeente_reads = [s for s in receiver.spans[GEMEENTE_ID] if s.name == "case:record:read"]
     assert all(
-        json.loads(s.attributes)["nl.riec.gateway.actor_partner"] == GEMEENTE_ID for s in gemeente_reads
+        json.loads(s.attributes)["nl.riec.gateway.actor_partner"] == GEMEENTE_ID
+        for s in gemeente_reads
     )
 
 

@@ -220,14 +220,15 @@ def test_a_register_change_is_a_new_policy_version(tmp_path: Path) -> None:
 
 
 def _events_logged_with_subjects() -> set[str]:
-    """Every ``AuditEventType.X`` passed to a call that also passes ``subjects=``."""
+    """Every ``AuditEventType.X`` passed to a call that also passes ``subjects=`` or
+    ``persons=`` (the subjects grouped by person)."""
     found: set[str] = set()
     for path in (POLICIES.parent / "gateway").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
                 continue
-            if not any(k.arg == "subjects" for k in node.keywords):
+            if not any(k.arg in ("subjects", "persons") for k in node.keywords):
                 continue
             for arg in [*node.args, *(k.value for k in node.keywords)]:
                 if (

@@ -27,7 +27,9 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 REFUSED_TRACE = "5c0ffee0000000000000000000000001"
 PATH = "/v1/processing-activities"
-SHARE_ACTIVITY = "urn:riec-gateway:verwerkingsactiviteit:case-record-share"
+# the register's activity for police data in a case: shared, read and destroyed
+SHARE_ACTIVITY = "urn:riec-gateway:verwerkingsactiviteit:casus-politiegegevens"
+SIGNAL_ACTIVITY = "urn:riec-gateway:verwerkingsactiviteit:signaal-indienen"
 
 _SPAN = {"type": "string", "pattern": "^[0-9a-fA-F]{16}$"}
 _TIME = {"type": "string", "format": "date-time"}
@@ -128,9 +130,12 @@ def test_by_trace_the_caller_finds_every_processing_of_its_request(gateway: Gate
 
 def test_by_processing_activity_and_by_subject_in_a_header(gateway: Gateway) -> None:
     case_id = scenario(gateway)
-    shares = read(gateway, processingActivityId=SHARE_ACTIVITY)
-    assert [line["name"] for line in shares] == ["case:record:share"]
-    assert shares[0]["attributes"]["nl.riec.gateway.case_id"] == case_id
+    police = read(gateway, processingActivityId=SHARE_ACTIVITY)
+    assert Counter(line["name"] for line in police)["case:record:share"] == 1
+    assert {line["attributes"]["dpl.core.processing_activity_id"] for line in police} == {
+        SHARE_ACTIVITY
+    }
+    assert {line["attributes"]["nl.riec.gateway.case_id"] for line in police} == {case_id}
 
     about = read(gateway, headers=by_subject("bsn", YOUTH_BSN))
     names = Counter(line["name"] for line in about)
@@ -143,7 +148,8 @@ def test_by_processing_activity_and_by_subject_in_a_header(gateway: Gateway) -> 
         assert YOUTH_BSN not in str(line) and YOUTH not in str(line)
 
     both = read(gateway, processingActivityId=SHARE_ACTIVITY, headers=by_subject("bsn", YOUTH_BSN))
-    assert [line["name"] for line in both] == ["case:record:share"]
+    assert Counter(line["name"] for line in both)["case:record:share"] == 1
+    assert {line["attributes"]["dpl.core.data_subject_id_type"] for line in both} == {"bsn"}
 
 
 def test_the_body_asks_as_the_extension_does(gateway: Gateway) -> None:
@@ -171,9 +177,7 @@ def test_a_refused_request_is_an_error(gateway: Gateway) -> None:
     assert response.status_code in (403, 404)
     lines = read(gateway, traceId=REFUSED_TRACE)
     assert lines and all(line["status"] == "Error" for line in lines), lines
-    ok = read(
-        gateway, processingActivityId="urn:riec-gateway:verwerkingsactiviteit:case-signal-submit"
-    )
+    ok = read(gateway, processingActivityId=SIGNAL_ACTIVITY)
     assert ok and all(line["status"] == "Ok" for line in ok)
 
 
