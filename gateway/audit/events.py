@@ -133,13 +133,16 @@ def leaf_document(
     index: int,
     commitment: str | None,
     details_until: datetime | None = None,
+    subjects_until: datetime | None = None,
 ) -> dict[str, Any]:
     """Return the leaf's JSON document: ids, hashes and outcomes, no personal data.
 
     ``commitment`` is the salted hash of the details and ``details_until`` the end of
-    their retention (both None without details).
+    their retention (both None without details); ``subjects_until`` is the end of the
+    retention of the entry's data-subject index rows (the key is there only when the
+    entry names subjects, so the leaves of entries about nobody are unchanged).
     """
-    return {
+    document: dict[str, Any] = {
         "v": 1,
         "index": index,
         "type": str(event.type),
@@ -157,3 +160,6 @@ def leaf_document(
         "details_until": None if details_until is None else format_time(details_until),
         "trace": event.trace_id,
     }
+    if subjects_until is not None:
+        document["subjects_until"] = format_time(subjects_until)
+    return document

@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, exists, insert, select, text
@@ -105,7 +106,12 @@ def integrate_batch(session: Session, limit: int = BATCH) -> int:
                 }
             )
         nodes.extend({"level": n.level, "node_index": n.index, "hash": n.hash} for n in completed)
-        subjects.extend({"leaf_index": index, "subject_key": k} for k in document["subjects"])
+        until = document.get("subjects_until")
+        delete_after = None if until is None else datetime.fromisoformat(until)
+        subjects.extend(
+            {"leaf_index": index, "subject_key": k, "delete_after": delete_after}
+            for k in document["subjects"]
+        )
         parties.extend({"leaf_index": index, "partner_id": p} for p in document["parties"])
         size += 1
     for table, values in (
@@ -126,7 +132,9 @@ def integrate_batch(session: Session, limit: int = BATCH) -> int:
     return len(rows)
 
 
-def append_sequenced(session: Session, event: AuditEvent) -> int:
+def append_sequenced(
+    session: Session, event: AuditEvent, *, retention: timedelta = log.DETAILS_RETENTION
+) -> int:
     """Append ``event`` and give it its leaf index in the session's transaction; return it.
 
     For the rare caller that must name the index before it commits (a receipt that
@@ -134,7 +142,7 @@ def append_sequenced(session: Session, event: AuditEvent) -> int:
     rest of the transaction and integrates what is pending before the event, so use
     ``log.append`` (and ``index_of`` later) everywhere else.
     """
-    entry_id = log.append(session, event)
+    entry_id = log.append(session, event, retention=retention)
     while True:
         integrate_batch(session)
         index = index_of(session, entry_id)

@@ -79,6 +79,9 @@ class AuditSubject(SQLModel, table=True):
 
     leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     subject_key: str = Field(primary_key=True, max_length=80, index=True)
+    delete_after: datetime | None = utc_column(nullable=True, index=True)
+    """When the purge deletes the row (the leaf's ``subjects_until``); None for rows
+    integrated before retention per category, which keep the default four years."""
 
 
 class AuditNode(SQLModel, table=True):

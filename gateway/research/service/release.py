@@ -291,6 +291,7 @@ def record_release(
                 expires_on=str(manifest["release"]["expires_on"]),
             ),
             sequenced=True,
+            retention=ctx.retention.period(agreement.categories),
         )
         row = ResearchRelease(
             id=release_id,

@@ -88,6 +88,7 @@ def withdraw(
                 legal_basis=intakes[0].legal_basis,
                 parties=[p.partner for p in agreement.science_partners],
                 refs=agreement_refs(agreement, rows_excluded=rows),
+                retention=ctx.retention.period(i.category for i in intakes),
             )
     except IntegrityError:
         return withdraw(ctx, caller, agreement_id, respondent_id)  # a concurrent twin won
