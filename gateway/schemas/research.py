@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -264,7 +264,7 @@ class WithdrawalIn(_In):
 class ReleaseIn(_In):
     """What the requester of a release declares (the agreement's NCU/NPU conditions)."""
 
-    declared_use: list[DeclaredUse] = Field(
+    declared_use: list[Annotated[DeclaredUse, Field(strict=False)]] = Field(
         default_factory=list,
         max_length=2,
         description="uses the requester declares, e.g. non-commercial (DUO NCU)",
