@@ -95,7 +95,7 @@ DECLARATIONS_NEEDED: dict[str, frozenset[DeclaredUse]] = {
 
 ENFORCED: dict[str, str] = {
     TIME_LIMIT: "no release and no download after the time limit",
-    PROJECT_SPECIFIC: "only researchers holding a confirmed key in this project download",
+    PROJECT_SPECIFIC: "only the project's researchers (named, or holding a key in it) download",
     USER_SPECIFIC: "only the researchers the agreement names download",
     INSTITUTION_SPECIFIC: "only researchers of the agreement's science partners download",
     ETHICS_APPROVAL: "no release without the approval reference in the agreement",

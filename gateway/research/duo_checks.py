@@ -3,8 +3,9 @@
 A release is checked against the time limit (TS), the ethics approval (IRB: its reference
 must be in the agreement) and the declared use (NCU, NPU, NPUNCU: the requester declares
 it); a download against the time limit and the restrictions on who receives the data
-(PS: a researcher holding a confirmed key in the project; US: a researcher the agreement
-names; IS: a researcher of one of its science partners). Each returns the first unmet
+(PS: a researcher of the project, named by its agreements or holding a confirmed key in
+it; US: a researcher the agreement names; IS: a researcher of one of its science
+partners). Each returns the first unmet
 condition, or None; ``gateway.research.service.duo`` audits and raises it. Terms no
 software can check are listed in the manifest as "attested, not enforced".
 """
@@ -104,11 +105,12 @@ def download_unmet(
     day: date,
     principal_id: str,
     partner_id: str | None,
-    project_keyholders: Collection[str],
+    project_researchers: Collection[str],
 ) -> Unmet | None:
     """Return the first DUO condition a download by ``principal_id`` on ``day`` breaks.
 
-    ``project_keyholders`` are the principals holding a confirmed key in the project.
+    ``project_researchers`` are the project's researchers: those its agreements name
+    (``researchers_are: named``) and those holding a confirmed key in it.
     """
     expired = _time_limit_passed(agreement, day)
     if expired is not None:
@@ -131,11 +133,12 @@ def download_unmet(
             f"({USER_SPECIFIC}, US)",
             restricts=True,
         )
-    if PROJECT_SPECIFIC in terms and principal_id not in project_keyholders:
+    if PROJECT_SPECIFIC in terms and principal_id not in project_researchers:
         return Unmet(
             PROJECT_SPECIFIC,
             f"agreement {agreement.id} restricts use to project {agreement.project} "
-            f"({PROJECT_SPECIFIC}, PS): only its researchers holding a confirmed key receive it",
+            f"({PROJECT_SPECIFIC}, PS): only the project's researchers (named, or holding "
+            "a confirmed key in it) receive it",
             restricts=True,
         )
     return None

@@ -18,6 +18,7 @@ from gateway.research.agreements import (
     Agreement,
     AgreementVocabulary,
     DuoCondition,
+    ResearcherEntitlement,
     load_agreement,
 )
 from gateway.research.duo import ATTESTED, DeclaredUse
@@ -173,11 +174,19 @@ def test_without_declared_use_terms_nothing_needs_declaring(agreement: Agreement
     assert release_unmet(_with(agreement, NCU, drop=True), date(2026, 11, 23), ()) is None
 
 
-def test_ps_lets_only_the_projects_key_holders_download(agreement: Agreement) -> None:
+def _by_role(agreement: Agreement) -> Agreement:
+    """The agreement with any researcher of its science partners (no US): PS decides alone."""
+    return _with(agreement, "DUO:0000026", drop=True).model_copy(
+        update={"researchers_are": ResearcherEntitlement.ROLE}
+    )
+
+
+def test_ps_lets_only_the_projects_researchers_download(agreement: Agreement) -> None:
     day = date(2026, 11, 23)
     assert download_unmet(agreement, day, NSCR, "nscr", {NSCR}) is None
     unmet = download_unmet(agreement, day, HHS, "haagse-hogeschool", {NSCR})
     assert unmet is not None and unmet.shorthand == "PS" and unmet.restricts
+    assert download_unmet(agreement, day, HHS, "haagse-hogeschool", {NSCR, HHS}) is None
     unrestricted = _with(agreement, "DUO:0000027", drop=True)
     assert download_unmet(unrestricted, day, HHS, "haagse-hogeschool", {NSCR}) is None
 
@@ -267,12 +276,16 @@ def test_a_release_without_the_ethics_approval_reference_is_refused(service: Ser
     assert leaf["refs"]["shorthand"] == "IRB"
 
 
-def test_only_the_projects_key_holders_download_and_only_until_the_time_limit(
+def test_only_the_projects_researchers_download_and_only_until_the_time_limit(
     service: Service, released: ReleaseView, identities: list[x25519.Identity]
 ) -> None:
     nscr = service.caller(NSCR)  # callers authenticated now: tokens do not outlive the clock
+    hhs = service.caller(HHS)
     assert bundle(service.ctx, nscr, released.id).is_file()
-    hhs = service.caller(HHS)  # named in the agreement, but holds no key in the project
+    assert bundle(service.ctx, hhs, released.id).is_file()  # named in the agreement
+    # any researcher of the science partners may enrol (no US): the project's are the key
+    # holders, and the HHS researcher holds none
+    service.ctx.agreements[AGREEMENT] = _by_role(service.ctx.agreements[AGREEMENT])
     with pytest.raises(DuoUseRestrictedError) as info:
         bundle(service.ctx, hhs, released.id)
     assert info.value.extensions["shorthand"] == "PS"
@@ -282,6 +295,7 @@ def test_only_the_projects_key_holders_download_and_only_until_the_time_limit(
     # the NSCR researcher whose key is revoked no longer holds one in the project
     recipients = Recipients(service.ctx)
     agreement = service.ctx.agreements[AGREEMENT]
+    assert bundle(service.ctx, nscr, released.id).is_file()
     (held,) = recipients.list(nscr, agreement)
     recipients.revoke(service.caller(officer("nscr")), agreement, held.id)
     with pytest.raises(DuoUseRestrictedError):
@@ -298,3 +312,15 @@ def test_only_the_projects_key_holders_download_and_only_until_the_time_limit(
     with pytest.raises(DuoConditionNotMetError):
         bundle(service.ctx, nscr, released.id)
     assert [leaf["refs"]["shorthand"] for leaf in _refusals(service)] == ["PS", "PS", "TS"]
+
+
+def test_a_download_by_a_researcher_the_agreement_does_not_name_is_refused_under_us(
+    service: Service, released: ReleaseView
+) -> None:
+    agreement = service.ctx.agreements[AGREEMENT]
+    unnamed = tuple(r for r in agreement.researchers if r.principal != HHS)
+    service.ctx.agreements[AGREEMENT] = agreement.model_copy(update={"researchers": unnamed})
+    with pytest.raises(DuoUseRestrictedError) as info:
+        bundle(service.ctx, service.caller(HHS), released.id)
+    assert info.value.extensions["shorthand"] == "US"
+    assert bundle(service.ctx, service.caller(NSCR), released.id).is_file()

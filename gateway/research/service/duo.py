@@ -20,7 +20,7 @@ from gateway.clock import as_utc
 from gateway.context import AppContext
 from gateway.identity.service import Actor, Caller
 from gateway.models.research import ResearchRecipient
-from gateway.research.agreements import Agreement
+from gateway.research.agreements import Agreement, ResearcherEntitlement
 from gateway.research.duo import DeclaredUse
 from gateway.research.duo_checks import Unmet, download_unmet, release_unmet
 from gateway.research.errors import DuoConditionNotMetError, DuoUseRestrictedError
@@ -51,30 +51,39 @@ def require_download_conditions(
     """Pass a download the agreement's DUO conditions allow; else audit and raise.
 
     Raises DuoConditionNotMetError (time limit passed) or DuoUseRestrictedError (the
-    caller is not a project, named or institution researcher the conditions require).
+    caller is not a researcher of the project, a named one or one of the institutions
+    the conditions require).
     """
     unmet = download_unmet(
         agreement,
         ctx.clock.now().date(),
         caller.principal_id,
         caller.partner_id,
-        project_keyholders(ctx, agreement.project),
+        project_researchers(ctx, agreement.project),
     )
     if unmet is not None:
         refuse(ctx, Actor.of(caller), agreement, unmet, action="download", release=release_id)
 
 
-def project_keyholders(ctx: AppContext, project: str) -> frozenset[str]:
-    """Return the principals holding a confirmed key under any agreement of ``project``."""
-    agreements = sorted(a.id for a in ctx.agreements.values() if a.project == project)
+def project_researchers(ctx: AppContext, project: str) -> frozenset[str]:
+    """Return the principals the agreements of ``project`` name (``researchers_are:
+    named``) and those holding a confirmed key under any of them."""
+    agreements = [a for a in ctx.agreements.values() if a.project == project]
+    named = {
+        r.principal
+        for a in agreements
+        if a.researchers_are is ResearcherEntitlement.NAMED
+        for r in a.researchers
+        if r.principal is not None
+    }
     with ctx.db.read() as session:
         found = session.exec(
             select(ResearchRecipient.principal_id).where(
-                col(ResearchRecipient.agreement_id).in_(agreements),
+                col(ResearchRecipient.agreement_id).in_(sorted(a.id for a in agreements)),
                 ResearchRecipient.status == RecipientStatus.CONFIRMED.value,
             )
         ).all()
-    return frozenset(found)
+    return frozenset({*named, *found})
 
 
 def refuse(
