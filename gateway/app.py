@@ -45,6 +45,7 @@ from gateway.policy.engine import PolicyEngine
 from gateway.policy.errors import NoActiveVersionError
 from gateway.policy.pack import Pack, materialised
 from gateway.policy.reload import watcher_for
+from gateway.policy.retention import Retention, parse_retention
 from gateway.research.agreements import Agreement, AgreementVocabulary, load_agreements
 from gateway.web import workbench
 from gateway.yamlsource import SourceError, SourceProblem
@@ -79,9 +80,15 @@ def build_context(
         stored = _stored_active(database)
         if stored is not None:
             policy, agreements = PolicyEngine(stored[0].compiled), stored[1]
+            retention = retention_of(stored[0].pack, stored[0].compiled)
         else:
             policy, agreements = _disk_policy(settings)
+            try:
+                retention = parse_retention(settings.policies_dir, policy.compiled.vocabulary)
+            except SourceError as exc:
+                raise preflight.PreflightError(f"retention.yaml is not valid:\n{exc}") from exc
         ctx = _assemble(settings, clock, keys, policy, agreements, database)
+        ctx.retention = retention
         ctx.policy_watcher = watcher_for(
             database,
             policy,
@@ -99,6 +106,7 @@ def build_context(
 
     def load_agreements_of(pack: Pack, compiled: CompiledPolicy) -> None:
         ctx.agreements = agreements_of(pack, compiled)
+        ctx.retention = retention_of(pack, compiled)
 
     ctx.policy_watcher.on_load = load_agreements_of
     ctx.readiness["policy-version"] = ctx.policy_watcher.readiness
@@ -165,7 +173,18 @@ def build_command_context(
             database.dispose()
         raise
     policy = PolicyEngine(active.compiled)
-    return _assemble(settings, clock, keys, policy, agreements, database)
+    ctx = _assemble(settings, clock, keys, policy, agreements, database)
+    ctx.retention = retention_of(active.pack, active.compiled)
+    return ctx
+
+
+def retention_of(pack: Pack, compiled: CompiledPolicy) -> Retention:
+    """Return the audit retention per data category of ``pack`` (``retention.yaml``).
+
+    Raises SourceError when the file is not valid (a checked pack never has that).
+    """
+    with materialised(pack) as folder:
+        return parse_retention(folder, compiled.vocabulary)
 
 
 def agreements_of(pack: Pack, compiled: CompiledPolicy) -> dict[str, Agreement]:

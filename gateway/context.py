@@ -16,6 +16,7 @@ from gateway.keys import KeyRing
 from gateway.keys.signing import Ed25519Signer
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.reload import PolicyWatcher
+from gateway.policy.retention import Retention
 from gateway.research.agreements import Agreement
 
 if TYPE_CHECKING:
@@ -39,6 +40,9 @@ class AppContext:
     policy_watcher: PolicyWatcher | None = None
     agreements: dict[str, Agreement] = field(default_factory=dict)
     """The research agreements of ``policies/agreements/``, by id, loaded at start-up."""
+    retention: Retention = field(default_factory=Retention)
+    """How long audit details and subject index rows are kept, per data category (the
+    pack's ``retention.yaml``), loaded with the agreements."""
     witnessing: Witnessing | None = None
     """The audit log's witnesses, when ``GATEWAY_WITNESSES`` lists any."""
     oidc: ProviderCache = field(default_factory=ProviderCache)

@@ -469,7 +469,10 @@ class Demo:
             f"registreert {len(deliveries.withdrawn_respondents)} ingetrokken toestemming(en)",
         )
         key_file = self.enrol_researcher(agreement, key_dir or out_dir.parent / "demo-researcher")
-        release = self.call(RESEARCHER, "POST", f"{path}/releases")
+        # The agreement allows non-commercial use only (DUO NCU): the request declares it.
+        release = self.call(
+            RESEARCHER, "POST", f"{path}/releases", {"declared_use": ["non-commercial"]}
+        )
         self.say(
             RESEARCHER,
             f"krijgt release {release['id']}: {release['rows_out']} van {release['rows_in']} "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
@@ -104,6 +105,7 @@ def record(
     decided: bool = True,
     policy_version: str | None = None,
     sequenced: bool = False,
+    retention: timedelta = audit_log.DETAILS_RETENTION,
 ) -> int:
     """Add the decisions and the audit event of one change to ``session``; return its id.
 
@@ -124,7 +126,9 @@ def record(
     integrates it (``gateway.audit.sequencer``); the id returned names it until then.
     ``sequenced=True`` is for a change whose own row must carry the leaf index (a
     release's or consent's receipt): the entry is integrated in this transaction and
-    its leaf index is returned.
+    its leaf index is returned. ``retention`` is how long the entry's details and
+    subject index rows are kept: ``ctx.retention.period(categories)`` of the data
+    categories it concerns (default four years).
     """
     pairs = list(decisions)
     at = clock.now()
@@ -137,7 +141,8 @@ def record(
     keys = set(subjects) | {key for person in grouped for _, key in person}
     return append(
         session,
-        AuditEvent(
+        retention=retention,
+        event=AuditEvent(
             type=event_type,
             at=at,
             actor_principal=actor.principal_id,

@@ -27,6 +27,7 @@ from gateway.schemas.research import (
     ConsentsOut,
     RecipientIn,
     RecipientOut,
+    ReleaseIn,
     ReleaseOut,
     RowsIn,
     RowsOut,
@@ -123,12 +124,20 @@ def withdraw(
     status_code=status.HTTP_201_CREATED,
     summary="Release an extract to the agreement's researchers",
 )
-def request_release(agreement_id: str, caller: CurrentCaller, ctx: Ctx) -> ReleaseOut:
+def request_release(
+    agreement_id: str, caller: CurrentCaller, ctx: Ctx, body: ReleaseIn | None = None
+) -> ReleaseOut:
     """Make a release now (a researcher of the agreement, or a RIEC privacy officer it names).
 
-    Large releases are better made with ``gateway extract run`` on the host.
+    The body declares the use (``declared_use``) when the agreement's DUO conditions
+    (NCU, NPU) require it. Large releases are better made with ``gateway extract run``.
     """
-    view = Research(ctx).release(Actor.of(caller), agreement_id, caller=caller)
+    view = Research(ctx).release(
+        Actor.of(caller),
+        agreement_id,
+        caller=caller,
+        declared_use=() if body is None else body.declared_use,
+    )
     return ReleaseOut.model_validate(asdict(view))
 
 

@@ -161,19 +161,39 @@ def visible_entry(session: Session, scope: EntryScope, index: int) -> AuditEntry
 
 
 def purge_details(session: Session, clock: Clock, actor: Actor) -> int:
-    """Delete the details whose retention has ended; return how many were deleted.
+    """Delete the details and data-subject index rows whose retention has ended.
 
-    The leaves keep their salted commitments, so the tree stays verifiable; the purge
-    itself is logged (without details) in the same transaction.
+    Returns how many entries lost details or subject rows. Each entry's retention is
+    the one its leaf commits to (its data categories', ``gateway.policy.retention``);
+    subject rows integrated before that have the default four years from the entry's
+    time. The leaves stay with their salted commitments, so the tree stays verifiable,
+    and an art. 15 lookup no longer finds the entry. The purge itself is logged
+    (without details) in the same transaction.
     """
     log.lock_head(session)  # one purge at a time, ordered with the appends
     now = clock.now()
-    expired = session.exec(
-        select(AuditDetail.leaf_index).where(col(AuditDetail.delete_after) <= now)
-    ).all()
-    if not expired:
+    expired = set(
+        session.exec(
+            select(AuditDetail.leaf_index).where(col(AuditDetail.delete_after) <= now)
+        ).all()
+    )
+    due_subjects = or_(
+        col(AuditSubject.delete_after) <= now,
+        and_(
+            col(AuditSubject.delete_after).is_(None),
+            col(AuditSubject.leaf_index).in_(
+                select(AuditEntry.leaf_index).where(
+                    col(AuditEntry.occurred_at) <= now - log.DETAILS_RETENTION
+                )
+            ),
+        ),
+    )
+    unlinked = set(session.exec(select(AuditSubject.leaf_index).where(due_subjects)).all())
+    if not expired and not unlinked:
         return 0
     session.execute(delete(AuditDetail).where(col(AuditDetail.delete_after) <= now))
+    session.execute(delete(AuditSubject).where(due_subjects))
+    purged = expired | unlinked
     log.append(
         session,
         AuditEvent(
@@ -181,7 +201,12 @@ def purge_details(session: Session, clock: Clock, actor: Actor) -> int:
             at=now,
             actor_principal=actor.principal_id,
             actor_partner=actor.partner_id,
-            refs={"count": len(expired), "first": min(expired), "last": max(expired)},
+            refs={
+                "count": len(expired),
+                "subject_entries": len(unlinked),
+                "first": min(purged),
+                "last": max(purged),
+            },
         ),
     )
-    return len(expired)
+    return len(purged)

@@ -157,14 +157,18 @@ def subjects_digest(keys: Iterable[str]) -> str:
 
 
 def subject_links(index: int, document: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Return the ``audit_subjects`` rows of leaf ``index``: key, person key, identifier type."""
+    """Return the ``audit_subjects`` rows of leaf ``index``: key, person key, identifier type,
+    and when the purge deletes them (the leaf's ``subjects_until``, by retention category)."""
     of = person_of(document)
+    until = document.get("subjects_until")
+    delete_after = None if until is None else datetime.fromisoformat(until)
     return [
         {
             "leaf_index": index,
             "subject_key": key,
             "person": of[key][0] if key in of else None,
             "id_type": of[key][1] if key in of else None,
+            "delete_after": delete_after,
         }
         for key in document["subjects"]
     ]
@@ -207,11 +211,14 @@ def leaf_document(
     index: int,
     commitment: str | None,
     details_until: datetime | None = None,
+    subjects_until: datetime | None = None,
 ) -> dict[str, Any]:
     """Return the leaf's JSON document: ids, hashes and outcomes, no personal data.
 
     ``commitment`` is the salted hash of the details and ``details_until`` the end of
-    their retention (both None without details).
+    their retention (both None without details); ``subjects_until`` is the end of the
+    retention of the entry's data-subject index rows (the key is there only when the
+    entry names subjects, so the leaves of entries about nobody are unchanged).
     """
     document: dict[str, Any] = {
         "v": 1,
@@ -236,4 +243,6 @@ def leaf_document(
         document["persons"] = [[f"{t}:{k}" for t, k in person] for person in event.persons]
     if event.foreign is not None:
         document["foreign"] = {"trace": event.foreign[0], "span": event.foreign[1]}
+    if subjects_until is not None:
+        document["subjects_until"] = format_time(subjects_until)
     return document

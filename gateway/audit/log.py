@@ -46,8 +46,9 @@ from gateway.logging import current_foreign_operation, current_trace_id
 from gateway.models.audit import AuditEntry, AuditNode, AuditPending, AuditTreeHead
 
 HEAD_ID = 1
-# OM data (Wjsg art. 39j) must be logged for at least four years; details are kept that
-# long by default and may be deleted afterwards while the tree stays verifiable.
+# OM data (Wjsg art. 39j) must be logged for at least four years; details and subject
+# index rows are kept that long by default (the pack's retention.yaml sets it per data
+# category) and may be deleted afterwards while the tree stays verifiable.
 DETAILS_RETENTION = timedelta(days=4 * 365 + 1)
 
 
@@ -72,10 +73,13 @@ def read_head(session: Session) -> AuditTreeHead:
 _INSERT_PENDING = insert(AuditPending).returning(col(AuditPending.entry_id))
 
 
-def append(
-    session: Session, event: AuditEvent, *, details_retention: timedelta = DETAILS_RETENTION
-) -> int:
+def append(session: Session, event: AuditEvent, *, retention: timedelta = DETAILS_RETENTION) -> int:
     """Log ``event`` in the session's transaction as a pending entry; return its entry id.
+
+    ``retention`` is how long its details and its data-subject index rows are kept (the
+    retention of the data categories it concerns, ``gateway.policy.retention``); the leaf
+    commits to both ends (``details_until``, ``subjects_until``), so ``audit verify``
+    accepts their deletion afterwards and nothing earlier.
 
     Insert-only: no shared row is locked, so concurrent writers do not queue here. The
     integrator (``gateway.audit.sequencer``) gives committed pending entries their leaf
@@ -96,8 +100,9 @@ def append(
         salt = secrets.token_bytes(16)
         body = canonical_json(event.details)
         commitment = details_commitment(salt, body)
-        details_until = event.at + details_retention
-    document = leaf_document(event, 0, commitment, details_until)
+        details_until = event.at + retention
+    subjects_until = event.at + retention if event.subjects else None
+    document = leaf_document(event, 0, commitment, details_until, subjects_until)
     del document["index"]  # given by the integrator
     entry_id = session.execute(
         _INSERT_PENDING,

@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, exists, insert, select, text
@@ -130,7 +131,9 @@ def integrate_batch(session: Session, limit: int = BATCH) -> int:
     return len(rows)
 
 
-def append_sequenced(session: Session, event: AuditEvent) -> int:
+def append_sequenced(
+    session: Session, event: AuditEvent, *, retention: timedelta = log.DETAILS_RETENTION
+) -> int:
     """Append ``event`` and give it its leaf index in the session's transaction; return it.
 
     For the rare caller that must name the index before it commits (a receipt that
@@ -138,7 +141,7 @@ def append_sequenced(session: Session, event: AuditEvent) -> int:
     rest of the transaction and integrates what is pending before the event, so use
     ``log.append`` (and ``index_of`` later) everywhere else.
     """
-    entry_id = log.append(session, event)
+    entry_id = log.append(session, event, retention=retention)
     while True:
         integrate_batch(session)
         index = index_of(session, entry_id)

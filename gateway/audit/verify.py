@@ -31,7 +31,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from gateway.audit.events import details_commitment, format_time, subjects_digest
-from gateway.audit.log import read_head
+from gateway.audit.log import DETAILS_RETENTION, read_head
 from gateway.audit.merkle import HASH_SIZE, frontier_root, node_hash, perfect_cover
 from gateway.audit.note import Checkpoint, NoteError, NoteVerifier, open_note, parse_checkpoint
 from gateway.db import Database
@@ -250,7 +250,7 @@ def _check_row(
     if not isinstance(doc, dict) or claimed == -1 or _canonical(doc) != raw:
         scan.note(_entry(position, "was modified: its stored event is not a canonical event"))
         return
-    problem = _mismatched_columns(row, doc, subjects, parties)
+    problem = _mismatched_columns(row, doc, subjects, parties, now)
     if problem:
         scan.note(_entry(position, f"was modified: its {problem} do not match its logged event"))
         return
@@ -266,8 +266,21 @@ def _canonical(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _subjects_until(doc: dict[str, Any]) -> str:
+    """When the entry's subject index rows may be purged: its ``subjects_until``, or, for
+    a leaf logged before retention per category, the default four years from its time."""
+    until = doc.get("subjects_until")
+    if isinstance(until, str):
+        return until
+    try:
+        at = datetime.fromisoformat(str(doc.get("at")))
+    except ValueError:
+        return "9999"  # no time, no end: missing links are reported
+    return format_time(at + DETAILS_RETENTION)
+
+
 def _mismatched_columns(
-    row: Any, doc: dict[str, Any], subjects: set[str], parties: set[str]
+    row: Any, doc: dict[str, Any], subjects: set[str], parties: set[str], now: datetime
 ) -> str | None:
     actor = doc.get("actor") or {}
     columns = (
@@ -280,8 +293,12 @@ def _mismatched_columns(
     if not all(columns):
         return "search columns (type, time, actor, case)"
     digest = (doc.get("refs") or {}).get("subjects_sha256")  # too many to list: a digest
-    named = subjects_digest(sorted(subjects)) == digest if digest else None
-    if named is False or (named is None and subjects != set(doc.get("subjects") or ())):
+    if digest:
+        named = subjects_digest(sorted(subjects)) == digest
+    else:
+        named = subjects == set(doc.get("subjects") or ())
+    purged = not subjects and _subjects_until(doc) <= format_time(now)
+    if not named and not purged:
         return "data-subject links"
     if parties != set(doc.get("parties") or ()):
         return "partner links"

@@ -278,14 +278,16 @@ def _hash_arg(value: str) -> bytes:
 
 @audit_app.command("purge-details")
 def purge_details() -> None:
-    """Delete event details whose retention has ended; the tree stays verifiable."""
+    """Delete details and subject index rows past their retention; the tree stays verifiable."""
     ctx = _context()
     try:
         with ctx.db.write() as session:
             count = entries.purge_details(session, ctx.clock, CLI_ACTOR)
     finally:
         ctx.db.dispose()
-    console.print(f"deleted the details of {count} entries past their retention")
+    console.print(
+        f"deleted the details or subject index rows of {count} entries past their retention"
+    )
 
 
 @audit_app.command("verifier-key")

@@ -56,6 +56,7 @@ from gateway.research.bundle import (
     read_identities,
     verify_bundle,
 )
+from gateway.research.duo import DeclaredUse
 from gateway.research.extract import ExtractRequest
 from gateway.research.inclusion import ReleaseInclusion
 from gateway.research.manifest import risk_summary
@@ -300,6 +301,12 @@ def run_command(
     out: Path | None = typer.Option(
         None, "--out", help="also copy the bundle and its audit proof into this folder"
     ),
+    declare_use: list[DeclaredUse] = typer.Option(
+        [],
+        "--declare-use",
+        help="declare the use (non-commercial, not-for-profit) the agreement's DUO "
+        "conditions NCU/NPU require; repeat for both",
+    ),
 ) -> None:
     """Release an agreement's stored rows to its researchers, now.
 
@@ -315,7 +322,9 @@ def run_command(
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
         with RichProgress(None) as progress:
-            view = service.release(CLI_ACTOR, agreement, progress=progress)
+            view = service.release(
+                CLI_ACTOR, agreement, progress=progress, declared_use=declare_use
+            )
         bundle = settings.resolved_releases_dir / view.bundle_name
         console.print(f"release {view.id}", highlight=False)
         console.print(

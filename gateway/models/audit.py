@@ -90,6 +90,9 @@ class AuditSubject(SQLModel, table=True):
     subject_key: str = Field(primary_key=True, max_length=80, index=True)
     person: str | None = Field(default=None, max_length=80)
     id_type: str | None = Field(default=None, max_length=32)
+    delete_after: datetime | None = utc_column(nullable=True, index=True)
+    """When the purge deletes the row (the leaf's ``subjects_until``); None for rows
+    integrated before retention per category, which keep the default four years."""
 
 
 class AuditNode(SQLModel, table=True):

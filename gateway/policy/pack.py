@@ -28,15 +28,18 @@ from gateway.errors import InvalidInputError
 from gateway.policy import tables
 from gateway.policy.compiler import RULES_DIR, CompiledPolicy, compile_policy
 from gateway.policy.engine import PolicyEngine
+from gateway.policy.retention import RETENTION_FILE, check_retention_file
 from gateway.yamlsource import LineDict, LineList, SourceError, SourceProblem, load
 
 EDITABLE_PATH = re.compile(
-    r"^((rules|tests|agreements)/[a-z0-9][a-z0-9._-]{0,80}\.yaml|register\.yaml)$"
+    r"^((rules|tests|agreements)/[a-z0-9][a-z0-9._-]{0,80}\.yaml|register\.yaml|"
+    + RETENTION_FILE
+    + ")$"
 )
-"""Files a proposal may add, change or delete (the register of processing activities
-among them). The vocabulary and the Casbin model carry
-the gateway's own names (roles, actions, request attributes): they change with a release
-of the gateway, not through a proposal."""
+"""Files a proposal may add, change or delete (the register of processing activities and
+the retention periods among them). The vocabulary and the Casbin model carry the
+gateway's own names (roles, actions, request attributes): they change with a release of
+the gateway, not through a proposal."""
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
 MAX_FILE_BYTES = 256 * 1024
@@ -351,7 +354,7 @@ def pack_owner(pack: Pack) -> str | None:
     return _cached("owner", pack, build)
 
 
-PACK_CHECKS: list[PackCheck] = [check_agreement_files, check_pack_file]
+PACK_CHECKS: list[PackCheck] = [check_agreement_files, check_pack_file, check_retention_file]
 """Checks every proposal passes besides compiling and its tables loading. The research
 agreements' own loader belongs here once it exists (append a ``PackCheck``)."""
 

@@ -14,12 +14,22 @@ from gateway.identifiers import IdType
 from gateway.research.agreement_parts import (
     PROVENANCE_FIELDS,
     Column,
+    DuoCondition,
     Instrument,
     InstrumentKind,
     PartnerRef,
     Prohibition,
+    ResearcherEntitlement,
 )
-from gateway.research.duo import PUBLICATION_MORATORIUM, TIME_LIMIT
+from gateway.research.duo import (
+    DUO_TERMS,
+    ETHICS_APPROVAL,
+    PERMISSIONS,
+    PROJECT_SPECIFIC,
+    PUBLICATION_MORATORIUM,
+    TIME_LIMIT,
+    USER_SPECIFIC,
+)
 from gateway.research.fields import FieldKind, field_kind
 from gateway.research.transforms import Generalisable, TransformKind
 from gateway.yamlsource import LineDict, LineList, SourceProblem
@@ -341,13 +351,48 @@ class Checker:
 
     def _conditions(self) -> None:
         seen: set[str] = set()
+        permissions = [i for i, c in enumerate(self.a.conditions) if c.is_permission]
+        if not permissions:
+            known = ", ".join(f"{DUO_TERMS[t].shorthand} ({t})" for t in sorted(PERMISSIONS))
+            self.add(
+                f"conditions need one DUO permission term, what the data may be used for: {known}",
+                "conditions",
+            )
+        for i in permissions[1:]:
+            self.add(
+                f"{self.a.conditions[i].term}: only one DUO permission term per agreement",
+                "conditions",
+                i,
+                "term",
+            )
         for i, cond in enumerate(self.a.conditions):
             if cond.term in seen:
                 self.add(f"DUO term {cond.term} is listed twice", "conditions", i, "term")
             seen.add(cond.term)
-            if cond.term == TIME_LIMIT and cond.months is None:
-                self.add(f"{cond.term} (time limit on use) needs months", "conditions", i)
-            if cond.term == PUBLICATION_MORATORIUM and cond.until is None and cond.detail is None:
-                self.add(
-                    f"{cond.term} (publication moratorium) needs until or detail", "conditions", i
-                )
+            self._parameters(i, cond)
+
+    def _parameters(self, i: int, cond: DuoCondition) -> None:
+        """Each parameter belongs to the terms that use it, and those terms need theirs."""
+        uses = {
+            "months": cond.term == TIME_LIMIT,
+            "until": cond.term in (TIME_LIMIT, PUBLICATION_MORATORIUM),
+            "reference": cond.term == ETHICS_APPROVAL,
+            "project": cond.term == PROJECT_SPECIFIC,
+        }
+        for name, used in uses.items():
+            if not used and getattr(cond, name) is not None:
+                self.add(f"{cond.term} ({cond.label}) takes no {name}", "conditions", i, name)
+        if cond.term == TIME_LIMIT and (cond.months is None) == (cond.until is None):
+            self.add(f"{cond.term} (time limit on use) needs months or until", "conditions", i)
+        if cond.term == PUBLICATION_MORATORIUM and cond.until is None and cond.detail is None:
+            self.add(f"{cond.term} (publication moratorium) needs until or detail", "conditions", i)
+        if cond.term == PROJECT_SPECIFIC and cond.project not in (None, self.a.project):
+            self.add(
+                f"{cond.term} (project specific) names project {cond.project!r}, but this "
+                f"agreement is for project {self.a.project!r}",
+                "conditions",
+                i,
+                "project",
+            )
+        if cond.term == USER_SPECIFIC and self.a.researchers_are is not ResearcherEntitlement.NAMED:
+            self.add(f"{cond.term} (user specific) needs researchers_are: named", "conditions", i)

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from gateway.keys import age
-from gateway.research.duo import DUO_TERMS
+from gateway.research.duo import DUO_TERMS, DuoKind
 from gateway.research.transforms import Transform, TransformKind
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,79}$")]
@@ -295,7 +295,13 @@ class DuoCondition(Model):
     term: str
     detail: Text | None = None
     months: Annotated[int, Field(ge=1, le=240)] | None = None
+    """TS: the months of use, counted from the first day of the agreement's period."""
     until: date | None = None
+    """TS: the last day of use; MOR: the end of the moratorium."""
+    reference: Text | None = None
+    """IRB: the reference of the ethics committee's approval."""
+    project: Slug | None = None
+    """PS: the project the data is restricted to (the agreement's own)."""
 
     @field_validator("term")
     @classmethod
@@ -305,6 +311,11 @@ class DuoCondition(Model):
                 f"{value!r} is not a DUO term this gateway knows ({', '.join(sorted(DUO_TERMS))})"
             )
         return value
+
+    @property
+    def is_permission(self) -> bool:
+        """Whether the term is a permission (what the data may be used for)."""
+        return DUO_TERMS[self.term].kind is DuoKind.PERMISSION
 
     @property
     def shorthand(self) -> str:

@@ -118,3 +118,17 @@ class RowsRefusedError(InvalidInputError):
             "nothing was stored: " + "; ".join(shown) + (f"; and {more} more" if more else ""),
             problems=shown,
         )
+
+
+class DuoConditionNotMetError(ConflictError):
+    """A DUO condition of the agreement that the gateway checks is not met (TS, IRB, NCU, NPU)."""
+
+    code = "duo-condition-not-met"
+    title = "DUO condition of the agreement not met"
+
+
+class DuoUseRestrictedError(PermissionDeniedError):
+    """A DUO restriction of the agreement (PS, US, IS) excludes the caller from its data."""
+
+    code = "duo-use-restricted"
+    title = "Restricted by a DUO condition of the agreement"

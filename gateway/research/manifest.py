@@ -17,6 +17,7 @@ from typing import Any
 from gateway.audit.events import format_time
 from gateway.errors import IntegrityCheckFailed
 from gateway.research.agreements import Linkage
+from gateway.research.duo_checks import manifest_conditions
 from gateway.research.extract import ExtractFiles, ExtractRequest
 from gateway.research.transforms import TransformKind
 
@@ -131,16 +132,7 @@ def build_manifest(
     """
     a, stats, check = request.agreement, extract.stats, extract.disclosure
     unlinked = a.disclosure.linkage is Linkage.UNLINKED
-    conditions = []
-    for cond in a.conditions:
-        entry: dict[str, Any] = {"duo": cond.term, "shorthand": cond.shorthand, "label": cond.label}
-        if cond.detail is not None:
-            entry["detail"] = cond.detail
-        if cond.months is not None:
-            entry["months"] = cond.months
-        if cond.until is not None:
-            entry["until"] = cond.until.isoformat()
-        conditions.append(entry)
+    conditions = manifest_conditions(a)
     return {
         "format": FORMAT,
         "release": {

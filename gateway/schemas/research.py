@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from gateway.research.agreements import Agreement
+from gateway.research.duo import ATTESTED, ENFORCED, DeclaredUse
 from gateway.research.intake import MAX_BATCH_ROWS
 from gateway.schemas.base import StrictIn
 
@@ -68,6 +69,9 @@ class ConditionOut(BaseModel):
     detail: str | None = None
     months: int | None = None
     until: date | None = None
+    reference: str | None = None
+    project: str | None = None
+    enforcement: str = Field(description='"enforced" or "attested, not enforced"')
 
 
 class AgreementSummaryOut(BaseModel):
@@ -182,6 +186,9 @@ class AgreementOut(AgreementSummaryOut):
                     detail=c.detail,
                     months=c.months,
                     until=c.until,
+                    reference=c.reference,
+                    project=c.project,
+                    enforcement="enforced" if c.term in ENFORCED else ATTESTED,
                 )
                 for c in a.conditions
             ],
@@ -252,6 +259,16 @@ class WithdrawalIn(_In):
     """A questionnaire respondent withdraws consent (the id goes in the body, never a URL)."""
 
     respondent_id: str = Field(min_length=1, max_length=64)
+
+
+class ReleaseIn(_In):
+    """What the requester of a release declares (the agreement's NCU/NPU conditions)."""
+
+    declared_use: list[Annotated[DeclaredUse, Field(strict=False)]] = Field(
+        default_factory=list,
+        max_length=2,
+        description="uses the requester declares, e.g. non-commercial (DUO NCU)",
+    )
 
 
 class WithdrawalOut(BaseModel):

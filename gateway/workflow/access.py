@@ -218,13 +218,20 @@ def record_in_case(
     parties: Iterable[str] = (),
     refs: Mapping[str, RefValue] | None = None,
     details: dict[str, object] | None = None,
+    categories: Iterable[str] = (),
 ) -> int:
     """Add the decisions and the audit event of a case change to ``session``; return its leaf.
 
     Through ``usecase.record``: the entry names the case and its step, and its purpose
     and legal basis unless ``purpose``/``legal_basis`` say others; the caller's write
-    block commits it with the change.
+    block commits it with the change. Its details and subject index rows are kept for
+    the retention of the data categories it concerns: ``categories``, those the decisions
+    were about, and ``refs["category"]``.
     """
+    concerned = {*categories, *(r.category for r, _ in decisions)}
+    if refs is not None and isinstance(refs.get("category"), str):
+        concerned.add(str(refs["category"]))
+    concerned.discard(NONE)
     return usecase.record(
         session,
         ctx.clock,
@@ -241,4 +248,5 @@ def record_in_case(
         parties=parties,
         refs=refs,
         details=details,
+        retention=ctx.retention.period(sorted(concerned)),
     )

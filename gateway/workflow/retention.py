@@ -101,6 +101,7 @@ def run(ctx: AppContext, actor: Actor, *, case_retention_days: int) -> Retention
                     },
                     decided=False,
                     policy_version=ctx.policy.version,
+                    retention=ctx.retention.period([record.category]),
                 )
                 report.records.setdefault(case_id, []).append(record.id)
     cutoff = now - timedelta(days=case_retention_days)

@@ -129,10 +129,11 @@ def test_purge_details_keeps_the_log_verifiable(
     fill(database, 9)  # details on entries 0, 4 and 8, kept four years
     assert run(["audit", "checkpoint"]) == 0
     assert run(["audit", "purge-details"]) == 0
-    assert "deleted the details of 0 entries" in capsys.readouterr().out
+    assert "deleted the details or subject index rows of 0 entries" in capsys.readouterr().out
     cli_env.clock.advance(timedelta(days=4 * 365, minutes=6))  # 4 years + 1 day after 0 and 4
     assert run(["audit", "purge-details"]) == 0
-    assert "deleted the details of 2 entries" in capsys.readouterr().out
+    # details of 0 and 4, subject index rows of 0, 2, 4 and 6 (four years, the default)
+    assert "deleted the details or subject index rows of 4 entries" in capsys.readouterr().out
     with database.read() as session:
         left = session.exec(select(AuditDetail.leaf_index)).all()
         purge = session.exec(
@@ -140,7 +141,8 @@ def test_purge_details_keeps_the_log_verifiable(
         ).one()
         size = session.exec(select(func.count()).select_from(AuditEntry)).one()
     assert list(left) == [8]
-    assert json.loads(purge.leaf)["refs"] == {"count": 2, "first": 0, "last": 4}
+    refs = {"count": 2, "subject_entries": 4, "first": 0, "last": 6}
+    assert json.loads(purge.leaf)["refs"] == refs
     assert size == 10
     assert run(["audit", "verify"]) == 0
     assert "10 entries" in capsys.readouterr().out

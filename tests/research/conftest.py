@@ -31,6 +31,7 @@ from gateway.research import synthetic
 from gateway.research.agreements import Agreement, AgreementVocabulary, load_agreement
 from gateway.research.bundle import open_bundle
 from gateway.research.consent_states import ConsentDecision
+from gateway.research.duo import DeclaredUse
 from gateway.research.extract import ExtractRequest
 from gateway.research.generalise import GeneralisationState
 from gateway.research.recipients import Recipients
@@ -55,6 +56,8 @@ from tests.research.doubles import FakeKeyRing
 EXAMPLE = POLICIES / "agreements" / "jeugdnetwerken-noord-nederland.yaml"
 RELEASE_AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 SYNTHETIC_ROWS = 6_000
+NON_COMMERCIAL = (DeclaredUse.NON_COMMERCIAL,)
+"""What a release of the study declares: its DUO condition NCU needs it."""
 
 
 @pytest.fixture(scope="session")
@@ -270,4 +273,4 @@ def released(
     service.consent(*PROVIDERS)
     service.deliver(rows)
     service.enrol(identities[0])
-    return release(service.ctx, CLI_ACTOR, AGREEMENT)
+    return release(service.ctx, CLI_ACTOR, AGREEMENT, declared_use=NON_COMMERCIAL)

@@ -15,7 +15,7 @@ from gateway.research.service.release import recover, release
 from gateway.research.service.results import ReleaseView
 from gateway.research.service.rows import submit_rows
 from tests.helpers.research import AGREEMENT, POLICE_ROW, POLITIE, PROJECT, officer, system
-from tests.research.conftest import Service
+from tests.research.conftest import NON_COMMERCIAL, Service
 
 
 def test_a_release_is_recorded_with_its_decisions_generalisation_and_entry(
@@ -50,7 +50,7 @@ def test_without_a_consenting_provider_nothing_is_released_but_the_refusals_are_
     police = service.caller(system(POLITIE))
     submit_rows(service.ctx, police, AGREEMENT, "intake-0001", "politie-incidenten", [POLICE_ROW])
     with pytest.raises(NoConsentingProviderError):
-        release(service.ctx, CLI_ACTOR, AGREEMENT)
+        release(service.ctx, CLI_ACTOR, AGREEMENT, declared_use=NON_COMMERCIAL)
     with pytest.raises(NotEntitledError):  # an API caller must be entitled to ask
         release(service.ctx, CLI_ACTOR, AGREEMENT, caller=service.caller(officer(POLITIE)))
     with service.ctx.db.read() as session:

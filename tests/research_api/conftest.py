@@ -175,11 +175,24 @@ class Study:
         self.enrol(NSCR, str(self.identities[0].to_public()), agreement)
         self.enrolled.add(agreement)
 
-    def release(self, who: str = NSCR, agreement: str = AGREEMENT) -> httpx.Response:
-        """Ask for a release (the researchers' keys are enrolled before the first one)."""
+    def release(
+        self,
+        who: str = NSCR,
+        agreement: str = AGREEMENT,
+        declared_use: tuple[str, ...] = ("non-commercial",),
+    ) -> httpx.Response:
+        """Ask for a release (the researchers' keys are enrolled before the first one).
+
+        The request declares non-commercial use, as the study's DUO condition NCU needs.
+        """
         if agreement in (AGREEMENT, EXPIRED) and agreement not in self.enrolled:
             self.enrol_all(agreement)
-        return self.call(who, "POST", f"/v1/research/agreements/{agreement}/releases")
+        return self.call(
+            who,
+            "POST",
+            f"/v1/research/agreements/{agreement}/releases",
+            json={"declared_use": list(declared_use)},
+        )
 
     def released(self, who: str = NSCR) -> dict[str, Any]:
         """Ask for a release that must succeed; return its record."""

@@ -80,7 +80,7 @@ def test_extract_run_refuses_a_release_the_approved_version_no_longer_allows(
     assert refused.status_code == 409, refused.text
 
     capsys.readouterr()
-    assert run(["extract", "run", "--agreement", AGREEMENT]) == 1
+    assert run(["extract", "run", "--agreement", AGREEMENT, "--declare-use", "non-commercial"]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert errors[-1].startswith("error: no provider of agreement")
     with study.gw.database.read() as session:
@@ -144,7 +144,7 @@ def test_commands_that_decide_refuse_a_database_without_a_policy_version(
         session.exec(select(PolicyActive)).one()
         session.delete(session.exec(select(PolicyActive)).one())
     for argv in (
-        ["extract", "run", "--agreement", AGREEMENT],
+        ["extract", "run", "--agreement", AGREEMENT, "--declare-use", "non-commercial"],
         ["extract", "shred", "--agreement", AGREEMENT, "--yes"],
         ["retention", "run"],
         ["partners", "add", "--id", "abc", "--kind", "bank", "--name", "n", "--kvk", "12345678"],

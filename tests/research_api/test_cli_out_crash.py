@@ -40,7 +40,8 @@ def stop_after_a_kilobyte(out_fd, in_fd, offset, count):
     return sent
 
 os.sendfile = stop_after_a_kilobyte
-code = run(["extract", "run", "--agreement", sys.argv[3], "--out", str(out)])
+argv = ["extract", "run", "--agreement", sys.argv[3], "--declare-use", "non-commercial"]
+code = run([*argv, "--out", str(out)])
 print(f"finished without stopping ({code})", file=sys.stderr)
 sys.exit(3)
 """

@@ -25,18 +25,32 @@ def test_extract_run_verify_and_open(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     study = cli_env
-    assert run(["extract", "run", "--agreement", AGREEMENT]) == 1
+    assert run(["extract", "run", "--agreement", AGREEMENT, "--declare-use", "non-commercial"]) == 1
     assert "no provider of agreement" in capsys.readouterr().err
     assert run(["extract", "run", "--agreement", "geen-studie"]) == 1
     assert "no such research agreement" in capsys.readouterr().err
 
     study.consent_all()
     study.submit_synthetic(synthetic_rows)
-    assert run(["extract", "run", "--agreement", AGREEMENT]) == 1
+    assert run(["extract", "run", "--agreement", AGREEMENT, "--declare-use", "non-commercial"]) == 1
     assert "no confirmed researcher key" in capsys.readouterr().err
     study.enrol_all()
     out = tmp_path / "handover"
-    assert run(["extract", "run", "--agreement", AGREEMENT, "--out", str(out)]) == 0
+    assert (
+        run(
+            [
+                "extract",
+                "run",
+                "--agreement",
+                AGREEMENT,
+                "--declare-use",
+                "non-commercial",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     with study.gw.database.read() as session:
         release = session.exec(select(ResearchRelease)).one()
@@ -81,5 +95,5 @@ def test_extract_run_verify_and_open(
     # the end of the project: its rows can no longer be read, so nothing more is released
     assert run(["extract", "shred", "--agreement", AGREEMENT, "--yes"]) == 0
     assert "destroyed the keys of research project" in capsys.readouterr().out
-    assert run(["extract", "run", "--agreement", AGREEMENT]) == 1
+    assert run(["extract", "run", "--agreement", AGREEMENT, "--declare-use", "non-commercial"]) == 1
     assert "destroyed" in capsys.readouterr().err

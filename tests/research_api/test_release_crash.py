@@ -34,6 +34,7 @@ from gateway.clock import FixedClock
 from gateway.config import Settings
 from gateway.identity.service import CLI_ACTOR
 from gateway.research import release_folder
+from gateway.research.duo import DeclaredUse
 from gateway.research.service import Research, release
 
 point, marker, at, agreement = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -59,7 +60,7 @@ elif point == "committed":
     release_folder.finish = stop_here
 
 ctx = build_context(Settings(), clock=FixedClock(datetime.fromisoformat(at)))
-Research(ctx).release(CLI_ACTOR, agreement)
+Research(ctx).release(CLI_ACTOR, agreement, declared_use=[DeclaredUse.NON_COMMERCIAL])
 print("finished without stopping", file=sys.stderr)
 sys.exit(3)
 """

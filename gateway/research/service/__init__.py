@@ -13,6 +13,7 @@ shredding the project makes its rows unreadable.
 - ``withdrawal``: a questionnaire's intake partner records a respondent's withdrawal;
 - ``release``: a researcher, a RIEC privacy officer the agreement names, or
   ``gateway extract run`` releases the rows the policy and the providers allow;
+- ``duo``: the agreement's DUO conditions checked on releases and downloads (audited);
 - ``reading``: release records, bundles (the agreement's researchers only) and proofs;
 - ``shredding``: the project's keys destroyed at the end of its retention or on request;
 - ``results``: the values these return.
@@ -22,7 +23,7 @@ Routes, pages and the CLI call the facade; new code may call the modules directl
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from gateway.context import AppContext
 from gateway.identity.service import Actor, Caller
 from gateway.research.agreements import Agreement
 from gateway.research.consent_states import ConsentDecision
+from gateway.research.duo import DeclaredUse
 from gateway.research.extract import ProgressSink
 from gateway.research.service import (
     agreement_access,
@@ -111,9 +113,17 @@ class Research:
         *,
         caller: Caller | None = None,
         progress: ProgressSink | None = None,
+        declared_use: Collection[DeclaredUse] = (),
     ) -> ReleaseView:
         """Release the agreement's stored rows; see ``release.release``."""
-        return release.release(self.ctx, actor, agreement_id, caller=caller, progress=progress)
+        return release.release(
+            self.ctx,
+            actor,
+            agreement_id,
+            caller=caller,
+            progress=progress,
+            declared_use=declared_use,
+        )
 
     def recover(self) -> dict[str, list[str]]:
         """Complete or discard bundles that interrupted releases left; return what was done."""

@@ -28,6 +28,7 @@ from gateway.research.service.agreement_access import (
     is_researcher,
     require_may_see,
 )
+from gateway.research.service.duo import require_download_conditions
 from gateway.research.service.release import recover
 from gateway.research.service.results import ReleaseView, release_view_of
 
@@ -70,14 +71,16 @@ def release_record(ctx: AppContext, caller: Caller, release_id: str) -> ReleaseV
 def bundle(ctx: AppContext, caller: Caller, release_id: str) -> Path:
     """Return the bundle of a release for one of its researchers to download (audited).
 
-    Raises NotFoundError, NotEntitledError (anyone but the agreement's researchers)
-    or ReleaseExpiredError after the release's retention.
+    Raises NotFoundError, NotEntitledError (anyone but the agreement's researchers),
+    DuoUseRestrictedError or DuoConditionNotMetError (the agreement's DUO conditions;
+    audited) or ReleaseExpiredError after the release's retention.
     """
     row, agreement = release_row(ctx, release_id)
     if not is_researcher(caller, agreement):
         raise NotEntitledError(
             "only the agreement's researchers download its releases", release=release_id
         )
+    require_download_conditions(ctx, caller, agreement, row.id)
     if ctx.clock.now().date() > row.expires_on:
         raise ReleaseExpiredError(
             f"release {release_id} could be kept until {row.expires_on.isoformat()}; it is "

@@ -44,6 +44,7 @@ from gateway.research import release_folder as folder
 from gateway.research.agreements import Agreement
 from gateway.research.bundle import sha256_file
 from gateway.research.consent_states import consenting
+from gateway.research.duo import DeclaredUse
 from gateway.research.errors import NoConsentingProviderError
 from gateway.research.extract import ExtractRequest, ProgressSink, batches_from_rows, input_fields
 from gateway.research.generalise import GeneralisationState
@@ -56,6 +57,7 @@ from gateway.research.service.agreement_access import (
     rows_key_id,
 )
 from gateway.research.service.consent import consent_history
+from gateway.research.service.duo import require_release_conditions
 from gateway.research.service.release_decisions import (
     decide_release,
     require_may_request,
@@ -76,12 +78,15 @@ def release(
     *,
     caller: Caller | None = None,
     progress: ProgressSink | None = None,
+    declared_use: Collection[DeclaredUse] = (),
 ) -> ReleaseView:
     """Release the agreement's stored rows to its researchers; return the recorded release.
 
     ``caller`` is the API caller (checked: a researcher of the agreement or a RIEC
-    privacy officer it names); the CLI passes none. Raises NotFoundError,
-    NotEntitledError, AgreementNotInEffectError, SigningKeyNotPinnedError,
+    privacy officer it names); the CLI passes none. ``declared_use`` is what the
+    requester declares (the agreement's NCU/NPU conditions need it). Raises NotFoundError,
+    NotEntitledError, AgreementNotInEffectError, DuoConditionNotMetError (audited),
+    SigningKeyNotPinnedError,
     NoConsentingProviderError, NoConfirmedRecipientError, AgreementPolicyConflictError,
     DisclosureCheckFailedError, KeyShreddedError or ConflictError (a science partner not
     in the registry). On any error nothing is published and nothing recorded.
@@ -91,6 +96,7 @@ def release(
         require_may_request(caller, agreement)
     now = ctx.clock.now()
     agreement.require_in_effect(now)
+    require_release_conditions(ctx, actor, agreement, now, declared_use)
     require_pinned_signer(ctx, agreement)
     with ctx.db.read() as session:
         science = science_partners(session, agreement)
@@ -296,6 +302,7 @@ def record_release(
                 subjects_sha256=subjects_sha256,
             ),
             sequenced=True,
+            retention=ctx.retention.period(agreement.categories),
         )
         link_release(session, leaf, agreement.id, taken)
         row = ResearchRelease(

@@ -191,6 +191,7 @@ def submit_rows(
                     rows=len(values),
                     invalid_identifiers=sum(invalid.values()),
                 ),
+                retention=ctx.retention.period([instrument.category]),
             )
     except IntegrityError:
         # A concurrent retry with the same key won the race; answer as a retry.
@@ -235,6 +236,7 @@ def _replay(
                 rows=0,
                 replay=True,
             ),
+            retention=ctx.retention.period([instrument.category]),
         )
     return earlier
 

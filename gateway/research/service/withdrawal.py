@@ -90,6 +90,7 @@ def withdraw(
                 parties=[p.partner for p in agreement.science_partners],
                 persons=respondent_persons(session, agreement.id, key),
                 refs=agreement_refs(agreement, rows_excluded=rows),
+                retention=ctx.retention.period(i.category for i in intakes),
             )
     except IntegrityError:
         return withdraw(ctx, caller, agreement_id, respondent_id)  # a concurrent twin won
