@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +27,7 @@ from gateway.clock import FixedClock
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.demo_partners import create_demo_partners
+from gateway.identity.people import person_key
 from gateway.identity.service import CLI_ACTOR
 from gateway.keys import KeyRing
 from gateway.policy.vocabulary import partner_kinds
@@ -172,6 +173,50 @@ def settings(tmp_path: Path, database: Database, key_ring_template: Path) -> Set
     )
 
 
+@dataclass(frozen=True)
+class DemoTemplate:
+    """A migrated SQLite file holding the demo partners, created once per test process."""
+
+    path: Path
+    tokens: dict[str, str]
+    ttl_days: int
+    probe: str  # a demo person's key under the template's key ring
+
+
+def _probe(keyer: Callable[[str], str]) -> str:
+    return person_key("probe@demo.invalid", keyer)
+
+
+@pytest.fixture(scope="session")
+def demo_template(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path, key_ring_template: Path
+) -> DemoTemplate:
+    """Return the demo partners on SQLite, at START, that ``gateway`` copies when it can."""
+    root = tmp_path_factory.mktemp("demo")
+    path = root / "demo.db"
+    shutil.copyfile(sqlite_template, path)
+    keys = root / "keys"
+    shutil.copytree(key_ring_template, keys)
+    settings = Settings(mode="development", data_dir=root, keys_dir=keys, policies_dir=POLICIES)
+    database = Database(f"sqlite:///{path}")
+    clock = FixedClock(START)
+    keyer = KeyRing.open(settings, clock=clock).person_key
+    issued = create_demo_partners(
+        database,
+        clock,
+        partner_kinds(POLICIES),
+        timedelta(days=settings.token_ttl_days),
+        keyer=keyer,
+    )
+    database.dispose()  # checkpoints the WAL into the file
+    return DemoTemplate(path, dict(issued), settings.token_ttl_days, _probe(keyer))
+
+
+def _empty(database: Database) -> bool:
+    with database.engine.connect() as conn:
+        return bool(conn.execute(text("SELECT count(*) FROM partners")).scalar_one() == 0)
+
+
 @dataclass
 class Gateway:
     """A running test gateway: its HTTP client, database, clock and demo tokens."""
@@ -188,15 +233,36 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway(settings: Settings, database: Database, clock: FixedClock) -> Iterator[Gateway]:
-    """The app on the test database, with the demo partners and their tokens."""
-    issued = create_demo_partners(
-        database,
-        clock,
-        partner_kinds(POLICIES),
-        timedelta(days=settings.token_ttl_days),
-        keyer=KeyRing.open(settings, clock=clock).person_key,
-    )
+def gateway(
+    settings: Settings, database: Database, clock: FixedClock, request: pytest.FixtureRequest
+) -> Iterator[Gateway]:
+    """The app on the test database, with the demo partners and their tokens.
+
+    On SQLite, an empty database at START with the shipped pack and the template key ring
+    becomes a copy of ``demo_template`` (the same rows ``create_demo_partners`` would
+    write, made once per process); anything else gets the partners created afresh.
+    """
+    keyer = KeyRing.open(settings, clock=clock).person_key
+    issued: list[tuple[str, str]] | None = None
+    if (
+        database.url.startswith("sqlite:///")
+        and clock.now() == START
+        and settings.policies_dir == POLICIES
+        and _empty(database)
+    ):
+        template: DemoTemplate = request.getfixturevalue("demo_template")
+        if template.ttl_days == settings.token_ttl_days and template.probe == _probe(keyer):
+            database.dispose()
+            shutil.copyfile(template.path, database.url.removeprefix("sqlite:///"))
+            issued = list(template.tokens.items())
+    if issued is None:
+        issued = create_demo_partners(
+            database,
+            clock,
+            partner_kinds(POLICIES),
+            timedelta(days=settings.token_ttl_days),
+            keyer=keyer,
+        )
     app = create_app(settings, clock=clock, db=database)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Gateway(client, database, clock, settings, dict(issued))

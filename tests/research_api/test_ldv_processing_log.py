@@ -104,7 +104,9 @@ def test_a_person_with_case_records_and_research_rows_gets_both_once_each(
     attributes = release["attributes"]
     assert attributes["nl.riec.gateway.parties"].count("nscr") == 1  # the science partner
     assert attributes["dpl.core.data_subject_id_type"] == "bsn"
-    assert attributes["dpl.core.processing_activity_id"].endswith("research-extract-release")
+    assert attributes["dpl.core.processing_activity_id"] == (
+        "urn:riec-gateway:verwerkingsactiviteit:onderzoeksextract-verstrekken"
+    )
     share = next(line for line in lines if line["name"] == "case:record:share")
     assert share["foreign_operation"]["trace_id"] == TRACE
     assert share["foreign_operation"]["span_id"] == CALLER_SPAN
