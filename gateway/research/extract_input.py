@@ -25,7 +25,7 @@ from gateway.research.generalise import (
 from gateway.research.transforms import TransformKind
 
 ROW_BATCH = 16_384
-BUCKETS = 16
+BUCKETS = 32
 """Random buckets of the spill; pass 2 shuffles one bucket at a time (bounded memory)."""
 ANCHOR = "\x00anchor"
 """The spill column holding each row's anchor (never written out)."""
