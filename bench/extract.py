@@ -27,8 +27,14 @@ release itself. The benchmark
 and prints throughput, the ratio (intake pseudonymisation + release) / bare loop, the
 ratio to the pseudonymiser alone and that of the whole path without a database (checks,
 pseudonymisation, sealing, opening, release) for information, and the peak memory of
-this process (``ru_maxrss``: interpreter, libraries, intake and release). Target: ratio
-at most 3, peak memory under 500 MB. Every timing comes from the same run on the same machine.
+this process (``ru_maxrss``: interpreter, libraries, intake and release) and of each
+release phase alone (VmHWM reset before it). Target: ratio at most 3, peak memory under
+500 MB. Every timing of a run comes from that run on the same machine.
+
+Steps 2-4 run ``--repeat`` times (default 3) on the same input; each run prints its ratio
+beside the person-level risk of its release (prosecutor risk max and share above 1/k,
+the same for the m-event attacker, suppressed people and rows), then the median run in
+detail and the min / median / max of the ratio and of the release phase's peak memory.
 """
 
 from __future__ import annotations
@@ -40,12 +46,11 @@ import json
 import multiprocessing
 import resource
 import secrets
+import shutil
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +60,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyrage import x25519
 
+from bench.extract_parts import (
+    Intake,
+    PhaseClock,
+    Run,
+    Timer,
+    report,
+    risk_figures,
+    spread,
+)
 from gateway import db as dbmod
 from gateway.clock import FixedClock
 from gateway.config import Settings
@@ -148,60 +162,6 @@ def read_batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
     source = pq.ParquetFile(path, pre_buffer=False)
     wanted = [c for c in columns if c in source.schema_arrow.names]
     yield from source.iter_batches(batch_size=BATCH, columns=wanted)
-
-
-class PhaseClock:
-    """A progress sink that records how long each pipeline phase took."""
-
-    def __init__(self) -> None:
-        self.phases: list[tuple[str, float]] = []
-        self._current: tuple[str, float] | None = None
-
-    def start(self, phase: str, total: int | None) -> None:
-        """Close the running phase and open ``phase``."""
-        self.stop()
-        self._current = (phase, time.perf_counter())
-
-    def advance(self, rows: int) -> None:
-        """Ignore row counts; only phase times matter here."""
-
-    def stop(self) -> None:
-        """Close the running phase."""
-        if self._current is not None:
-            name, began = self._current
-            self.phases.append((name, time.perf_counter() - began))
-            self._current = None
-
-
-@dataclass
-class Timer:
-    """Wall and CPU seconds spent in the timed blocks of one kind of work."""
-
-    wall: float = 0.0
-    cpu: float = 0.0
-    _began: tuple[float, float] = (0.0, 0.0)
-
-    def __enter__(self) -> Timer:
-        self._began = (time.perf_counter(), time.process_time())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall += time.perf_counter() - self._began[0]
-        self.cpu += time.process_time() - self._began[1]
-
-
-@dataclass
-class Intake:
-    """What the simulated intake measured and produced."""
-
-    pseudonymise: Timer = field(default_factory=Timer)
-    check: Timer = field(default_factory=Timer)
-    seal: Timer = field(default_factory=Timer)
-    rows_in: int = 0
-    rows_stored: int = 0
-    not_submitted: int = 0
-    invalid: Counter[str] = field(default_factory=Counter)
-    withdrawn: set[str] = field(default_factory=set)
 
 
 def _provider_rows(
@@ -384,20 +344,73 @@ def open_key_ring(folder: Path) -> KeyRing:
         database.dispose()
 
 
-def _ratio(part: float, whole: float) -> float:
-    return part / whole if whole else float("inf")
+def one_run(source: Path, folder: Path) -> Run:
+    """Take the input in, release it and time the bare loop before and after, in ``folder``."""
+    folder.mkdir()
+    store = folder / "stored.parquet"
+    ring = open_key_ring(folder)
+    # the bare loop before the pipeline and again after it: the machine's speed drifts
+    # over minutes, and the mean of the two brackets the pipeline in time
+    bare_before, identifiers = bare_hmac(source)
+    agreement = load_agreement(AGREEMENT, AgreementVocabulary.from_policies(POLICIES))
+    identities = [x25519.Identity.generate() for _ in agreement.researchers]
+    agreement = agreement.with_recipients([str(i.to_public()) for i in identities])
+    fields = input_fields(agreement, pseudonymised=True)
+    schema = pa.schema([(f, pa.bool_() if f in BOOL_FIELDS else pa.string()) for f in fields])
+    intake = run_intake(source, store, agreement, ring, schema)
+    request = ExtractRequest(
+        agreement,
+        "bench",
+        RELEASE_AT,
+        "bench",
+        consenting_providers=agreement.provider_ids,
+        withdrawn_respondents=frozenset(intake.withdrawn),
+        pseudonymised=True,
+    )
+    clock = PhaseClock()
+    release_time = Timer()
+    resettable = reset_peak()
+    with release_time:
+        release = make_release(
+            request,
+            batches=read_batches(store, fields),
+            pseudonymiser=ring.pseudonymiser(agreement.project),
+            signer=ring.signer(),
+            out_dir=folder / "out",
+            progress=clock,
+        )
+    clock.stop()
+    release_peak = peak_since_reset_mb() if resettable else None
+    bundle_mb = release.bundle.stat().st_size / 1e6
+    bare_after, _ = bare_hmac(source)
+    floor = pseudonymiser_alone(source, ring, agreement.project)
+    return Run(
+        intake,
+        release,
+        release_time,
+        clock.phases,
+        bare_before,
+        bare_after,
+        identifiers,
+        floor,
+        release_peak,
+        bundle_mb,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print its report; return 0."""
+    """Run the benchmark ``--repeat`` times and print its report; return 0."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="synthetic input rows")
     parser.add_argument("--seed", type=int, default=2026, help="synthetic data seed")
+    parser.add_argument("--repeat", type=int, default=3, help="measured runs (min/median/max)")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
 
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
         folder = Path(tmp)
-        source, store = folder / "input.parquet", folder / "stored.parquet"
+        source = folder / "input.parquet"
         began = time.perf_counter()
         child = multiprocessing.get_context("spawn").Process(
             target=build_input, args=(str(source), args.rows, args.seed)
@@ -408,110 +421,38 @@ def main(argv: list[str] | None = None) -> int:
             print("building the synthetic input failed", file=sys.stderr)
             return 1
         build_seconds = time.perf_counter() - began
-
-        ring = open_key_ring(folder)
-        # the bare loop before the pipeline and again after it: the machine's speed drifts
-        # over minutes, and the mean of the two brackets the pipeline in time
-        bare_before, identifiers = bare_hmac(source)
-        agreement = load_agreement(AGREEMENT, AgreementVocabulary.from_policies(POLICIES))
-        identities = [x25519.Identity.generate() for _ in agreement.researchers]
-        agreement = agreement.with_recipients([str(i.to_public()) for i in identities])
-        fields = input_fields(agreement, pseudonymised=True)
-        schema = pa.schema([(f, pa.bool_() if f in BOOL_FIELDS else pa.string()) for f in fields])
-        intake = run_intake(source, store, agreement, ring, schema)
-        intake_peak = peak_rss_mb()
-
-        request = ExtractRequest(
-            agreement,
-            "bench",
-            RELEASE_AT,
-            "bench",
-            consenting_providers=agreement.provider_ids,
-            withdrawn_respondents=frozenset(intake.withdrawn),
-            pseudonymised=True,
-        )
-        clock = PhaseClock()
-        release_time = Timer()
-        resettable = reset_peak()
-        with release_time:
-            release = make_release(
-                request,
-                batches=read_batches(store, fields),
-                pseudonymiser=ring.pseudonymiser(agreement.project),
-                signer=ring.signer(),
-                out_dir=folder / "out",
-                progress=clock,
-            )
-        clock.stop()
-        release_peak = peak_since_reset_mb() if resettable else None
+        runs: list[Run] = []
+        for number in range(args.repeat):
+            runs.append(one_run(source, folder / f"run-{number}"))
+            shutil.rmtree(folder / f"run-{number}")
         peak = peak_rss_mb()
-        bundle_mb = release.bundle.stat().st_size / 1e6
-        bare_after, _ = bare_hmac(source)
-        floor = pseudonymiser_alone(source, ring, agreement.project)
 
-    counts = release.manifest["counts"]
-    bare_seconds = (bare_before.wall + bare_after.wall) / 2
-    bare_cpu = (bare_before.cpu + bare_after.cpu) / 2
-    measured = intake.pseudonymise.wall + release_time.wall
-    measured_cpu = intake.pseudonymise.cpu + release_time.cpu
-    everything = measured + intake.check.wall + intake.seal.wall
     print(f"extract benchmark: {args.rows:,} synthetic rows (seed {args.seed}), real key ring")
     print(f"  build input (not timed below)        {build_seconds:8.2f} s")
-    print(
-        f"  intake: pseudonymise identifiers     {intake.pseudonymise.wall:8.2f} s  "
-        f"{intake.rows_stored / intake.pseudonymise.wall:12,.0f} rows/s"
-    )
-    print(f"  release to a signed bundle           {release_time.wall:8.2f} s  "
-          f"{intake.rows_stored / release_time.wall:12,.0f} rows/s")  # fmt: skip
-    for name, seconds in clock.phases:
-        print(f"    {name:<48} {seconds:8.2f} s")
-    print(
-        f"  measured: intake pseudonyms + release {measured:7.2f} s  "
-        f"{intake.rows_stored / measured:12,.0f} rows/s"
-    )
-    print(
-        f"  bare HMAC-SHA256 loop (hmac.digest)  {bare_seconds:8.2f} s  "
-        f"{identifiers / bare_seconds:12,.0f} identifiers/s ({identifiers:,} identifiers; "
-        f"{bare_before.wall:.2f} s before the pipeline, {bare_after.wall:.2f} s after)"
-    )
-    print(
-        f"  ratio pipeline / bare HMAC           {_ratio(measured, bare_seconds):8.2f}   "
-        "wall clock, intake pseudonymisation + release (target <= 3)"
-    )
-    print(
-        f"  ratio in CPU time                    {_ratio(measured_cpu, bare_cpu):8.2f}   "
-        f"({measured_cpu:.2f} s / {bare_cpu:.2f} s; steadier on a shared machine)"
-    )
-    print(
-        f"  for information: the pseudonymiser alone over the same identifiers "
-        f"{floor.wall:.2f} s ({_ratio(floor.wall, bare_seconds):.2f} of the bare loop: a keyed "
-        f"context per type); the pipeline is {_ratio(measured, floor.wall):.2f} x that"
-    )
-    print(
-        f"  not in the ratio: row checks {intake.check.wall:.2f} s, sealing and opening "
-        f"{intake.seal.wall:.2f} s; whole path without a database "
-        f"{_ratio(everything, bare_seconds):.2f} x the bare loop"
-    )
-    print(
-        f"  peak memory (max RSS)                {peak:8.0f} MB (target < 500; "
-        f"{intake_peak:.0f} MB by the end of the intake)"
-    )
-    if release_peak is not None:
+    for number, run in enumerate(runs, start=1):
+        memory = "" if run.release_peak is None else f", release peak {run.release_peak:.0f} MB"
         print(
-            f"  peak memory of the release phase     {release_peak:8.0f} MB (VmHWM reset before "
-            "the release: flat in N is the target of issue 17)"
+            f"  run {number}: ratio {run.ratio:.2f} (CPU {run.cpu_ratio:.2f}), "
+            f"{run.measured:.2f} s{memory} | person-level risk: "
+            f"{risk_figures(run.release.manifest)}"
         )
+    ordered = sorted(runs, key=lambda r: r.ratio)
+    run = ordered[(len(ordered) - 1) // 2]
+    print(f"  the median run in detail (run {runs.index(run) + 1} of {len(runs)}):")
+    report(run)
     print(
-        f"  rows in {intake.rows_in:,}; submitted and stored {intake.rows_stored:,} (not "
-        f"submitted: {intake.not_submitted:,}, outside the agreement or without "
-        f"a parent's consent); identifiers failing their check {sum(intake.invalid.values()):,}"
+        f"  ratio pipeline / bare HMAC over {len(runs)} runs (min / median / max): "
+        f"{spread([r.ratio for r in runs])} wall clock, {spread([r.cpu_ratio for r in runs])} "
+        "CPU time (target <= 3)"
     )
-    print(
-        f"  rows out {counts['rows_out']:,} of {counts['rows_in']:,}; suppressed "
-        f"{counts['rows_suppressed']:,}; withdrawn {len(intake.withdrawn):,} respondents; "
-        f"levels {release.manifest['generalisation']['levels']}; bundle {bundle_mb:.1f} MB"
-    )
-    print(f"  person-level risk: {risk_summary(release.manifest)}")
+    print(f"  peak memory (max RSS)                {peak:8.0f} MB (target < 500)")
+    peaks = [r.release_peak for r in runs if r.release_peak is not None]
+    if peaks:
+        print(
+            f"  peak memory of the release phase (min / median / max) {spread(peaks, ' MB')} "
+            "(VmHWM reset before each release: flat in N is the target of issue 17)"
+        )
+    print(f"  person-level risk: {risk_summary(run.release.manifest)}")
     return 0
 
 

@@ -42,6 +42,46 @@ COMPACT_EVERY = 1 << 18
 """Pending pair rows after which the counter merges its parts (bounds memory)."""
 
 
+@dataclass(frozen=True)
+class _Pairs:
+    """(class, subject) pairs with row counts, as numpy arrays (``known``: subject not null)."""
+
+    classes: npt.NDArray[np.int32]
+    subjects: npt.NDArray[np.int64]
+    known: npt.NDArray[np.bool_]
+    rows: npt.NDArray[np.int64]
+
+    @classmethod
+    def concat(cls, parts: Sequence[_Pairs]) -> _Pairs:
+        return cls(
+            np.concatenate([np.empty(0, np.int32), *(p.classes for p in parts)]),
+            np.concatenate([np.empty(0, np.int64), *(p.subjects for p in parts)]),
+            np.concatenate([np.empty(0, np.bool_), *(p.known for p in parts)]),
+            np.concatenate([np.empty(0, np.int64), *(p.rows for p in parts)]),
+        )
+
+
+def _fold(pairs: _Pairs) -> _Pairs:
+    """Return the distinct pairs (sorted), each with the sum of its rows.
+
+    By sorting, in numpy: a hash aggregation (Acero's group_by) needs several times
+    the memory of its input on the merged pairs of a large release.
+    """
+    if len(pairs.classes) == 0:
+        return pairs
+    order = np.lexsort((pairs.subjects, pairs.known, pairs.classes))
+    classes, subjects = pairs.classes[order], pairs.subjects[order]
+    known, rows = pairs.known[order], pairs.rows[order]
+    del order
+    first = np.empty(len(classes), dtype=np.bool_)
+    first[0] = True
+    first[1:] = (
+        (classes[1:] != classes[:-1]) | (subjects[1:] != subjects[:-1]) | (known[1:] != known[:-1])
+    )
+    starts = np.flatnonzero(first)
+    return _Pairs(classes[starts], subjects[starts], known[starts], np.add.reduceat(rows, starts))
+
+
 class ClassCounter:
     """Distinct (class, subject) pairs with their row counts, across batches.
 
@@ -55,8 +95,7 @@ class ClassCounter:
         self.count_subjects = count_subjects
         self.keys: list[ClassKey] = []
         self._ids: dict[str, int] = {}
-        self._group = [CLASS, SUBJECT] if count_subjects else [CLASS]
-        self._parts: list[pa.Table] = []
+        self._parts: list[_Pairs] = []
         self._pending = 0
         self._merged = 0
 
@@ -78,19 +117,18 @@ class ClassCounter:
         """Count one batch: each row's class id and its subject hash (int64, or null)."""
         if len(class_ids) == 0:
             return
-        columns = {CLASS: class_ids}
+        classes = np.asarray(class_ids.to_numpy(zero_copy_only=False), dtype=np.int32)
         if self.count_subjects:
             if subjects is None:
                 raise ValueError("this counter counts subjects")
-            columns[SUBJECT] = subjects
-        # one thread: a batch is small, and Acero's thread pool costs more than it saves
-        grouped = (
-            pa.table(columns)
-            .group_by(self._group, use_threads=False)
-            .aggregate([([], "count_all")])
-        )
-        self._parts.append(grouped.rename_columns([*self._group, ROWS]))
-        self._pending += grouped.num_rows
+            known = np.asarray(pc.is_valid(subjects).to_numpy(zero_copy_only=False), np.bool_)
+            hashes = _int64s(pc.fill_null(subjects, 0))
+        else:
+            known = np.zeros(len(classes), dtype=np.bool_)
+            hashes = np.zeros(len(classes), dtype=np.int64)
+        part = _fold(_Pairs(classes, hashes, known, np.ones(len(classes), dtype=np.int64)))
+        self._parts.append(part)
+        self._pending += len(part.classes)
         # merge when the new pairs outgrow the merged ones: amortised, and memory stays
         # within a small multiple of the distinct (class, subject) pairs
         if self._pending > max(COMPACT_EVERY, self._merged):
@@ -98,22 +136,20 @@ class ClassCounter:
 
     def _compact(self) -> None:
         if len(self._parts) > 1:
-            merged = (
-                pa.concat_tables(self._parts)
-                .group_by(self._group, use_threads=False)
-                .aggregate([(ROWS, "sum")])
-            )
-            self._parts = [merged.rename_columns([*self._group, ROWS])]
-        self._merged = self._parts[0].num_rows if self._parts else 0
+            parts, self._parts = self._parts, []
+            self._parts = [_fold(_Pairs.concat(parts))]
+        self._merged = len(self._parts[0].classes) if self._parts else 0
         self._pending = 0
 
     def table(self) -> pa.Table:
         """Return all pairs: ``class``, ``subject`` (if counted) and ``rows``."""
         self._compact()
-        if self._parts:
-            return self._parts[0]
-        types = {CLASS: pa.int32(), SUBJECT: pa.int64()}
-        return pa.schema([(n, types[n]) for n in self._group] + [(ROWS, pa.int64())]).empty_table()
+        pairs = self._parts[0] if self._parts else _Pairs.concat([])
+        columns = {CLASS: pa.array(pairs.classes, pa.int32())}
+        if self.count_subjects:
+            columns[SUBJECT] = pa.array(pairs.subjects, pa.int64(), mask=~pairs.known)
+        columns[ROWS] = pa.array(pairs.rows, pa.int64())
+        return pa.table(columns)
 
     @property
     def total_rows(self) -> int:
@@ -155,6 +191,26 @@ def _int64s(array: pa.Array | pa.ChunkedArray) -> Int64s:
     return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
+def _roots(count: int, u: Int64s, v: Int64s) -> Int64s:
+    """Return, per node 0..count-1, the lowest node of its component given links u[i]-v[i].
+
+    Union-find with pointer jumping, vectorised: hook the higher root onto the lower,
+    then jump pointers to the roots, until every link joins equal roots.
+    """
+    parent = np.arange(count, dtype=np.int64)
+    while True:
+        pu, pv = parent[u], parent[v]
+        differ = pu != pv
+        if not differ.any():
+            return parent
+        np.minimum.at(parent, np.maximum(pu, pv)[differ], np.minimum(pu, pv)[differ])
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+
+
 class PersonLinks:
     """The links between pseudonyms, across batches: who is one person to an attacker.
 
@@ -162,13 +218,19 @@ class PersonLinks:
     column, null where the row has none) and returns each row's anchor: the hash of its
     first pseudonym, or null for a row without any. Every other pseudonym of the row is
     linked to the anchor. ``resolve`` joins everything linked, directly or through other
-    rows, into people (union-find with pointer jumping, vectorised).
+    rows, into people (union-find with pointer jumping, vectorised). Whenever the new
+    links outgrow the folded ones (at least ``compact_every``), they are folded into
+    components: one link per linked pseudonym, to the lowest of its component, so memory
+    follows the distinct pseudonyms (16 bytes each), not the rows.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, compact_every: int = COMPACT_EVERY) -> None:
+        self.compact_every = compact_every
         self._nodes: list[Int64s] = []
         self._edges: list[tuple[Int64s, Int64s]] = []
         self._withdrawn: list[Int64s] = []
+        self._pending = 0
+        self._merged = 0
 
     def add(self, hashes: Sequence[pa.Array]) -> pa.Array:
         """Record one batch's links; return each row's anchor (int64, null if no key)."""
@@ -180,9 +242,36 @@ class PersonLinks:
             linked = pc.fill_null(pc.not_equal(other, anchors), False)
             if not pc.any(linked).as_py():
                 continue
-            # duplicates cost the union-find nothing but memory: about 16 bytes a row
-            self._edges.append((_int64s(anchors.filter(linked)), _int64s(other.filter(linked))))
+            first, second = _int64s(anchors.filter(linked)), _int64s(other.filter(linked))
+            self._edges.append((first, second))
+            self._pending += len(first)
+        self._pending += len(self._nodes[-1])
+        # fold the links into components when the new ones outgrow the folded ones:
+        # amortised, and memory follows the distinct pseudonyms, not the rows
+        if self._pending > max(self.compact_every, self._merged):
+            self._compact()
         return anchors
+
+    def _compact(self) -> None:
+        """Replace the anchors by the distinct ones and the links by one per pseudonym.
+
+        Each linked pseudonym keeps a single link, to the lowest pseudonym of its
+        component: the same components in far fewer links.
+        """
+        anchors = distinct(np.concatenate([*self._nodes, np.empty(0, np.int64)]))
+        self._nodes = [anchors]
+        merged = len(anchors)
+        if self._edges:
+            first = np.concatenate([a for a, _ in self._edges])
+            second = np.concatenate([b for _, b in self._edges])
+            self._edges = []
+            nodes = distinct(np.concatenate([first, second]))
+            parent = _roots(len(nodes), positions(nodes, first), positions(nodes, second))
+            del first, second
+            linked = parent != np.arange(len(nodes), dtype=np.int64)
+            self._edges = [(nodes[linked], nodes[parent[linked]])]
+            merged += int(linked.sum())
+        self._merged, self._pending = merged, 0
 
     def withdraw(self, anchors: pa.Array) -> None:
         """Mark the people of ``anchors`` (non-null int64) as withdrawn: left out entirely."""
@@ -194,7 +283,8 @@ class PersonLinks:
         Only anchors are kept (rows are found by their anchor): every other pseudonym
         was linked to an anchor, so no person is lost.
         """
-        anchors = distinct(np.concatenate([*self._nodes, np.empty(0, np.int64)]))
+        self._compact()
+        anchors = self._nodes[0]
         self._nodes = []
         ends = [e for pair in self._edges for e in pair]
         nodes = distinct(np.concatenate([anchors, *ends]))
@@ -204,18 +294,8 @@ class PersonLinks:
             u = positions(nodes, np.concatenate([a for a, _ in self._edges]))
             v = positions(nodes, np.concatenate([b for _, b in self._edges]))
             self._edges = []  # resolve once: the links are spent
-            while True:
-                pu, pv = parent[u], parent[v]
-                differ = pu != pv
-                if not differ.any():
-                    break
-                # hook the higher root onto the lower, then jump pointers to the roots
-                np.minimum.at(parent, np.maximum(pu, pv)[differ], np.minimum(pu, pv)[differ])
-                while True:
-                    grand = parent[parent]
-                    if np.array_equal(grand, parent):
-                        break
-                    parent = grand
+            parent = _roots(len(nodes), u, v)
+            del u, v
         _, person = np.unique(parent, return_inverse=True)
         of_anchor = np.asarray(person, dtype=np.int64).reshape(-1)[positions(nodes, anchors)]
         del nodes, parent, person

@@ -260,7 +260,7 @@ def _decimal(value: Fraction) -> str:
     return f"{float(value):.6f}"
 
 
-BUCKET_BYTES = 32 << 20
+BUCKET_BYTES = 16 << 20
 """A spilled bucket larger than this is scattered again before it is read whole, so pass 2
 holds a bounded number of rows whatever the size of the release."""
 

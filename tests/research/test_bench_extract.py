@@ -12,7 +12,7 @@ from bench import extract
 
 @pytest.mark.slow
 def test_bench_prints_throughput_ratio_and_memory(capsys: pytest.CaptureFixture[str]) -> None:
-    assert extract.main(["--rows", "3000"]) == 0
+    assert extract.main(["--rows", "3000", "--repeat", "2"]) == 0
     out = capsys.readouterr().out
     for expected in (
         "real key ring",
@@ -24,5 +24,13 @@ def test_bench_prints_throughput_ratio_and_memory(capsys: pytest.CaptureFixture[
         "the pseudonymiser alone",
         "peak memory",
         "rows out",
+        "min / median / max",
+        "peak memory of the release phase",
     ):
         assert expected in out
+    # each run prints its ratio beside the person-level risk of its release
+    runs = [line for line in out.splitlines() if line.startswith("  run ")]
+    assert len(runs) == 2
+    for line in runs:
+        assert "prosecutor max 0.2" in line and "1-event attacker max" in line
+        assert "suppressed" in line and "people /" in line
