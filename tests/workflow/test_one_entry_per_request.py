@@ -42,7 +42,10 @@ def log_size(walk: Walk) -> int:
         return len(session.exec(select(AuditEntry.leaf_index)).all())
 
 
-def decisions_of(walk: Walk, entry_id: int) -> list[PolicyDecisionRecord]:
+def decisions_of(walk: Walk, entry: AuditEntry) -> list[PolicyDecisionRecord]:
+    """Return the decision rows that name ``entry``, oldest first."""
+    entry_id = entry.entry_id
+    assert entry_id is not None  # entries written by requests always have one
     with walk.gw.database.read() as session:
         return list(
             session.exec(
@@ -75,7 +78,7 @@ def test_a_read_of_two_records_leaves_one_entry_listing_both_decisions(gateway: 
     assert {d["request"]["category"] for d in listed} == {"police-incident", "fiscal"}
     assert all(d["action"] == "case:record:read" and d["reason"] for d in listed)
     assert all(d["partner"] == "gemeente-smallingerland" for d in listed)
-    rows = decisions_of(walk, entry.entry_id)
+    rows = decisions_of(walk, entry)
     assert [(r.category, r.rule_id, r.allowed) for r in rows] == [
         (d["request"]["category"], d["rule"], d["allowed"]) for d in listed
     ]
@@ -91,7 +94,7 @@ def test_the_same_decision_for_many_records_is_listed_once(gateway: Gateway) -> 
     assert entry.event_type == "case:record:read" and details is not None
     categories = sorted(d["request"]["category"] for d in details["decisions"])
     assert categories == ["fiscal", "police-incident"]  # three records, two distinct decisions
-    assert len(decisions_of(walk, entry.entry_id)) == 2
+    assert len(decisions_of(walk, entry)) == 2
 
 
 def test_a_share_leaves_one_entry_that_names_its_decision(gateway: Gateway) -> None:
@@ -105,7 +108,7 @@ def test_a_share_leaves_one_entry_that_names_its_decision(gateway: Gateway) -> N
     [listed] = details["decisions"]
     cited = json.loads(entry.leaf)["refs"]["rule"]
     assert listed["rule"] == cited and listed["allowed"] is True
-    [row] = decisions_of(walk, entry.entry_id)
+    [row] = decisions_of(walk, entry)
     assert row.rule_id == cited and row.action == "case:record:share"
 
 
