@@ -7,8 +7,9 @@ four things around its own work, and does them here so that they are done one wa
   records every decision (with its audit entry) in a transaction of its own and raises
   ``PolicyDeniedError``, so a refusal is on the record even though nothing changed.
 - ``record`` writes what an allowed change needs beside the change itself: the decisions
-  that allowed it and the change's audit event, in the caller's transaction, so that the
-  change, its decisions and its audit entry commit together or not at all.
+  that allowed it and the change's one audit event (which lists those decisions in its
+  details), in the caller's transaction, so that the change, its decisions and its audit
+  entry commit together or not at all.
   ``record_event`` does the same for a change no policy decision allows (a key rotated,
   a policy version activated, a workbench sign-in): its entry cites no rule.
 - ``refusals`` records the other refusals (wrong role, not a participant, not the case's
@@ -40,12 +41,16 @@ from gateway.errors import (
 from gateway.identity.actors import Actor
 from gateway.keys.documents import KeyActor
 from gateway.policy.decision import Decision, DecisionRequest
-from gateway.policy.recording import record_decisions
+from gateway.policy.recording import distinct, folded_details, record_decisions, record_folded
 
 if TYPE_CHECKING:  # the context imports the key ring, whose lifecycle records through here
     from gateway.context import AppContext
 
+DECISIONS = "decisions"
+"""The details key under which a change's entry lists the decisions that allowed it."""
+
 __all__ = [
+    "DECISIONS",
     "allow_or_refuse",
     "check_idempotency_key",
     "record",
@@ -109,8 +114,10 @@ def record(
 ) -> int:
     """Add the decisions and the audit event of one change to ``session``; return its id.
 
-    ``decisions`` are the (request, decision) pairs that allowed the change (recorded
-    once each); ``decision`` is the one the event cites (its policy version and rule go
+    ``decisions`` are the (request, decision) pairs that allowed the change: each
+    distinct one is a ``policy_decisions`` row naming this entry and an item of the
+    entry's details under ``DECISIONS`` (one entry per change, not one per decision);
+    ``decision`` is the one the event cites (its policy version and rule go
     into the entry; defaults to the last of ``decisions``). ``persons`` names the data
     subjects by person, each a group of (identifier type, keyed index) of one person
     (groups sharing a key are one person); their keys join ``subjects``, which names
@@ -130,16 +137,16 @@ def record(
     subject index rows are kept: ``ctx.retention.period(categories)`` of the data
     categories it concerns (default four years).
     """
-    pairs = list(decisions)
+    given = list(decisions)
+    pairs = distinct(given)
     at = clock.now()
-    if pairs:
-        record_decisions(session, actor, pairs, at, case_id=case_id)
-    cited = decision if decision is not None else (pairs[-1][1] if pairs else None)
+    cited = decision if decision is not None else (given[-1][1] if given else None)
     own = {actor.partner_id} if actor.partner_id and decided else set()
-    append = sequencer.append_sequenced if sequenced else audit_log.append
     grouped = persons_of(persons)
     keys = set(subjects) | {key for person in grouped for _, key in person}
-    return append(
+    if pairs:
+        details = {**(details or {}), DECISIONS: folded_details(pairs)}
+    entry_id = audit_log.append(
         session,
         retention=retention,
         event=AuditEvent(
@@ -161,6 +168,9 @@ def record(
             details=details,
         ),
     )
+    if pairs:
+        record_folded(session, actor, pairs, at, entry_id, case_id=case_id)
+    return sequencer.sequence(session, entry_id) if sequenced else entry_id
 
 
 def record_event(

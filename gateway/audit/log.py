@@ -71,22 +71,23 @@ def read_head(session: Session) -> AuditTreeHead:
 
 
 _INSERT_PENDING = insert(AuditPending).returning(col(AuditPending.entry_id))
+_INSERT_PENDING_MANY = insert(AuditPending).returning(
+    col(AuditPending.entry_id), sort_by_parameter_order=True
+)
 
 
-def append(session: Session, event: AuditEvent, *, retention: timedelta = DETAILS_RETENTION) -> int:
-    """Log ``event`` in the session's transaction as a pending entry; return its entry id.
+def pending_values(
+    event: AuditEvent, *, retention: timedelta = DETAILS_RETENTION
+) -> dict[str, Any]:
+    """Return the ``audit_pending`` row of ``event``: its leaf document less the index.
 
     ``retention`` is how long its details and its data-subject index rows are kept (the
     retention of the data categories it concerns, ``gateway.policy.retention``); the leaf
     commits to both ends (``details_until``, ``subjects_until``), so ``audit verify``
-    accepts their deletion afterwards and nothing earlier.
-
-    Insert-only: no shared row is locked, so concurrent writers do not queue here. The
-    integrator (``gateway.audit.sequencer``) gives committed pending entries their leaf
-    indexes in order; ``sequencer.index_of`` maps the id to the index once it has. Nothing
-    is committed here: the caller commits the change and its audit entry together, or
-    neither. Without a ``trace_id`` the event takes the current request's, and without a
-    ``foreign`` operation the current request's caller trace context (if any).
+    accepts their deletion afterwards and nothing earlier. Pure but for the details'
+    random salt, so a caller can build its rows before it takes any lock. Without a
+    ``trace_id`` the event takes the current request's, and without a ``foreign``
+    operation the current request's caller trace context (if any).
     """
     if event.trace_id is None:
         event = replace(event, trace_id=current_trace_id())
@@ -104,22 +105,51 @@ def append(session: Session, event: AuditEvent, *, retention: timedelta = DETAIL
     subjects_until = event.at + retention if event.subjects else None
     document = leaf_document(event, 0, commitment, details_until, subjects_until)
     del document["index"]  # given by the integrator
-    entry_id = session.execute(
-        _INSERT_PENDING,
-        {
-            "event_type": str(event.type),
-            "occurred_at": event.at,
-            "actor_partner_id": event.actor_partner,
-            "actor_principal_id": event.actor_principal,
-            "case_id": event.case_id,
-            "document": canonical_json(document).decode(),
-            "salt": salt,
-            "body": None if body is None else body.decode(),
-            "delete_after": details_until,
-        },
-    ).scalar_one()
+    return {
+        "event_type": str(event.type),
+        "occurred_at": event.at,
+        "actor_partner_id": event.actor_partner,
+        "actor_principal_id": event.actor_principal,
+        "case_id": event.case_id,
+        "document": canonical_json(document).decode(),
+        "salt": salt,
+        "body": None if body is None else body.decode(),
+        "delete_after": details_until,
+    }
+
+
+def append(session: Session, event: AuditEvent, *, retention: timedelta = DETAILS_RETENTION) -> int:
+    """Log ``event`` in the session's transaction as a pending entry; return its entry id.
+
+    Insert-only: no shared row is locked, so concurrent writers do not queue here. The
+    integrator (``gateway.audit.sequencer``) gives committed pending entries their leaf
+    indexes in order; ``sequencer.index_of`` maps the id to the index once it has. Nothing
+    is committed here: the caller commits the change and its audit entry together, or
+    neither. ``retention`` as ``pending_values``.
+    """
+    return append_values(session, pending_values(event, retention=retention))
+
+
+def append_values(session: Session, values: dict[str, Any]) -> int:
+    """Insert one row built by ``pending_values``; return its entry id (as ``append``)."""
+    entry_id = session.execute(_INSERT_PENDING, values).scalar_one()
     session.info[AUDIT_PENDING] = True  # Database.write integrates after commit
     return int(entry_id)
+
+
+def append_many(session: Session, events: Iterable[AuditEvent]) -> list[int]:
+    """Log ``events`` as pending entries in one insert; return their entry ids in order.
+
+    As ``append`` for each, in one statement instead of one per event.
+    """
+    rows = [pending_values(event) for event in events]
+    if not rows:
+        return []
+    if len(rows) == 1:
+        return [append_values(session, rows[0])]
+    ids = session.execute(_INSERT_PENDING_MANY, rows).scalars().all()
+    session.info[AUDIT_PENDING] = True
+    return [int(i) for i in ids]
 
 
 # --- reading hashes back ---------------------------------------------------------------

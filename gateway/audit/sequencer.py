@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -141,7 +142,14 @@ def append_sequenced(
     rest of the transaction and integrates what is pending before the event, so use
     ``log.append`` (and ``index_of`` later) everywhere else.
     """
-    entry_id = log.append(session, event, retention=retention)
+    return sequence(session, log.append(session, event, retention=retention))
+
+
+def sequence(session: Session, entry_id: int) -> int:
+    """Integrate up to pending entry ``entry_id`` in the session's transaction; return its index.
+
+    As ``append_sequenced``, for an entry already appended in this transaction.
+    """
     while True:
         integrate_batch(session)
         index = index_of(session, entry_id)
@@ -190,12 +198,50 @@ def is_pending(session: Session, entry_id: int) -> bool:
 
 
 def after_commit(db: Database) -> None:
-    """Integrate inline, or wake this process's integrator (``background`` mode)."""
+    """Integrate inline, or wake this process's integrator (``background`` mode).
+
+    Inline, concurrent commits of one process share batches: a thread that finds another
+    integrating leaves its entries to it (the other goes round once more) instead of
+    queueing for the tree head behind it.
+    """
     integrator = _integrators.get(id(db))
     if integrator is not None and integrator.db is db:
         integrator.wake()
     else:
-        integrate_pending(db)
+        _inline_for(db).integrate(db)
+
+
+class _Inline:
+    """One process's inline integration of one database: one batch at a time, coalesced."""
+
+    def __init__(self) -> None:
+        self._busy = threading.Lock()
+        self._due = threading.Event()
+
+    def integrate(self, db: Database) -> None:
+        """Integrate what is pending now, or leave it to the thread already integrating."""
+        self._due.set()
+        while self._due.is_set():
+            if not self._busy.acquire(blocking=False):
+                return  # the thread integrating sees ``_due`` and takes these entries too
+            try:
+                while self._due.is_set():
+                    self._due.clear()
+                    integrate_pending(db)
+            finally:
+                self._busy.release()
+
+
+_inline: weakref.WeakKeyDictionary[Database, _Inline] = weakref.WeakKeyDictionary()
+_inline_guard = threading.Lock()
+
+
+def _inline_for(db: Database) -> _Inline:
+    with _inline_guard:
+        found = _inline.get(db)
+        if found is None:
+            found = _inline[db] = _Inline()
+        return found
 
 
 _integrators: dict[int, Integrator] = {}

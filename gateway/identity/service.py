@@ -10,6 +10,8 @@ import secrets
 from collections.abc import Collection, Sequence
 from datetime import timedelta
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as columns
 from sqlmodel import Session, col, select
 
 from gateway import usecase
@@ -33,6 +35,27 @@ _IDENTIFIER_RE = {
 }
 
 
+# One statement built once, returning plain columns: the token lookup runs on every
+# request, and building ORM objects for three rows cost more than the query itself.
+_TOKEN_LOOKUP = (
+    columns(
+        col(ApiToken.id),
+        col(ApiToken.secret_sha256),
+        col(ApiToken.revoked_at),
+        col(ApiToken.expires_at),
+        col(Principal.id),
+        col(Principal.role),
+        col(Principal.active),
+        col(Partner.id),
+        col(Partner.kind),
+        col(Partner.active),
+    )
+    .join(Principal, col(Principal.id) == col(ApiToken.principal_id))
+    .join(Partner, col(Partner.id) == col(Principal.partner_id))
+    .where(col(ApiToken.id) == bindparam("token_id"))
+)
+
+
 def authenticate(session: Session, presented: str, clock: Clock) -> Caller:
     """Return the caller a bearer token belongs to.
 
@@ -41,30 +64,36 @@ def authenticate(session: Session, presented: str, clock: Clock) -> Caller:
     before anything about the token's state is revealed.
     """
     token_id, secret = tokens.parse(presented)
-    row = session.exec(
-        select(ApiToken, Principal, Partner)
-        .join(Principal, col(Principal.id) == col(ApiToken.principal_id))
-        .join(Partner, col(Partner.id) == col(Principal.partner_id))
-        .where(ApiToken.id == token_id)
-    ).one_or_none()
+    row = session.execute(_TOKEN_LOOKUP, {"token_id": token_id}).one_or_none()
     if row is None:
         tokens.secret_matches(secret, "0" * 64)  # same work as a real comparison
         raise AuthenticationError("the bearer token is not valid", reason="unknown")
-    token, principal, partner = row
-    if not tokens.secret_matches(secret, token.secret_sha256):
+    (
+        found_id,
+        secret_sha256,
+        revoked_at,
+        expires_at,
+        principal_id,
+        role,
+        principal_active,
+        partner_id,
+        partner_kind,
+        partner_active,
+    ) = row
+    if not tokens.secret_matches(secret, secret_sha256):
         raise AuthenticationError("the bearer token is not valid", reason="unknown")
-    if token.revoked_at is not None:
+    if revoked_at is not None:
         raise AuthenticationError("the bearer token has been revoked", reason="revoked")
-    if as_utc(token.expires_at) <= clock.now():
+    if as_utc(expires_at) <= clock.now():
         raise AuthenticationError("the bearer token has expired", reason="expired")
-    if not principal.active or not partner.active:
+    if not principal_active or not partner_active:
         raise AuthenticationError("the principal or its partner is not active", reason="inactive")
     return Caller(
-        principal_id=principal.id,
-        partner_id=partner.id,
-        partner_kind=partner.kind,
-        role=Role(principal.role),
-        token_id=token.id,
+        principal_id=principal_id,
+        partner_id=partner_id,
+        partner_kind=partner_kind,
+        role=Role(role),
+        token_id=found_id,
     )
 
 

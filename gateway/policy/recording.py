@@ -1,9 +1,12 @@
-"""Recording decisions: a ``policy_decisions`` row and an audit entry per distinct decision.
+"""Recording decisions: a ``policy_decisions`` row per distinct decision, with its audit entry.
 
 Callers pass the (request, decision) pairs of one use case; identical pairs are
-recorded once. Rows and audit entries are added to the caller's transaction, so they
-commit with the change the decisions allowed (or with nothing, for a refusal the caller
-records in a write of its own).
+recorded once. A decision that stands alone (a refusal, an AuthZEN evaluation) gets an
+audit entry of its own (``record_decisions``); the decisions that allowed a change are
+folded into the change's one entry instead (``folded_details`` for its details,
+``record_folded`` for the rows, which name that entry). Rows and audit entries are added
+to the caller's transaction, in one insert per table, so they commit with the change the
+decisions allowed (or with nothing, for a refusal the caller records in a write of its own).
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from gateway.audit import log as audit_log
@@ -21,6 +26,8 @@ from gateway.identity.actors import Actor
 from gateway.models.policy import PolicyDecisionRecord
 from gateway.obligations.types import from_json, to_json_list
 from gateway.policy.decision import Action, Consent, Decision, DecisionRequest, Relation
+
+Pair = tuple[DecisionRequest, Decision]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,26 +41,103 @@ class RecordedDecision:
     decision: Decision
 
 
+def distinct(pairs: Iterable[Pair]) -> list[Pair]:
+    """Return the pairs once each (same request, rule and policy version), in first order."""
+    unique: dict[tuple[DecisionRequest, str, str], Pair] = {}
+    for request, decision in pairs:
+        unique.setdefault((request, decision.rule_id, decision.policy_version), (request, decision))
+    return list(unique.values())
+
+
+def folded_details(pairs: Iterable[Pair]) -> list[dict[str, Any]]:
+    """Return each distinct decision as the change's audit entry details list it.
+
+    The same facts a decision's own entry gives (action, partner, outcome, rule, policy
+    version, request digest, the full request and the reason), one item per decision.
+    """
+    return [
+        {
+            "action": str(request.action),
+            "partner": request.partner_id,
+            "allowed": decision.allowed,
+            "rule": decision.rule_id,
+            "policy_version": decision.policy_version,
+            "request_sha256": request.digest(),
+            "request": request.to_dict(),
+            "reason": decision.reason,
+        }
+        for request, decision in distinct(pairs)
+    ]
+
+
+_INSERT = insert(PolicyDecisionRecord).returning(
+    col(PolicyDecisionRecord.id), sort_by_parameter_order=True
+)
+
+
+def _row(
+    actor: Actor,
+    at: datetime,
+    case_id: str | None,
+    request: DecisionRequest,
+    decision: Decision,
+    digest: str,
+    entry_id: int,
+) -> dict[str, Any]:
+    """Return the column values of one decision row."""
+    return {
+        "decided_at": at,
+        "actor_principal_id": actor.principal_id,
+        "actor_partner_id": actor.partner_id,
+        "case_id": case_id,
+        "request_sha256": digest,
+        "partner_id": request.partner_id,
+        "partner_kind": request.partner_kind,
+        "role": str(request.role),
+        "action": str(request.action),
+        "process": request.process,
+        "step": request.step,
+        "purpose": request.purpose,
+        "category": request.category,
+        "legal_basis": request.legal_basis,
+        "provider_kind": request.provider_kind,
+        "relation": str(request.relation),
+        "consent": str(request.consent),
+        "allowed": decision.allowed,
+        "rule_id": decision.rule_id,
+        "policy_version": decision.policy_version,
+        "obligations": json.dumps(to_json_list(decision.obligations), sort_keys=True),
+        "audit_entry_id": entry_id,
+    }
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the rows in one statement; return their ids in the rows' order."""
+    if not rows:
+        return []
+    return [int(i) for i in session.execute(_INSERT, rows).scalars().all()]
+
+
 def record_decisions(
     session: Session,
     actor: Actor,
-    pairs: Iterable[tuple[DecisionRequest, Decision]],
+    pairs: Iterable[Pair],
     at: datetime,
     *,
     case_id: str | None = None,
 ) -> list[int]:
-    """Record each distinct (request, decision) pair with its audit entry; return row ids.
+    """Record each distinct (request, decision) pair with an audit entry of its own.
 
-    Nothing is committed here; the caller's ``ctx.db.write()`` block commits it all.
+    Returns the rows' ids. For decisions that stand alone (refusals, evaluations);
+    nothing is committed here: the caller's ``ctx.db.write()`` block commits it all.
     """
-    unique: dict[tuple[DecisionRequest, str, str], tuple[DecisionRequest, Decision]] = {}
-    for request, decision in pairs:
-        unique.setdefault((request, decision.rule_id, decision.policy_version), (request, decision))
-    ids: list[int] = []
-    for request, decision in unique.values():
+    unique = distinct(pairs)
+    events = []
+    digests = []
+    for request, decision in unique:
         digest = request.digest()
-        entry_id = audit_log.append(
-            session,
+        digests.append(digest)
+        events.append(
             AuditEvent(
                 type=AuditEventType.POLICY_DECISION,
                 at=at,
@@ -72,37 +156,41 @@ def record_decisions(
                     "request_sha256": digest,
                 },
                 details={"request": request.to_dict(), "reason": decision.reason},
-            ),
+            )
         )
-        row = PolicyDecisionRecord(
-            decided_at=at,
-            actor_principal_id=actor.principal_id,
-            actor_partner_id=actor.partner_id,
-            case_id=case_id,
-            request_sha256=digest,
-            partner_id=request.partner_id,
-            partner_kind=request.partner_kind,
-            role=str(request.role),
-            action=str(request.action),
-            process=request.process,
-            step=request.step,
-            purpose=request.purpose,
-            category=request.category,
-            legal_basis=request.legal_basis,
-            provider_kind=request.provider_kind,
-            relation=str(request.relation),
-            consent=str(request.consent),
-            allowed=decision.allowed,
-            rule_id=decision.rule_id,
-            policy_version=decision.policy_version,
-            obligations=json.dumps(to_json_list(decision.obligations), sort_keys=True),
-            audit_entry_id=entry_id,
-        )
-        session.add(row)
-        session.flush()
-        assert row.id is not None
-        ids.append(row.id)
-    return ids
+    entry_ids = audit_log.append_many(session, events)
+    return _insert(
+        session,
+        [
+            _row(actor, at, case_id, request, decision, digest, entry_id)
+            for (request, decision), digest, entry_id in zip(
+                unique, digests, entry_ids, strict=True
+            )
+        ],
+    )
+
+
+def record_folded(
+    session: Session,
+    actor: Actor,
+    pairs: Iterable[Pair],
+    at: datetime,
+    entry_id: int,
+    *,
+    case_id: str | None = None,
+) -> list[int]:
+    """Record each distinct pair as a row naming ``entry_id``, the change's own entry.
+
+    For the decisions that allowed a change whose entry lists them (``folded_details``);
+    returns the rows' ids. Nothing is committed here.
+    """
+    return _insert(
+        session,
+        [
+            _row(actor, at, case_id, request, decision, request.digest(), entry_id)
+            for request, decision in distinct(pairs)
+        ],
+    )
 
 
 def recorded_decisions(

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
 from gateway import usecase
@@ -67,15 +68,27 @@ def next_seq(case: Case) -> int:
 def load_case(session: Session, case_id: str, caller: Caller, *, lock: bool = False) -> Case:
     """Return the case (row-locked if ``lock``) when the caller's partner takes part in it.
 
-    Raises NotFoundError for an unknown case, NotParticipantError for a non-participant.
+    One query: the case with the caller's participation. Raises NotFoundError for an
+    unknown case, NotParticipantError for a non-participant.
     """
-    query = select(Case).where(Case.id == case_id)
+    query = (
+        select(Case, col(CaseParticipant.partner_id))
+        .outerjoin(
+            CaseParticipant,
+            and_(
+                col(CaseParticipant.case_id) == col(Case.id),
+                col(CaseParticipant.partner_id) == caller.partner_id,
+            ),
+        )
+        .where(Case.id == case_id)
+    )
     if lock:
-        query = query.with_for_update()
-    case = session.exec(query).one_or_none()
-    if case is None:
+        query = query.with_for_update(of=Case)  # the case row only, not the nullable side
+    found = session.exec(query).one_or_none()
+    if found is None:
         raise NotFoundError("no such case", field="case_id")
-    if session.get(CaseParticipant, (case_id, caller.partner_id)) is None:
+    case, participant = found
+    if participant is None:
         raise NotParticipantError("only partners taking part in a case can act on it", case=case_id)
     return case
 

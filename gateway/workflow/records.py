@@ -158,6 +158,13 @@ def share_record(
     now = ctx.clock.now()
     record_id = new_id("rec")
     checked = case  # the block below rebinds ``case``; a rollback expires that one
+    # Sealed before the write begins, so the case lock is held for the inserts only.
+    fields_sealed = sealing.seal_map(ctx.keys, case_id, record_id, dict(record.fields))
+    summary_sealed = (
+        None
+        if record.summary is None
+        else sealing.seal_value(ctx.keys, case_id, record_id, "summary", record.summary)
+    )
     try:
         with ctx.db.write() as session:
             case = load_case(session, case_id, caller, lock=True)
@@ -176,18 +183,12 @@ def share_record(
                     retention_days=record.retention_days,
                     idempotency_key=idempotency_key,
                     content_key=content_key,
-                    fields_sealed=sealing.seal_map(
-                        ctx.keys, case_id, record_id, dict(record.fields)
-                    ),
-                    summary_sealed=None
-                    if record.summary is None
-                    else sealing.seal_value(
-                        ctx.keys, case_id, record_id, "summary", record.summary
-                    ),
+                    fields_sealed=fields_sealed,
+                    summary_sealed=summary_sealed,
                     created_at=now,
                 )
             )
-            session.flush()
+            session.flush()  # the record row before its subject rows (no ORM relationship)
             session.add_all(
                 RecordSubject(record_id=record_id, subject_key=s.key, id_type=s.id_type)
                 for s in unique(found)

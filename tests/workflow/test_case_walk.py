@@ -23,6 +23,7 @@ from gateway.demo_data import GARAGE_KVK, SIGNAL, YOUTH, YOUTH_BSN
 from gateway.identity.service import CLI_ACTOR
 from gateway.models.audit import AuditEntry
 from gateway.models.cases import Record
+from gateway.models.policy import PolicyDecisionRecord
 from gateway.workflow import retention
 from tests.conftest import Gateway
 from tests.helpers.cases import FISCAL_RECORD, POLICE_RECORD, Walk, go, start_case
@@ -188,8 +189,17 @@ def test_every_exchange_left_an_audit_entry_naming_case_and_policy(gateway: Gate
         "case:decision:record",
         "case:record:share",
         "case:record:read",
-        "policy:decision:record",
     } <= kinds
+    # the decisions that allowed each exchange are rows naming that exchange's entry
+    with gateway.database.read() as session:
+        named = set(
+            session.exec(
+                select(PolicyDecisionRecord.audit_entry_id).where(
+                    PolicyDecisionRecord.case_id == walk.case_id
+                )
+            ).all()
+        )
+    assert named and named <= {e.entry_id for e in entries}
     share = next(e for e in entries if e.event_type == "case:record:share")
     assert '"legal_basis":"wpg-20"' in share.leaf and '"policy_version":"' in share.leaf
     assert '"subjects":["' in share.leaf

@@ -45,13 +45,10 @@ def refusals(gateway: Gateway) -> list[tuple[str, str, bool, str]]:
         rows = session.exec(
             select(PolicyDecisionRecord).order_by(col(PolicyDecisionRecord.id))
         ).all()
-        audited = {
-            e.entry_id
-            for e in session.exec(
-                select(AuditEntry).where(AuditEntry.event_type == "policy:decision:record")
-            ).all()
-        }
+        audited = {e.entry_id: e.event_type for e in session.exec(select(AuditEntry)).all()}
+    # each decision names its entry: a refusal's own, an allowed change's the change's
     assert all(r.audit_entry_id in audited for r in rows)
+    assert all(audited[r.audit_entry_id] == "policy:decision:record" for r in rows if not r.allowed)
     return [(r.action, r.legal_basis, r.allowed, r.rule_id) for r in rows if not r.allowed]
 
 

@@ -67,7 +67,7 @@ def case_indexes(gateway: Gateway, case_id: str) -> list[int]:
 def test_another_riec_sees_no_audit_entry_of_a_case_it_does_not_run(gateway: Gateway) -> None:
     walk = shared_case(gateway)
     own = case_indexes(gateway, walk.case_id)
-    assert len(own) > 10
+    assert len(own) >= 8  # one per exchange of the case so far
     for who in (RIEC, NOORD_PO):
         seen = {leaf["index"] for leaf in entries(gateway, who, f"&case={walk.case_id}")}
         assert seen == set(own), who
