@@ -126,6 +126,9 @@ def _purge(gateway: Gateway) -> int:
         return entries.purge_details(session, gateway.clock, CLI_ACTOR)
 
 
+GEMEENTE_SYSTEM = "gemeente-smallingerland.partner-system"
+
+
 def _kept(database: Database, event_type: str) -> tuple[int, int]:
     """How many subject rows and detail rows the entries of ``event_type`` still have."""
     with database.read() as session:
@@ -157,6 +160,21 @@ def test_the_shorter_categorys_details_and_subject_rows_go_the_longers_stay(
     go(walk)
     assert walk.share(POLITIE, POLICE_RECORD).status_code == 201
     walk.records(RIEC)
+    # an AuthZEN evaluation: its decision is an entry of its own, naming no data category
+    evaluation = {
+        "subject": {"type": "partner", "id": "gemeente-smallingerland"},
+        "action": {"name": "case:signal:submit"},
+        "resource": {
+            "type": "record",
+            "id": "r-1",
+            "properties": {"category": "signal", "legal_basis": "wpg-20"},
+        },
+        "context": {"process": "casusaanpak", "step": 1, "purpose": "signaalbeoordeling"},
+    }
+    asked = gateway.client.post(
+        "/access/v1/evaluation", json=evaluation, headers=gateway.auth(GEMEENTE_SYSTEM)
+    )
+    assert asked.status_code == 200, asked.text
     before = _lookup(gateway)
     assert before >= {"case:signal:submit", "case:hit:query", "case:record:share"}
     assert _kept(gateway.database, "case:hit:query") == (1, 1)

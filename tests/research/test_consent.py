@@ -31,7 +31,9 @@ def test_a_consent_and_its_revocation_are_recorded_with_their_decisions_and_entr
     ]
     assert all(e["refs"]["agreement"] == AGREEMENT and e["refs"]["rule"] for e in leaves)
     assert all("nscr" in e["parties"] and POLITIE in e["parties"] for e in leaves)
-    assert leaves[0]["details_sha256"] and leaves[1]["details_sha256"] is None
+    # both carry details: the decision that allowed each (one entry per change); the
+    # consent's also its note
+    assert leaves[0]["details_sha256"] and leaves[1]["details_sha256"]
     with service.ctx.db.read() as session:
         stored = session.exec(select(ResearchConsent)).all()
         decided = session.exec(select(PolicyDecisionRecord)).all()

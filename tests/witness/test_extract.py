@@ -53,7 +53,8 @@ def test_extract_verify_checks_the_witness_quorum_on_the_release_proof(
         study.submit_synthetic(synthetic_rows)
         study.enrol_all()  # releases go only to confirmed researcher keys
         out = tmp_path / "handover"
-        assert run(["extract", "run", "--agreement", AGREEMENT, "--out", str(out)]) == 0
+        argv = ["extract", "run", "--agreement", AGREEMENT, "--declare-use", "non-commercial"]
+        assert run([*argv, "--out", str(out)]) == 0
         with study.gw.database.read() as session:
             release = session.exec(select(ResearchRelease)).one()
         bundle, proof = out / release.bundle_name, out / f"{release.id}.tlog-proof"
