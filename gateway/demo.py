@@ -13,11 +13,7 @@ demo minted for the demo principals.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
-import shutil
-import subprocess
-import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,12 +35,12 @@ from gateway.demo_data import (
     YOUTH,
     YOUTH_BSN,
 )
-from gateway.errors import IntegrityCheckFailed
 from gateway.keys import age
 from gateway.research import synthetic
 from gateway.research.agreements import Agreement
-from gateway.research.bundle import sha256_file, verify_bundle
+from gateway.research.bundle import verify_bundle
 from gateway.research.inclusion import ReleaseInclusion
+from gateway.research.opening import open_release
 from gateway.workflow.steps import Step
 
 GEMEENTE = "gemeente-smallingerland.partner-system"
@@ -364,41 +360,15 @@ class Demo:
         return key_file
 
     def open_release(self, bundle: Path, key_file: Path, manifest: Mapping[str, Any]) -> Path:
-        """Unpack ``bundle`` and decrypt its CSV as the researcher would; print the first rows.
-
-        Uses the standard ``age`` command where installed, else the same decryption in
-        Python. Returns the CSV's path. Raises IntegrityCheckFailed if it does not match
-        the (verified) manifest.
-        """
-        folder = bundle.with_suffix("")
-        folder.mkdir(parents=True, exist_ok=True)
-        entry = next(f for f in manifest["files"] if f["name"] == "data.csv")
-        encrypted = folder / str(entry["encrypted"]["name"])
-        plain: Path = folder / str(entry["name"])
-        plain.unlink(missing_ok=True)
-        with tarfile.open(bundle, mode="r:") as tar:
-            member = tar.extractfile(entry["encrypted"]["name"])
-            if member is None:
-                raise IntegrityCheckFailed()
-            with member, encrypted.open("wb") as sink:
-                shutil.copyfileobj(member, sink)
-        tool = shutil.which("age")
-        if tool is not None:
-            subprocess.run(  # noqa: S603  (a fixed program and arguments, no shell)
-                [tool, "-d", "-i", str(key_file), "-o", str(plain), str(encrypted)], check=True
-            )
-            how = f"age -d -i {key_file} -o {plain} {encrypted}"
-        else:
-            age.decrypt_file(encrypted, plain, key_file)
-            how = "pyrage (age is niet geïnstalleerd; apt-get install age)"
-        if sha256_file(plain) != (entry["sha256"], entry["bytes"]):
-            raise IntegrityCheckFailed()
-        with plain.open(encoding="utf-8") as handle:
-            lines = [line.rstrip("\n") for line in itertools.islice(handle, SHOWN_ROWS + 1)]
-        self.say(RESEARCHER, f"opent de release met {how}; de eerste rijen van {plain.name}:")
-        for line in lines:
+        """Open ``bundle`` as the researcher would (``research.opening``); print the first
+        rows and return the CSV's path. Raises IntegrityCheckFailed on a mismatch."""
+        opened = open_release(bundle, key_file, manifest, shown_rows=SHOWN_ROWS)
+        self.say(
+            RESEARCHER, f"opent de release met {opened.how}; de eerste rijen van {opened.csv.name}:"
+        )
+        for line in opened.first_lines:
             self.console.print(f"    {line}", highlight=False, markup=False, soft_wrap=True)
-        return plain
+        return opened.csv
 
     def run_research(
         self, agreement: Agreement, out_dir: Path, *, key_dir: Path | None = None

@@ -32,36 +32,27 @@ from sqlmodel import Session, col, select
 
 from gateway.audit.events import details_commitment, format_time, subjects_digest
 from gateway.audit.log import DETAILS_RETENTION, read_head
-from gateway.audit.merkle import HASH_SIZE, frontier_root, node_hash, perfect_cover
+from gateway.audit.merkle import perfect_cover
 from gateway.audit.note import Checkpoint, NoteError, NoteVerifier, open_note, parse_checkpoint
+from gateway.audit.verify_tree import (
+    Finding,
+    build_levels,
+    check_nodes,
+    node_at,
+    root_of,
+)
 from gateway.db import Database
 from gateway.errors import IntegrityCheckFailed
 from gateway.models.audit import (
     AuditCheckpoint,
     AuditDetail,
     AuditEntry,
-    AuditNode,
     AuditParty,
     AuditSubject,
 )
 
 Progress = Callable[[int, int], None]
 """Called with (entries done, entries in total) while the entries are scanned."""
-
-_NO_ENTRY = 1 << 62
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem: what is wrong, and the entries ``[start, end)`` it may concern."""
-
-    message: str
-    start: int = _NO_ENTRY
-    end: int = _NO_ENTRY
-
-    def sort_key(self) -> tuple[int, int]:
-        """Earliest end first, then the narrowest range."""
-        return (self.end, self.end - self.start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,10 +160,10 @@ def _verify(
         findings.append(_classify_misplaced(scan.doc_indexes, *scan.misplaced))
     if scan.row_finding is not None:
         findings.append(scan.row_finding)
-    levels = _build_levels(bytes(scan.leaves))
-    root = _root(levels, scan.count)
+    levels = build_levels(bytes(scan.leaves))
+    root = root_of(levels, scan.count)
     findings.extend(_check_head(head.size, head.root, head.frontier, levels, scan.count, root))
-    findings.extend(_check_nodes(session, levels, scan.count))
+    findings.extend(check_nodes(session, levels, scan.count))
     findings.extend(_orphan_links(session))
     checkpoint_findings, checked = _check_checkpoints(
         session, verifiers, origin, levels, scan.count
@@ -353,86 +344,6 @@ def _orphan_links(session: Session) -> Iterable[Finding]:
             yield _entry(orphan, f"does not exist, but {what} links to it were inserted")
 
 
-def _build_levels(leaves: bytes) -> list[bytes]:
-    levels = [leaves]
-    while len(levels[-1]) >= 2 * HASH_SIZE:
-        below = levels[-1]
-        pairs = len(below) // (2 * HASH_SIZE)
-        level = bytearray()
-        for i in range(pairs):
-            at = 2 * HASH_SIZE * i
-            level += node_hash(
-                below[at : at + HASH_SIZE], below[at + HASH_SIZE : at + 2 * HASH_SIZE]
-            )
-        levels.append(bytes(level))
-    return levels
-
-
-def _node(levels: list[bytes], level: int, index: int) -> bytes:
-    return levels[level][index * HASH_SIZE : (index + 1) * HASH_SIZE]
-
-
-def _root(levels: list[bytes], size: int) -> bytes:
-    if size == 0:
-        return frontier_root([])
-    return frontier_root([_node(levels, lv, i) for lv, i in perfect_cover(0, size)])
-
-
-def _check_nodes(session: Session, levels: list[bytes], count: int) -> Iterable[Finding]:
-    for level in range(1, len(levels)):
-        expected = count >> level
-        last = -1
-        while True:
-            rows = session.exec(
-                select(AuditNode.node_index, AuditNode.hash)
-                .where(col(AuditNode.level) == level, col(AuditNode.node_index) > last)
-                .order_by(col(AuditNode.node_index))
-                .limit(20_000)
-            ).all()
-            if not rows:
-                break
-            for index, stored in rows:
-                if index != last + 1:  # nodes last+1 .. index-1 are missing
-                    missing = last + 1
-                    if missing < expected:
-                        yield _subtree(level, missing, count, "is missing from the store")
-                        return
-                if index >= expected:
-                    yield _beyond(level, count)
-                    return
-                if stored != _node(levels, level, index):
-                    yield _subtree(level, index, count, "no longer matches them")
-                    return
-                last = index
-        if last + 1 < expected:
-            yield _subtree(level, last + 1, count, "is missing from the store")
-            return
-    beyond = session.exec(
-        select(func.min(AuditNode.level)).where(col(AuditNode.level) >= max(len(levels), 1))
-    ).one()
-    if beyond is not None:
-        yield _beyond(beyond, count)
-
-
-def _beyond(level: int, count: int) -> Finding:
-    return Finding(
-        f"a stored tree node (level {level}) covers entries beyond the {count} stored ones",
-        count,
-        count + 1,
-    )
-
-
-def _subtree(level: int, index: int, count: int, what: str) -> Finding:
-    start = index << level
-    end = min((index + 1) << level, count)
-    return Finding(
-        f"entries {start}-{end - 1}: one of them was changed after it was logged "
-        f"(the stored hash over them, tree level {level}, {what})",
-        start,
-        end,
-    )
-
-
 def _check_head(
     size: int, root: bytes, frontier: str, levels: list[bytes], count: int, rebuilt: bytes
 ) -> Iterable[Finding]:
@@ -442,7 +353,9 @@ def _check_head(
     if size < count:
         yield _entry(size, f"was inserted: the tree head counts only {size} entries")
         return
-    expected = [_node(levels, lv, i).hex() for lv, i in (perfect_cover(0, count) if count else [])]
+    expected = [
+        node_at(levels, lv, i).hex() for lv, i in (perfect_cover(0, count) if count else [])
+    ]
     if root != rebuilt:
         yield Finding("the tree head's root does not match the stored entries")
     elif json.loads(frontier) != expected:
@@ -461,7 +374,7 @@ def _check_witnessed(
                 count,
                 count + 1,
             )
-        elif _root(levels, checkpoint.size) != checkpoint.root:
+        elif root_of(levels, checkpoint.size) != checkpoint.root:
             yield Finding(
                 f"entries 0-{checkpoint.size - 1}: one of them was changed, removed or "
                 f"inserted after {label} (the stored log no longer produces its root)",
@@ -498,7 +411,7 @@ def _check_checkpoints(
             findings.append(
                 _entry(count, f"was removed: {label} was signed over {checkpoint.size} entries")
             )
-        elif _root(levels, checkpoint.size) != checkpoint.root:
+        elif root_of(levels, checkpoint.size) != checkpoint.root:
             findings.append(
                 Finding(
                     f"entries {good_size}-{checkpoint.size - 1}: one of them was changed, removed "

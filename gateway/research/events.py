@@ -22,15 +22,8 @@ from fractions import Fraction
 import numpy as np
 import numpy.typing as npt
 
-from gateway.research.disclosure import (
-    ClassKey,
-    Int64s,
-    Lattice,
-    Node,
-    NodeResult,
-    PersonPairs,
-    distinct,
-)
+from gateway.research.disclosure import ClassKey, Lattice, Node, NodeResult, PersonPairs
+from gateway.research.person_links import Int64s, distinct
 
 Flags = npt.NDArray[np.bool_]
 

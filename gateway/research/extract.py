@@ -51,14 +51,9 @@ import pyarrow.compute as pc
 from gateway.research.disclosure import (
     ClassCounter,
     ClassKey,
-    Flags,
-    Int64s,
     NodeResult,
-    People,
-    PersonLinks,
     PersonPairs,
     choose_levels,
-    distinct,
 )
 from gateway.research.extract_input import (
     BUCKETS,
@@ -89,6 +84,7 @@ from gateway.research.extract_plan import (
 from gateway.research.generalise import (
     GeneralisationState,
 )
+from gateway.research.person_links import Flags, Int64s, People, PersonLinks, distinct
 from gateway.research.pseudonyms import Pseudonymiser
 from gateway.research.release_modes import (
     Redraw,

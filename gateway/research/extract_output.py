@@ -16,14 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from gateway.research.disclosure import (
-    ClassKey,
-    Int64s,
-    Lattice,
-    NodeResult,
-    People,
-    distinct,
-)
+from gateway.research.disclosure import ClassKey, Lattice, NodeResult
 from gateway.research.events import itemsets, smallest_support
 from gateway.research.extract_input import (
     ANCHOR,
@@ -38,6 +31,7 @@ from gateway.research.extract_input import (
 from gateway.research.extract_plan import (
     ExtractPlan,
 )
+from gateway.research.person_links import Int64s, People, distinct
 from gateway.research.release_modes import Redraw, fresh, redraw
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from gateway.research import disclosure
+from gateway.research import disclosure, person_links
 from gateway.research.disclosure import ClassCounter, Lattice, choose_levels, evaluate
 from gateway.research.errors import DisclosureCheckFailedError
 
@@ -123,7 +123,7 @@ def _hashes(values: list[str | None]) -> pa.Array:
 
 
 def test_rows_sharing_any_pseudonym_are_one_person_across_batches() -> None:
-    links = disclosure.PersonLinks()
+    links = person_links.PersonLinks()
     # person via bsn only, via account only, and a row holding both: one person
     links.add([_hashes(["b1", None, "b1", "b9"]), _hashes([None, "a1", "a1", None])])
     # a later batch: a new spelling (no bsn) linked through the same account
@@ -136,7 +136,7 @@ def test_rows_sharing_any_pseudonym_are_one_person_across_batches() -> None:
 
 
 def test_a_withdrawn_person_leaves_with_every_linked_pseudonym() -> None:
-    links = disclosure.PersonLinks()
+    links = person_links.PersonLinks()
     anchors = links.add([_hashes(["b1", "b2", None]), _hashes(["n1", "n2", "n1"])])
     links.withdraw(anchors.filter(pa.array([False, False, True])))  # known by name only
     people = links.resolve()

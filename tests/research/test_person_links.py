@@ -11,7 +11,7 @@ import random
 
 import pyarrow as pa
 
-from gateway.research.disclosure import PersonLinks
+from gateway.research.person_links import PersonLinks
 
 Row = tuple[str | None, ...]
 

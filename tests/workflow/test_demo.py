@@ -83,7 +83,7 @@ def test_the_demo_makes_and_verifies_one_research_release(gateway: Gateway, tmp_
 def test_the_demo_opens_the_release_with_pyrage_where_age_is_not_installed(
     gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gateway.demo.shutil.which", lambda _name: None)
+    monkeypatch.setattr("gateway.research.opening.shutil.which", lambda _name: None)
     out = StringIO()
     policies = gateway.settings.policies_dir
     agreement = load_agreement(

@@ -1,0 +1,190 @@
+"""People as an attacker counts them: rows that share any pseudonym value are one person.
+
+``PersonLinks`` is a union-find over the pseudonym hashes of an extract's rows, in numpy:
+each batch adds its anchors (a hash of a row's first pseudonym) and the links to the
+row's other pseudonyms; links are folded into components as they grow, keeping one link
+per pseudonym to the lowest one of its component, so memory follows the distinct
+pseudonyms, not the rows. ``resolve`` returns ``People``: every anchor's person number.
+Everything here is a pure function of its input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+COMPACT_EVERY = 1 << 18
+"""Pending rows after which links (and the class counter's pairs) are merged (bounds memory)."""
+
+Int64s = npt.NDArray[np.int64]
+Flags = npt.NDArray[np.bool_]
+
+
+def distinct(values: Int64s) -> Int64s:
+    """Return the sorted distinct values (by sorting: numpy's hash-based unique is 10x slower)."""
+    if len(values) == 0:
+        return values
+    ordered = np.sort(values)
+    first = np.empty(len(ordered), dtype=np.bool_)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return ordered[first]
+
+
+def positions(sorted_values: Int64s, queries: Int64s) -> Int64s:
+    """Return where each query sits in ``sorted_values`` (``np.searchsorted``).
+
+    Many queries are looked up in sorted order: the sorted array is then walked
+    through once, not jumped about in (2-3x faster on millions of pseudonyms).
+    """
+    if len(queries) < 4096:
+        return np.searchsorted(sorted_values, queries)
+    order = np.argsort(queries)
+    found = np.empty(len(queries), dtype=np.int64)
+    found[order] = np.searchsorted(sorted_values, queries[order])
+    return found
+
+
+def int64s(array: pa.Array | pa.ChunkedArray) -> Int64s:
+    """Return an Arrow integer array without nulls as a numpy int64 array."""
+    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _roots(count: int, u: Int64s, v: Int64s) -> Int64s:
+    """Return, per node 0..count-1, the lowest node of its component given links u[i]-v[i].
+
+    Union-find with pointer jumping, vectorised: hook the higher root onto the lower,
+    then jump pointers to the roots, until every link joins equal roots.
+    """
+    parent = np.arange(count, dtype=np.int64)
+    while True:
+        pu, pv = parent[u], parent[v]
+        differ = pu != pv
+        if not differ.any():
+            return parent
+        np.minimum.at(parent, np.maximum(pu, pv)[differ], np.minimum(pu, pv)[differ])
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+
+
+class PersonLinks:
+    """The links between pseudonyms, across batches: who is one person to an attacker.
+
+    ``add`` takes one batch's pseudonym hashes (one int64 array per pseudonymised
+    column, null where the row has none) and returns each row's anchor: the hash of its
+    first pseudonym, or null for a row without any. Every other pseudonym of the row is
+    linked to the anchor. ``resolve`` joins everything linked, directly or through other
+    rows, into people (union-find with pointer jumping, vectorised). Whenever the new
+    links outgrow the folded ones (at least ``compact_every``), they are folded into
+    components: one link per linked pseudonym, to the lowest of its component, so memory
+    follows the distinct pseudonyms (16 bytes each), not the rows.
+    """
+
+    def __init__(self, compact_every: int = COMPACT_EVERY) -> None:
+        self.compact_every = compact_every
+        self._nodes: list[Int64s] = []
+        self._edges: list[tuple[Int64s, Int64s]] = []
+        self._withdrawn: list[Int64s] = []
+        self._pending = 0
+        self._merged = 0
+
+    def add(self, hashes: Sequence[pa.Array]) -> pa.Array:
+        """Record one batch's links; return each row's anchor (int64, null if no key)."""
+        if not hashes:
+            raise ValueError("linking needs at least one pseudonym column")
+        anchors = pc.coalesce(*hashes) if len(hashes) > 1 else hashes[0]
+        self._nodes.append(int64s(pc.unique(anchors).drop_null()))
+        for other in hashes[1:]:
+            linked = pc.fill_null(pc.not_equal(other, anchors), False)
+            if not pc.any(linked).as_py():
+                continue
+            first, second = int64s(anchors.filter(linked)), int64s(other.filter(linked))
+            self._edges.append((first, second))
+            self._pending += len(first)
+        self._pending += len(self._nodes[-1])
+        # fold the links into components when the new ones outgrow the folded ones:
+        # amortised, and memory follows the distinct pseudonyms, not the rows
+        if self._pending > max(self.compact_every, self._merged):
+            self._compact()
+        return anchors
+
+    def _compact(self) -> None:
+        """Replace the anchors by the distinct ones and the links by one per pseudonym.
+
+        Each linked pseudonym keeps a single link, to the lowest pseudonym of its
+        component: the same components in far fewer links.
+        """
+        anchors = distinct(np.concatenate([*self._nodes, np.empty(0, np.int64)]))
+        self._nodes = [anchors]
+        merged = len(anchors)
+        if self._edges:
+            first = np.concatenate([a for a, _ in self._edges])
+            second = np.concatenate([b for _, b in self._edges])
+            self._edges = []
+            nodes = distinct(np.concatenate([first, second]))
+            parent = _roots(len(nodes), positions(nodes, first), positions(nodes, second))
+            del first, second
+            linked = parent != np.arange(len(nodes), dtype=np.int64)
+            self._edges = [(nodes[linked], nodes[parent[linked]])]
+            merged += int(linked.sum())
+        self._merged, self._pending = merged, 0
+
+    def withdraw(self, anchors: pa.Array) -> None:
+        """Mark the people of ``anchors`` (non-null int64) as withdrawn: left out entirely."""
+        self._withdrawn.append(int64s(pc.unique(anchors).drop_null()))
+
+    def resolve(self) -> People:
+        """Return the people: every anchor mapped to one person number.
+
+        Only anchors are kept (rows are found by their anchor): every other pseudonym
+        was linked to an anchor, so no person is lost.
+        """
+        self._compact()
+        anchors = self._nodes[0]
+        self._nodes = []
+        ends = [e for pair in self._edges for e in pair]
+        nodes = distinct(np.concatenate([anchors, *ends]))
+        del ends
+        parent = np.arange(len(nodes), dtype=np.int64)
+        if self._edges:
+            u = positions(nodes, np.concatenate([a for a, _ in self._edges]))
+            v = positions(nodes, np.concatenate([b for _, b in self._edges]))
+            self._edges = []  # resolve once: the links are spent
+            parent = _roots(len(nodes), u, v)
+            del u, v
+        _, person = np.unique(parent, return_inverse=True)
+        of_anchor = np.asarray(person, dtype=np.int64).reshape(-1)[positions(nodes, anchors)]
+        del nodes, parent, person
+        people = People(anchors, of_anchor, int(of_anchor.max(initial=-1)) + 1)
+        withdrawn = np.zeros(people.count, dtype=np.bool_)
+        for anchors in self._withdrawn:
+            withdrawn[people.of(anchors)] = True
+        return People(people.nodes, people.person, people.count, withdrawn)
+
+
+@dataclass(frozen=True)
+class People:
+    """Anchors (sorted ``nodes``) and the person each belongs to."""
+
+    nodes: Int64s
+    person: Int64s
+    count: int
+    withdrawn: Flags | None = None
+
+    def of(self, hashes: Int64s) -> Int64s:
+        """Return the person number of each hash (every hash must be a known node)."""
+        return self.person[positions(self.nodes, hashes)]
+
+    @classmethod
+    def each_its_own(cls, hashes: Int64s) -> People:
+        """Return people where every distinct hash is a person of its own (no links)."""
+        nodes = distinct(hashes)
+        return cls(nodes, np.arange(len(nodes), dtype=np.int64), len(nodes))
