@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -23,6 +23,9 @@ from sqlmodel import Session
 from gateway import __version__
 from gateway.clock import as_utc
 from gateway.models.audit import AuditEntry
+
+if TYPE_CHECKING:
+    from gateway.policy.register_history import RegisterHistory
 
 AttributeValue = str | int | bool
 SCOPE = InstrumentationScope("riec-gateway.logboek", __version__)
@@ -109,12 +112,15 @@ def span_of(stored: str) -> ReadableSpan:
     )
 
 
-def lines_for(session: Session, entry: AuditEntry) -> Sequence[LogLine]:
+def lines_for(
+    session: Session, entry: AuditEntry, history: RegisterHistory | None = None
+) -> Sequence[LogLine]:
     """Return the Logboek lines of ``entry``: one per person it names (none without any).
 
     The same lines as the gateway's read API (``gateway.audit.ldv.lines_of_entry``, the
     activity of the register in force when the entry was written), so a partner's Logboek
-    sees the same trace, span and activity ids.
+    sees the same trace, span and activity ids. Pass one ``history`` for a batch of
+    entries, so that the activations are read once.
     """
     # imported here: the processing log reaches the sequencer, which imports this module
     from gateway.audit.events import subject_links
@@ -130,5 +136,5 @@ def lines_for(session: Session, entry: AuditEntry) -> Sequence[LogLine]:
         entry,
         [(link["subject_key"], link["id_type"] or "unknown") for link in links],
         persons={link["subject_key"]: link["person"] or link["subject_key"] for link in links},
-        activity=lookup_for(RegisterHistory(session), entry),
+        activity=lookup_for(history or RegisterHistory(session), entry),
     )

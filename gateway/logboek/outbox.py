@@ -44,14 +44,18 @@ def enqueue(session: Session, entries: Sequence[Mapping[str, Any]], at: datetime
     configured = set(session.execute(select(LogboekEndpoint.partner_id)).scalars())
     if not configured:
         return 0
+    # imported here: the register's history reaches the sequencer, which imports this module
+    from gateway.policy.register_history import RegisterHistory
+
     rows: list[dict[str, object]] = []
+    history = RegisterHistory(session)
     for values in entries:
         entry = AuditEntry.model_construct(**values)  # validated columns: skip validation
         parties = json.loads(entry.leaf).get("parties") or []
         targets = sorted(({entry.actor_partner_id, *parties} - {None}) & configured)
         if not targets:
             continue
-        for line in lines_for(session, entry):
+        for line in lines_for(session, entry, history):
             stored = encode(line)
             rows.extend(
                 {

@@ -74,9 +74,28 @@ class RegisterHistory:
     def _register(self, stored: PolicyVersion | None) -> Register:
         try:
             version = stored if stored is not None else active_version(self.session)
-            return compile_pack(pack_of(version)).register
-        except (NoActiveVersionError, SourceError):
+        except NoActiveVersionError:
             return EMPTY
+        return _register_of(version)
+
+
+_COMPILED: dict[str, Register] = {}
+"""Registers by their stored pack's ``sources_sha256``: a stored pack never changes, so
+each is compiled once per process (not once per audit entry or per read)."""
+_COMPILED_MAX = 64
+
+
+def _register_of(version: PolicyVersion) -> Register:
+    register = _COMPILED.get(version.sources_sha256)
+    if register is None:
+        try:
+            register = compile_pack(pack_of(version)).register
+        except SourceError:
+            register = EMPTY  # stored files that no longer compile here
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
+        _COMPILED[version.sources_sha256] = register
+    return register
 
 
 def register_in_force(session: Session) -> tuple[PolicyVersion, Register]:
@@ -85,4 +104,4 @@ def register_in_force(session: Session) -> tuple[PolicyVersion, Register]:
     Raises NoActiveVersionError before the first import.
     """
     version = active_version(session)
-    return version, compile_pack(pack_of(version)).register
+    return version, _register_of(version)
