@@ -23,22 +23,23 @@ if ! pg_isready -q -h "$pg_host" -p "$pg_port" 2>/dev/null; then
   exit 1
 fi
 
+# Installs Debian packages when missing, from the distribution's mirror only; returns
+# non-zero when they cannot be installed here (no root, no apt-get, no mirror).
+apt_install() {
+  command -v apt-get >/dev/null && [ "$(id -u)" = 0 ] || return 1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+         apt-get install -y --no-install-recommends "$@"; }
+}
+
 # The browser tests (tests/browser, marker `browser`) drive Debian's own Chromium in
 # headless mode; it comes from the distribution's packages, never from a test tool's
 # download (`playwright install` is not used).
 if [ ! -x /usr/bin/chromium ]; then
-  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    echo "Chromium is missing; installing Debian's chromium package for the browser tests"
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
-          || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-               apt-get install -y --no-install-recommends chromium; }; }; then
-      echo "error: apt-get could not install chromium (no package mirror reachable?);" >&2
-      echo "       the browser tests need /usr/bin/chromium" >&2
-      exit 1
-    fi
-  else
-    echo "error: /usr/bin/chromium is missing and cannot be installed here" >&2
-    echo "       (apt-get needs root on Debian: apt-get install -y --no-install-recommends chromium);" >&2
+  echo "Chromium is missing; installing Debian's chromium package for the browser tests"
+  if ! apt_install chromium; then
+    echo "error: /usr/bin/chromium is missing and could not be installed (apt-get install -y" >&2
+    echo "       --no-install-recommends chromium needs root and a Debian mirror);" >&2
     echo "       the browser tests in tests/browser need it" >&2
     exit 1
   fi
@@ -48,16 +49,20 @@ fi
 # (age and age-keygen), to open a real release as a researcher would. Without it those
 # tests are skipped with the reason; installing it needs no other service.
 if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then
-  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    echo "age is missing; installing Debian's age package for the researcher tests"
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends age \
-          || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-               apt-get install -y --no-install-recommends age; }; }; then
-      echo "warning: apt-get could not install age; the researcher guide tests will skip" >&2
-    fi
-  else
-    echo "warning: age is missing and cannot be installed here (apt-get install -y age as" >&2
-    echo "         root); the researcher guide tests will skip" >&2
+  echo "age is missing; installing Debian's age package for the researcher tests"
+  if ! apt_install age; then
+    echo "warning: age could not be installed here (apt-get install -y age as root);" >&2
+    echo "         the researcher guide tests will skip" >&2
+  fi
+fi
+
+# The load generator of the HTTP benchmark (bench/http.py): Debian's `wrk`. The tests do
+# not need it; the benchmarks say so and stop when it is missing.
+if ! command -v wrk >/dev/null; then
+  echo "wrk is missing; installing Debian's wrk package for bench/http.py"
+  if ! apt_install wrk; then
+    echo "warning: wrk could not be installed here (apt-get install -y wrk as root);" >&2
+    echo "         bench/http.py will say so and stop" >&2
   fi
 fi
 
@@ -68,12 +73,8 @@ oidc_dir="$(dirname "$0")/../tests/oidc"
 if [ ! -d "$oidc_dir/node_modules/oidc-provider" ] \
    || [ "$oidc_dir/package-lock.json" -nt "$oidc_dir/node_modules/.package-lock.json" ]; then
   if ! command -v npm >/dev/null; then
-    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-      echo "npm is missing; installing Debian's nodejs and npm packages for the OIDC tests"
-      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm \
-        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-             apt-get install -y --no-install-recommends nodejs npm; }
-    fi
+    echo "npm is missing; installing Debian's nodejs and npm packages for the OIDC tests"
+    apt_install nodejs npm || true
   fi
   if ! command -v npm >/dev/null; then
     echo "error: npm is missing; the OIDC tests need Node.js 20+ and npm" >&2
