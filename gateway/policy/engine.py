@@ -1,7 +1,9 @@
 """The policy engine: ``decide(request) -> Decision`` over pycasbin, cached and swappable.
 
 Rows are partitioned by action, one pycasbin enforcer per action, so a cold decision
-scans only its action's rows. Decisions are cached per compiled version (bounded).
+scans only its action's rows; an action with many rows is split once more by the
+attribute that divides it best (``gateway.policy.partitions``), one enforcer per term.
+Decisions are cached per compiled version (bounded).
 ``swap`` builds every enforcer of a new version off to the side and then replaces one
 reference, so a decision always runs entirely against one version; the enforcers are
 never modified after they are built, and cold decisions enforce under one process-wide
@@ -29,6 +31,7 @@ from gateway.policy.decision import (
     DecisionRequest,
 )
 from gateway.policy.errors import UnknownTermError
+from gateway.policy.partitions import Splitter
 
 DEFAULT_CACHE_SIZE = 65_536
 
@@ -37,6 +40,7 @@ DEFAULT_CACHE_SIZE = 65_536
 # two threads parse at once). Cold decisions therefore enforce one at a time, across
 # every engine and version in the process; warm (cached) decisions take no lock.
 _ENFORCE_LOCK = threading.Lock()
+_ACTION = DIMENSIONS.index("action")
 
 
 def build_enforcer(
@@ -74,6 +78,8 @@ class _Loaded:
     compiled: CompiledPolicy
     enforcers: dict[str, casbin.Enforcer]
     rules: dict[str, tuple[str, str, str]]  # id -> (effect, reason, source)
+    # action -> (request position, term -> enforcer over the rows that can match it)
+    splits: dict[str, tuple[int, dict[str, casbin.Enforcer]]]
     cache: dict[DecisionRequest, Decision] = field(default_factory=dict)
 
 
@@ -96,12 +102,25 @@ class PolicyEngine:
         action_index = DIMENSIONS.index("action")
         for row in compiled.rows:
             by_action.setdefault(row[action_index], []).append(row)
-        shared = build_enforcer(compiled, ()).rm_map
+        base = build_enforcer(compiled, ())
+        shared = base.rm_map
         enforcers = {
             action: build_enforcer(compiled, rows, shared) for action, rows in by_action.items()
         }
+        splitter = Splitter(compiled, base.model["m"]["m"].value, shared)
+        splits = {}
+        for action, rows in by_action.items():
+            split = splitter.split(rows)
+            if split is not None:
+                splits[action] = (
+                    split.position,
+                    {
+                        term: build_enforcer(compiled, kept, shared)
+                        for term, kept in split.rows_by_term.items()
+                    },
+                )
         rules = {r.id: (r.effect, r.reason, r.source) for r in compiled.rules}
-        return _Loaded(compiled, enforcers, rules)
+        return _Loaded(compiled, enforcers, rules, splits)
 
     @property
     def compiled(self) -> CompiledPolicy:
@@ -154,6 +173,20 @@ class PolicyEngine:
         loaded = self._loaded
         return [loaded.cache.get(r) or self._decide(loaded, r) for r in requests]
 
+    def rows_scanned(self, request: DecisionRequest) -> int:
+        """Return how many rows a cold decision of ``request`` tests (for diagnostics)."""
+        enforcer = self._enforcer(self._loaded, request.values())
+        return 0 if enforcer is None else len(enforcer.model["p"]["p"].policy)
+
+    @staticmethod
+    def _enforcer(loaded: _Loaded, values: Sequence[str]) -> casbin.Enforcer | None:
+        action = values[_ACTION]
+        enforcer = loaded.enforcers.get(action)
+        split = loaded.splits.get(action)
+        if split is not None:
+            enforcer = split[1].get(values[split[0]], enforcer)
+        return enforcer
+
     def _decide(self, loaded: _Loaded, request: DecisionRequest) -> Decision:
         vocabulary = loaded.compiled.vocabulary
         values = request.values()
@@ -162,7 +195,7 @@ class PolicyEngine:
             if problem is not None:
                 raise UnknownTermError(problem, attribute=dim)
         version = loaded.compiled.version
-        enforcer = loaded.enforcers.get(values[DIMENSIONS.index("action")])
+        enforcer = self._enforcer(loaded, values)
         if enforcer is None:
             return Decision(
                 False, DEFAULT_DENY_REASON, DEFAULT_DENY_SOURCE, DEFAULT_DENY_RULE, version

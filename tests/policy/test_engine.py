@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from bench.decisions import generated_pack, generated_requests
 from gateway.policy import tables
 from gateway.policy.compiler import CompiledPolicy, compile_policy
 from gateway.policy.decision import Action, Decision, DecisionRequest, Relation
 from gateway.policy.engine import PolicyEngine, build_enforcer
 from gateway.policy.errors import UnknownTermError
 from gateway.policy.explain import explain
+from gateway.policy.partitions import (
+    PARTITION_ABOVE,
+    hierarchical_positions,
+    top_level_conjuncts,
+)
 from tests.conftest import POLICIES
 from tests.policy.helpers import copy_pack
 
@@ -173,3 +181,47 @@ def test_explain_names_the_rule_and_the_nearest_misses() -> None:
     assert default.rule is None
     casus = [m for m in default.near_misses if m.rule.id == "casus-aanmaken"]
     assert casus and any("partner kind is 'gemeente'" in r for r in casus[0].reasons)
+
+
+@pytest.fixture(scope="module")
+def large_pack(tmp_path_factory: pytest.TempPathFactory) -> CompiledPolicy:
+    folder = tmp_path_factory.mktemp("large-pack")
+    return compile_policy(generated_pack(folder, 2000), overlaps=False)
+
+
+def test_a_large_action_is_split_and_decides_as_one_raw_enforcer(
+    large_pack: CompiledPolicy,
+) -> None:
+    engine = PolicyEngine(large_pack)
+    raw = build_enforcer(large_pack, large_pack.rows)
+    requests = generated_requests(large_pack, 150)
+    vocabulary = large_pack.vocabulary
+    # every concrete category and every step, on a few requests
+    for base in requests[:3]:
+        requests += [
+            replace(base, category=t) for t in sorted(vocabulary.domains["category"].concrete)
+        ]
+        requests += [replace(base, step=s) for s in range(1, 8)]
+    allowed = 0
+    for request in requests:
+        engine.clear_cache()
+        decision = engine.decide(request)
+        expected_allowed, row = raw.enforce_ex(*request.values())
+        assert (decision.allowed, decision.rule_id) == (
+            expected_allowed,
+            row[-2] if row else "default-deny",
+        ), request
+        allowed += decision.allowed
+    assert 0 < allowed < len(requests)
+    # a cold decision scans a small share of its action's rows, not all of them
+    largest_action = max(
+        Counter(row[3] for row in large_pack.rows).values()  # column 3: the action
+    )
+    assert largest_action > PARTITION_ABOVE
+    assert max(engine.rows_scanned(r) for r in requests) < largest_action / 3
+
+
+def test_a_matcher_without_a_hierarchy_conjunct_is_not_split() -> None:
+    assert hierarchical_positions('r_act == p_act && (g(r_kind, p_kind) || r_pid == "x")') == {}
+    assert hierarchical_positions("r_act == p_act && g6(r_cat, p_cat)") == {7: "g6"}
+    assert top_level_conjuncts("a && (b && c) && d") == ["a", "(b && c)", "d"]
