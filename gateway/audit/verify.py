@@ -116,7 +116,7 @@ def _verify(
     levels = build_levels(bytes(scan.leaves))
     root = root_of(levels, scan.count)
     findings.extend(_check_head(head.size, head.root, head.frontier, levels, scan.count, root))
-    findings.extend(check_nodes(conn, levels, scan.count, batch=max(batch, 20_000)))
+    findings.extend(check_nodes(conn, levels, scan.count, batch))
     findings.extend(scan.orphans)
     checkpoint_findings, checked = _check_checkpoints(
         session, verifiers, origin, levels, scan.count

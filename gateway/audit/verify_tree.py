@@ -82,22 +82,24 @@ def check_nodes(
     for level in range(1, len(levels)):
         rebuilt, expected, last = levels[level], count >> level, -1
         result = stream.execute(_NODES, {"level": level})
-        for rows in result.partitions(batch):
-            first, end = rows[0][0], rows[-1][0]
-            if (
-                first == last + 1
-                and end - first == len(rows) - 1  # indexes are unique and sorted: no gap
-                and end < expected
-                and b"".join([stored for _, stored in rows])
-                == rebuilt[first * HASH_SIZE : (end + 1) * HASH_SIZE]
-            ):
-                last = end
-                continue
-            finding, last = _walk(rows, level, last, expected, rebuilt, count)
-            if finding is not None:
-                result.close()
-                yield finding
-                return
+        try:
+            for rows in result.partitions(batch):
+                first, end = rows[0][0], rows[-1][0]
+                if (
+                    first == last + 1
+                    and end - first == len(rows) - 1  # indexes are unique and sorted: no gap
+                    and end < expected
+                    and b"".join([stored for _, stored in rows])
+                    == rebuilt[first * HASH_SIZE : (end + 1) * HASH_SIZE]
+                ):
+                    last = end
+                    continue
+                finding, last = _walk(rows, level, last, expected, rebuilt, count)
+                if finding is not None:
+                    yield finding
+                    return
+        finally:
+            result.close()
         if last + 1 < expected:
             yield _subtree(level, last + 1, count, "is missing from the store")
             return
