@@ -2,9 +2,10 @@
 
 The entries, their data-subject and partner links and their details are each read
 through a server-side cursor in leaf-index order and merge-joined on the index, so
-memory holds a batch of each, never the log. Each stored event is parsed once; its
-leaf hash is recomputed with ``hashlib``; it must re-encode to exactly its stored text
-(canonical JSON) and name its index, search columns, links and details.
+memory holds a batch of rows of each and 40 bytes per entry (its leaf hash, for the
+tree, and the index its event claims), never the events. Each stored event is parsed
+once; its leaf hash is recomputed with ``hashlib``; it must re-encode to exactly its
+stored text (canonical JSON) and name its index, search columns, links and details.
 
 The time column is read as text in the event's own form (RFC 3339 UTC, microseconds),
 formatted by the database, and compared with the event's string; only a time that
@@ -154,6 +155,30 @@ _ENCODER = json.JSONEncoder(
 )
 
 
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} has no JSON form")
+
+
+def _c_encoder() -> Callable[[Any], str]:
+    """The C encoder ``_ENCODER.encode`` builds on every call, built once (or ``encode``)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    try:  # CPython's arguments: markers, default, string encoder, indent, separators, flags
+        chunks = make(
+            None, _refuse, json.encoder.encode_basestring, None, ":", ",", True, False, True
+        )  # type: ignore[misc]
+    except TypeError:  # no C encoder here, or other arguments
+        return _ENCODER.encode
+
+    def encode(doc: Any) -> str:
+        return "".join(chunks(doc, 0))
+
+    probe = {"b": [1, None, True, 'é\n"'], "a": {"z": 0, "y": "x"}}
+    return encode if encode(probe) == _ENCODER.encode(probe) else _ENCODER.encode
+
+
+_ENCODE = _c_encoder()
+
+
 def _parse(leaf: str) -> Any:
     """Return the stored event parsed as ``json.loads`` would, or None if it is not JSON."""
     try:
@@ -177,12 +202,11 @@ def scan_entries(
     now_text = format_time(now)
     stream = conn.execution_options(stream_results=True, yield_per=batch)
     entries = stream.execute(_entries(conn.dialect.name))
-    joined = [
-        _Joined(stream.execute(_DETAILS), "details were inserted for it"),
-        _Joined(stream.execute(_SUBJECTS), "data-subject links to it were inserted"),
-        _Joined(stream.execute(_PARTIES), "partner links to it were inserted"),
-    ]
+    joined: list[_Joined] = []
     try:
+        joined.append(_Joined(stream.execute(_DETAILS), "details were inserted for it"))
+        joined.append(_Joined(stream.execute(_SUBJECTS), "data-subject links to it were inserted"))
+        joined.append(_Joined(stream.execute(_PARTIES), "partner links to it were inserted"))
         for rows in entries.partitions(batch):
             _scan_rows(conn, scan, rows, joined, now_text)
             if progress is not None:
@@ -199,7 +223,7 @@ def _scan_rows(
 ) -> None:
     """Check one batch of entry rows; the loop every entry goes through, kept tight."""
     details, subjects, parties = joined
-    scan_once, encode = _SCAN_ONCE, _ENCODER.encode
+    scan_once, encode = _SCAN_ONCE, _ENCODE
     leaves, doc_indexes = scan.leaves, scan.doc_indexes
     position = scan.count
     for index, leaf, stored_hash, event_type, at_text, partner, principal, case in rows:
