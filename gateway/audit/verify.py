@@ -23,17 +23,15 @@ from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from hashlib import sha256
-from typing import Any
+from functools import partial
 
-from sqlalchemy import bindparam, func
-from sqlalchemy import select as sa_select
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from gateway.audit.events import details_commitment, format_time, subjects_digest
-from gateway.audit.log import DETAILS_RETENTION, read_head
+from gateway.audit.log import read_head
 from gateway.audit.merkle import perfect_cover
 from gateway.audit.note import Checkpoint, NoteError, NoteVerifier, open_note, parse_checkpoint
+from gateway.audit.verify_rows import Scan, entry_finding, scan_entries
 from gateway.audit.verify_tree import (
     Finding,
     build_levels,
@@ -43,13 +41,7 @@ from gateway.audit.verify_tree import (
 )
 from gateway.db import Database
 from gateway.errors import IntegrityCheckFailed
-from gateway.models.audit import (
-    AuditCheckpoint,
-    AuditDetail,
-    AuditEntry,
-    AuditParty,
-    AuditSubject,
-)
+from gateway.models.audit import AuditCheckpoint, AuditEntry
 
 Progress = Callable[[int, int], None]
 """Called with (entries done, entries in total) while the entries are scanned."""
@@ -69,29 +61,6 @@ class VerifyReport:
     def ok(self) -> bool:
         """True when nothing was wrong."""
         return self.problem is None
-
-
-def _entry(position: int, message: str) -> Finding:
-    return Finding(f"entry {position} {message}", position, position + 1)
-
-
-class _Scan:
-    """State of the pass over the entries in index order."""
-
-    def __init__(self) -> None:
-        self.leaves = bytearray()
-        self.doc_indexes = array("q")
-        self.row_finding: Finding | None = None
-        self.misplaced: tuple[int, int] | None = None  # (position, the index its event claims)
-        self.details = 0
-
-    @property
-    def count(self) -> int:
-        return len(self.doc_indexes)
-
-    def note(self, finding: Finding) -> None:
-        if self.row_finding is None:
-            self.row_finding = finding
 
 
 def verify_log(
@@ -129,29 +98,13 @@ def _verify(
     witnessed: Sequence[Checkpoint] = (),
 ) -> VerifyReport:
     head = read_head(session)
-    total = session.exec(select(func.count()).select_from(AuditEntry)).one()
-    scan = _Scan()
-    # One pass in key order over a server-side cursor (PostgreSQL streams it; SQLite
-    # steps its cursor), as plain rows: no ORM objects per entry.
-    stream = session.connection().execution_options(stream_results=True, yield_per=batch)
-    for rows in stream.execute(_ENTRIES).partitions(batch):
-        lo, hi = rows[0].leaf_index, rows[-1].leaf_index
-        subjects = _links(session, AuditSubject, AuditSubject.subject_key, lo, hi)
-        parties = _links(session, AuditParty, AuditParty.partner_id, lo, hi)
-        details = {d.leaf_index: d for d in session.execute(_DETAILS, {"lo": lo, "hi": hi}).all()}
-        for row in rows:
-            _check_row(
-                scan,
-                row,
-                subjects.get(row.leaf_index, set()),
-                parties.get(row.leaf_index, set()),
-                details.pop(row.leaf_index, None),
-                now,
-            )
-        for orphan in sorted(details):
-            scan.note(_entry(orphan, "does not exist, but details were inserted for it"))
-        if progress is not None:
-            progress(scan.count, total)
+    scan = Scan()
+    conn = session.connection()
+    report: Callable[[int], None] | None = None
+    if progress is not None:
+        total = session.exec(select(func.count()).select_from(AuditEntry)).one()
+        report = partial(_report, progress, total)
+    scan_entries(conn, scan, now, batch, report)
 
     # On a tie the first listed wins: a structural explanation (moved, removed, inserted
     # entries) before the changes it causes in the rows, the head and the stored nodes.
@@ -163,8 +116,8 @@ def _verify(
     levels = build_levels(bytes(scan.leaves))
     root = root_of(levels, scan.count)
     findings.extend(_check_head(head.size, head.root, head.frontier, levels, scan.count, root))
-    findings.extend(check_nodes(session, levels, scan.count))
-    findings.extend(_orphan_links(session))
+    findings.extend(check_nodes(conn, levels, scan.count, batch))
+    findings.extend(scan.orphans)
     checkpoint_findings, checked = _check_checkpoints(
         session, verifiers, origin, levels, scan.count
     )
@@ -174,141 +127,8 @@ def _verify(
     return VerifyReport(scan.count, root, checked, scan.details, problem)
 
 
-_ENTRIES = sa_select(
-    col(AuditEntry.leaf_index),
-    col(AuditEntry.leaf),
-    col(AuditEntry.leaf_hash),
-    col(AuditEntry.event_type),
-    col(AuditEntry.occurred_at),
-    col(AuditEntry.actor_partner_id),
-    col(AuditEntry.actor_principal_id),
-    col(AuditEntry.case_id),
-).order_by(col(AuditEntry.leaf_index))
-_DETAILS = sa_select(
-    col(AuditDetail.leaf_index),
-    col(AuditDetail.salt),
-    col(AuditDetail.body),
-    col(AuditDetail.delete_after),
-).where(col(AuditDetail.leaf_index).between(bindparam("lo"), bindparam("hi")))
-
-
-def _no_floats(value: str) -> Any:
-    raise ValueError(f"a float ({value}) has no canonical form")
-
-
-def _links(session: Session, table: Any, column: Any, lo: int, hi: int) -> dict[int, set[str]]:
-    out: dict[int, set[str]] = {}
-    for index, value in session.exec(
-        select(table.leaf_index, column).where(col(table.leaf_index).between(lo, hi))
-    ).all():
-        out.setdefault(index, set()).add(value)
-    return out
-
-
-def _check_row(
-    scan: _Scan,
-    row: Any,
-    subjects: set[str],
-    parties: set[str],
-    detail: Any,
-    now: datetime,
-) -> None:
-    """Check one entry row (an ``AuditEntry``'s columns) and its links and details."""
-    position = scan.count
-    raw = row.leaf.encode()
-    digest = sha256(b"\x00" + raw).digest()  # RFC 9162 leaf hash, inline
-    scan.leaves += digest
-    try:
-        doc: Any = json.loads(row.leaf, parse_float=_no_floats)
-        claimed = doc["index"] if isinstance(doc, dict) and type(doc.get("index")) is int else -1
-    except ValueError:
-        doc, claimed = None, -1
-    scan.doc_indexes.append(claimed)
-    if row.leaf_index != position:
-        scan.note(
-            _entry(
-                position, f"was removed: the stored entry after {position - 1} is {row.leaf_index}"
-            )
-        )
-        return
-    if claimed not in (-1, position):
-        if scan.misplaced is None:
-            scan.misplaced = (position, claimed)
-        return
-    if digest != row.leaf_hash:
-        scan.note(_entry(position, "was modified: its stored event does not match its leaf hash"))
-        return
-    if not isinstance(doc, dict) or claimed == -1 or _canonical(doc) != raw:
-        scan.note(_entry(position, "was modified: its stored event is not a canonical event"))
-        return
-    problem = _mismatched_columns(row, doc, subjects, parties, now)
-    if problem:
-        scan.note(_entry(position, f"was modified: its {problem} do not match its logged event"))
-        return
-    problem = _details_problem(doc, detail, now)
-    if problem:
-        scan.note(_entry(position, problem))
-    elif detail is not None:
-        scan.details += 1
-
-
-def _canonical(doc: dict[str, Any]) -> bytes:
-    """``events.canonical_json`` for a document parsed without floats (none to reject)."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _subjects_until(doc: dict[str, Any]) -> str:
-    """When the entry's subject index rows may be purged: its ``subjects_until``, or, for
-    a leaf logged before retention per category, the default four years from its time."""
-    until = doc.get("subjects_until")
-    if isinstance(until, str):
-        return until
-    try:
-        at = datetime.fromisoformat(str(doc.get("at")))
-    except ValueError:
-        return "9999"  # no time, no end: missing links are reported
-    return format_time(at + DETAILS_RETENTION)
-
-
-def _mismatched_columns(
-    row: Any, doc: dict[str, Any], subjects: set[str], parties: set[str], now: datetime
-) -> str | None:
-    actor = doc.get("actor") or {}
-    columns = (
-        row.event_type == doc.get("type"),
-        format_time(row.occurred_at) == doc.get("at"),
-        row.actor_partner_id == actor.get("partner"),
-        row.actor_principal_id == actor.get("principal"),
-        row.case_id == doc.get("case"),
-    )
-    if not all(columns):
-        return "search columns (type, time, actor, case)"
-    digest = (doc.get("refs") or {}).get("subjects_sha256")  # too many to list: a digest
-    if digest:
-        named = subjects_digest(sorted(subjects)) == digest
-    else:
-        named = subjects == set(doc.get("subjects") or ())
-    purged = not subjects and _subjects_until(doc) <= format_time(now)
-    if not named and not purged:
-        return "data-subject links"
-    if parties != set(doc.get("parties") or ()):
-        return "partner links"
-    return None
-
-
-def _details_problem(doc: dict[str, Any], detail: Any, now: datetime) -> str | None:
-    commitment, until = doc.get("details_sha256"), doc.get("details_until")
-    if detail is None:
-        if commitment is not None and (until is None or until > format_time(now)):
-            return "lost its details before their retention ended"
-        return None
-    if commitment is None:
-        return "was modified: it has details it never committed to"
-    if details_commitment(detail.salt, detail.body.encode()) != commitment:
-        return "was modified: its details do not match the commitment in its event"
-    if until is not None and format_time(detail.delete_after) != until:
-        return "was modified: the retention date of its details was changed"
-    return None
+def _report(progress: Progress, total: int, done: int) -> None:
+    progress(done, total)
 
 
 def _classify_misplaced(doc_indexes: array[int], position: int, claimed: int) -> Finding:
@@ -317,41 +137,32 @@ def _classify_misplaced(doc_indexes: array[int], position: int, claimed: int) ->
         try:
             moved_to = doc_indexes.index(position, position + 1)
         except ValueError:
-            return _entry(
+            return entry_finding(
                 position,
                 f"was removed: entry {claimed} and later ones were moved up to close the gap",
             )
-        return _entry(
+        return entry_finding(
             position,
             f"was reordered: it is stored at position {moved_to} and entry {claimed} in its place",
         )
     if claimed == position - 1:
-        return _entry(
+        return entry_finding(
             claimed,
             f"was inserted: the entries logged as {claimed} and later are stored one place later",
         )
-    return _entry(position, f"was inserted: it repeats entry {claimed}")
-
-
-def _orphan_links(session: Session) -> Iterable[Finding]:
-    for table, what in ((AuditSubject, "data-subject"), (AuditParty, "partner")):
-        orphan = session.exec(
-            select(func.min(table.leaf_index)).where(
-                col(table.leaf_index).not_in(select(AuditEntry.leaf_index))
-            )
-        ).one()
-        if orphan is not None:
-            yield _entry(orphan, f"does not exist, but {what} links to it were inserted")
+    return entry_finding(position, f"was inserted: it repeats entry {claimed}")
 
 
 def _check_head(
     size: int, root: bytes, frontier: str, levels: list[bytes], count: int, rebuilt: bytes
 ) -> Iterable[Finding]:
     if size > count:
-        yield _entry(count, f"was removed: the tree head counts {size} entries, {count} are stored")
+        yield entry_finding(
+            count, f"was removed: the tree head counts {size} entries, {count} are stored"
+        )
         return
     if size < count:
-        yield _entry(size, f"was inserted: the tree head counts only {size} entries")
+        yield entry_finding(size, f"was inserted: the tree head counts only {size} entries")
         return
     expected = [
         node_at(levels, lv, i).hex() for lv, i in (perfect_cover(0, count) if count else [])
@@ -409,7 +220,9 @@ def _check_checkpoints(
             )
         elif checkpoint.size > count:
             findings.append(
-                _entry(count, f"was removed: {label} was signed over {checkpoint.size} entries")
+                entry_finding(
+                    count, f"was removed: {label} was signed over {checkpoint.size} entries"
+                )
             )
         elif root_of(levels, checkpoint.size) != checkpoint.root:
             findings.append(

@@ -8,13 +8,15 @@ the entries it covers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlalchemy import Connection, bindparam, func, select
+from sqlmodel import col
 
-from gateway.audit.merkle import HASH_SIZE, frontier_root, node_hash, perfect_cover
+from gateway.audit.merkle import HASH_SIZE, frontier_root, perfect_cover
 from gateway.models.audit import AuditNode
 
 NO_ENTRY = 1 << 62
@@ -34,17 +36,20 @@ class Finding:
 
 
 def build_levels(leaves: bytes) -> list[bytes]:
+    """Return every level of the tree over ``leaves`` (concatenated hashes), leaves first."""
     levels = [leaves]
     while len(levels[-1]) >= 2 * HASH_SIZE:
         below = levels[-1]
-        pairs = len(below) // (2 * HASH_SIZE)
-        level = bytearray()
-        for i in range(pairs):
-            at = 2 * HASH_SIZE * i
-            level += node_hash(
-                below[at : at + HASH_SIZE], below[at + HASH_SIZE : at + 2 * HASH_SIZE]
+        pair = 2 * HASH_SIZE
+        # node_hash inline: one slice of both children, one hash, per node
+        levels.append(
+            b"".join(
+                [
+                    sha256(b"\x01" + below[at : at + pair]).digest()
+                    for at in range(0, len(below) - pair + 1, pair)
+                ]
             )
-        levels.append(bytes(level))
+        )
     return levels
 
 
@@ -58,40 +63,67 @@ def root_of(levels: list[bytes], size: int) -> bytes:
     return frontier_root([node_at(levels, lv, i) for lv, i in perfect_cover(0, size)])
 
 
-def check_nodes(session: Session, levels: list[bytes], count: int) -> Iterable[Finding]:
+_NODES = (
+    select(col(AuditNode.node_index), col(AuditNode.hash))
+    .where(col(AuditNode.level) == bindparam("level"))
+    .order_by(col(AuditNode.node_index))
+)
+
+
+def check_nodes(
+    conn: Connection, levels: list[bytes], count: int, batch: int = 20_000
+) -> Iterable[Finding]:
+    """Yield the first stored node that is missing, extra or changed, and nodes above the tree.
+
+    Each level is streamed in index order; a batch of contiguous nodes that equals the
+    rebuilt level is accepted as a whole, any other batch is walked node by node.
+    """
+    stream = conn.execution_options(stream_results=True, yield_per=batch)
     for level in range(1, len(levels)):
-        expected = count >> level
-        last = -1
-        while True:
-            rows = session.exec(
-                select(AuditNode.node_index, AuditNode.hash)
-                .where(col(AuditNode.level) == level, col(AuditNode.node_index) > last)
-                .order_by(col(AuditNode.node_index))
-                .limit(20_000)
-            ).all()
-            if not rows:
-                break
-            for index, stored in rows:
-                if index != last + 1:  # nodes last+1 .. index-1 are missing
-                    missing = last + 1
-                    if missing < expected:
-                        yield _subtree(level, missing, count, "is missing from the store")
-                        return
-                if index >= expected:
-                    yield _beyond(level, count)
+        rebuilt, expected, last = levels[level], count >> level, -1
+        result = stream.execute(_NODES, {"level": level})
+        try:
+            for rows in result.partitions(batch):
+                first, end = rows[0][0], rows[-1][0]
+                if (
+                    first == last + 1
+                    and end - first == len(rows) - 1  # indexes are unique and sorted: no gap
+                    and end < expected
+                    and b"".join([stored for _, stored in rows])
+                    == rebuilt[first * HASH_SIZE : (end + 1) * HASH_SIZE]
+                ):
+                    last = end
+                    continue
+                finding, last = _walk(rows, level, last, expected, rebuilt, count)
+                if finding is not None:
+                    yield finding
                     return
-                if stored != node_at(levels, level, index):
-                    yield _subtree(level, index, count, "no longer matches them")
-                    return
-                last = index
+        finally:
+            result.close()
         if last + 1 < expected:
             yield _subtree(level, last + 1, count, "is missing from the store")
             return
-    beyond = session.exec(
+    beyond = conn.execute(
         select(func.min(AuditNode.level)).where(col(AuditNode.level) >= max(len(levels), 1))
-    ).one()
+    ).scalar_one()
     if beyond is not None:
         yield _beyond(beyond, count)
+
+
+def _walk(
+    rows: Sequence[Any], level: int, last: int, expected: int, rebuilt: bytes, count: int
+) -> tuple[Finding | None, int]:
+    """Check stored nodes one by one after node ``last``; return the first problem and the
+    last good index."""
+    for index, stored in rows:
+        if index != last + 1 and last + 1 < expected:  # nodes last+1 .. index-1 are missing
+            return _subtree(level, last + 1, count, "is missing from the store"), last
+        if index >= expected:
+            return _beyond(level, count), last
+        if stored != rebuilt[index * HASH_SIZE : (index + 1) * HASH_SIZE]:
+            return _subtree(level, index, count, "no longer matches them"), last
+        last = index
+    return None, last
 
 
 def _beyond(level: int, count: int) -> Finding:
