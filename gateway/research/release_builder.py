@@ -80,15 +80,12 @@ class Release:
 
 @contextmanager
 def system_allocator() -> Iterator[None]:
-    """Let pyarrow allocate with the C library's malloc (not mimalloc) for the duration.
+    """Let Arrow allocate with the C library's malloc (not mimalloc) for the duration.
 
     mimalloc keeps the pages of freed batches resident, so a release's memory stayed
-    at its high-water mark of every batch and bucket. This covers what pyarrow
-    allocates (arrays, compute results): measured at 200k rows, the release process
-    peaks at ~302 MB instead of ~335 MB, at the same CPU time. Arrow's C++ readers
-    and writers keep the process's default pool: with ``ARROW_DEFAULT_MEMORY_POOL=system``
-    in the release process's environment the peak is ~257 MB. Buffers remember their
-    pool, so restoring it is always safe.
+    at its high-water mark of every batch and bucket: measured at 200k rows, the
+    release process peaks at 262 MB instead of 335 MB (388 instead of 427 at 1M), at
+    the same CPU time. Buffers remember their pool, so restoring it is always safe.
     """
     previous = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
