@@ -7,7 +7,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from gateway.research import extract, release_builder
+from gateway.research import release_builder
 from tests.research.conftest import Releaser
 
 
@@ -16,7 +16,7 @@ def test_a_release_allocates_with_malloc_and_restores_the_allocator_after_it(
 ) -> None:
     before = pa.default_memory_pool().backend_name
     seen: list[str] = []
-    write_extract = extract.write_extract
+    write_extract = release_builder.write_extract
 
     def watching(*args: Any, **kwargs: Any) -> Any:
         seen.append(pa.default_memory_pool().backend_name)
