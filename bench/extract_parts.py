@@ -65,6 +65,19 @@ class Intake:
     withdrawn: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class Released:
+    """What the release's own process measured: the release, its time, phases and memory."""
+
+    release: Release
+    time: Timer
+    phases: list[tuple[str, float]]
+    peak: float | None
+    """The process's peak resident memory (VmHWM) in MB."""
+    before: float | None
+    """Its resident memory once the key ring was open, before the release (MB)."""
+
+
 def ratio(part: float, whole: float) -> float:
     return part / whole if whole else float("inf")
 
@@ -83,6 +96,8 @@ class Run:
     floor: Timer
     release_peak: float | None
     bundle_mb: float
+    release_base: float | None = None
+    """The release process's resident memory before the release began (MB)."""
 
     @property
     def bare_seconds(self) -> float:

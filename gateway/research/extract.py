@@ -77,6 +77,7 @@ from gateway.research.extract_output import (
     RiskReport,
     scatter,
     second_pass,
+    spill_writer,
 )
 from gateway.research.extract_plan import (
     ExtractPlan,
@@ -284,12 +285,7 @@ def write_extract(
     buckets = [workdir / f"pass1-{i:02d}.arrow" for i in range(BUCKETS)]
     sink.start("pseudonymise, generalise, link people, count classes", None)
     with ExitStack() as stack:
-        writers = [
-            stack.enter_context(
-                pa.ipc.new_stream(stack.enter_context(pa.OSFile(str(path), "wb")), plan.file_schema)
-            )
-            for path in buckets
-        ]
+        writers = [spill_writer(stack, path, plan.file_schema) for path in buckets]
         for batch in batches:
             done = plan.transform(batch, stats)
             anchors = links.add(done.links)

@@ -250,6 +250,15 @@ class InputBatch:
             self._strings[name] = found
         return found
 
+    def pick(self, name: str, rows: pa.Array) -> Any:
+        """Return field ``name`` at ``rows`` as given: an Arrow array or a Python list."""
+        raw = self.columns.get(name)
+        if raw is None:
+            return [None] * len(rows)
+        if isinstance(raw, pa.Array | pa.ChunkedArray):
+            return raw.take(rows)
+        return [raw[i] for i in rows.to_pylist()]
+
     def python(self, name: str, indices: list[int]) -> list[Any]:
         """Return the original Python values of field ``name`` at ``indices``."""
         raw = self.columns.get(name)

@@ -47,6 +47,7 @@ from gateway.research.generalise import (
     generalise,
 )
 from gateway.research.pseudonyms import Pseudonymiser
+from gateway.research.respondent_consent import consent_verdicts
 from gateway.research.transforms import TransformKind
 
 AS_KEPT = "as-kept"
@@ -84,6 +85,7 @@ class ExtractPlan:
             pa.int32(),
         )
         self.withdrawn = request.withdrawn_respondents
+        self.withdrawn_ids = pa.array(sorted(self.withdrawn), pa.string())
         every = frozenset(range(len(a.instruments)))
         self.field_gate: dict[str, pa.Array | None] = {"provider": None, "category": None}
         for inst in a.instruments:
@@ -229,8 +231,41 @@ class ExtractPlan:
     ) -> tuple[pa.Array, pa.Array]:
         """Drop questionnaire rows without valid respondent consent; return keep and withdrawn.
 
-        Withdrawn rows are counted later, with every other row of their person.
+        Withdrawn rows are counted later, with every other row of their person. Text
+        columns are checked with Arrow (``consent_verdicts``), anything else row by row.
         """
+        picked = pc.indices_nonzero(asked)
+        owners = np.asarray(instrument.take(picked).to_numpy(zero_copy_only=False), np.int64)
+        verdicts = consent_verdicts(
+            {name: batch.pick(name, picked) for name in CONSENT_FIELDS},
+            owners,
+            self.agreement.instruments,
+            self.withdrawn_ids,
+        )
+        if verdicts is None:
+            return self._respondents_row_by_row(batch, keep, asked, instrument, stats)
+        at = np.asarray(picked.to_numpy(zero_copy_only=False), np.int64)
+        mask = np.asarray(keep.to_numpy(zero_copy_only=False), np.bool_).copy()
+        gone = np.zeros(len(mask), dtype=np.bool_)
+        gone[at[verdicts.withdrawn]] = True
+        for problem, flags in (
+            (Exclusion.NO_RESPONDENT_CONSENT, verdicts.no_consent),
+            (Exclusion.NO_PARENTAL_CONSENT, verdicts.no_parental),
+        ):
+            if flags.any():
+                stats.excluded[problem] += int(flags.sum())
+        mask[at[verdicts.withdrawn | verdicts.no_consent | verdicts.no_parental]] = False
+        return pa.array(mask, pa.bool_()), pa.array(gone, pa.bool_())
+
+    def _respondents_row_by_row(
+        self,
+        batch: InputBatch,
+        keep: pa.Array,
+        asked: pa.Array,
+        instrument: pa.Array,
+        stats: ExtractStats,
+    ) -> tuple[pa.Array, pa.Array]:
+        """``_respondents`` for columns that are not all text: one Python check per row."""
         rows = pc.indices_nonzero(asked).to_pylist()
         values = {name: batch.python(name, rows) for name in CONSENT_FIELDS}
         owners = instrument.take(pa.array(rows, pa.int64())).to_pylist()

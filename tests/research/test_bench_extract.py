@@ -34,3 +34,5 @@ def test_bench_prints_throughput_ratio_and_memory(capsys: pytest.CaptureFixture[
     for line in runs:
         assert "prosecutor max 0.2" in line and "1-event attacker max" in line
         assert "suppressed" in line and "people /" in line
+        # the release runs in a process of its own: its peak is its own memory
+        assert "release peak" in line and "MB before the release" in line

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
 from gateway.research import extract_output
+from gateway.research.extract_input import BUCKETS
 from tests.research.conftest import Releaser
 
 
@@ -30,3 +33,31 @@ def test_small_buckets_release_the_same_rows_in_another_order(
     assert sorted(lines[0][1:]) == sorted(lines[1][1:])
     assert lines[0][1:] != lines[1][1:]
     assert sum(read) >= len(lines[1]) - 1 and max(read) < len(rows) / 16
+
+
+def test_scatter_sends_each_row_to_its_drawn_bucket_in_input_order() -> None:
+    rows = 5_000
+    spill = pa.RecordBatch.from_pydict({"row": pa.array(range(rows), pa.int64())})
+    sinks = [pa.BufferOutputStream() for _ in range(BUCKETS)]
+    writers = [pa.ipc.new_stream(sink, spill.schema) for sink in sinks]
+    extract_output.scatter(spill, np.random.default_rng(7), writers)
+    for writer in writers:
+        writer.close()
+    drawn = np.random.default_rng(7).integers(0, BUCKETS, rows)
+    for bucket, sink in enumerate(sinks):
+        got = pa.ipc.open_stream(sink.getvalue()).read_all().column("row").to_pylist()
+        assert got == np.flatnonzero(drawn == bucket).tolist()
+
+
+@pytest.mark.parametrize("key_high", [50, 1 << 40, 1 << 62])
+def test_distinct_class_person_pairs_are_sorted_by_class_then_person(key_high: int) -> None:
+    # 1 << 62 leaves no room to pack a person beside the class: the other sort runs
+    rng = np.random.default_rng(3)
+    key = rng.integers(0, key_high, 20_000, dtype=np.int64)
+    key[:3] = [0, key_high - 1, key_high - 1]
+    person = rng.integers(0, 1 << 20, 20_000).astype(np.int32)
+    person[:3] = [0, (1 << 20) - 1, 0]
+    got_key, got_person = extract_output._distinct_pairs(key, person)
+    expected = sorted(set(zip(key.tolist(), person.tolist(), strict=True)))
+    assert list(zip(got_key.tolist(), got_person.tolist(), strict=True)) == expected
+    assert got_key.dtype == np.int64 and got_person.dtype == np.int32
