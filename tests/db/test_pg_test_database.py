@@ -6,6 +6,7 @@ with a copy of its rows; these tests hold both to what they replace.
 
 from __future__ import annotations
 
+import importlib
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -88,3 +89,16 @@ def test_every_demo_token_names_its_principal(gateway: Gateway) -> None:
         response = gateway.client.get("/v1/me", headers=gateway.auth(principal))
         assert response.status_code == 200, (principal, response.text)
         assert response.json()["principal_id"] == principal
+
+
+def test_the_modules_that_read_the_raw_files_get_fresh_files() -> None:
+    readers = [
+        importlib.import_module(name)
+        for name in (
+            "tests.keys.test_raw_bytes",
+            "tests.workflow.test_encrypted_at_rest",
+            "tests.research_api.test_intake",
+        )
+    ]
+    assert all(postgres.reads_raw_files(module) for module in readers)
+    assert not postgres.reads_raw_files(importlib.import_module("tests.api.test_robust"))
