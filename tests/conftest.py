@@ -8,6 +8,8 @@ never skipped.
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import shutil
 import uuid
@@ -15,11 +17,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from starlette.routing import BaseRoute
 
 from gateway import db as dbmod
 from gateway.app import create_app
@@ -31,6 +36,7 @@ from gateway.identity.people import person_key
 from gateway.identity.service import CLI_ACTOR
 from gateway.keys import KeyRing
 from gateway.policy.vocabulary import partner_kinds
+from tests.helpers import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
@@ -101,35 +107,6 @@ def pg_migrated(pg_server_url: str) -> str:
     return pg_server_url
 
 
-def _reset_postgres(database: Database) -> None:
-    """Bring the schema to head, empty every table but Alembic's, reseed what migrations seed."""
-    if dbmod.current_revision(database) != dbmod.head_revision():
-        dbmod.upgrade(database)  # an earlier test downgraded it
-    with database.engine.begin() as conn:
-        tables = (
-            conn.execute(
-                text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                    "AND tablename <> 'alembic_version'"
-                )
-            )
-            .scalars()
-            .all()
-        )
-        if tables:
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
-        conn.execute(
-            text(
-                "INSERT INTO audit_tree_head (id, size, root, frontier) VALUES (1, 0, :root, '[]')"
-            ),
-            {
-                "root": bytes.fromhex(
-                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-                )
-            },
-        )
-
-
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """The database backend of this test run: ``sqlite`` or ``postgresql``."""
@@ -145,9 +122,10 @@ def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
         shutil.copyfile(template, path)
         database = Database(f"sqlite:///{path}")
     else:
-        url: str = request.getfixturevalue("pg_migrated")
-        database = Database(url)
-        _reset_postgres(database)
+        # Made before this test's reset: making it empties the database once more.
+        snapshot: PgDemo = request.getfixturevalue("pg_demo")
+        database = Database(snapshot.snapshot.url)
+        postgres.reset(database, fresh_files=postgres.reads_raw_files(request.module))
     yield database
     database.dispose()
 
@@ -212,6 +190,46 @@ def demo_template(
     return DemoTemplate(path, dict(issued), settings.token_ttl_days, _probe(keyer))
 
 
+@dataclass(frozen=True)
+class PgDemo:
+    """The demo partners on this process's PostgreSQL database, at START, as a snapshot."""
+
+    snapshot: postgres.Snapshot
+    tokens: dict[str, str]
+    ttl_days: int
+    probe: str
+
+
+@pytest.fixture(scope="session")
+def pg_demo(
+    tmp_path_factory: pytest.TempPathFactory, pg_migrated: str, key_ring_template: Path
+) -> PgDemo:
+    """Return the demo partners' rows on PostgreSQL, copied aside, that ``gateway`` restores.
+
+    The rows are made once per process by ``create_demo_partners`` (as the SQLite
+    ``demo_template``); the database is left empty.
+    """
+    root = tmp_path_factory.mktemp("pgdemo")
+    keys = root / "keys"
+    shutil.copytree(key_ring_template, keys)
+    settings = Settings(mode="development", data_dir=root, keys_dir=keys, policies_dir=POLICIES)
+    database = Database(pg_migrated)
+    postgres.reset(database, fresh_files=True)
+    clock = FixedClock(START)
+    keyer = KeyRing.open(settings, clock=clock).person_key
+    issued = create_demo_partners(
+        database,
+        clock,
+        partner_kinds(POLICIES),
+        timedelta(days=settings.token_ttl_days),
+        keyer=keyer,
+    )
+    snapshot = postgres.take_snapshot(database)
+    postgres.reset(database, fresh_files=True)
+    database.dispose()
+    return PgDemo(snapshot, dict(issued), settings.token_ttl_days, _probe(keyer))
+
+
 def _empty(database: Database) -> bool:
     with database.engine.connect() as conn:
         return bool(conn.execute(text("SELECT count(*) FROM partners")).scalar_one() == 0)
@@ -232,15 +250,43 @@ class Gateway:
         return {"Authorization": f"Bearer {self.tokens[principal]}"}
 
 
+# Per process: the OpenAPI document of each configuration the ``gateway`` fixture serves.
+_OPENAPI: dict[str, dict[str, Any]] = {}
+_PER_TEST = {"data_dir", "keys_dir", "database_url"}  # a test's own folders and database
+
+
+def _reuse_openapi(app: FastAPI, settings: Settings) -> None:
+    """Give ``app`` a copy of the OpenAPI document an identical app made earlier.
+
+    The first validation error of every app builds the whole document to learn the
+    declared names (``problems._known_names``): 0.3-3 s per test. The document depends on
+    the routes and the settings, not on the test's folders or database, so an app with the
+    same routes and the same other settings gets a copy; any other app makes its own.
+    """
+    routes = [
+        (getattr(r, "path", ""), sorted(getattr(r, "methods", None) or ()), r.name)
+        for r in app.routes
+        if isinstance(r, BaseRoute) and hasattr(r, "name")
+    ]
+    config = settings.model_dump(mode="json", exclude=_PER_TEST)
+    key = json.dumps([config, routes, app.title, app.version], sort_keys=True, default=str)
+    made = _OPENAPI.get(key)
+    if made is None:
+        _OPENAPI[key] = copy.deepcopy(app.openapi())
+    else:
+        app.openapi_schema = copy.deepcopy(made)
+
+
 @pytest.fixture
 def gateway(
     settings: Settings, database: Database, clock: FixedClock, request: pytest.FixtureRequest
 ) -> Iterator[Gateway]:
     """The app on the test database, with the demo partners and their tokens.
 
-    On SQLite, an empty database at START with the shipped pack and the template key ring
-    becomes a copy of ``demo_template`` (the same rows ``create_demo_partners`` would
-    write, made once per process); anything else gets the partners created afresh.
+    An empty database at START with the shipped pack and the template key ring gets the
+    rows ``create_demo_partners`` would write, made once per process: on SQLite a copy of
+    ``demo_template``, on PostgreSQL the ``pg_demo`` snapshot copied back; anything else
+    gets the partners created afresh.
     """
     keyer = KeyRing.open(settings, clock=clock).person_key
     issued: list[tuple[str, str]] | None = None
@@ -255,6 +301,15 @@ def gateway(
             database.dispose()
             shutil.copyfile(template.path, database.url.removeprefix("sqlite:///"))
             issued = list(template.tokens.items())
+    if issued is None and database.url.startswith("postgresql") and clock.now() == START:
+        pg: PgDemo = request.getfixturevalue("pg_demo")
+        if (
+            settings.policies_dir == POLICIES
+            and pg.ttl_days == settings.token_ttl_days
+            and pg.probe == _probe(keyer)
+            and postgres.restore_snapshot(database, pg.snapshot)
+        ):
+            issued = list(pg.tokens.items())
     if issued is None:
         issued = create_demo_partners(
             database,
@@ -264,5 +319,6 @@ def gateway(
             keyer=keyer,
         )
     app = create_app(settings, clock=clock, db=database)
+    _reuse_openapi(app, settings)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Gateway(client, database, clock, settings, dict(issued))

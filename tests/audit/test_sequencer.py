@@ -30,7 +30,8 @@ def deferred(database: Database) -> Iterator[sequencer.Integrator]:
 
 def pending_ids(database: Database) -> list[int]:
     with database.read() as session:
-        return [int(i) for i in session.exec(select(AuditPending.entry_id)).all() if i is not None]
+        ids = session.exec(select(AuditPending.entry_id).order_by(col(AuditPending.entry_id)))
+        return [int(i) for i in ids.all() if i is not None]
 
 
 def test_an_append_is_pending_until_integrated_then_has_the_next_index(
