@@ -4,7 +4,9 @@ Reads use :meth:`Database.read`; every state change runs in :meth:`Database.writ
 one transaction that also holds its audit entries (pending: see
 ``gateway.audit.sequencer``, which integrates them after the commit). On SQLite a write
 transaction starts with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of
-failing half-way.
+failing half-way, and the writers of one process queue on a lock of their own first
+(``Database.write``), so they wait their turn instead of polling in SQLite's busy
+handler, whose back-off sleeps up to 100 ms at a time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from threading import Lock, local
 from typing import Any
 
 from alembic import command
@@ -27,6 +30,10 @@ from sqlmodel import Session, create_engine
 from gateway.errors import SchemaNotCurrentError
 
 _BEGIN_OPTION = "gateway_sqlite_begin"
+SQLITE_POOL = 40
+"""Pooled SQLite connections kept, as many as the threads serving requests (AnyIO's 40)."""
+SQLITE_OVERFLOW = 40
+"""Extra SQLite connections: a request may hold a read and a write session at once."""
 AUDIT_PENDING = "gateway_audit_pending"
 """``session.info`` key set by ``audit.log.append``: integrate after this commit."""
 
@@ -55,6 +62,8 @@ def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
     if in_memory:
         kwargs["poolclass"] = StaticPool
+    else:
+        kwargs.update(pool_size=SQLITE_POOL, max_overflow=SQLITE_OVERFLOW)
     engine = create_engine(parsed, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -77,6 +86,10 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+class NestedWriteError(RuntimeError):
+    """A thread opened a write inside its own write: on SQLite it would wait for itself."""
+
+
 class Database:
     """The gateway's handle on its store: one engine, read and write sessions."""
 
@@ -89,6 +102,11 @@ class Database:
             if self.is_sqlite
             else self.engine
         )
+        # SQLite has one writer at a time: this process's writers take turns here, in
+        # order, instead of sleeping in the busy handler (the file lock still orders
+        # writers of different processes).
+        self._writer = Lock() if self.is_sqlite else None
+        self._writing = local()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -101,7 +119,31 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """Yield a session whose work commits as one transaction, or not at all."""
+        """Yield a session whose work commits as one transaction, or not at all.
+
+        Raises NestedWriteError on SQLite for a write opened inside this thread's own
+        write, which could never start (the outer one holds the only write lock).
+        """
+        if self._writer is None:
+            with self._session() as session:
+                yield session
+        else:
+            if getattr(self._writing, "active", False):
+                raise NestedWriteError("a write transaction inside another on the same thread")
+            with self._writer:
+                self._writing.active = True
+                try:
+                    with self._session() as session:
+                        yield session
+                finally:
+                    self._writing.active = False
+        if session.info.pop(AUDIT_PENDING, False):
+            from gateway.audit.sequencer import after_commit  # here: audit imports db
+
+            after_commit(self)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
         with Session(self._write_engine, expire_on_commit=False) as session:
             try:
                 yield session
@@ -109,10 +151,6 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
-        if session.info.pop(AUDIT_PENDING, False):
-            from gateway.audit.sequencer import after_commit  # here: audit imports db
-
-            after_commit(self)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -74,6 +74,7 @@ _INSERT_PENDING = insert(AuditPending).returning(col(AuditPending.entry_id))
 _INSERT_PENDING_MANY = insert(AuditPending).returning(
     col(AuditPending.entry_id), sort_by_parameter_order=True
 )
+_INSERT_PENDING_UNORDERED = insert(AuditPending).returning(col(AuditPending.entry_id))
 
 
 def pending_values(
@@ -147,7 +148,12 @@ def append_many(session: Session, events: Iterable[AuditEvent]) -> list[int]:
         return []
     if len(rows) == 1:
         return [append_values(session, rows[0])]
-    ids = session.execute(_INSERT_PENDING_MANY, rows).scalars().all()
+    if session.get_bind().dialect.name == "sqlite":
+        # One statement, not one per row (SQLAlchemy cannot order RETURNING on SQLite):
+        # SQLite inserts a VALUES list in order with ascending rowids, so sorted is ordered.
+        ids = sorted(session.execute(_INSERT_PENDING_UNORDERED, rows).scalars().all())
+    else:
+        ids = session.execute(_INSERT_PENDING_MANY, rows).scalars().all()
     session.info[AUDIT_PENDING] = True
     return [int(i) for i in ids]
 

@@ -73,6 +73,7 @@ def folded_details(pairs: Iterable[Pair]) -> list[dict[str, Any]]:
 _INSERT = insert(PolicyDecisionRecord).returning(
     col(PolicyDecisionRecord.id), sort_by_parameter_order=True
 )
+_INSERT_UNORDERED = insert(PolicyDecisionRecord).returning(col(PolicyDecisionRecord.id))
 
 
 def _row(
@@ -115,6 +116,11 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Insert the rows in one statement; return their ids in the rows' order."""
     if not rows:
         return []
+    if len(rows) > 1 and session.get_bind().dialect.name == "sqlite":
+        # SQLAlchemy cannot order RETURNING on SQLite in one statement, so it would insert
+        # row by row. SQLite inserts a VALUES list in order, each row taking a rowid above
+        # every earlier one: the ids sorted are the rows' order.
+        return sorted(int(i) for i in session.execute(_INSERT_UNORDERED, rows).scalars().all())
     return [int(i) for i in session.execute(_INSERT, rows).scalars().all()]
 
 
