@@ -153,7 +153,7 @@ def append_many(session: Session, events: Iterable[AuditEvent]) -> list[int]:
         # SQLite inserts a VALUES list in order with ascending rowids, so sorted is ordered.
         ids = sorted(session.execute(_INSERT_PENDING_UNORDERED, rows).scalars().all())
     else:
-        ids = session.execute(_INSERT_PENDING_MANY, rows).scalars().all()
+        ids = list(session.execute(_INSERT_PENDING_MANY, rows).scalars().all())
     session.info[AUDIT_PENDING] = True
     return [int(i) for i in ids]
 
