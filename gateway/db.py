@@ -22,10 +22,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, Table, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
 
 from gateway.errors import SchemaNotCurrentError
 
@@ -36,6 +36,17 @@ SQLITE_OVERFLOW = 40
 """Extra SQLite connections: a request may hold a read and a write session at once."""
 AUDIT_PENDING = "gateway_audit_pending"
 """``session.info`` key set by ``audit.log.append``: integrate after this commit."""
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """Return the Core table of a SQLModel table class.
+
+    Hot paths insert and read through it on ``session.connection()``: a Core statement
+    skips the ORM's per-statement work (entity loading, bulk-insert bookkeeping),
+    several times the cost of running the statement on SQLite.
+    """
+    table: Table = getattr(model, "__table__")  # noqa: B009  (not in SQLModel's stubs)
+    return table
 
 
 def _is_sqlite(url: str) -> bool:
