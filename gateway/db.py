@@ -5,14 +5,17 @@ one transaction that also holds its audit entries (pending: see
 ``gateway.audit.sequencer``, which integrates them after the commit). On SQLite a write
 transaction starts with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of
 failing half-way, and the writers of one process queue on a lock of their own first
-(``Database.write``), so they wait their turn instead of polling in SQLite's busy
-handler, whose back-off sleeps up to 100 ms at a time.
+(``Database.write``) and the writers of all processes on a file lock beside the
+database, so they wait their turn, woken as soon as it is theirs, instead of polling in
+SQLite's busy handler, whose back-off sleeps up to 100 ms at a time.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
 from threading import Lock, local
@@ -97,6 +100,37 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+class _WriterFileLock:
+    """An exclusive ``flock`` on ``<database>-writer``, the queue of every process's writers.
+
+    Only a queue: SQLite's own lock still guards the file (a writer that skips this one
+    just polls as before). Opened per process, so a forked child never shares its lock.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the lock for the block (blocking until it is free)."""
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Close this process's handle (reopened by the next ``held``)."""
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+
 class NestedWriteError(RuntimeError):
     """A thread opened a write inside its own write: on SQLite it would wait for itself."""
 
@@ -118,6 +152,9 @@ class Database:
         # writers of different processes).
         self._writer = Lock() if self.is_sqlite else None
         self._writing = local()
+        database = make_url(url).database or ""
+        on_disk = self.is_sqlite and database not in {"", ":memory:"} and "mode=memory" not in url
+        self._file_lock = _WriterFileLock(Path(f"{database}-writer")) if on_disk else None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -141,7 +178,8 @@ class Database:
         else:
             if getattr(self._writing, "active", False):
                 raise NestedWriteError("a write transaction inside another on the same thread")
-            with self._writer:
+            queue = self._file_lock.held() if self._file_lock is not None else nullcontext()
+            with self._writer, queue:
                 self._writing.active = True
                 try:
                     with self._session() as session:
@@ -166,6 +204,8 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self._file_lock is not None:
+            self._file_lock.close()
 
 
 def alembic_config(url: str) -> Config:

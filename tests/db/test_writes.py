@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import shutil
 import threading
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,50 @@ def test_concurrent_writers_of_one_process_all_commit_without_lock_waits(
     with database.read() as session:
         count = session.execute(select(func.count(col(AuditEntry.leaf_index)))).scalar_one()
     assert count == THREADS * WRITES
+
+
+def _process_writer(url: str, n: int, start: Barrier) -> None:
+    """Append ``WRITES`` entries from a process of its own, failing on any lock wait."""
+    database = Database(url)
+    _no_busy_waiting(database)
+    start.wait(60)
+    for k in range(WRITES):
+        with database.write() as session:
+            audit_log.append(
+                session,
+                AuditEvent(
+                    type=AuditEventType.PARTNER_ADD,
+                    at=START,
+                    actor_principal=f"process-{n}",
+                    actor_partner=None,
+                    refs={"write": k},
+                ),
+            )
+    database.dispose()
+
+
+def test_sqlite_writers_of_several_processes_all_commit_without_lock_waits(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    path = tmp_path / "gateway.db"
+    shutil.copyfile(sqlite_template, path)
+    url = f"sqlite:///{path}"
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(4)
+    processes = [spawn.Process(target=_process_writer, args=(url, n, start)) for n in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert [p.exitcode for p in processes] == [0, 0, 0, 0]  # no "database is locked"
+    database = Database(url)
+    try:
+        integrate_pending(database)
+        with database.read() as session:
+            count = session.execute(select(func.count(col(AuditEntry.leaf_index)))).scalar_one()
+        assert count == 4 * WRITES
+    finally:
+        database.dispose()
 
 
 def test_a_nested_write_on_sqlite_fails_at_once_instead_of_waiting_for_itself(
