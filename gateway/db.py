@@ -4,31 +4,52 @@ Reads use :meth:`Database.read`; every state change runs in :meth:`Database.writ
 one transaction that also holds its audit entries (pending: see
 ``gateway.audit.sequencer``, which integrates them after the commit). On SQLite a write
 transaction starts with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of
-failing half-way.
+failing half-way, and the writers of one process queue on a lock of their own first
+(``Database.write``) and the writers of all processes on a file lock beside the
+database, so they wait their turn, woken as soon as it is theirs, instead of polling in
+SQLite's busy handler, whose back-off sleeps up to 100 ms at a time.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
+from threading import Lock, local
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, Table, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
 
 from gateway.errors import SchemaNotCurrentError
 
 _BEGIN_OPTION = "gateway_sqlite_begin"
+SQLITE_POOL = 40
+"""Pooled SQLite connections kept, as many as the threads serving requests (AnyIO's 40)."""
+SQLITE_OVERFLOW = 40
+"""Extra SQLite connections: a request may hold a read and a write session at once."""
 AUDIT_PENDING = "gateway_audit_pending"
 """``session.info`` key set by ``audit.log.append``: integrate after this commit."""
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """Return the Core table of a SQLModel table class.
+
+    Hot paths insert and read through it on ``session.connection()``: a Core statement
+    skips the ORM's per-statement work (entity loading, bulk-insert bookkeeping),
+    several times the cost of running the statement on SQLite.
+    """
+    table: Table = getattr(model, "__table__")  # noqa: B009  (not in SQLModel's stubs)
+    return table
 
 
 def _is_sqlite(url: str) -> bool:
@@ -55,6 +76,8 @@ def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
     if in_memory:
         kwargs["poolclass"] = StaticPool
+    else:
+        kwargs.update(pool_size=SQLITE_POOL, max_overflow=SQLITE_OVERFLOW)
     engine = create_engine(parsed, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -77,6 +100,41 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+class _WriterFileLock:
+    """An exclusive ``flock`` on ``<database>-writer``, the queue of every process's writers.
+
+    Only a queue: SQLite's own lock still guards the file (a writer that skips this one
+    just polls as before). Opened per process, so a forked child never shares its lock.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the lock for the block (blocking until it is free)."""
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Close this process's handle (reopened by the next ``held``)."""
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+
+class NestedWriteError(RuntimeError):
+    """A thread opened a write inside its own write: on SQLite it would wait for itself."""
+
+
 class Database:
     """The gateway's handle on its store: one engine, read and write sessions."""
 
@@ -89,6 +147,14 @@ class Database:
             if self.is_sqlite
             else self.engine
         )
+        # SQLite has one writer at a time: this process's writers take turns here, in
+        # order, instead of sleeping in the busy handler (the file lock still orders
+        # writers of different processes).
+        self._writer = Lock() if self.is_sqlite else None
+        self._writing = local()
+        database = make_url(url).database or ""
+        on_disk = self.is_sqlite and database not in {"", ":memory:"} and "mode=memory" not in url
+        self._file_lock = _WriterFileLock(Path(f"{database}-writer")) if on_disk else None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -101,7 +167,32 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """Yield a session whose work commits as one transaction, or not at all."""
+        """Yield a session whose work commits as one transaction, or not at all.
+
+        Raises NestedWriteError on SQLite for a write opened inside this thread's own
+        write, which could never start (the outer one holds the only write lock).
+        """
+        if self._writer is None:
+            with self._session() as session:
+                yield session
+        else:
+            if getattr(self._writing, "active", False):
+                raise NestedWriteError("a write transaction inside another on the same thread")
+            queue = self._file_lock.held() if self._file_lock is not None else nullcontext()
+            with self._writer, queue:
+                self._writing.active = True
+                try:
+                    with self._session() as session:
+                        yield session
+                finally:
+                    self._writing.active = False
+        if session.info.pop(AUDIT_PENDING, False):
+            from gateway.audit.sequencer import after_commit  # here: audit imports db
+
+            after_commit(self)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
         with Session(self._write_engine, expire_on_commit=False) as session:
             try:
                 yield session
@@ -109,14 +200,12 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
-        if session.info.pop(AUDIT_PENDING, False):
-            from gateway.audit.sequencer import after_commit  # here: audit imports db
-
-            after_commit(self)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self._file_lock is not None:
+            self._file_lock.close()
 
 
 def alembic_config(url: str) -> Config:

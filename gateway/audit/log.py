@@ -40,7 +40,7 @@ from gateway.audit.merkle import (
     inclusion_ranges,
     perfect_cover,
 )
-from gateway.db import AUDIT_PENDING
+from gateway.db import AUDIT_PENDING, table_of
 from gateway.errors import InvalidInputError, NotFoundError
 from gateway.logging import current_foreign_operation, current_trace_id
 from gateway.models.audit import AuditEntry, AuditNode, AuditPending, AuditTreeHead
@@ -70,9 +70,10 @@ def read_head(session: Session) -> AuditTreeHead:
     return head
 
 
-_INSERT_PENDING = insert(AuditPending).returning(col(AuditPending.entry_id))
-_INSERT_PENDING_MANY = insert(AuditPending).returning(
-    col(AuditPending.entry_id), sort_by_parameter_order=True
+_PENDING_TABLE = table_of(AuditPending)
+_INSERT_PENDING = insert(_PENDING_TABLE).returning(_PENDING_TABLE.c.entry_id)
+_INSERT_PENDING_MANY = insert(_PENDING_TABLE).returning(
+    _PENDING_TABLE.c.entry_id, sort_by_parameter_order=True
 )
 
 
@@ -132,7 +133,7 @@ def append(session: Session, event: AuditEvent, *, retention: timedelta = DETAIL
 
 def append_values(session: Session, values: dict[str, Any]) -> int:
     """Insert one row built by ``pending_values``; return its entry id (as ``append``)."""
-    entry_id = session.execute(_INSERT_PENDING, values).scalar_one()
+    entry_id = session.connection().execute(_INSERT_PENDING, values).scalar_one()
     session.info[AUDIT_PENDING] = True  # Database.write integrates after commit
     return int(entry_id)
 
@@ -147,7 +148,13 @@ def append_many(session: Session, events: Iterable[AuditEvent]) -> list[int]:
         return []
     if len(rows) == 1:
         return [append_values(session, rows[0])]
-    ids = session.execute(_INSERT_PENDING_MANY, rows).scalars().all()
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        # One statement, not one per row (SQLAlchemy cannot order RETURNING on SQLite):
+        # SQLite inserts a VALUES list in order with ascending rowids, so sorted is ordered.
+        ids = sorted(conn.execute(_INSERT_PENDING, rows).scalars().all())
+    else:
+        ids = list(conn.execute(_INSERT_PENDING_MANY, rows).scalars().all())
     session.info[AUDIT_PENDING] = True
     return [int(i) for i in ids]
 

@@ -29,7 +29,9 @@ from gateway.authzen.schemas import (
     EvaluationsResponse,
     extra_names,
 )
+from gateway.context import AppContext
 from gateway.errors import GatewayError
+from gateway.identity.actors import Caller
 from gateway.obligations.types import to_json_list
 from gateway.policy.decision import Decision
 
@@ -76,10 +78,22 @@ def _recorded(outcomes: list[service.Evaluated | service.Refused]) -> list[servi
 @router.post(EVALUATION_PATH, summary="AuthZEN access evaluation", response_model_exclude_none=True)
 def evaluation(body: EvaluationRequest, caller: CurrentCaller, ctx: Ctx) -> EvaluationResponse:
     """Return the decision for one subject, action, resource and context (recorded)."""
-    with ctx.db.write() as session:
+    # Decided in a read, recorded in a write: the write (on SQLite the only writer) is held
+    # for the inserts only, not for the partner look-ups and the policy's decision.
+    with ctx.db.read() as session:
         outcome = service.evaluate(ctx.policy, session, caller, body)
-        service.record(session, caller, _recorded([outcome]), ctx.clock.now())
+    _record(ctx, caller, [outcome])
     return _response(outcome, body.ignored())
+
+
+def _record(
+    ctx: AppContext, caller: Caller, outcomes: list[service.Evaluated | service.Refused]
+) -> None:
+    """Record the evaluated outcomes' decisions in a write of their own (if any)."""
+    evaluated = _recorded(outcomes)
+    if evaluated:
+        with ctx.db.write() as session:
+            service.record(session, caller, evaluated, ctx.clock.now())
 
 
 def _member_names(schema: dict[str, Any]) -> frozenset[str]:
@@ -146,8 +160,8 @@ def evaluations(
             answer.context.ignored = [*ignored_here, *(answer.context.ignored or [])]
         return answer
     results: list[EvaluationResponse] = []
-    with ctx.db.write() as session:
-        evaluated: list[service.Evaluated | service.Refused] = []
+    evaluated: list[service.Evaluated | service.Refused] = []
+    with ctx.db.read() as session:
         for item in body.evaluations:
             merged = {
                 "subject": _merge(body.subject, item.subject),
@@ -175,7 +189,7 @@ def evaluations(
                 semantic == "permit_on_first_permit" and last
             ):
                 break
-        service.record(session, caller, _recorded(evaluated), ctx.clock.now())
+    _record(ctx, caller, evaluated)
     return EvaluationsResponse(evaluations=results)
 
 

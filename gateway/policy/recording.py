@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from gateway.audit import log as audit_log
 from gateway.audit.events import AuditEvent, AuditEventType
+from gateway.db import table_of
 from gateway.identity.actors import Actor
 from gateway.models.policy import PolicyDecisionRecord
 from gateway.obligations.types import from_json, to_json_list
@@ -70,9 +71,9 @@ def folded_details(pairs: Iterable[Pair]) -> list[dict[str, Any]]:
     ]
 
 
-_INSERT = insert(PolicyDecisionRecord).returning(
-    col(PolicyDecisionRecord.id), sort_by_parameter_order=True
-)
+_TABLE = table_of(PolicyDecisionRecord)
+_INSERT = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
+_INSERT_UNORDERED = insert(_TABLE).returning(_TABLE.c.id)
 
 
 def _row(
@@ -115,7 +116,13 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Insert the rows in one statement; return their ids in the rows' order."""
     if not rows:
         return []
-    return [int(i) for i in session.execute(_INSERT, rows).scalars().all()]
+    conn = session.connection()
+    if len(rows) > 1 and conn.dialect.name == "sqlite":
+        # SQLAlchemy cannot order RETURNING on SQLite in one statement, so it would insert
+        # row by row. SQLite inserts a VALUES list in order, each row taking a rowid above
+        # every earlier one: the ids sorted are the rows' order.
+        return sorted(int(i) for i in conn.execute(_INSERT_UNORDERED, rows).scalars().all())
+    return [int(i) for i in conn.execute(_INSERT, rows).scalars().all()]
 
 
 def record_decisions(

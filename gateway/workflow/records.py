@@ -13,12 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import bindparam, insert
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from gateway import usecase
 from gateway.audit.events import AuditEventType
 from gateway.context import AppContext
+from gateway.db import table_of
 from gateway.errors import InvalidInputError
 from gateway.identity.actors import Caller
 from gateway.models.cases import Case, CaseOutput, Record, RecordSubject
@@ -132,6 +135,12 @@ def _content_key(ctx: AppContext, case_id: str, record: RecordIn) -> str:
     )
 
 
+# Core inserts on the session's connection: the ORM's flush bookkeeping cost more
+# than the inserts themselves.
+_INSERT_RECORD = insert(table_of(Record))
+_INSERT_RECORD_SUBJECTS = insert(table_of(RecordSubject))
+
+
 def share_record(
     ctx: AppContext, caller: Caller, case_id: str, idempotency_key: str, record: RecordIn
 ) -> ShareResult:
@@ -169,30 +178,33 @@ def share_record(
         with ctx.db.write() as session:
             case = load_case(session, case_id, caller, lock=True)
             must_be_open(case)
-            session.add(
-                Record(
-                    id=record_id,
-                    case_id=case_id,
-                    provider_partner_id=caller.partner_id,
-                    provided_by=caller.principal_id,
-                    step=case.step,
-                    category=record.category,
-                    legal_basis=record.legal_basis,
-                    purposes=json.dumps(sorted(record.purposes)),
-                    onward=record.onward,
-                    retention_days=record.retention_days,
-                    idempotency_key=idempotency_key,
-                    content_key=content_key,
-                    fields_sealed=fields_sealed,
-                    summary_sealed=summary_sealed,
-                    created_at=now,
-                )
+            conn = session.connection()
+            conn.execute(
+                _INSERT_RECORD,
+                {
+                    "id": record_id,
+                    "case_id": case_id,
+                    "provider_partner_id": caller.partner_id,
+                    "provided_by": caller.principal_id,
+                    "step": case.step,
+                    "category": record.category,
+                    "legal_basis": record.legal_basis,
+                    "purposes": json.dumps(sorted(record.purposes)),
+                    "onward": record.onward,
+                    "retention_days": record.retention_days,
+                    "idempotency_key": idempotency_key,
+                    "content_key": content_key,
+                    "fields_sealed": fields_sealed,
+                    "summary_sealed": summary_sealed,
+                    "created_at": now,
+                },
             )
-            session.flush()  # the record row before its subject rows (no ORM relationship)
-            session.add_all(
-                RecordSubject(record_id=record_id, subject_key=s.key, id_type=s.id_type)
+            subject_rows = [
+                {"record_id": record_id, "subject_key": s.key, "id_type": s.id_type}
                 for s in unique(found)
-            )
+            ]
+            if subject_rows:
+                conn.execute(_INSERT_RECORD_SUBJECTS, subject_rows)
             record_in_case(
                 session,
                 ctx,
@@ -286,6 +298,19 @@ def _read_purpose(ctx: AppContext, session: Session, case: Case, caller: Caller)
     return case.purpose or NONE
 
 
+# Built once, not per read (building them cost as much as running them).
+_RECORDS = (
+    select(Record, Partner)
+    .join(Partner, col(Partner.id) == col(Record.provider_partner_id))
+    .where(col(Record.case_id) == bindparam("case_id"))
+    .order_by(col(Record.created_at), col(Record.id))
+)
+_SUBJECTS_TABLE = table_of(RecordSubject)
+_RECORD_SUBJECTS = core_select(
+    _SUBJECTS_TABLE.c.record_id, _SUBJECTS_TABLE.c.id_type, _SUBJECTS_TABLE.c.subject_key
+).where(_SUBJECTS_TABLE.c.record_id.in_(bindparam("ids", expanding=True)))
+
+
 def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
     """Return the case's records as the policy lets the caller see them at this step.
 
@@ -299,18 +324,13 @@ def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
         case = load_case(session, case_id, caller)
         readable(ctx, case)
         purpose = _read_purpose(ctx, session, case, caller)
-        rows = session.exec(
-            select(Record, Partner)
-            .join(Partner, col(Partner.id) == col(Record.provider_partner_id))
-            .where(Record.case_id == case_id)
-            .order_by(col(Record.created_at), col(Record.id))
-        ).all()
-        subject_rows = session.exec(
-            select(RecordSubject).where(col(RecordSubject.record_id).in_([r.id for r, _ in rows]))
-        ).all()
-    subjects_by_record: dict[str, list[tuple[str, str]]] = {}
-    for row in subject_rows:
-        subjects_by_record.setdefault(row.record_id, []).append((row.id_type, row.subject_key))
+        rows = session.exec(_RECORDS, params={"case_id": case_id}).all()
+        subject_rows = session.connection().execute(
+            _RECORD_SUBJECTS, {"ids": [r.id for r, _ in rows]}
+        )
+        subjects_by_record: dict[str, list[tuple[str, str]]] = {}
+        for record_id, id_type, subject_key in subject_rows:
+            subjects_by_record.setdefault(record_id, []).append((id_type, subject_key))
     vocabulary = ctx.policy.compiled.vocabulary
     pseudonymise = ctx.keys.pseudonymiser(f"case.{case_id}")
     now = ctx.clock.now()

@@ -1,0 +1,129 @@
+"""Concurrent write transactions of one process all commit, and take turns without polling."""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import threading
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlmodel import col
+
+from gateway.audit import log as audit_log
+from gateway.audit.events import AuditEvent, AuditEventType
+from gateway.audit.sequencer import integrate_pending
+from gateway.db import Database, NestedWriteError
+from gateway.models.audit import AuditEntry
+from tests.conftest import START
+
+THREADS = 32
+WRITES = 10
+
+
+def _no_busy_waiting(database: Database) -> None:
+    """Make SQLite fail at once, instead of waiting, when a writer finds the file locked."""
+
+    @event.listens_for(database.engine, "connect")
+    def _fail_fast(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA busy_timeout=0")
+
+    database.engine.dispose()
+
+
+def test_concurrent_writers_of_one_process_all_commit_without_lock_waits(
+    database: Database,
+) -> None:
+    if database.is_sqlite:
+        _no_busy_waiting(database)  # a writer meeting another would raise "database is locked"
+    errors: list[BaseException] = []
+    start = threading.Barrier(THREADS)
+
+    def writer(n: int) -> None:
+        try:
+            start.wait()
+            for k in range(WRITES):
+                with database.write() as session:
+                    audit_log.append(
+                        session,
+                        AuditEvent(
+                            type=AuditEventType.PARTNER_ADD,
+                            at=START,
+                            actor_principal=f"p-{n}",
+                            actor_partner=None,
+                            refs={"write": k},
+                        ),
+                    )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    integrate_pending(database)
+    with database.read() as session:
+        count = session.execute(select(func.count(col(AuditEntry.leaf_index)))).scalar_one()
+    assert count == THREADS * WRITES
+
+
+def _process_writer(url: str, n: int, start: Barrier) -> None:
+    """Append ``WRITES`` entries from a process of its own, failing on any lock wait."""
+    database = Database(url)
+    _no_busy_waiting(database)
+    start.wait(60)
+    for k in range(WRITES):
+        with database.write() as session:
+            audit_log.append(
+                session,
+                AuditEvent(
+                    type=AuditEventType.PARTNER_ADD,
+                    at=START,
+                    actor_principal=f"process-{n}",
+                    actor_partner=None,
+                    refs={"write": k},
+                ),
+            )
+    database.dispose()
+
+
+def test_sqlite_writers_of_several_processes_all_commit_without_lock_waits(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    path = tmp_path / "gateway.db"
+    shutil.copyfile(sqlite_template, path)
+    url = f"sqlite:///{path}"
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(4)
+    processes = [spawn.Process(target=_process_writer, args=(url, n, start)) for n in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert [p.exitcode for p in processes] == [0, 0, 0, 0]  # no "database is locked"
+    database = Database(url)
+    try:
+        integrate_pending(database)
+        with database.read() as session:
+            count = session.execute(select(func.count(col(AuditEntry.leaf_index)))).scalar_one()
+        assert count == 4 * WRITES
+    finally:
+        database.dispose()
+
+
+def test_a_nested_write_on_sqlite_fails_at_once_instead_of_waiting_for_itself(
+    tmp_path: Path,
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'nested.db'}")
+    try:
+        with database.write(), pytest.raises(NestedWriteError), database.write():
+            pass
+        with database.write():  # the lock was given back
+            pass
+    finally:
+        database.dispose()
