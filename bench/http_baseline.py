@@ -4,7 +4,8 @@ A FastAPI app, served by the same server (uvicorn) with the same workers and dat
 as the gateway, whose endpoints each run one transaction that reads the rows the
 gateway's request reads (the bearer token with its principal and partner; the case,
 its participants and its records) and inserts one audit row (a share also inserts the
-record). Built by ``uvicorn --factory bench.http_baseline:app`` with ``BENCH_DB_URL``.
+record), through ``Database.write`` as the gateway writes. Built by ``uvicorn --factory
+bench.http_baseline:app`` with ``BENCH_DB_URL``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Header, HTTPException
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, text
 
 from gateway.db import Database
 
@@ -66,11 +69,17 @@ def _audit(conn: Any, doc: str) -> None:
 def app() -> FastAPI:
     """Return the baseline app on ``BENCH_DB_URL`` (creating its two tables)."""
     database = Database(os.environ["BENCH_DB_URL"])
-    engine: Engine = database._write_engine  # BEGIN IMMEDIATE on SQLite, as the gateway
-    with engine.begin() as conn:
-        for statement in _CREATE[engine.dialect.name]:
-            conn.execute(text(statement))
+    with database.write() as session:
+        for statement in _CREATE[database.engine.dialect.name]:
+            session.connection().execute(text(statement))
     api = FastAPI()
+
+    @contextmanager
+    def transaction() -> Iterator[Connection]:
+        # As the gateway writes: Database.write (on SQLite BEGIN IMMEDIATE behind the
+        # process's writer lock and the cross-process writer queue), one connection.
+        with database.write() as session:
+            yield session.connection()
 
     def case_rows(conn: Any, case_id: str, partner: str) -> list[Any]:
         case = conn.execute(_CASE, {"id": case_id}).one_or_none()
@@ -81,7 +90,7 @@ def app() -> FastAPI:
 
     @api.get("/v1/cases/{case_id}/records")
     def read(case_id: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
-        with engine.begin() as conn:
+        with transaction() as conn:
             partner, _role = _caller(conn, authorization)
             records = case_rows(conn, case_id, partner)
             _audit(conn, f'{{"type":"case:record:read","case":"{case_id}","by":"{partner}"}}')
@@ -95,7 +104,7 @@ def app() -> FastAPI:
     ) -> dict[str, Any]:
         body = json.dumps(payload)
         record_id = secrets.token_hex(8)
-        with engine.begin() as conn:
+        with transaction() as conn:
             partner, _role = _caller(conn, authorization)
             case_rows(conn, case_id, partner)
             conn.execute(_RECORD, {"id": record_id, "case": case_id, "body": body})
@@ -109,7 +118,7 @@ def app() -> FastAPI:
     ) -> dict[str, Any]:
         if "subject" not in payload:
             raise HTTPException(400)
-        with engine.begin() as conn:
+        with transaction() as conn:
             partner, _role = _caller(conn, authorization)
             _audit(conn, f'{{"type":"policy:decision:record","by":"{partner}"}}')
         return {"decision": True}
