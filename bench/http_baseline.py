@@ -3,8 +3,8 @@
 A FastAPI app, served by the same server (uvicorn) with the same workers and database
 as the gateway, whose endpoints each run one transaction that reads the rows the
 gateway's request reads (the bearer token with its principal and partner; the case,
-its participants and its records) and inserts one audit row (a share also inserts the
-record), through ``Database.write`` as the gateway writes. Built by ``uvicorn --factory
+its participants and, for a read, its records) and inserts one audit row (a share also
+inserts the record), through ``Database.write`` as the gateway writes. Built by ``uvicorn --factory
 bench.http_baseline:app`` with ``BENCH_DB_URL``.
 """
 
@@ -81,11 +81,14 @@ def app() -> FastAPI:
         with database.write() as session:
             yield session.connection()
 
-    def case_rows(conn: Any, case_id: str, partner: str) -> list[Any]:
+    def check_case(conn: Any, case_id: str, partner: str) -> None:
         case = conn.execute(_CASE, {"id": case_id}).one_or_none()
         participants = {r.partner_id for r in conn.execute(_PARTICIPANTS, {"id": case_id})}
         if case is None or (partner not in participants and partner != case.riec_partner_id):
             raise HTTPException(403)
+
+    def case_rows(conn: Any, case_id: str, partner: str) -> list[Any]:
+        check_case(conn, case_id, partner)
         return list(conn.execute(_RECORDS, {"id": case_id}))
 
     @api.get("/v1/cases/{case_id}/records")
@@ -106,7 +109,7 @@ def app() -> FastAPI:
         record_id = secrets.token_hex(8)
         with transaction() as conn:
             partner, _role = _caller(conn, authorization)
-            case_rows(conn, case_id, partner)
+            check_case(conn, case_id, partner)  # a share reads no other records
             conn.execute(_RECORD, {"id": record_id, "case": case_id, "body": body})
             _audit(conn, f'{{"type":"case:record:share","case":"{case_id}","by":"{partner}"}}')
         return {"id": record_id}
