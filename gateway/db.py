@@ -13,6 +13,7 @@ SQLite's busy handler, whose back-off sleeps up to 100 ms at a time.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -25,7 +26,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, Table, event
+from sqlalchemy import Engine, Insert, Table, event, insert
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine
@@ -50,6 +51,32 @@ def table_of(model: type[SQLModel]) -> Table:
     """
     table: Table = getattr(model, "__table__")  # noqa: B009  (not in SQLModel's stubs)
     return table
+
+
+@functools.cache
+def _returning(table: Table, key: str) -> tuple[Insert, Insert]:
+    """The insert of ``table`` returning ``key``: unordered, and in the rows' order."""
+    column = table.c[key]
+    return (
+        insert(table).returning(column),
+        insert(table).returning(column, sort_by_parameter_order=True),
+    )
+
+
+def insert_ids(conn: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` into ``table`` in one statement; return their ``key`` ids in order.
+
+    ``key`` is an integer primary key the database assigns. SQLAlchemy cannot order the
+    RETURNING of one multi-row statement on SQLite and would insert row by row; SQLite
+    inserts a VALUES list in order, each row taking a rowid above every earlier one, so
+    there the ids sorted are the rows' order. Elsewhere SQLAlchemy orders them.
+    """
+    if not rows:
+        return []
+    unordered, ordered = _returning(table, key)
+    if len(rows) > 1 and conn.dialect.name == "sqlite":
+        return sorted(int(i) for i in conn.execute(unordered, rows).scalars())
+    return [int(i) for i in conn.execute(ordered, rows).scalars()]
 
 
 def _is_sqlite(url: str) -> bool:

@@ -173,10 +173,22 @@ def demo_template(
     root = tmp_path_factory.mktemp("demo")
     path = root / "demo.db"
     shutil.copyfile(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    tokens, ttl_days, probe = _create_demo_partners(root, database, key_ring_template)
+    database.dispose()  # checkpoints the WAL into the file
+    return DemoTemplate(path, tokens, ttl_days, probe)
+
+
+def _create_demo_partners(
+    root: Path, database: Database, key_ring_template: Path
+) -> tuple[dict[str, str], int, str]:
+    """Create the demo partners at START with a copy of the key ring under ``root``.
+
+    Returns their tokens, the token lifetime in days and the key ring's probe.
+    """
     keys = root / "keys"
     shutil.copytree(key_ring_template, keys)
     settings = Settings(mode="development", data_dir=root, keys_dir=keys, policies_dir=POLICIES)
-    database = Database(f"sqlite:///{path}")
     clock = FixedClock(START)
     keyer = KeyRing.open(settings, clock=clock).person_key
     issued = create_demo_partners(
@@ -186,8 +198,7 @@ def demo_template(
         timedelta(days=settings.token_ttl_days),
         keyer=keyer,
     )
-    database.dispose()  # checkpoints the WAL into the file
-    return DemoTemplate(path, dict(issued), settings.token_ttl_days, _probe(keyer))
+    return dict(issued), settings.token_ttl_days, _probe(keyer)
 
 
 @dataclass(frozen=True)
@@ -209,25 +220,15 @@ def pg_demo(
     The rows are made once per process by ``create_demo_partners`` (as the SQLite
     ``demo_template``); the database is left empty.
     """
-    root = tmp_path_factory.mktemp("pgdemo")
-    keys = root / "keys"
-    shutil.copytree(key_ring_template, keys)
-    settings = Settings(mode="development", data_dir=root, keys_dir=keys, policies_dir=POLICIES)
     database = Database(pg_migrated)
     postgres.reset(database, fresh_files=True)
-    clock = FixedClock(START)
-    keyer = KeyRing.open(settings, clock=clock).person_key
-    issued = create_demo_partners(
-        database,
-        clock,
-        partner_kinds(POLICIES),
-        timedelta(days=settings.token_ttl_days),
-        keyer=keyer,
+    tokens, ttl_days, probe = _create_demo_partners(
+        tmp_path_factory.mktemp("pgdemo"), database, key_ring_template
     )
     snapshot = postgres.take_snapshot(database)
     postgres.reset(database, fresh_files=True)
     database.dispose()
-    return PgDemo(snapshot, dict(issued), settings.token_ttl_days, _probe(keyer))
+    return PgDemo(snapshot, tokens, ttl_days, probe)
 
 
 def _empty(database: Database) -> bool:

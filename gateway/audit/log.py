@@ -22,7 +22,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_
+from sqlalchemy import and_, bindparam, or_
 from sqlmodel import Session, col, select
 
 from gateway.audit.errors import AuditLogCorruptError
@@ -40,7 +40,7 @@ from gateway.audit.merkle import (
     inclusion_ranges,
     perfect_cover,
 )
-from gateway.db import AUDIT_PENDING, table_of
+from gateway.db import AUDIT_PENDING, insert_ids, table_of
 from gateway.errors import InvalidInputError, NotFoundError
 from gateway.logging import current_foreign_operation, current_trace_id
 from gateway.models.audit import AuditEntry, AuditNode, AuditPending, AuditTreeHead
@@ -71,10 +71,6 @@ def read_head(session: Session) -> AuditTreeHead:
 
 
 _PENDING_TABLE = table_of(AuditPending)
-_INSERT_PENDING = insert(_PENDING_TABLE).returning(_PENDING_TABLE.c.entry_id)
-_INSERT_PENDING_MANY = insert(_PENDING_TABLE).returning(
-    _PENDING_TABLE.c.entry_id, sort_by_parameter_order=True
-)
 
 
 def pending_values(
@@ -133,9 +129,9 @@ def append(session: Session, event: AuditEvent, *, retention: timedelta = DETAIL
 
 def append_values(session: Session, values: dict[str, Any]) -> int:
     """Insert one row built by ``pending_values``; return its entry id (as ``append``)."""
-    entry_id = session.connection().execute(_INSERT_PENDING, values).scalar_one()
+    [entry_id] = insert_ids(session.connection(), _PENDING_TABLE, "entry_id", [values])
     session.info[AUDIT_PENDING] = True  # Database.write integrates after commit
-    return int(entry_id)
+    return entry_id
 
 
 def append_many(session: Session, events: Iterable[AuditEvent]) -> list[int]:
@@ -146,17 +142,9 @@ def append_many(session: Session, events: Iterable[AuditEvent]) -> list[int]:
     rows = [pending_values(event) for event in events]
     if not rows:
         return []
-    if len(rows) == 1:
-        return [append_values(session, rows[0])]
-    conn = session.connection()
-    if conn.dialect.name == "sqlite":
-        # One statement, not one per row (SQLAlchemy cannot order RETURNING on SQLite):
-        # SQLite inserts a VALUES list in order with ascending rowids, so sorted is ordered.
-        ids = sorted(conn.execute(_INSERT_PENDING, rows).scalars().all())
-    else:
-        ids = list(conn.execute(_INSERT_PENDING_MANY, rows).scalars().all())
+    ids = insert_ids(session.connection(), _PENDING_TABLE, "entry_id", rows)
     session.info[AUDIT_PENDING] = True
-    return [int(i) for i in ids]
+    return ids
 
 
 # --- reading hashes back ---------------------------------------------------------------

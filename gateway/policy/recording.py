@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from gateway.audit import log as audit_log
 from gateway.audit.events import AuditEvent, AuditEventType
-from gateway.db import table_of
+from gateway.db import insert_ids, table_of
 from gateway.identity.actors import Actor
 from gateway.models.policy import PolicyDecisionRecord
 from gateway.obligations.types import from_json, to_json_list
@@ -72,8 +71,6 @@ def folded_details(pairs: Iterable[Pair]) -> list[dict[str, Any]]:
 
 
 _TABLE = table_of(PolicyDecisionRecord)
-_INSERT = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
-_INSERT_UNORDERED = insert(_TABLE).returning(_TABLE.c.id)
 
 
 def _row(
@@ -114,15 +111,7 @@ def _row(
 
 def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Insert the rows in one statement; return their ids in the rows' order."""
-    if not rows:
-        return []
-    conn = session.connection()
-    if len(rows) > 1 and conn.dialect.name == "sqlite":
-        # SQLAlchemy cannot order RETURNING on SQLite in one statement, so it would insert
-        # row by row. SQLite inserts a VALUES list in order, each row taking a rowid above
-        # every earlier one: the ids sorted are the rows' order.
-        return sorted(int(i) for i in conn.execute(_INSERT_UNORDERED, rows).scalars().all())
-    return [int(i) for i in conn.execute(_INSERT, rows).scalars().all()]
+    return insert_ids(session.connection(), _TABLE, "id", rows)
 
 
 def record_decisions(

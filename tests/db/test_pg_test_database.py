@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from gateway.audit.merkle import EMPTY_ROOT
 from gateway.clock import FixedClock
 from gateway.config import Settings
 from gateway.db import Database
@@ -45,7 +46,7 @@ def test_a_reset_after_a_gateway_test_leaves_only_the_seeded_tree_head(pg_demo: 
             postgres.reset(database, fresh_files=fresh_files)
             assert _filled(database) == ["audit_tree_head"]
             assert _rows(database, "audit_tree_head", "id", "size", "root", "frontier") == [
-                (1, 0, postgres.EMPTY_ROOT, "[]")
+                (1, 0, EMPTY_ROOT, "[]")
             ]
     finally:
         database.dispose()

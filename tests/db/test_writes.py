@@ -17,7 +17,7 @@ from gateway.audit import log as audit_log
 from gateway.audit.events import AuditEvent, AuditEventType
 from gateway.audit.sequencer import integrate_pending
 from gateway.db import Database, NestedWriteError
-from gateway.models.audit import AuditEntry
+from gateway.models.audit import AuditEntry, AuditPending
 from tests.conftest import START
 
 THREADS = 32
@@ -34,6 +34,29 @@ def _no_busy_waiting(database: Database) -> None:
     database.engine.dispose()
 
 
+def _append_entries(database: Database, actor: str) -> None:
+    """Append ``WRITES`` entries, each in a write transaction of its own."""
+    for k in range(WRITES):
+        with database.write() as session:
+            audit_log.append(
+                session,
+                AuditEvent(
+                    type=AuditEventType.PARTNER_ADD,
+                    at=START,
+                    actor_principal=actor,
+                    actor_partner=None,
+                    refs={"write": k},
+                ),
+            )
+
+
+def _integrated_count(database: Database) -> int:
+    """Integrate what is pending; return how many entries the log holds."""
+    integrate_pending(database)
+    with database.read() as session:
+        return int(session.execute(select(func.count(col(AuditEntry.leaf_index)))).scalar_one())
+
+
 def test_concurrent_writers_of_one_process_all_commit_without_lock_waits(
     database: Database,
 ) -> None:
@@ -45,18 +68,7 @@ def test_concurrent_writers_of_one_process_all_commit_without_lock_waits(
     def writer(n: int) -> None:
         try:
             start.wait()
-            for k in range(WRITES):
-                with database.write() as session:
-                    audit_log.append(
-                        session,
-                        AuditEvent(
-                            type=AuditEventType.PARTNER_ADD,
-                            at=START,
-                            actor_principal=f"p-{n}",
-                            actor_partner=None,
-                            refs={"write": k},
-                        ),
-                    )
+            _append_entries(database, f"p-{n}")
         except BaseException as exc:
             errors.append(exc)
 
@@ -66,10 +78,7 @@ def test_concurrent_writers_of_one_process_all_commit_without_lock_waits(
     for thread in threads:
         thread.join(120)
     assert errors == []
-    integrate_pending(database)
-    with database.read() as session:
-        count = session.execute(select(func.count(col(AuditEntry.leaf_index)))).scalar_one()
-    assert count == THREADS * WRITES
+    assert _integrated_count(database) == THREADS * WRITES
 
 
 def _process_writer(url: str, n: int, start: Barrier) -> None:
@@ -77,18 +86,7 @@ def _process_writer(url: str, n: int, start: Barrier) -> None:
     database = Database(url)
     _no_busy_waiting(database)
     start.wait(60)
-    for k in range(WRITES):
-        with database.write() as session:
-            audit_log.append(
-                session,
-                AuditEvent(
-                    type=AuditEventType.PARTNER_ADD,
-                    at=START,
-                    actor_principal=f"process-{n}",
-                    actor_partner=None,
-                    refs={"write": k},
-                ),
-            )
+    _append_entries(database, f"process-{n}")
     database.dispose()
 
 
@@ -108,10 +106,7 @@ def test_sqlite_writers_of_several_processes_all_commit_without_lock_waits(
     assert [p.exitcode for p in processes] == [0, 0, 0, 0]  # no "database is locked"
     database = Database(url)
     try:
-        integrate_pending(database)
-        with database.read() as session:
-            count = session.execute(select(func.count(col(AuditEntry.leaf_index)))).scalar_one()
-        assert count == 4 * WRITES
+        assert _integrated_count(database) == 4 * WRITES
     finally:
         database.dispose()
 
@@ -127,3 +122,23 @@ def test_a_nested_write_on_sqlite_fails_at_once_instead_of_waiting_for_itself(
             pass
     finally:
         database.dispose()
+
+
+def test_a_multi_row_insert_returns_each_rows_id_in_the_rows_order(database: Database) -> None:
+    events = [
+        AuditEvent(
+            type=AuditEventType.PARTNER_ADD,
+            at=START,
+            actor_principal=f"order-{n}",
+            actor_partner=None,
+        )
+        for n in (3, 1, 4, 1, 5, 9, 2, 6)
+    ]
+    with database.write() as session:
+        ids = audit_log.append_many(session, events)
+        stored = dict(
+            session.execute(
+                select(col(AuditPending.entry_id), col(AuditPending.actor_principal_id))
+            ).all()
+        )
+    assert [stored[i] for i in ids] == [e.actor_principal for e in events]

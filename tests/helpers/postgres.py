@@ -17,9 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gateway import db as dbmod
+from gateway.audit.merkle import EMPTY_ROOT
 from gateway.db import Database
 
-EMPTY_ROOT = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 SNAPSHOT_SCHEMA = "demo_snapshot"
 # What a test module names when it reads the database's files (tests/rawbytes.py and alike).
 RAW_FILE_READERS = ("raw_database_bytes", "pg_relation_filepath")
