@@ -122,7 +122,8 @@ def make_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode is not None:  # None: Database.lookup, each statement its own transaction
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
 
@@ -178,6 +179,9 @@ class Database:
         # order, instead of sleeping in the busy handler (the file lock still orders
         # writers of different processes).
         self._writer = Lock() if self.is_sqlite else None
+        self._lookup_engine = self.engine.execution_options(
+            **({_BEGIN_OPTION: None} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"})
+        )
         self._writing = local()
         database = make_url(url).database or ""
         on_disk = self.is_sqlite and database not in {"", ":memory:"} and "mode=memory" not in url
@@ -191,6 +195,18 @@ class Database:
         """
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
+
+    @contextmanager
+    def lookup(self) -> Iterator[Connection]:
+        """Yield a pooled connection for look-ups, each statement a transaction of its own.
+
+        For reads that one statement answers (a token with its principal and partner, a
+        partner's kind and state): no ORM session and no BEGIN/ROLLBACK around them, the
+        cheapest read there is. One statement sees one committed state; two statements
+        may see two. Never write through it: every statement commits on its own.
+        """
+        with self._lookup_engine.connect() as conn:
+            yield conn
 
     @contextmanager
     def write(self) -> Iterator[Session]:

@@ -27,8 +27,12 @@ _bearer = HTTPBearer(
 )
 
 
-def get_ctx(request: Request) -> AppContext:
-    """Return the gateway context stored on the app."""
+async def get_ctx(request: Request) -> AppContext:
+    """Return the gateway context stored on the app.
+
+    ``async`` although it awaits nothing: FastAPI runs a sync dependency in a worker
+    thread, a hop that costs more than this whole function.
+    """
     ctx: AppContext = request.app.state.ctx
     return ctx
 
@@ -65,13 +69,16 @@ def get_caller(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError("a bearer token is required", reason="missing")
     presented = credentials.credentials
-    with ctx.db.read() as session:
-        if looks_like_jwt(presented):
+    if looks_like_jwt(presented):
+        with ctx.db.read() as session:
             caller = authenticate_person(
                 session, ctx.oidc, presented, ctx.clock, ctx.keys.person_key, gateway_principal
             )
-        else:
-            caller = authenticate(session, presented, ctx.clock)
+    else:
+        # One statement finds the token with its principal and partner: a look-up, not
+        # a session (every request pays for this).
+        with ctx.db.lookup() as conn:
+            caller = authenticate(conn, presented, ctx.clock)
     request.state.principal_id = caller.principal_id
     return caller
 

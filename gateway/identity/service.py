@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as columns
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from gateway import usecase
@@ -56,8 +57,8 @@ _TOKEN_LOOKUP = (
 )
 
 
-def authenticate(session: Session, presented: str, clock: Clock) -> Caller:
-    """Return the caller a bearer token belongs to.
+def authenticate(session: Session | Connection, presented: str, clock: Clock) -> Caller:
+    """Return the caller a bearer token belongs to (one statement on ``session``).
 
     Raises AuthenticationError when the token is malformed, unknown, wrong, expired,
     revoked, or belongs to an inactive principal or partner. The secret is checked

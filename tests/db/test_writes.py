@@ -142,3 +142,15 @@ def test_a_multi_row_insert_returns_each_rows_id_in_the_rows_order(database: Dat
             ).all()
         )
     assert [stored[i] for i in ids] == [e.actor_principal for e in events]
+
+
+def test_a_lookup_sees_every_commit_made_between_its_statements(database: Database) -> None:
+    # A look-up holds no transaction between statements (a read session would keep its
+    # first snapshot on SQLite): a token revoked a moment ago is refused at the next one.
+    count = select(func.count(col(AuditEntry.leaf_index)))
+    with database.lookup() as conn:
+        before = int(conn.execute(count).scalar_one())
+        _append_entries(database, "lookup-test")
+        integrate_pending(database)
+        after = int(conn.execute(count).scalar_one())
+    assert after == before + WRITES
