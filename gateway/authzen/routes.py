@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -75,13 +75,33 @@ def _recorded(outcomes: list[service.Evaluated | service.Refused]) -> list[servi
     return [o for o in outcomes if isinstance(o, service.Evaluated)]
 
 
-@router.post(EVALUATION_PATH, summary="AuthZEN access evaluation", response_model_exclude_none=True)
-def evaluation(body: EvaluationRequest, caller: CurrentCaller, ctx: Ctx) -> EvaluationResponse:
+def _json(answer: EvaluationResponse | EvaluationsResponse) -> Response:
+    """Render an answer as the routes' ``response_model`` would, null members left out.
+
+    Returned as a ready ``Response`` because FastAPI validates a sync route's return
+    value against its response model in a worker thread of its own: a second thread hop
+    per request, to check a model the route has just built.
+    """
+    return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
+
+
+@router.post(
+    EVALUATION_PATH,
+    summary="AuthZEN access evaluation",
+    response_model=EvaluationResponse,
+    response_model_exclude_none=True,
+)
+def evaluation(body: EvaluationRequest, caller: CurrentCaller, ctx: Ctx) -> Response:
     """Return the decision for one subject, action, resource and context (recorded)."""
-    # Decided in a read, recorded in a write: the write (on SQLite the only writer) is held
-    # for the inserts only, not for the partner look-ups and the policy's decision.
-    with ctx.db.read() as session:
-        outcome = service.evaluate(ctx.policy, session, caller, body)
+    return _json(_evaluate_one(body, caller, ctx))
+
+
+def _evaluate_one(body: EvaluationRequest, caller: Caller, ctx: AppContext) -> EvaluationResponse:
+    """Decide one evaluation and record its decision; return the answer."""
+    # Decided on look-ups, recorded in a write: the write (on SQLite the only writer) is
+    # held for the inserts only, not for the partner look-ups and the policy's decision.
+    with ctx.db.lookup() as conn:
+        outcome = service.evaluate(ctx.policy, conn, caller, body)
     _record(ctx, caller, [outcome])
     return _response(outcome, body.ignored())
 
@@ -124,9 +144,7 @@ def _merge(defaults: dict[str, Any] | None, item: dict[str, Any] | None) -> dict
     response_model=EvaluationsResponse | EvaluationResponse,
     response_model_exclude_none=True,
 )
-def evaluations(
-    body: EvaluationsRequest, caller: CurrentCaller, ctx: Ctx
-) -> EvaluationsResponse | EvaluationResponse:
+def evaluations(body: EvaluationsRequest, caller: CurrentCaller, ctx: Ctx) -> Response:
     """Return a decision per evaluation, honouring ``options.evaluations_semantic``.
 
     Each evaluation takes the request's subject, action, resource and context unless it
@@ -155,10 +173,10 @@ def evaluations(
             raise RequestValidationError(
                 [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
             ) from None
-        answer = evaluation(single, caller, ctx)
+        answer = _evaluate_one(single, caller, ctx)
         if ignored_here:
             answer.context.ignored = [*ignored_here, *(answer.context.ignored or [])]
-        return answer
+        return _json(answer)
     results: list[EvaluationResponse] = []
     evaluated: list[service.Evaluated | service.Refused] = []
     with ctx.db.read() as session:
@@ -190,7 +208,7 @@ def evaluations(
             ):
                 break
     _record(ctx, caller, evaluated)
-    return EvaluationsResponse(evaluations=results)
+    return _json(EvaluationsResponse(evaluations=results))
 
 
 def _item_ignored(item: EvaluationItem) -> list[str]:

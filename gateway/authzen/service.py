@@ -18,7 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlalchemy import bindparam
+from sqlalchemy import select as columns
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, col
 
 from gateway.authzen.schemas import EvaluationRequest
 from gateway.errors import InvalidInputError, NotFoundError
@@ -58,11 +61,18 @@ class Evaluated:
     case_id: str | None
 
 
-def _partner(session: Session, partner_id: str, what: str) -> Partner:
-    partner = session.get(Partner, partner_id)
-    if partner is None or not partner.active:
+# Built once, plain columns: an ORM ``get`` of the partner cost as much as the decision.
+_PARTNER_KIND = columns(col(Partner.kind), col(Partner.active)).where(
+    col(Partner.id) == bindparam("partner_id")
+)
+
+
+def _partner_kind(reader: Session | Connection, partner_id: str, what: str) -> str:
+    """Return the kind of an active registered partner, else raise NotFoundError."""
+    row = reader.execute(_PARTNER_KIND, {"partner_id": partner_id}).one_or_none()
+    if row is None or not row.active:
         raise NotFoundError(f"the {what} is not an active registered partner", member=what)
-    return partner
+    return str(row.kind)
 
 
 def _refused(caller: Caller, reason: str) -> Refused:
@@ -75,9 +85,11 @@ def _refused(caller: Caller, reason: str) -> Refused:
 
 
 def to_request(
-    session: Session, caller: Caller, body: EvaluationRequest
+    reader: Session | Connection, caller: Caller, body: EvaluationRequest
 ) -> DecisionRequest | Refused:
     """Return the decision request for an AuthZEN evaluation by ``caller``, or a refusal.
+
+    ``reader`` looks partners up (a session, or a ``Database.lookup`` connection).
 
     Refused: a subject or resource type the gateway does not model, a partner asking
     about another partner or about a role it does not have. Raises NotFoundError
@@ -111,7 +123,7 @@ def to_request(
         kind = (
             caller.partner_kind
             if subject.id == caller.partner_id
-            else _partner(session, subject.id, "subject").kind
+            else _partner_kind(reader, subject.id, "subject")
         )
     try:
         action = Action(body.action.name)
@@ -121,7 +133,7 @@ def to_request(
     if props.provider is None:
         provider_kind, relation = "none", Relation.NONE
     else:
-        provider_kind = _partner(session, props.provider, "provider").kind
+        provider_kind = _partner_kind(reader, props.provider, "provider")
         relation = Relation.OWN if props.provider == subject.id else Relation.OTHER
     return DecisionRequest(
         partner_id=subject.id,
@@ -140,10 +152,10 @@ def to_request(
 
 
 def evaluate(
-    engine: PolicyEngine, session: Session, caller: Caller, body: EvaluationRequest
+    engine: PolicyEngine, reader: Session | Connection, caller: Caller, body: EvaluationRequest
 ) -> Evaluated | Refused:
     """Return the decision for one evaluation (raises as ``to_request`` and the engine do)."""
-    request = to_request(session, caller, body)
+    request = to_request(reader, caller, body)
     if isinstance(request, Refused):
         return request
     return Evaluated(request, engine.decide(request), body.context.case_id)
