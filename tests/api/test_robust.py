@@ -169,6 +169,7 @@ def test_a_nul_in_the_url_is_a_400_problem(gateway: Gateway, path: str) -> None:
         ),
         ("/v1/policies/proposals", RIEC_PO, {"title": "a\x00b", "files": {"rules/x.yaml": "x"}}),
         ("/v1/policies/lint", RIEC_PO, {"files": {"rules/x.yaml": "rules: []\n\x00"}}),
+        ("/v1/policies/lint", RIEC_PO, {"files": {"rules/x\x00.yaml": "rules: []\n"}}),
         ("/v1/signals", GEMEENTE, {**SIGNAL, "subjects": [{"type": "name", "value": "a\x00"}]}),
     ],
 )
