@@ -90,11 +90,22 @@ def make_engine(url: str) -> Engine:
     PostgreSQL gets a pre-pinged pool. Raises ``sqlalchemy.exc.ArgumentError`` for a
     malformed URL.
     """
+    return _engines(url)[0]
+
+
+def _engines(url: str) -> tuple[Engine, Engine]:
+    """Return ``make_engine``'s engine and, on the same pool, one for ``Database.lookup``.
+
+    The look-up engine runs each statement as a transaction of its own and has no event
+    listener: one listener on an engine makes SQLAlchemy dispatch every event of every
+    statement run through it, which cost as much as the pool's own checkout.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        return engine, engine.execution_options(isolation_level="AUTOCOMMIT")
 
     database = parsed.database or ""
     in_memory = database in {"", ":memory:"} or "mode=memory" in str(parsed)
@@ -105,9 +116,9 @@ def make_engine(url: str) -> Engine:
         kwargs["poolclass"] = StaticPool
     else:
         kwargs.update(pool_size=SQLITE_POOL, max_overflow=SQLITE_OVERFLOW)
-    engine = create_engine(parsed, **kwargs)
+    plain = create_engine(parsed, **kwargs)
 
-    @event.listens_for(engine, "connect")
+    @event.listens_for(plain, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
         dbapi_conn.isolation_level = None
@@ -119,13 +130,16 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    # The same pool, with explicit BEGINs: a listener on this proxy, not on ``plain``,
+    # leaves the look-ups without one (the driver begins nothing on its own).
+    engine = plain.execution_options()
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
-        if mode is not None:  # None: Database.lookup, each statement its own transaction
-            conn.exec_driver_sql(f"BEGIN {mode}")
+        conn.exec_driver_sql(f"BEGIN {mode}")
 
-    return engine
+    return engine, plain
 
 
 class _WriterFileLock:
@@ -168,7 +182,7 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine, self._lookup_engine = _engines(url)
         self.is_sqlite = _is_sqlite(url)
         self._write_engine = (
             self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
@@ -179,9 +193,6 @@ class Database:
         # order, instead of sleeping in the busy handler (the file lock still orders
         # writers of different processes).
         self._writer = Lock() if self.is_sqlite else None
-        self._lookup_engine = self.engine.execution_options(
-            **({_BEGIN_OPTION: None} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"})
-        )
         self._writing = local()
         database = make_url(url).database or ""
         on_disk = self.is_sqlite and database not in {"", ":memory:"} and "mode=memory" not in url
