@@ -15,6 +15,7 @@ RIEC = "riec-noord-nederland.riec-analyst"
 GEMEENTE = "gemeente-smallingerland.partner-system"
 GEMEENTE_PO = "gemeente-smallingerland.privacy-officer"
 POLITIE = "politie-noord-nederland.partner-system"
+OPERATOR = "riec-noord-nederland.operator"
 
 
 def ask(
@@ -205,6 +206,30 @@ def test_bad_requests_are_problems_with_stable_types(
     assert response.status_code == status, response.text
     assert response.json()["type"] == f"urn:riec-gateway:problem:{problem}"
     assert "garage" not in response.text  # never echoes the input
+
+
+def test_a_revoked_provider_or_subject_is_not_found_at_the_next_evaluation(
+    gateway: Gateway,
+) -> None:
+    # Partner kinds are looked up per evaluation, never kept: a revocation counts at once.
+    about_police = ask("gemeente-smallingerland", "case:record:read", role="partner-system")
+    about_om = ask("om-noord-nederland", "case:record:read", role="partner-system", provider=None)
+    for body in (about_police, about_om):
+        response = gateway.client.post(
+            "/access/v1/evaluation", json=body, headers=gateway.auth(GEMEENTE_PO)
+        )
+        assert response.status_code == 200, response.text
+    for partner in ("politie-noord-nederland", "om-noord-nederland"):
+        revoked = gateway.client.post(
+            f"/v1/partners/{partner}/revoke", headers=gateway.auth(OPERATOR)
+        )
+        assert revoked.status_code == 200
+    for body in (about_police, about_om):
+        response = gateway.client.post(
+            "/access/v1/evaluation", json=body, headers=gateway.auth(GEMEENTE_PO)
+        )
+        assert response.status_code == 404, response.text
+        assert response.json()["type"] == "urn:riec-gateway:problem:not-found"
 
 
 def test_a_token_is_required(gateway: Gateway) -> None:
