@@ -45,6 +45,7 @@ CLASS = "class"
 SUBJECT = "subject"
 ROWS = "rows"
 SEP = "\x1f"  # joins key parts; never part of a generalised value
+_SEP_SCALAR = pa.scalar(SEP, pa.string())  # typed: pyarrow infers nothing per call
 NULL_MARK = "\x00"
 
 
@@ -108,7 +109,7 @@ class ClassCounter:
     def class_ids(self, key_columns: Sequence[pa.Array]) -> pa.Array:
         """Return the class id (int32) of each row, given its finest key columns (strings)."""
         parts = [pc.fill_null(column, NULL_MARK) for column in key_columns]
-        joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, SEP)
+        joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, _SEP_SCALAR)
         encoded = joined.dictionary_encode()
         ids = []
         for text in encoded.dictionary.to_pylist():

@@ -52,6 +52,9 @@ CONSENT_FIELDS = (
 SEP = "\x1f"  # joins key parts; never part of a provider, category or generalised value
 NULL_MARK = "\x00"
 NULL_STRING = pa.scalar(None, pa.string())
+SEP_SCALAR = pa.scalar(SEP, pa.string())
+"""``SEP`` as a typed Arrow scalar: a bare Python value makes pyarrow infer its type, which
+tries to import ``dateutil`` on every call (about 0.15 ms when it is not installed)."""
 
 ColumnBatch: TypeAlias = Mapping[str, Any] | pa.RecordBatch
 """A batch of input rows as columns: field -> Arrow array or Python sequence (equal lengths)."""

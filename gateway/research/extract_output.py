@@ -23,7 +23,7 @@ from gateway.research.extract_input import (
     CLASS_ID,
     NULL_MARK,
     ROW_BATCH,
-    SEP,
+    SEP_SCALAR,
     ExtractStats,
     ProgressSink,
     count_true,
@@ -400,7 +400,9 @@ def second_pass(
                         for name in plan.event_columns
                     ]
                     joined = (
-                        parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, SEP)
+                        parts[0]
+                        if len(parts) == 1
+                        else pc.binary_join_element_wise(*parts, SEP_SCALAR)
                     )
                     events.add([qi_cls, event_codes.of(joined)], person)
                 for name in plan.sensitive:
