@@ -145,28 +145,29 @@ class PersonLinks:
         """Return the people: every anchor mapped to one person number.
 
         Only anchors are kept (rows are found by their anchor): every other pseudonym
-        was linked to an anchor, so no person is lost.
+        was linked to an anchor, so no person is lost. Once folded, the links are one
+        per linked pseudonym to the lowest of its component, so each anchor's person is
+        that lowest pseudonym (or the anchor itself): a lookup, no union-find; people
+        are numbered in the order of their lowest pseudonyms.
         """
         self._compact()
         anchors = self._nodes[0]
         self._nodes = []
-        ends = [e for pair in self._edges for e in pair]
-        nodes = distinct(np.concatenate([anchors, *ends]))
-        del ends
-        parent = np.arange(len(nodes), dtype=np.int64)
+        lowest = anchors
         if self._edges:
-            u = positions(nodes, np.concatenate([a for a, _ in self._edges]))
-            v = positions(nodes, np.concatenate([b for _, b in self._edges]))
-            self._edges = []  # resolve once: the links are spent
-            parent = _roots(len(nodes), u, v)
-            del u, v
-        _, person = np.unique(parent, return_inverse=True)
-        of_anchor = np.asarray(person, dtype=np.int64).reshape(-1)[positions(nodes, anchors)]
-        del nodes, parent, person
+            # folded links come sorted by pseudonym (``_compact``); resolve once: they are spent
+            (linked, root), self._edges = self._edges[0], []
+            at = np.minimum(np.searchsorted(linked, anchors), len(linked) - 1)
+            hit = linked[at] == anchors
+            lowest = np.where(hit, root[at], anchors)
+            del linked, root, at, hit
+        _, person = np.unique(lowest, return_inverse=True)
+        of_anchor = np.asarray(person, dtype=np.int64).reshape(-1)
+        del lowest, person
         people = People(anchors, of_anchor, int(of_anchor.max(initial=-1)) + 1)
         withdrawn = np.zeros(people.count, dtype=np.bool_)
-        for anchors in self._withdrawn:
-            withdrawn[people.of(anchors)] = True
+        for gone in self._withdrawn:
+            withdrawn[people.of(gone)] = True
         return People(people.nodes, people.person, people.count, withdrawn)
 
 
