@@ -27,8 +27,8 @@ from gateway.research.transforms import TransformKind
 ROW_BATCH = 16_384
 BUCKETS = 64
 """Random buckets of the spill; pass 2 shuffles one bucket at a time (bounded memory:
-about 5 MB a bucket per million rows, so a release of some 3 million rows is read
-without scattering any bucket again)."""
+about 5 MB a bucket per million rows; a larger bucket than ``extract_output.BUCKET_BYTES``
+is scattered again first)."""
 ANCHOR = "\x00anchor"
 """The spill column holding each row's anchor (never written out)."""
 CLASS_ID = "\x00class"

@@ -280,9 +280,12 @@ def spill_writer(stack: ExitStack, path: Path, schema: pa.Schema) -> Any:
     return stack.enter_context(pa.ipc.new_stream(sink, schema))
 
 
-BUCKET_BYTES = 16 << 20
+BUCKET_BYTES = 6 << 20
 """A spilled bucket larger than this is scattered again before it is read whole, so pass 2
-holds a bounded number of rows whatever the size of the release."""
+holds a bounded number of rows whatever the size of the release. Buckets hold about 5 MB
+per million rows: up to some 1.2 million rows none is scattered again; above, pass 2 holds
+at most 6 MB of spill (and its permuted, filtered copies) at a time, where 16 MB let a
+2-million-row release hold 10 MB buckets."""
 
 
 def scatter(spill: pa.RecordBatch, rng: np.random.Generator, writers: Sequence[Any]) -> None:
@@ -330,7 +333,9 @@ def shuffled(buckets: Sequence[Path], rng: np.random.Generator) -> Iterator[pa.T
         if table is None:
             pending[:0] = parts
         elif table.num_rows:
-            yield table.take(pa.array(rng.permutation(table.num_rows)))
+            permuted = table.take(pa.array(rng.permutation(table.num_rows)))
+            del table  # one copy of the bucket while the caller works on it, not two
+            yield permuted
 
 
 def second_pass(
