@@ -304,13 +304,16 @@ def scatter(spill: pa.RecordBatch, rng: np.random.Generator, writers: Sequence[A
             offset += count
 
 
-def shuffled(buckets: Sequence[Path], rng: np.random.Generator) -> Iterator[pa.Table]:
+def shuffled(
+    buckets: Sequence[Path], rng: np.random.Generator, columns: Sequence[str] | None = None
+) -> Iterator[pa.Table]:
     """Yield the rows of the spilled ``buckets`` in a random order, a bounded part at a time.
 
     A bucket is read whole and permuted; one larger than ``BUCKET_BYTES`` is first
     scattered at random into smaller ones (streamed, batch by batch). Random buckets,
     each permuted, make a uniformly random order of all rows. Each file is removed once
-    read.
+    read. Only ``columns`` are yielded (all when None): the others are dropped before
+    the permutation, which then copies only what is used.
     """
     pending = list(buckets)
     while pending:
@@ -329,6 +332,8 @@ def shuffled(buckets: Sequence[Path], rng: np.random.Generator) -> Iterator[pa.T
                 table = None
             else:
                 table = reader.read_all()
+                if columns is not None:
+                    table = table.select(list(columns))
         path.unlink()
         if table is None:
             pending[:0] = parts
@@ -369,11 +374,9 @@ def second_pass(
     ):
         classes = _PersonClasses(csv_path.parent, "classes", stack)
         events = _PersonClasses(csv_path.parent, "events", stack)
-        for whole in shuffled(buckets, rng):
-            # a per-release random order: nothing of the submission order survives
-            # only the chosen level of each quasi-identifier travels on
-            table = whole.select(needed)
-            del whole
+        # a per-release random order: nothing of the submission order survives; only
+        # the chosen level of each quasi-identifier travels on
+        for table in shuffled(buckets, rng, needed):
             person = people.of(np.asarray(table.column(ANCHOR).to_numpy(), dtype=np.int64))
             keep = outcome.kept[person]
             if outcome.row_suppressed is not None:
