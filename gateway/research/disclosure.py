@@ -45,6 +45,7 @@ CLASS = "class"
 SUBJECT = "subject"
 ROWS = "rows"
 SEP = "\x1f"  # joins key parts; never part of a generalised value
+_SEP_SCALAR = pa.scalar(SEP, pa.string())  # typed: pyarrow infers nothing per call
 NULL_MARK = "\x00"
 
 
@@ -108,7 +109,7 @@ class ClassCounter:
     def class_ids(self, key_columns: Sequence[pa.Array]) -> pa.Array:
         """Return the class id (int32) of each row, given its finest key columns (strings)."""
         parts = [pc.fill_null(column, NULL_MARK) for column in key_columns]
-        joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, SEP)
+        joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, _SEP_SCALAR)
         encoded = joined.dictionary_encode()
         ids = []
         for text in encoded.dictionary.to_pylist():
@@ -147,10 +148,14 @@ class ClassCounter:
         self._merged = len(self._parts[0].classes) if self._parts else 0
         self._pending = 0
 
+    def pairs(self) -> _Pairs:
+        """Return all pairs as numpy arrays (distinct, sorted); unknown subjects are 0."""
+        self._compact()
+        return self._parts[0] if self._parts else _Pairs.concat([])
+
     def table(self) -> pa.Table:
         """Return all pairs: ``class``, ``subject`` (if counted) and ``rows``."""
-        self._compact()
-        pairs = self._parts[0] if self._parts else _Pairs.concat([])
+        pairs = self.pairs()
         columns = {CLASS: pa.array(pairs.classes, pa.int32())}
         if self.count_subjects:
             columns[SUBJECT] = pa.array(pairs.subjects, pa.int64(), mask=~pairs.known)
@@ -259,9 +264,10 @@ class PersonPairs:
         (no key) belong to nobody and are always suppressed. A counter of rows (not
         subjects) makes each row a person of its own.
         """
-        table = counter.table()
-        rows = int64s(table.column(ROWS))
-        classes = np.asarray(table.column(CLASS).to_numpy(zero_copy_only=False), np.int32)
+        # the counter's own arrays, not an Arrow table of copies: at two million rows
+        # the round trip held some 40 MB more at once
+        counted = counter.pairs()
+        rows, classes = counted.rows, counted.classes
         if not counter.count_subjects:
             # each row its own person: expand pairs into one entry per row
             repeat = np.repeat(classes, rows)
@@ -273,9 +279,8 @@ class PersonPairs:
                 counter.keys,
                 rows_only=True,
             )
-        subjects = table.column(SUBJECT)
-        known = np.asarray(pc.is_valid(subjects).to_numpy(zero_copy_only=False), np.bool_)
-        hashes = int64s(pc.fill_null(subjects, 0))
+        known, hashes = counted.known, counted.subjects
+        del counted
         found = people or People.each_its_own(hashes[known])
         person = np.full(len(hashes), -1, dtype=np.int64)
         person[known] = found.of(hashes[known])

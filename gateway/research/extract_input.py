@@ -27,8 +27,8 @@ from gateway.research.transforms import TransformKind
 ROW_BATCH = 16_384
 BUCKETS = 64
 """Random buckets of the spill; pass 2 shuffles one bucket at a time (bounded memory:
-about 5 MB a bucket per million rows, so a release of some 3 million rows is read
-without scattering any bucket again)."""
+about 5 MB a bucket per million rows; a larger bucket than ``extract_output.BUCKET_BYTES``
+is scattered again first)."""
 ANCHOR = "\x00anchor"
 """The spill column holding each row's anchor (never written out)."""
 CLASS_ID = "\x00class"
@@ -52,6 +52,9 @@ CONSENT_FIELDS = (
 SEP = "\x1f"  # joins key parts; never part of a provider, category or generalised value
 NULL_MARK = "\x00"
 NULL_STRING = pa.scalar(None, pa.string())
+SEP_SCALAR = pa.scalar(SEP, pa.string())
+"""``SEP`` as a typed Arrow scalar: a bare Python value makes pyarrow infer its type, which
+tries to import ``dateutil`` on every call (about 0.15 ms when it is not installed)."""
 
 ColumnBatch: TypeAlias = Mapping[str, Any] | pa.RecordBatch
 """A batch of input rows as columns: field -> Arrow array or Python sequence (equal lengths)."""

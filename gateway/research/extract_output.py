@@ -23,7 +23,7 @@ from gateway.research.extract_input import (
     CLASS_ID,
     NULL_MARK,
     ROW_BATCH,
-    SEP,
+    SEP_SCALAR,
     ExtractStats,
     ProgressSink,
     count_true,
@@ -99,17 +99,8 @@ class _Codes:
         return codes[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
 
 
-def _dense(first: Int64s, second: Int64s) -> Int64s:
-    """Return a dense int64 id per distinct (first, second) pair, both non-negative."""
-    width = int(second.max(initial=0)) + 1
-    _, ids = np.unique(first * width + second, return_inverse=True)
-    return np.asarray(ids, dtype=np.int64).reshape(-1)
-
-
 PART_BITS = 31
 """Bits of each part of a packed class key (codes number far below 2**31)."""
-COMPACT_PAIRS = 1 << 20
-"""Pending pairs after which the distinct pairs are merged again (bounds memory)."""
 
 
 def _distinct_pairs(key: Int64s, person: npt.NDArray[np.int32]) -> tuple[Int64s, Any]:
@@ -129,22 +120,31 @@ def _distinct_pairs(key: Int64s, person: npt.NDArray[np.int32]) -> tuple[Int64s,
     return key[first], person[first]
 
 
+PAIR_RECORD = np.dtype([("key", "<i8"), ("person", "<i4")])
+"""One spilled (class, person) pair: 12 bytes."""
+PAIR_PARTITIONS = 64
+"""Files the (class, person) pairs are spread over, by class: each is measured on its own."""
+
+
 class _PersonClasses:
     """Distinct (class, person) pairs of the written rows, to measure each person's classes.
 
     A class is one part (the quasi-identifier class) or two (and the event), packed into
-    one int64 key; only distinct pairs are kept, merged as they accumulate, so memory
-    follows the distinct pairs (about one per person, or per event), not the rows.
+    one int64 key. Each batch's distinct pairs are spilled to one of ``PAIR_PARTITIONS``
+    files in ``folder`` chosen by the class, so every class lies in one file: ``risk``
+    then reads one file at a time and memory holds one file's pairs and a number per
+    person, whatever the number of rows (the m-event attacker's itemsets, m above 1,
+    read them all).
     """
 
-    def __init__(self) -> None:
-        self.keys: list[Int64s] = []
-        self.people: list[npt.NDArray[np.int32]] = []
+    def __init__(self, folder: Path, name: str, stack: ExitStack) -> None:
+        self.paths = [folder / f"{name}-{i:02d}.pairs" for i in range(PAIR_PARTITIONS)]
+        self._files = [stack.enter_context(open(path, "wb")) for path in self.paths]  # noqa: SIM115
         self.parts = 0
+        self.width = 0
+        """One more than the highest person number seen."""
         self.count = 0
         """The classes holding anybody (known once ``risk`` ran)."""
-        self._pending = 0
-        self._merged = 0
 
     def add(self, parts: list[Int64s], people: Int64s) -> None:
         """Add one part's rows: the parts of each row's class (global codes) and person."""
@@ -155,16 +155,28 @@ class _PersonClasses:
         if len(parts) == 2:
             key = (key << PART_BITS) | parts[1].astype(np.int64)
         key, person = _distinct_pairs(key, people.astype(np.int32))
-        self.keys.append(key)
-        self.people.append(person)
-        self._pending += len(key)
-        if self._pending > max(COMPACT_PAIRS, self._merged):
-            self._compact()
+        if len(key) == 0:
+            return
+        self.width = max(self.width, int(person.max()) + 1)
+        partition = key % PAIR_PARTITIONS
+        order = np.argsort(partition.astype(np.uint8), kind="stable")
+        records = np.empty(len(key), dtype=PAIR_RECORD)
+        records["key"], records["person"] = key[order], person[order]
+        counts = np.bincount(partition, minlength=PAIR_PARTITIONS).tolist()
+        offset = 0
+        for file, count in zip(self._files, counts, strict=True):
+            if count:
+                records[offset : offset + count].tofile(file)
+                offset += count
 
-    def _compact(self) -> None:
-        key, person = _distinct_pairs(np.concatenate(self.keys), np.concatenate(self.people))
-        self.keys, self.people = [key], [person]
-        self._merged, self._pending = len(key), 0
+    def _read(self, path: Path) -> tuple[Int64s, npt.NDArray[np.int32]]:
+        """Return the distinct pairs of one file (sorted by class, then person); remove it."""
+        records = np.fromfile(path, dtype=PAIR_RECORD)
+        path.unlink()
+        key, person = _distinct_pairs(
+            np.ascontiguousarray(records["key"]), np.ascontiguousarray(records["person"])
+        )
+        return key, person
 
     def risk(self, k: int, m: int = 1) -> tuple[int, int, Fraction, int]:
         """Return (people, people whose smallest class holds fewer than k, max risk, DM).
@@ -174,33 +186,31 @@ class _PersonClasses:
         m-event attacker). DM is the discernibility of the classes: the sum of the
         squared class sizes in people.
         """
-        if not self.keys:
+        for file in self._files:
+            file.close()
+        if self.width == 0:
             return 0, 0, Fraction(0), 0
-        self._compact()
-        key, people = self.keys[0], self.people[0].astype(np.int64)
-        self.keys, self.people = [], []
-        low = key & ((1 << PART_BITS) - 1)
-        columns = [key >> PART_BITS, low] if self.parts == 2 else [key]
-        del key
-        width = int(people.max(initial=0)) + 1
-        if m > 1 and len(columns) > 1:
-            event = columns[1]
-            for column in columns[2:]:
-                event = _dense(event, column)
-            sets, holders = itemsets(columns[0], event, people, m)
-            smallest = smallest_support(sets, holders, width)
+        if m > 1 and self.parts == 2:
+            pairs = [self._read(path) for path in self.paths]
+            key = np.concatenate([p[0] for p in pairs])
+            people = np.concatenate([p[1] for p in pairs]).astype(np.int64)
+            del pairs
+            sets, holders = itemsets(key >> PART_BITS, key & ((1 << PART_BITS) - 1), people, m)
+            smallest = smallest_support(sets, holders, self.width)
             discernibility = 0
         else:
-            dense = columns[0]
-            for column in columns[1:]:
-                dense = _dense(dense, column)
-            pairs = distinct(dense * width + people)
-            cls, person = pairs // width, pairs % width
-            sizes = np.bincount(cls)
-            discernibility = int((sizes.astype(np.int64) ** 2).sum())
-            self.count = int((sizes > 0).sum())
-            smallest = np.full(width, np.iinfo(np.int64).max, dtype=np.int64)
-            np.minimum.at(smallest, person, sizes[cls])
+            # every class lies in one file: its size there is its size
+            smallest = np.full(self.width, np.iinfo(np.int64).max, dtype=np.int64)
+            discernibility = 0
+            for path in self.paths:
+                key, person = self._read(path)
+                if len(key) == 0:
+                    continue
+                starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+                sizes = np.diff(np.r_[starts, len(key)])
+                discernibility += int((sizes.astype(np.int64) ** 2).sum())
+                self.count += len(sizes)
+                np.minimum.at(smallest, person, np.repeat(sizes, sizes))
         smallest = smallest[smallest < np.iinfo(np.int64).max]
         least = int(smallest.min())
         return len(smallest), int((smallest < k).sum()), Fraction(1, least), discernibility
@@ -270,9 +280,12 @@ def spill_writer(stack: ExitStack, path: Path, schema: pa.Schema) -> Any:
     return stack.enter_context(pa.ipc.new_stream(sink, schema))
 
 
-BUCKET_BYTES = 16 << 20
+BUCKET_BYTES = 6 << 20
 """A spilled bucket larger than this is scattered again before it is read whole, so pass 2
-holds a bounded number of rows whatever the size of the release."""
+holds a bounded number of rows whatever the size of the release. Buckets hold about 5 MB
+per million rows: up to some 1.2 million rows none is scattered again; above, pass 2 holds
+at most 6 MB of spill (and its permuted, filtered copies) at a time, where 16 MB let a
+2-million-row release hold 10 MB buckets."""
 
 
 def scatter(spill: pa.RecordBatch, rng: np.random.Generator, writers: Sequence[Any]) -> None:
@@ -291,13 +304,16 @@ def scatter(spill: pa.RecordBatch, rng: np.random.Generator, writers: Sequence[A
             offset += count
 
 
-def shuffled(buckets: Sequence[Path], rng: np.random.Generator) -> Iterator[pa.Table]:
+def shuffled(
+    buckets: Sequence[Path], rng: np.random.Generator, columns: Sequence[str] | None = None
+) -> Iterator[pa.Table]:
     """Yield the rows of the spilled ``buckets`` in a random order, a bounded part at a time.
 
     A bucket is read whole and permuted; one larger than ``BUCKET_BYTES`` is first
     scattered at random into smaller ones (streamed, batch by batch). Random buckets,
     each permuted, make a uniformly random order of all rows. Each file is removed once
-    read.
+    read. Only ``columns`` are yielded (all when None): the others are dropped before
+    the permutation, which then copies only what is used.
     """
     pending = list(buckets)
     while pending:
@@ -316,11 +332,15 @@ def shuffled(buckets: Sequence[Path], rng: np.random.Generator) -> Iterator[pa.T
                 table = None
             else:
                 table = reader.read_all()
+                if columns is not None:
+                    table = table.select(list(columns))
         path.unlink()
         if table is None:
             pending[:0] = parts
         elif table.num_rows:
-            yield table.take(pa.array(rng.permutation(table.num_rows)))
+            permuted = table.take(pa.array(rng.permutation(table.num_rows)))
+            del table  # one copy of the bucket while the caller works on it, not two
+            yield permuted
 
 
 def second_pass(
@@ -343,20 +363,20 @@ def second_pass(
     needed = list(dict.fromkeys([*source_of.values(), ANCHOR, CLASS_ID]))
     released = np.zeros(people.count, dtype=np.bool_)
     row_offset = 0
-    classes, events = _PersonClasses(), _PersonClasses()
     event_codes = _Codes()
     value_codes = {name: _Codes() for name in plan.sensitive}
     diversity: dict[str, list[Int64s]] = {name: [] for name in plan.sensitive}
     sink.start("shuffle, suppress people, write CSV and Parquet", stats.rows_selected)
     with (
+        ExitStack() as stack,
         pa_csv.CSVWriter(str(csv_path), plan.output_schema) as csv_writer,
         pq.ParquetWriter(str(parquet_path), plan.output_schema, compression="zstd") as pq_writer,
     ):
-        for whole in shuffled(buckets, rng):
-            # a per-release random order: nothing of the submission order survives
-            # only the chosen level of each quasi-identifier travels on
-            table = whole.select(needed)
-            del whole
+        classes = _PersonClasses(csv_path.parent, "classes", stack)
+        events = _PersonClasses(csv_path.parent, "events", stack)
+        # a per-release random order: nothing of the submission order survives; only
+        # the chosen level of each quasi-identifier travels on
+        for table in shuffled(buckets, rng, needed):
             person = people.of(np.asarray(table.column(ANCHOR).to_numpy(), dtype=np.int64))
             keep = outcome.kept[person]
             if outcome.row_suppressed is not None:
@@ -400,7 +420,9 @@ def second_pass(
                         for name in plan.event_columns
                     ]
                     joined = (
-                        parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, SEP)
+                        parts[0]
+                        if len(parts) == 1
+                        else pc.binary_join_element_wise(*parts, SEP_SCALAR)
                     )
                     events.add([qi_cls, event_codes.of(joined)], person)
                 for name in plan.sensitive:

@@ -28,6 +28,7 @@ from gateway.research.extract_input import (
     NULL_STRING,
     RESPONDENT,
     SEP,
+    SEP_SCALAR,
     ColumnBatch,
     Exclusion,
     ExtractRequest,
@@ -199,7 +200,9 @@ class ExtractPlan:
             )
         instrument = pc.take(
             self.lookup_owner,
-            pc.index_in(pc.binary_join_element_wise(provider, category, SEP), self.lookup_keys),
+            pc.index_in(
+                pc.binary_join_element_wise(provider, category, SEP_SCALAR), self.lookup_keys
+            ),
         )
         known = pc.is_valid(instrument)
         in_agreement = pc.is_in(provider, value_set=self.provider_set)
@@ -366,7 +369,7 @@ class ExtractPlan:
             return
         values = fields[col.source[0]]
         if t.kind is TransformKind.KEEP:
-            too_long = pc.greater(pc.utf8_length(values), MAX_CODED_LENGTH)
+            too_long = pc.greater(pc.utf8_length(values), pa.scalar(MAX_CODED_LENGTH, pa.int64()))
             kept = pc.if_else(too_long, NULL_STRING, values)
             allowed = self.allowed_values.get(col.name)
             if allowed is not None:
@@ -385,7 +388,7 @@ class ExtractPlan:
         elif t.kind is TransformKind.PSEUDONYMISE:
             assert t.id_type is not None
             if t.id_type is IdType.NAME_BIRTHDATE:
-                values = pc.binary_join_element_wise(values, fields[col.source[1]], SEP)
+                values = pc.binary_join_element_wise(values, fields[col.source[1]], SEP_SCALAR)
             columns[col.name], hashes[col.name] = self._pseudonymise(
                 t.id_type, values, col.name, stats
             )

@@ -375,11 +375,9 @@ def pseudonymise_rows(
         if failed:
             invalid[spec.sources[0]] += failed
     if plan.pseudonyms:
-        targets = [spec.field for spec in plan.pseudonyms]
+        targets = frozenset(spec.field for spec in plan.pseudonyms)
         nameless = [
-            f"rows[{i}]"
-            for i, payload in enumerate(payloads)
-            if not any(t in payload for t in targets)
+            f"rows[{i}]" for i, payload in enumerate(payloads) if payload.keys().isdisjoint(targets)
         ]
         if nameless:
             # counted as nobody, such a row would let one person pass for many

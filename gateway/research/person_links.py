@@ -92,6 +92,9 @@ class PersonLinks:
         self.compact_every = compact_every
         self._nodes: list[Int64s] = []
         self._edges: list[tuple[Int64s, Int64s]] = []
+        """New links (anchor, other pseudonym), not yet folded."""
+        self._links: tuple[Int64s, Int64s] = (np.empty(0, np.int64), np.empty(0, np.int64))
+        """Folded links: linked pseudonyms (sorted) and the lowest of each one's component."""
         self._withdrawn: list[Int64s] = []
         self._pending = 0
         self._merged = 0
@@ -117,25 +120,49 @@ class PersonLinks:
         return anchors
 
     def _compact(self) -> None:
-        """Replace the anchors by the distinct ones and the links by one per pseudonym.
+        """Replace the anchors by the distinct ones and fold the new links into the old.
 
-        Each linked pseudonym keeps a single link, to the lowest pseudonym of its
-        component: the same components in far fewer links.
+        Folded, each linked pseudonym keeps a single link, to the lowest pseudonym of its
+        component (sorted by pseudonym, no root among them). New links are first read
+        through the folded ones (each end replaced by its component's lowest), so the
+        union-find runs over the new links only, and the folded links whose lowest
+        changed are updated in place: memory follows the folded links plus the new
+        ones, not several copies of all of them.
         """
         anchors = distinct(np.concatenate([*self._nodes, np.empty(0, np.int64)]))
         self._nodes = [anchors]
-        merged = len(anchors)
         if self._edges:
             first = np.concatenate([a for a, _ in self._edges])
             second = np.concatenate([b for _, b in self._edges])
             self._edges = []
-            nodes = distinct(np.concatenate([first, second]))
-            parent = _roots(len(nodes), positions(nodes, first), positions(nodes, second))
-            del first, second
-            linked = parent != np.arange(len(nodes), dtype=np.int64)
-            self._edges = [(nodes[linked], nodes[parent[linked]])]
-            merged += int(linked.sum())
-        self._merged, self._pending = merged, 0
+            first, second = self._lowest(first), self._lowest(second)
+            differ = first != second
+            first, second = first[differ], second[differ]
+            del differ
+            if len(first):
+                nodes = distinct(np.concatenate([first, second]))
+                parent = _roots(len(nodes), positions(nodes, first), positions(nodes, second))
+                del first, second
+                moved = parent != np.arange(len(nodes), dtype=np.int64)
+                # sorted, and none of them linked yet: each was a component's lowest
+                lower, lowest = nodes[moved], nodes[parent[moved]]
+                del nodes, parent, moved
+                linked, root = self._links
+                at = np.minimum(positions(lower, root), len(lower) - 1)
+                hit = lower[at] == root
+                root[hit] = lowest[at[hit]]
+                del at, hit
+                where = np.searchsorted(linked, lower)
+                self._links = (np.insert(linked, where, lower), np.insert(root, where, lowest))
+        self._merged, self._pending = len(anchors) + len(self._links[0]), 0
+
+    def _lowest(self, hashes: Int64s) -> Int64s:
+        """Return, per pseudonym, the lowest pseudonym of its component as folded so far."""
+        linked, root = self._links
+        if len(linked) == 0:
+            return hashes
+        at = np.minimum(positions(linked, hashes), len(linked) - 1)
+        return np.where(linked[at] == hashes, root[at], hashes)
 
     def withdraw(self, anchors: pa.Array) -> None:
         """Mark the people of ``anchors`` (non-null int64) as withdrawn: left out entirely."""
@@ -145,28 +172,23 @@ class PersonLinks:
         """Return the people: every anchor mapped to one person number.
 
         Only anchors are kept (rows are found by their anchor): every other pseudonym
-        was linked to an anchor, so no person is lost.
+        was linked to an anchor, so no person is lost. Once folded, the links are one
+        per linked pseudonym to the lowest of its component, so each anchor's person is
+        that lowest pseudonym (or the anchor itself): a lookup, no union-find; people
+        are numbered in the order of their lowest pseudonyms.
         """
         self._compact()
         anchors = self._nodes[0]
         self._nodes = []
-        ends = [e for pair in self._edges for e in pair]
-        nodes = distinct(np.concatenate([anchors, *ends]))
-        del ends
-        parent = np.arange(len(nodes), dtype=np.int64)
-        if self._edges:
-            u = positions(nodes, np.concatenate([a for a, _ in self._edges]))
-            v = positions(nodes, np.concatenate([b for _, b in self._edges]))
-            self._edges = []  # resolve once: the links are spent
-            parent = _roots(len(nodes), u, v)
-            del u, v
-        _, person = np.unique(parent, return_inverse=True)
-        of_anchor = np.asarray(person, dtype=np.int64).reshape(-1)[positions(nodes, anchors)]
-        del nodes, parent, person
+        lowest = self._lowest(anchors)
+        self._links = (np.empty(0, np.int64), np.empty(0, np.int64))  # resolve once
+        _, person = np.unique(lowest, return_inverse=True)
+        of_anchor = np.asarray(person, dtype=np.int64).reshape(-1)
+        del lowest, person
         people = People(anchors, of_anchor, int(of_anchor.max(initial=-1)) + 1)
         withdrawn = np.zeros(people.count, dtype=np.bool_)
-        for anchors in self._withdrawn:
-            withdrawn[people.of(anchors)] = True
+        for gone in self._withdrawn:
+            withdrawn[people.of(gone)] = True
         return People(people.nodes, people.person, people.count, withdrawn)
 
 

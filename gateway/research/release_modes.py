@@ -35,6 +35,7 @@ Flags = npt.NDArray[np.bool_]
 FRESH_BYTES = 16
 """Random bytes of a fresh per-row pseudonym (32 hex characters, as the HMAC's)."""
 _SEP = "\x1e"  # never part of a pseudonym or a generalised value
+_SEP_SCALAR = pa.scalar(_SEP, pa.string())  # typed: no type inference per call
 
 
 def rowwise(pairs: PersonPairs) -> PersonPairs:
@@ -172,7 +173,7 @@ def redraw(
         return column
     rows = pa.array(np.flatnonzero(hit))
     joined = pc.binary_join_element_wise(
-        tags.texts.take(pa.array(tag[hit])), column.take(rows), _SEP
+        tags.texts.take(pa.array(tag[hit])), column.take(rows), _SEP_SCALAR
     ).dictionary_encode()
     prefix = f"{_SEP}redraw{_SEP}"
     drawn = [pseudonymiser(id_type, prefix + text) for text in joined.dictionary.to_pylist()]

@@ -77,7 +77,9 @@ def _days(text: pa.Array) -> tuple[npt.NDArray[np.int64], Flags]:
         pc.utf8_slice_codeunits(text, 8, 10),
         pc.utf8_lpad(pc.cast(pc.day(parsed), pa.string()), 2, "0"),
     )
-    good = pc.fill_null(pc.and_(exact, pc.greater_equal(pc.year(parsed), 1)), False)
+    good = pc.fill_null(
+        pc.and_(exact, pc.greater_equal(pc.year(parsed), pa.scalar(1, pa.int64()))), False
+    )
     day = pc.cast(
         pc.if_else(good, pc.cast(parsed, pa.date32()), pa.scalar(None, pa.date32())), pa.int32()
     )
