@@ -156,3 +156,17 @@ def test_append_sequenced_names_the_index_inside_the_transaction(
     with database.read() as session:
         assert log.read_head(session).size == 2
     assert verify_log(database, [], ORIGIN, START).ok
+
+
+def test_a_head_read_earlier_in_the_transaction_shows_the_size_after_sequencing(
+    database: Database, deferred: sequencer.Integrator
+) -> None:
+    with database.write() as session:
+        log.append(session, sample_event(0))  # committed, still pending
+    with database.write() as session:
+        head = log.lock_head(session)  # held: the session's identity map keeps it
+        assert head.size == 0
+        index = sequencer.append_sequenced(session, sample_event(1))
+        assert index == 1
+        assert log.read_head(session).size == 2
+        assert head.size == 2
