@@ -55,10 +55,14 @@ _log = logging.getLogger(__name__)
 BATCH = 2000
 """Most pending entries integrated in one transaction."""
 LEADER_LOCK = 0x6761_7564_6974  # "gaudit": the PostgreSQL advisory lock key of the integrator
-LINGER_SECONDS = 0.02
+LINGER_SECONDS = 0.05
 """How long the background integrator lets entries gather after a batch: under load it
 integrates one batch per this interval instead of one per commit (a batch's fixed cost,
-the head lock, the frontier update and a commit, is most of its cost)."""
+the head lock, the frontier update and a commit, is most of its cost: at 200 appends/s,
+0.05 s instead of 0.02 s halves the integrator's CPU). A commit after a quiet spell is
+integrated at once; under load an entry waits at most about this long, well within the
+``RETRY_AFTER_MS`` a client polling for it is told, and reads that need indexes
+integrate what is pending themselves (``catch_up``)."""
 LEADER_CHECK_SECONDS = 1.0
 """How often the leading integrator checks that its advisory-lock session is alive."""
 RETRY_AFTER_MS = 200

@@ -170,3 +170,28 @@ def test_a_head_read_earlier_in_the_transaction_shows_the_size_after_sequencing(
         assert index == 1
         assert log.read_head(session).size == 2
         assert head.size == 2
+
+
+def test_a_background_integrator_places_each_commit_within_the_retry_after(
+    database: Database,
+) -> None:
+    """What ``Retry-After`` tells a client polling for its entry holds, linger and all."""
+    integrator = sequencer.Integrator(database)
+    integrator.start()
+    waits = []
+    try:
+        for n in range(40):
+            with database.write() as session:
+                entry = log.append(session, sample_event(n))
+            committed = time.monotonic()
+            while True:
+                with database.read() as session:
+                    if sequencer.index_of(session, entry) is not None:
+                        break
+                time.sleep(0.002)
+            waits.append(time.monotonic() - committed)
+    finally:
+        integrator.stop()
+    assert sorted(waits)[len(waits) // 2] * 1000 < sequencer.RETRY_AFTER_MS
+    assert integrator.integrated == 40
+    assert pending_ids(database) == []
