@@ -189,16 +189,17 @@ def fetch_nodes(session: Session, wanted: Iterable[NodeId]) -> dict[NodeId, byte
     """
     wanted = set(wanted)
     found: dict[NodeId, bytes] = {}
+    conn = session.connection()  # Core reads: the ORM's per-statement work is most of their cost
     leaves = sorted(i for level, i in wanted if level == 0)
     if leaves:
-        leaf_rows = session.execute(_LEAVES, {"indexes": leaves}).all()
+        leaf_rows = conn.execute(_LEAVES, {"indexes": leaves}).all()
         found.update(((0, i), h) for i, h in leaf_rows)
     inner = sorted(node for node in wanted if node[0])
     if inner:
         params: dict[str, int] = {}
         for k, (level, index) in enumerate(inner):
             params[f"l{k}"], params[f"i{k}"] = level, index
-        rows = session.execute(_nodes_query(len(inner)), params).all()
+        rows = conn.execute(_nodes_query(len(inner)), params).all()
         found.update(((level, i), h) for level, i, h in rows)
     missing = wanted - found.keys()
     if missing:
@@ -212,11 +213,23 @@ def _range_hash(nodes: dict[NodeId, bytes], start: int, end: int) -> bytes:
     return frontier_root([nodes[n] for n in perfect_cover(start, end)])
 
 
-_HEAD_SIZE = select(AuditTreeHead.size).where(col(AuditTreeHead.id) == HEAD_ID)
+_HEAD_TABLE = table_of(AuditTreeHead)
+_HEAD_SIZE = select(_HEAD_TABLE.c.size).where(_HEAD_TABLE.c.id == HEAD_ID)
+
+
+def head_size(session: Session) -> int:
+    """Return the tree size (a Core read of one column: cheaper than ``read_head``).
+
+    Raises AuditLogCorruptError if the tree head row is missing.
+    """
+    size = session.connection().execute(_HEAD_SIZE).scalar_one_or_none()
+    if size is None:
+        raise AuditLogCorruptError("audit tree head missing; run migrations")
+    return int(size)
 
 
 def _checked_size(session: Session, size: int | None) -> int:
-    current = int(session.execute(_HEAD_SIZE).scalar_one())
+    current = head_size(session)
     if size is None:
         return current
     if not 0 <= size <= current:
