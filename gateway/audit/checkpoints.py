@@ -123,7 +123,7 @@ def check_witnessed(
     older backup restored); one whose root the stored nodes do not reproduce means the
     stored history was rewritten since a witness cosigned it.
     """
-    current = log.read_head(session).size
+    current = log.head_size(session)
     for anchor in anchors:
         if anchor.size == 0:
             continue
@@ -165,10 +165,24 @@ def create_checkpoint(
     if size is None:
         sequencer.catch_up(db)
     with db.read() as session:
-        target = log.read_head(session).size if size is None else size
+        target = log.head_size(session) if size is None else size
         existing = session.get(AuditCheckpoint, target)
     if existing is not None:
         return existing
+    return _sign(db, clock, signer, origin, size, target, retired_public_keys)
+
+
+def _sign(
+    db: Database,
+    clock: Clock,
+    signer: Ed25519Signer,
+    origin: str,
+    size: int | None,
+    target: int,
+    retired_public_keys: Sequence[bytes],
+) -> AuditCheckpoint:
+    """Sign and store the checkpoint at ``size`` (None: the current size, ``target`` as read
+    just before); return it, or the one another process stored at that size meanwhile."""
     verifiers = log_verifiers(origin, signer, retired_public_keys)
     witnesses = _witnesses.get(db)
     anchors = witnesses.anchors() if witnesses is not None else ()
@@ -215,11 +229,12 @@ def current_checkpoint(
     """Return the latest checkpoint, signing a new one first if the tree grew since."""
     sequencer.catch_up(db)
     with db.read() as session:
-        size = log.read_head(session).size
+        size = log.head_size(session)
         latest = latest_checkpoint(session)
     if latest is not None and latest.tree_size == size:
         return latest
-    return create_checkpoint(db, clock, signer, origin, retired_public_keys=retired_public_keys)
+    # caught up and read just now: straight to signing (``_sign`` rereads the size locked)
+    return _sign(db, clock, signer, origin, None, size, retired_public_keys)
 
 
 def checkpoint_covering(
@@ -245,7 +260,7 @@ def checkpoint_covering(
     """
     sequencer.catch_up(db)
     with db.read() as session:
-        current = log.read_head(session).size
+        current = log.head_size(session)
         latest = latest_checkpoint(session)
         exact = session.get(AuditCheckpoint, size) if size is not None else None
     if size is None:

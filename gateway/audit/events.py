@@ -174,31 +174,77 @@ def subject_links(index: int, document: Mapping[str, Any]) -> list[dict[str, Any
     ]
 
 
+# The encoding of ``json.dumps(value, sort_keys=True, separators=(",", ":"),
+# ensure_ascii=False)``, built once: ``dumps`` builds an encoder on every call. Without
+# the circular check (its markers would outlive a failed call): a cycle recurses until
+# RecursionError, as the float check before it always did.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
+_PLAIN = frozenset({str, int, bool, type(None)})
+"""Types that hold no float and no members to look into."""
+
+
 def canonical_json(value: Any) -> bytes:
     """Return the canonical UTF-8 JSON of ``value``: sorted keys, no spaces, no floats.
 
     Raises TypeError for floats and other values without one exact encoding.
     """
+    text = _ENCODER.encode(value)  # first: what it encodes has no cycle to walk round
     _reject_floats(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return text.encode()
 
 
 def _reject_floats(value: Any) -> None:
-    if isinstance(value, float):
-        raise TypeError("floats have no canonical form in audit events")
-    if isinstance(value, dict):
-        for item in value.values():
-            _reject_floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _reject_floats(item)
+    """Raise TypeError if a float is among the values of ``value``'s dicts, lists and tuples.
+
+    Iterative, and a container whose members are all of ``_PLAIN`` types (most are) is
+    passed by one C-level test instead of a Python call per member.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            members: Iterable[Any] = item.values()
+        elif isinstance(item, list | tuple):
+            members = item
+        elif isinstance(item, float):
+            raise TypeError("floats have no canonical form in audit events")
+        else:
+            continue
+        if not _PLAIN.issuperset(map(type, members)):
+            stack.extend(m for m in members if type(m) not in _PLAIN)
+
+
+def _refuse_number(text: str) -> Any:
+    raise ValueError(f"a float ({text}) has no canonical form")
+
+
+_DECODER = json.JSONDecoder(parse_float=_refuse_number, parse_constant=_refuse_number)
+
+
+def parse_canonical(text: str) -> Any:
+    """Return JSON written by ``canonical_json`` parsed; raises ValueError for a float in it.
+
+    What it returns holds no float, so ``encode_parsed`` writes it back without looking.
+    """
+    return _DECODER.decode(text)
+
+
+def encode_parsed(value: Any) -> bytes:
+    """Return ``canonical_json`` of a value built from ``parse_canonical`` output and
+    ints, strings, booleans and None: the same bytes, without the walk for floats."""
+    return _ENCODER.encode(value).encode()
 
 
 def format_time(value: datetime) -> str:
     """Return an aware datetime as RFC 3339 UTC with microseconds, e.g. ``...T12:00:00.000001Z``."""
     if value.tzinfo is None:
         raise ValueError("audit times must be timezone-aware")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(UTC)
+    if utc.year < 1000:  # strftime writes such a year unpadded; isoformat would pad it
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def details_commitment(salt: bytes, body: bytes) -> str:
@@ -212,6 +258,9 @@ def leaf_document(
     commitment: str | None,
     details_until: datetime | None = None,
     subjects_until: datetime | None = None,
+    *,
+    trace_id: str | None = None,
+    foreign: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Return the leaf's JSON document: ids, hashes and outcomes, no personal data.
 
@@ -219,7 +268,13 @@ def leaf_document(
     their retention (both None without details); ``subjects_until`` is the end of the
     retention of the entry's data-subject index rows (the key is there only when the
     entry names subjects, so the leaves of entries about nobody are unchanged).
+    ``trace_id`` and ``foreign`` stand in for the event's own when it has none (the
+    current request's, as ``log.pending_values`` passes them).
     """
+    if event.trace_id is not None:
+        trace_id = event.trace_id
+    if event.foreign is not None:
+        foreign = event.foreign
     document: dict[str, Any] = {
         "v": 1,
         "index": index,
@@ -236,13 +291,13 @@ def leaf_document(
         "refs": dict(event.refs),
         "details_sha256": commitment,
         "details_until": None if details_until is None else format_time(details_until),
-        "trace": event.trace_id,
+        "trace": trace_id,
     }
     # Only when present, so that the documents (and hashes) of earlier entries keep their form.
     if event.persons:
         document["persons"] = [[f"{t}:{k}" for t, k in person] for person in event.persons]
-    if event.foreign is not None:
-        document["foreign"] = {"trace": event.foreign[0], "span": event.foreign[1]}
+    if foreign is not None:
+        document["foreign"] = {"trace": foreign[0], "span": foreign[1]}
     if subjects_until is not None:
         document["subjects_until"] = format_time(subjects_until)
     return document

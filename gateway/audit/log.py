@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_
+from sqlalchemy import and_, bindparam, insert, or_
 from sqlmodel import Session, col, select
 
 from gateway.audit.errors import AuditLogCorruptError
@@ -71,6 +71,7 @@ def read_head(session: Session) -> AuditTreeHead:
 
 
 _PENDING_TABLE = table_of(AuditPending)
+_INSERT_PENDING = insert(_PENDING_TABLE).returning(_PENDING_TABLE.c.entry_id)
 
 
 def pending_values(
@@ -86,10 +87,6 @@ def pending_values(
     ``trace_id`` the event takes the current request's, and without a ``foreign``
     operation the current request's caller trace context (if any).
     """
-    if event.trace_id is None:
-        event = replace(event, trace_id=current_trace_id())
-    if event.foreign is None:
-        event = replace(event, foreign=current_foreign_operation())
     commitment: str | None = None
     details_until = None
     salt: bytes | None = None
@@ -100,7 +97,15 @@ def pending_values(
         commitment = details_commitment(salt, body)
         details_until = event.at + retention
     subjects_until = event.at + retention if event.subjects else None
-    document = leaf_document(event, 0, commitment, details_until, subjects_until)
+    document = leaf_document(
+        event,
+        0,
+        commitment,
+        details_until,
+        subjects_until,
+        trace_id=None if event.trace_id is not None else current_trace_id(),
+        foreign=None if event.foreign is not None else current_foreign_operation(),
+    )
     del document["index"]  # given by the integrator
     return {
         "event_type": str(event.type),
@@ -129,7 +134,8 @@ def append(session: Session, event: AuditEvent, *, retention: timedelta = DETAIL
 
 def append_values(session: Session, values: dict[str, Any]) -> int:
     """Insert one row built by ``pending_values``; return its entry id (as ``append``)."""
-    [entry_id] = insert_ids(session.connection(), _PENDING_TABLE, "entry_id", [values])
+    # one row, executed as one: a list of one goes the slower executemany way
+    entry_id = int(session.connection().execute(_INSERT_PENDING, values).scalar_one())
     session.info[AUDIT_PENDING] = True  # Database.write integrates after commit
     return entry_id
 
@@ -140,8 +146,8 @@ def append_many(session: Session, events: Iterable[AuditEvent]) -> list[int]:
     As ``append`` for each, in one statement instead of one per event.
     """
     rows = [pending_values(event) for event in events]
-    if not rows:
-        return []
+    if len(rows) <= 1:
+        return [append_values(session, row) for row in rows]
     ids = insert_ids(session.connection(), _PENDING_TABLE, "entry_id", rows)
     session.info[AUDIT_PENDING] = True
     return ids
@@ -183,16 +189,17 @@ def fetch_nodes(session: Session, wanted: Iterable[NodeId]) -> dict[NodeId, byte
     """
     wanted = set(wanted)
     found: dict[NodeId, bytes] = {}
+    conn = session.connection()  # Core reads: the ORM's per-statement work is most of their cost
     leaves = sorted(i for level, i in wanted if level == 0)
     if leaves:
-        leaf_rows = session.execute(_LEAVES, {"indexes": leaves}).all()
+        leaf_rows = conn.execute(_LEAVES, {"indexes": leaves}).all()
         found.update(((0, i), h) for i, h in leaf_rows)
     inner = sorted(node for node in wanted if node[0])
     if inner:
         params: dict[str, int] = {}
         for k, (level, index) in enumerate(inner):
             params[f"l{k}"], params[f"i{k}"] = level, index
-        rows = session.execute(_nodes_query(len(inner)), params).all()
+        rows = conn.execute(_nodes_query(len(inner)), params).all()
         found.update(((level, i), h) for level, i, h in rows)
     missing = wanted - found.keys()
     if missing:
@@ -206,11 +213,23 @@ def _range_hash(nodes: dict[NodeId, bytes], start: int, end: int) -> bytes:
     return frontier_root([nodes[n] for n in perfect_cover(start, end)])
 
 
-_HEAD_SIZE = select(AuditTreeHead.size).where(col(AuditTreeHead.id) == HEAD_ID)
+_HEAD_TABLE = table_of(AuditTreeHead)
+_HEAD_SIZE = select(_HEAD_TABLE.c.size).where(_HEAD_TABLE.c.id == HEAD_ID)
+
+
+def head_size(session: Session) -> int:
+    """Return the tree size (a Core read of one column: cheaper than ``read_head``).
+
+    Raises AuditLogCorruptError if the tree head row is missing.
+    """
+    size = session.connection().execute(_HEAD_SIZE).scalar_one_or_none()
+    if size is None:
+        raise AuditLogCorruptError("audit tree head missing; run migrations")
+    return int(size)
 
 
 def _checked_size(session: Session, size: int | None) -> int:
-    current = int(session.execute(_HEAD_SIZE).scalar_one())
+    current = head_size(session)
     if size is None:
         return current
     if not 0 <= size <= current:

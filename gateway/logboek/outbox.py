@@ -27,11 +27,16 @@ from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from gateway.clock import as_utc
+from gateway.db import table_of
 from gateway.logboek.lines import encode, lines_for
 from gateway.models.audit import AuditEntry
 from gateway.models.logboek import LogboekEndpoint, LogboekOutboxRow
 
 ERROR_LENGTH = 200
+
+
+_ENDPOINT_PARTNERS = select(table_of(LogboekEndpoint).c.partner_id)
+"""The partners with an endpoint, as a Core query: every integrated batch asks it."""
 
 
 def enqueue(session: Session, entries: Sequence[Mapping[str, Any]], at: datetime) -> int:
@@ -41,7 +46,7 @@ def enqueue(session: Session, entries: Sequence[Mapping[str, Any]], at: datetime
     Nothing is queued for a partner without an endpoint; with no endpoint at all this
     costs one small query.
     """
-    configured = set(session.execute(select(LogboekEndpoint.partner_id)).scalars())
+    configured = set(session.connection().execute(_ENDPOINT_PARTNERS).scalars())
     if not configured:
         return 0
     # imported here: the register's history reaches the sequencer, which imports this module

@@ -156,3 +156,42 @@ def test_append_sequenced_names_the_index_inside_the_transaction(
     with database.read() as session:
         assert log.read_head(session).size == 2
     assert verify_log(database, [], ORIGIN, START).ok
+
+
+def test_a_head_read_earlier_in_the_transaction_shows_the_size_after_sequencing(
+    database: Database, deferred: sequencer.Integrator
+) -> None:
+    with database.write() as session:
+        log.append(session, sample_event(0))  # committed, still pending
+    with database.write() as session:
+        head = log.lock_head(session)  # held: the session's identity map keeps it
+        assert head.size == 0
+        index = sequencer.append_sequenced(session, sample_event(1))
+        assert index == 1
+        assert log.read_head(session).size == 2
+        assert head.size == 2
+
+
+def test_a_background_integrator_places_each_commit_within_the_retry_after(
+    database: Database,
+) -> None:
+    """What ``Retry-After`` tells a client polling for its entry holds, linger and all."""
+    integrator = sequencer.Integrator(database)
+    integrator.start()
+    waits = []
+    try:
+        for n in range(40):
+            with database.write() as session:
+                entry = log.append(session, sample_event(n))
+            committed = time.monotonic()
+            while True:
+                with database.read() as session:
+                    if sequencer.index_of(session, entry) is not None:
+                        break
+                time.sleep(0.002)
+            waits.append(time.monotonic() - committed)
+    finally:
+        integrator.stop()
+    assert sorted(waits)[len(waits) // 2] * 1000 < sequencer.RETRY_AFTER_MS
+    assert integrator.integrated == 40
+    assert pending_ids(database) == []
