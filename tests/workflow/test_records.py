@@ -10,11 +10,17 @@ import pytest
 from sqlmodel import func, select
 
 from gateway.audit.events import AuditEventType
-from gateway.demo import BELASTING, GEMEENTE, POLITIE
-from gateway.errors import IdempotencyConflictError, InvalidInputError, LegalBasisNotOwnError
+from gateway.demo import BELASTING, GEMEENTE, POLITIE, RIEC
+from gateway.errors import (
+    IdempotencyConflictError,
+    InvalidInputError,
+    LegalBasisNotOwnError,
+    PolicyDeniedError,
+)
 from gateway.models.cases import Record
 from gateway.models.policy import PolicyDecisionRecord
-from gateway.workflow import records
+from gateway.workflow import outputs, records, transitions
+from gateway.workflow.steps import OutputKind
 from tests.helpers.workflow import World, case_at_step_3, police_record
 
 
@@ -56,6 +62,23 @@ def test_a_reused_key_with_other_content_stores_nothing(world: World) -> None:
         records.share_record(world.ctx, world[POLITIE], case_id, "short", police_record())
     assert count(world, Record) == 1
     assert len(world.entries(AuditEventType.RECORD_SHARE)) == 1
+
+
+def test_a_retry_the_policy_no_longer_allows_is_refused_before_its_key_says_anything(
+    world: World,
+) -> None:
+    case_id = case_at_step_3(world)
+    records.share_record(world.ctx, world[POLITIE], case_id, "key-00000001", police_record())
+    outputs.write_output(world.ctx, world[RIEC], case_id, OutputKind.ANALYSIS, "analysis")
+    transitions.transition(world.ctx, world[RIEC], case_id, 4, None)  # sharing ends at 3
+    decisions = count(world, PolicyDecisionRecord)
+    other = dataclasses.replace(police_record(), summary="another summary")
+    for retry in (police_record(), other):  # neither a replay nor a conflict
+        with pytest.raises(PolicyDeniedError):
+            records.share_record(world.ctx, world[POLITIE], case_id, "key-00000001", retry)
+    assert count(world, PolicyDecisionRecord) == decisions + 2
+    assert world.entries(AuditEventType.RECORD_SHARE_REPLAY) == []
+    assert count(world, Record) == 1
 
 
 def test_a_basis_of_another_kind_of_partner_is_refused_and_on_the_record(world: World) -> None:
