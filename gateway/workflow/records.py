@@ -306,6 +306,9 @@ def _read_purpose(ctx: AppContext, session: Session, case: CaseState, caller: Ca
 
 
 _PARTNERS_TABLE = table_of(Partner)
+_SUBJECTS_TABLE = table_of(RecordSubject)
+# One row per record and subject (one with no subject when it names none), in the
+# records' order: the records and whom they are about in one statement.
 _RECORDS = (
     core_select(
         _RECORDS_TABLE.c.id,
@@ -320,15 +323,14 @@ _RECORDS = (
         _RECORDS_TABLE.c.fields_sealed,
         _RECORDS_TABLE.c.summary_sealed,
         _RECORDS_TABLE.c.created_at,
+        _SUBJECTS_TABLE.c.id_type,
+        _SUBJECTS_TABLE.c.subject_key,
     )
     .join(_PARTNERS_TABLE, _PARTNERS_TABLE.c.id == _RECORDS_TABLE.c.provider_partner_id)
+    .outerjoin(_SUBJECTS_TABLE, _SUBJECTS_TABLE.c.record_id == _RECORDS_TABLE.c.id)
     .where(_RECORDS_TABLE.c.case_id == bindparam("case_id"))
     .order_by(_RECORDS_TABLE.c.created_at, _RECORDS_TABLE.c.id)
 )
-_SUBJECTS_TABLE = table_of(RecordSubject)
-_RECORD_SUBJECTS = core_select(
-    _SUBJECTS_TABLE.c.record_id, _SUBJECTS_TABLE.c.id_type, _SUBJECTS_TABLE.c.subject_key
-).where(_SUBJECTS_TABLE.c.record_id.in_(bindparam("ids", expanding=True)))
 
 
 def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
@@ -344,12 +346,15 @@ def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
         case = case_state(session, case_id, caller)
         readable(ctx, case)
         purpose = _read_purpose(ctx, session, case, caller)
-        conn = session.connection()
-        rows = conn.execute(_RECORDS, {"case_id": case_id}).all()
-        subject_rows = conn.execute(_RECORD_SUBJECTS, {"ids": [r.id for r in rows]})
+        rows = []  # each record's first row
         subjects_by_record: dict[str, list[tuple[str, str]]] = {}
-        for record_id, id_type, subject_key in subject_rows:
-            subjects_by_record.setdefault(record_id, []).append((id_type, subject_key))
+        for row in session.connection().execute(_RECORDS, {"case_id": case_id}):
+            about = subjects_by_record.get(row.id)
+            if about is None:
+                about = subjects_by_record[row.id] = []
+                rows.append(row)
+            if row.subject_key is not None:
+                about.append((row.id_type, row.subject_key))
     vocabulary = ctx.policy.compiled.vocabulary
     pseudonymise = ctx.keys.pseudonymiser(f"case.{case_id}")
     now = ctx.clock.now()
