@@ -23,27 +23,34 @@ OVERHEAD = HEADER_BYTES + NONCE_BYTES + TAG_BYTES
 _AD_LABEL = b"riec-gateway/field/v1"
 
 
+def _part(text: str) -> bytes:
+    encoded = text.encode()
+    return len(encoded).to_bytes(4, "big") + encoded
+
+
+def owner_associated_data(case_id: str, record_id: str) -> bytes:
+    """Return how every field's associated data of one row begins: label, case id, row id."""
+    return _AD_LABEL + _part(case_id) + _part(record_id)
+
+
 def field_associated_data(case_id: str, record_id: str, field: str, version: int) -> bytes:
     """Return the associated data of one field: length-prefixed ids, then the key version."""
-    out = bytearray(_AD_LABEL)
-    for part in (case_id, record_id, field):
-        encoded = part.encode()
-        out += len(encoded).to_bytes(4, "big") + encoded
-    out += version.to_bytes(4, "big")
-    return bytes(out)
+    return _field_associated_data(owner_associated_data(case_id, record_id), field, version)
 
 
-def seal(
-    aead: AESGCM, version: int, case_id: str, record_id: str, field: str, plaintext: bytes
-) -> bytes:
-    """Return ``plaintext`` sealed under ``aead`` (key ``version``) for this case, record, field."""
+def _field_associated_data(owner: bytes, field: str, version: int) -> bytes:
+    return owner + _part(field) + version.to_bytes(4, "big")
+
+
+def seal(aead: AESGCM, version: int, owner: bytes, field: str, plaintext: bytes) -> bytes:
+    """Return ``plaintext`` sealed under ``aead`` (key ``version``) for this row and field.
+
+    ``owner`` is the row's ``owner_associated_data``.
+    """
     nonce = os.urandom(NONCE_BYTES)
     header = bytes([FORMAT]) + version.to_bytes(4, "big")
-    return (
-        header
-        + nonce
-        + aead.encrypt(nonce, plaintext, field_associated_data(case_id, record_id, field, version))
-    )
+    associated = _field_associated_data(owner, field, version)
+    return header + nonce + aead.encrypt(nonce, plaintext, associated)
 
 
 def blob_version(blob: bytes) -> int:
@@ -53,15 +60,18 @@ def blob_version(blob: bytes) -> int:
     return int.from_bytes(blob[1:HEADER_BYTES], "big")
 
 
-def open_sealed(aead: AESGCM, case_id: str, record_id: str, field: str, blob: bytes) -> bytes:
-    """Return the plaintext of a sealed field; raise IntegrityCheckFailedError on any mismatch."""
+def open_sealed(aead: AESGCM, owner: bytes, field: str, blob: bytes) -> bytes:
+    """Return the plaintext of a sealed field; raise IntegrityCheckFailedError on any mismatch.
+
+    ``owner`` is the row's ``owner_associated_data``.
+    """
     version = blob_version(blob)
     nonce = blob[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES]
     try:
         return aead.decrypt(
             nonce,
             blob[HEADER_BYTES + NONCE_BYTES :],
-            field_associated_data(case_id, record_id, field, version),
+            _field_associated_data(owner, field, version),
         )
     except InvalidTag as exc:
         raise IntegrityCheckFailedError() from exc

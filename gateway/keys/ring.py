@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -271,11 +271,26 @@ class KeyRing:
 
         Raises UnknownKeyError if the case has no key, KeyShreddedError if it was shredded.
         """
+        aead, version = self._sealing(case_id)
+        owner = fields.owner_associated_data(case_id, record_id)
+        return fields.seal(aead, version, owner, field, plaintext)
+
+    def seal_fields(
+        self, case_id: str, record_id: str, plaintexts: Mapping[str, bytes]
+    ) -> dict[str, bytes]:
+        """Return each of a row's fields sealed as ``seal_field`` would, the key looked up once.
+
+        Raises UnknownKeyError if the case has no key, KeyShreddedError if it was shredded.
+        """
+        aead, version = self._sealing(case_id)
+        owner = fields.owner_associated_data(case_id, record_id)
+        return {name: fields.seal(aead, version, owner, name, p) for name, p in plaintexts.items()}
+
+    def _sealing(self, case_id: str) -> tuple[AESGCM, int]:
         entry = self._entry(KeyKind.CASE, check_id(case_id, "case"))
         version = entry.doc.active_version
         assert version is not None
-        aead = self._aead(entry, version)
-        return fields.seal(aead, version, case_id, record_id, field, plaintext)
+        return self._aead(entry, version), version
 
     def open_field(self, case_id: str, record_id: str, field: str, blob: bytes) -> bytes:
         """Return the plaintext of a field sealed for this case, record and field.
@@ -285,7 +300,24 @@ class KeyRing:
         """
         entry = self._entry(KeyKind.CASE, check_id(case_id, "case"))
         aead = self._aead(entry, fields.blob_version(blob))
-        return fields.open_sealed(aead, case_id, record_id, field, blob)
+        owner = fields.owner_associated_data(case_id, record_id)
+        return fields.open_sealed(aead, owner, field, blob)
+
+    def open_fields(
+        self, case_id: str, record_id: str, blobs: Mapping[str, bytes]
+    ) -> dict[str, bytes]:
+        """Return the plaintexts of a row's sealed fields, as ``open_field`` would each.
+
+        The case's key is looked up once. Raises IntegrityCheckFailed, KeyShreddedError or
+        UnknownKeyError as ``open_field`` does.
+        """
+        entry = self._entry(KeyKind.CASE, check_id(case_id, "case"))
+        owner = fields.owner_associated_data(case_id, record_id)
+        aead = self._aead
+        return {
+            name: fields.open_sealed(aead(entry, fields.blob_version(blob)), owner, name, blob)
+            for name, blob in blobs.items()
+        }
 
     def reseal_field(self, case_id: str, record_id: str, field: str, blob: bytes) -> bytes:
         """Return ``blob`` re-encrypted under the case's active key version (after a rotation)."""

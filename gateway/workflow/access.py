@@ -13,13 +13,16 @@ import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import and_, bindparam
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from gateway import usecase
 from gateway.audit.events import AuditEventType, RefValue, SubjectRef
 from gateway.context import AppContext
+from gateway.db import table_of
 from gateway.errors import InvalidInputError, KeyShreddedError, NotFoundError
 from gateway.identity.actors import Actor, Caller
 from gateway.keys import KeyKind
@@ -88,13 +91,76 @@ def load_case(session: Session, case_id: str, caller: Caller, *, lock: bool = Fa
     """
     query = _CASE_LOCKED if lock else _CASE
     params = {"case_id": case_id, "partner_id": caller.partner_id}
-    found = session.exec(query, params=params).one_or_none()
+    case, _ = _taking_part(session.exec(query, params=params).one_or_none(), case_id)
+    return case
+
+
+@dataclass(frozen=True, slots=True)
+class CaseState:
+    """What a use case that only reads a case needs of it: its state, not a tracked row."""
+
+    id: str
+    process: str
+    step: int
+    status: CaseStatus
+    riec_partner_id: str
+    purpose: str | None
+    legal_basis: str | None
+
+
+_CASES = table_of(Case)
+_PARTICIPANTS = table_of(CaseParticipant)
+# Core, not the ORM: loading an entity cost three times the query (the records paths
+# read a case on every request and change nothing in it).
+_CASE_STATE = (
+    core_select(
+        _CASES.c.id,
+        _CASES.c.process,
+        _CASES.c.step,
+        _CASES.c.status,
+        _CASES.c.riec_partner_id,
+        _CASES.c.purpose,
+        _CASES.c.legal_basis,
+        _PARTICIPANTS.c.partner_id,
+    )
+    .outerjoin(
+        _PARTICIPANTS,
+        and_(
+            _PARTICIPANTS.c.case_id == _CASES.c.id,
+            _PARTICIPANTS.c.partner_id == bindparam("partner_id"),
+        ),
+    )
+    .where(_CASES.c.id == bindparam("case_id"))
+)
+_CASE_STATE_LOCKED = _CASE_STATE.with_for_update(of=_CASES)
+
+
+def case_state(session: Session, case_id: str, caller: Caller, *, lock: bool = False) -> CaseState:
+    """Return the case's state (row-locked if ``lock``) when the caller's partner takes part.
+
+    The same check and errors as ``load_case``, for a use case that does not change the
+    case row: NotFoundError for an unknown case, NotParticipantError for a non-participant.
+    """
+    query = _CASE_STATE_LOCKED if lock else _CASE_STATE
+    params = {"case_id": case_id, "partner_id": caller.partner_id}
+    found = _taking_part(session.connection().execute(query, params).one_or_none(), case_id)
+    return CaseState(*found[:-1])
+
+
+_Found = TypeVar("_Found", bound=Sequence[object])
+
+
+def _taking_part(found: _Found | None, case_id: str) -> _Found:
+    """Return the case row found with the caller's participation (its last column).
+
+    Raises NotFoundError when no case was found, NotParticipantError when the caller's
+    partner does not take part in it.
+    """
     if found is None:
         raise NotFoundError("no such case", field="case_id")
-    case, participant = found
-    if participant is None:
+    if found[-1] is None:
         raise NotParticipantError("only partners taking part in a case can act on it", case=case_id)
-    return case
+    return found
 
 
 def participants(session: Session, case_id: str) -> list[str]:
@@ -127,13 +193,13 @@ def steers(caller: Caller, case: Case) -> None:
         )
 
 
-def must_be_open(case: Case) -> None:
+def must_be_open(case: Case | CaseState) -> None:
     """Raise TransitionNotAllowedError unless the case is open."""
     if case.status != CaseStatus.OPEN:
         raise TransitionNotAllowedError("the case is closed; it cannot change any more")
 
 
-def readable(ctx: AppContext, case: Case) -> None:
+def readable(ctx: AppContext, case: Case | CaseState) -> None:
     """Raise KeyShreddedError for a shredded case, saying who shredded it and when."""
     if case.status == CaseStatus.SHREDDED:
         recorded = ctx.keys.shredded_error(KeyKind.CASE, case.id)
@@ -174,7 +240,7 @@ def persons_of_input(ctx: AppContext, given: Sequence[SubjectIn]) -> list[list[S
 def decide(
     caller: Caller,
     action: Action,
-    case: Case | None,
+    case: Case | CaseState | None,
     *,
     process: str | None = None,
     step: int | None = None,
@@ -224,7 +290,7 @@ def record_in_case(
     ctx: AppContext,
     caller: Caller,
     event_type: AuditEventType,
-    case: Case | None,
+    case: Case | CaseState | None,
     *,
     decisions: Sequence[tuple[DecisionRequest, Decision]] = (),
     decision: Decision | None = None,

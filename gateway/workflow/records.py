@@ -24,7 +24,7 @@ from gateway.context import AppContext
 from gateway.db import table_of
 from gateway.errors import InvalidInputError
 from gateway.identity.actors import Caller
-from gateway.models.cases import Case, CaseOutput, Record, RecordSubject
+from gateway.models.cases import CaseOutput, Record, RecordSubject
 from gateway.models.partners import Partner
 from gateway.obligations.apply import apply
 from gateway.obligations.errors import ObligationError
@@ -34,10 +34,11 @@ from gateway.policy.schema import validate_record
 from gateway.workflow import sealing
 from gateway.workflow.access import (
     CASE_ROLES,
+    CaseState,
     allow,
+    case_state,
     decide,
     known_term,
-    load_case,
     must_be_open,
     new_id,
     readable,
@@ -66,7 +67,7 @@ class RecordIn:
     summary: str | None = None
 
 
-def _share_request(caller: Caller, case: Case, record: RecordIn) -> DecisionRequest:
+def _share_request(caller: Caller, case: CaseState, record: RecordIn) -> DecisionRequest:
     """Return the policy's question for sharing ``record`` under the caller's own kind."""
     return decide(
         caller,
@@ -91,7 +92,7 @@ def _checked(ctx: AppContext, caller: Caller, case_id: str, record: RecordIn) ->
     if not vocabulary.may_invoke(caller.partner_kind, record.legal_basis):
         # A basis of another kind of partner: refused and recorded before any retry answer.
         with ctx.db.read() as session:
-            owner = load_case(session, case_id, caller)
+            owner = case_state(session, case_id, caller)
         allow(ctx, caller, _share_request(caller, owner, record), "sharing this record", case_id)
     for purpose in record.purposes:
         known_term(ctx, "purpose", purpose)
@@ -135,10 +136,15 @@ def _content_key(ctx: AppContext, case_id: str, record: RecordIn) -> str:
     )
 
 
-# Core inserts on the session's connection: the ORM's flush bookkeeping cost more
-# than the inserts themselves.
-_INSERT_RECORD = insert(table_of(Record))
+# Core statements on the session's connection, built once: the ORM's flush bookkeeping
+# and entity loading cost more than the statements themselves.
+_RECORDS_TABLE = table_of(Record)
+_INSERT_RECORD = insert(_RECORDS_TABLE)
 _INSERT_RECORD_SUBJECTS = insert(table_of(RecordSubject))
+_EARLIER_SHARE = core_select(_RECORDS_TABLE.c.id, _RECORDS_TABLE.c.content_key).where(
+    _RECORDS_TABLE.c.provider_partner_id == bindparam("partner_id"),
+    _RECORDS_TABLE.c.idempotency_key == bindparam("idempotency_key"),
+)
 
 
 def share_record(
@@ -156,17 +162,16 @@ def share_record(
     found = _checked(ctx, caller, case_id, record)
     content_key = _content_key(ctx, case_id, record)
     with refusals(ctx, caller, case_id), ctx.db.read() as session:
-        case = load_case(session, case_id, caller)
-    must_be_open(case)
+        case = case_state(session, case_id, caller)
+        must_be_open(case)
+        earlier = _earlier_share(session, caller, idempotency_key)
     request = _share_request(caller, case, record)
+    # Before anything is said about the key: a caller that may not share learns nothing.
     decision = allow(ctx, caller, request, "sharing this record", case_id)
-    with ctx.db.read() as session:
-        earlier = _earlier_share(session, caller, idempotency_key, content_key)
     if earlier is not None:
-        return _replayed(ctx, caller, case, request, decision, earlier)
+        return _replayed(ctx, caller, case, request, decision, earlier, content_key)
     now = ctx.clock.now()
     record_id = new_id("rec")
-    checked = case  # the block below rebinds ``case``; a rollback expires that one
     # Sealed before the write begins, so the case lock is held for the inserts only.
     fields_sealed = sealing.seal_map(ctx.keys, case_id, record_id, dict(record.fields))
     summary_sealed = (
@@ -176,7 +181,7 @@ def share_record(
     )
     try:
         with ctx.db.write() as session:
-            case = load_case(session, case_id, caller, lock=True)
+            case = case_state(session, case_id, caller, lock=True)
             must_be_open(case)
             conn = session.connection()
             conn.execute(
@@ -220,10 +225,10 @@ def share_record(
     except IntegrityError:
         # A concurrent retry with the same key won the race; answer as a retry.
         with ctx.db.read() as session:
-            earlier = _earlier_share(session, caller, idempotency_key, content_key)
+            earlier = _earlier_share(session, caller, idempotency_key)
         if earlier is None:
             raise
-        return _replayed(ctx, caller, checked, request, decision, earlier)
+        return _replayed(ctx, caller, case, request, decision, earlier, content_key)
     return ShareResult(
         record_id=record_id,
         created=True,
@@ -232,15 +237,29 @@ def share_record(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _EarlierShare:
+    """The record a partner stored under an idempotency key, and its content's digest."""
+
+    id: str
+    content_key: str
+
+
 def _replayed(
     ctx: AppContext,
     caller: Caller,
-    case: Case,
+    case: CaseState,
     request: DecisionRequest,
     decision: Decision,
-    earlier: str,
+    earlier: _EarlierShare,
+    content_key: str,
 ) -> ShareResult:
-    """Record an allowed retry (its decision and a replay entry) and answer it."""
+    """Record an allowed retry (its decision and a replay entry) and answer it.
+
+    Raises IdempotencyConflictError, storing nothing, when the earlier record's content
+    differs from this one's.
+    """
+    usecase.same_content(earlier.content_key, content_key)
     with ctx.db.write() as session:
         record_in_case(
             session,
@@ -250,36 +269,24 @@ def _replayed(
             case,
             decisions=[(request, decision)],
             parties=[case.riec_partner_id],
-            refs={"record": earlier, "replay": True},
+            refs={"record": earlier.id, "replay": True},
         )
     return ShareResult(
-        record_id=earlier,
+        record_id=earlier.id,
         created=False,
         policy_version=decision.policy_version,
         rule_id=decision.rule_id,
     )
 
 
-def _earlier_share(
-    session: Session, caller: Caller, idempotency_key: str, content_key: str
-) -> str | None:
-    """Return the id of the caller's partner's record stored under this key, if any.
-
-    Raises IdempotencyConflictError when that record's content differs.
-    """
-    earlier = session.exec(
-        select(Record).where(
-            Record.provider_partner_id == caller.partner_id,
-            Record.idempotency_key == idempotency_key,
-        )
-    ).one_or_none()
-    if earlier is None:
-        return None
-    usecase.same_content(earlier.content_key, content_key)
-    return earlier.id
+def _earlier_share(session: Session, caller: Caller, idempotency_key: str) -> _EarlierShare | None:
+    """Return the caller's partner's record stored under this key, if any."""
+    params = {"partner_id": caller.partner_id, "idempotency_key": idempotency_key}
+    found = session.connection().execute(_EARLIER_SHARE, params).one_or_none()
+    return None if found is None else _EarlierShare(found.id, found.content_key)
 
 
-def _read_purpose(ctx: AppContext, session: Session, case: Case, caller: Caller) -> str:
+def _read_purpose(ctx: AppContext, session: Session, case: CaseState, caller: Caller) -> str:
     """At step 5 a partner reads for its own intervention's purpose; else the case's."""
     if case.step != Step.UITVOEREN:
         return case.purpose or NONE
@@ -298,17 +305,32 @@ def _read_purpose(ctx: AppContext, session: Session, case: Case, caller: Caller)
     return case.purpose or NONE
 
 
-# Built once, not per read (building them cost as much as running them).
-_RECORDS = (
-    select(Record, Partner)
-    .join(Partner, col(Partner.id) == col(Record.provider_partner_id))
-    .where(col(Record.case_id) == bindparam("case_id"))
-    .order_by(col(Record.created_at), col(Record.id))
-)
+_PARTNERS_TABLE = table_of(Partner)
 _SUBJECTS_TABLE = table_of(RecordSubject)
-_RECORD_SUBJECTS = core_select(
-    _SUBJECTS_TABLE.c.record_id, _SUBJECTS_TABLE.c.id_type, _SUBJECTS_TABLE.c.subject_key
-).where(_SUBJECTS_TABLE.c.record_id.in_(bindparam("ids", expanding=True)))
+# One row per record and subject (one with no subject when it names none), in the
+# records' order: the records and whom they are about in one statement.
+_RECORDS = (
+    core_select(
+        _RECORDS_TABLE.c.id,
+        _RECORDS_TABLE.c.provider_partner_id,
+        _PARTNERS_TABLE.c.kind.label("provider_kind"),
+        _RECORDS_TABLE.c.step,
+        _RECORDS_TABLE.c.category,
+        _RECORDS_TABLE.c.legal_basis,
+        _RECORDS_TABLE.c.purposes,
+        _RECORDS_TABLE.c.onward,
+        _RECORDS_TABLE.c.retention_until,
+        _RECORDS_TABLE.c.fields_sealed,
+        _RECORDS_TABLE.c.summary_sealed,
+        _RECORDS_TABLE.c.created_at,
+        _SUBJECTS_TABLE.c.id_type,
+        _SUBJECTS_TABLE.c.subject_key,
+    )
+    .join(_PARTNERS_TABLE, _PARTNERS_TABLE.c.id == _RECORDS_TABLE.c.provider_partner_id)
+    .outerjoin(_SUBJECTS_TABLE, _SUBJECTS_TABLE.c.record_id == _RECORDS_TABLE.c.id)
+    .where(_RECORDS_TABLE.c.case_id == bindparam("case_id"))
+    .order_by(_RECORDS_TABLE.c.created_at, _RECORDS_TABLE.c.id)
+)
 
 
 def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
@@ -321,23 +343,25 @@ def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
     """
     with refusals(ctx, caller, case_id), ctx.db.read() as session:
         role_may_read(caller, CASE_ROLES)
-        case = load_case(session, case_id, caller)
+        case = case_state(session, case_id, caller)
         readable(ctx, case)
         purpose = _read_purpose(ctx, session, case, caller)
-        rows = session.exec(_RECORDS, params={"case_id": case_id}).all()
-        subject_rows = session.connection().execute(
-            _RECORD_SUBJECTS, {"ids": [r.id for r, _ in rows]}
-        )
+        rows = []  # each record's first row
         subjects_by_record: dict[str, list[tuple[str, str]]] = {}
-        for record_id, id_type, subject_key in subject_rows:
-            subjects_by_record.setdefault(record_id, []).append((id_type, subject_key))
+        for row in session.connection().execute(_RECORDS, {"case_id": case_id}):
+            about = subjects_by_record.get(row.id)
+            if about is None:
+                about = subjects_by_record[row.id] = []
+                rows.append(row)
+            if row.subject_key is not None:
+                about.append((row.id_type, row.subject_key))
     vocabulary = ctx.policy.compiled.vocabulary
     pseudonymise = ctx.keys.pseudonymiser(f"case.{case_id}")
     now = ctx.clock.now()
     pairs: list[tuple[DecisionRequest, Decision]] = []
     released: list[ReleasedRecord] = []
     withheld_by_rule: dict[str, int] = {}
-    for record, provider in rows:
+    for record in rows:
         own = record.provider_partner_id == caller.partner_id
         request = decide(
             caller,
@@ -346,7 +370,7 @@ def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
             purpose=purpose,
             category=record.category,
             legal_basis=record.legal_basis,
-            provider_kind=provider.kind,
+            provider_kind=record.provider_kind,
             relation=Relation.OWN if own else Relation.OTHER,
         )
         decision = ctx.policy.decide(request)
@@ -377,8 +401,8 @@ def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
             ReleasedRecord(
                 id=record.id,
                 provenance=Provenance(
-                    provider=provider.id,
-                    provider_kind=provider.kind,
+                    provider=record.provider_partner_id,
+                    provider_kind=record.provider_kind,
                     category=record.category,
                     legal_basis=record.legal_basis,
                     purposes=tuple(json.loads(record.purposes)),

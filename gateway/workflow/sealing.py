@@ -17,22 +17,19 @@ from gateway.keys import KeyRing
 
 def seal_map(keys: KeyRing, case_id: str, owner_id: str, values: Mapping[str, Any]) -> str:
     """Return the sealed JSON text of ``values`` (each value JSON-encoded, then sealed)."""
-    sealed = {
-        name: base64.b64encode(
-            keys.seal_field(case_id, owner_id, name, json.dumps(value).encode())
-        ).decode()
-        for name, value in values.items()
-    }
-    return json.dumps(sealed, sort_keys=True)
+    plaintexts = {name: json.dumps(value).encode() for name, value in values.items()}
+    sealed = keys.seal_fields(case_id, owner_id, plaintexts)
+    return json.dumps(
+        {name: base64.b64encode(blob).decode() for name, blob in sealed.items()}, sort_keys=True
+    )
 
 
 def open_map(keys: KeyRing, case_id: str, owner_id: str, text: str) -> dict[str, Any]:
     """Return the values of a sealed map; raise IntegrityCheckFailed or KeyShreddedError."""
     sealed: dict[str, str] = json.loads(text)
-    return {
-        name: json.loads(keys.open_field(case_id, owner_id, name, base64.b64decode(blob)))
-        for name, blob in sealed.items()
-    }
+    blobs = {name: base64.b64decode(blob) for name, blob in sealed.items()}
+    opened = keys.open_fields(case_id, owner_id, blobs)
+    return {name: json.loads(plaintext) for name, plaintext in opened.items()}
 
 
 def seal_value(keys: KeyRing, case_id: str, owner_id: str, field: str, value: Any) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.errors import IntegrityCheckFailed, InvalidInputError, UnknownKeyError
 from gateway.keys import KeyRing
-from gateway.keys.fields import OVERHEAD, blob_version
+from gateway.keys.fields import OVERHEAD, blob_version, field_associated_data
 
 BSN = b"123456782"
 
@@ -28,6 +28,39 @@ def test_round_trip_with_fresh_nonce_each_time(ring: KeyRing) -> None:
     assert ring.open_field("case-1", "rec-1", "bsn", second) == BSN
     empty = ring.seal_field("case-1", "rec-1", "note", b"")
     assert ring.open_field("case-1", "rec-1", "note", empty) == b""
+
+
+def test_the_associated_data_is_the_documented_one() -> None:
+    # What every stored blob was sealed with: a change here makes stored fields unreadable.
+    assert field_associated_data("case-1", "rec-1", "bsn", 1) == (
+        b"riec-gateway/field/v1"
+        b"\x00\x00\x00\x06case-1"
+        b"\x00\x00\x00\x05rec-1"
+        b"\x00\x00\x00\x03bsn"
+        b"\x00\x00\x00\x01"
+    )
+
+
+def test_a_rows_fields_sealed_together_open_one_by_one_and_back(ring: KeyRing) -> None:
+    ring.create_case_key("case-1")
+    values = {"bsn": BSN, "name": b"Jan Jansen", "note": b""}
+    together = ring.seal_fields("case-1", "rec-1", values)
+    assert {f: ring.open_field("case-1", "rec-1", f, b) for f, b in together.items()} == values
+    apart = {f: ring.seal_field("case-1", "rec-1", f, v) for f, v in values.items()}
+    assert ring.open_fields("case-1", "rec-1", apart) == values
+
+
+def test_fields_opened_together_still_fail_when_moved(ring: KeyRing) -> None:
+    ring.create_case_key("case-1")
+    sealed = ring.seal_fields("case-1", "rec-1", {"bsn": BSN, "name": b"Jan Jansen"})
+    swapped = {"bsn": sealed["name"], "name": sealed["bsn"]}
+    for case_id, record_id, blobs in (
+        ("case-1", "rec-1", swapped),
+        ("case-1", "rec-2", sealed),
+    ):
+        with pytest.raises(IntegrityCheckFailed) as info:
+            ring.open_fields(case_id, record_id, blobs)
+        assert_opaque(info)
 
 
 def test_create_case_key_is_idempotent(ring: KeyRing) -> None:

@@ -33,6 +33,31 @@ def test_a_case_loads_only_for_its_participants(world: World) -> None:
             access.load_case(session, "case-unknown", world[GEMEENTE])
 
 
+@pytest.mark.parametrize("lock", [False, True])
+def test_a_cases_state_is_what_loading_it_says_and_only_for_its_participants(
+    world: World, lock: bool
+) -> None:
+    case_id = case_at_step_3(world)
+    with world.ctx.db.write() as session:
+        state = access.case_state(session, case_id, world[RIEC], lock=lock)
+        case = access.load_case(session, case_id, world[RIEC])
+        with pytest.raises(NotParticipantError):
+            access.case_state(session, case_id, world[BANK], lock=lock)
+        with pytest.raises(NotFoundError):
+            access.case_state(session, "case-unknown", world[RIEC], lock=lock)
+    assert state == access.CaseState(
+        case.id,
+        case.process,
+        case.step,
+        case.status,
+        case.riec_partner_id,
+        case.purpose,
+        case.legal_basis,
+    )
+    assert (state.step, state.status, state.purpose) == (3, CaseStatus.OPEN, case.purpose)
+    assert state.purpose is not None and state.legal_basis is not None
+
+
 def test_only_the_riec_running_a_case_steers_it(world: World) -> None:
     case_id = open_case(world)
     with world.ctx.db.read() as session:

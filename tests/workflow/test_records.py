@@ -10,11 +10,19 @@ import pytest
 from sqlmodel import func, select
 
 from gateway.audit.events import AuditEventType
-from gateway.demo import BELASTING, GEMEENTE, POLITIE
-from gateway.errors import IdempotencyConflictError, InvalidInputError, LegalBasisNotOwnError
+from gateway.demo import BELASTING, GEMEENTE, POLITIE, RIEC
+from gateway.demo_data import FISCAL_RECORD, GARAGE_KVK, YOUTH, YOUTH_BSN
+from gateway.errors import (
+    IdempotencyConflictError,
+    InvalidInputError,
+    LegalBasisNotOwnError,
+    PolicyDeniedError,
+)
 from gateway.models.cases import Record
 from gateway.models.policy import PolicyDecisionRecord
-from gateway.workflow import records
+from gateway.workflow import outputs, records, transitions
+from gateway.workflow.steps import OutputKind
+from gateway.workflow.subjects import subject
 from tests.helpers.workflow import World, case_at_step_3, police_record
 
 
@@ -58,6 +66,23 @@ def test_a_reused_key_with_other_content_stores_nothing(world: World) -> None:
     assert len(world.entries(AuditEventType.RECORD_SHARE)) == 1
 
 
+def test_a_retry_the_policy_no_longer_allows_is_refused_before_its_key_says_anything(
+    world: World,
+) -> None:
+    case_id = case_at_step_3(world)
+    records.share_record(world.ctx, world[POLITIE], case_id, "key-00000001", police_record())
+    outputs.write_output(world.ctx, world[RIEC], case_id, OutputKind.ANALYSIS, "analysis")
+    transitions.transition(world.ctx, world[RIEC], case_id, 4, None)  # sharing ends at 3
+    decisions = count(world, PolicyDecisionRecord)
+    other = dataclasses.replace(police_record(), summary="another summary")
+    for retry in (police_record(), other):  # neither a replay nor a conflict
+        with pytest.raises(PolicyDeniedError):
+            records.share_record(world.ctx, world[POLITIE], case_id, "key-00000001", retry)
+    assert count(world, PolicyDecisionRecord) == decisions + 2
+    assert world.entries(AuditEventType.RECORD_SHARE_REPLAY) == []
+    assert count(world, Record) == 1
+
+
 def test_a_basis_of_another_kind_of_partner_is_refused_and_on_the_record(world: World) -> None:
     case_id = case_at_step_3(world)
     decisions = count(world, PolicyDecisionRecord)
@@ -83,3 +108,31 @@ def test_a_read_releases_what_the_policy_allows_and_counts_the_rest(world: World
         (1, 0),
         (len(other.records), other.withheld),
     ]
+
+
+@pytest.mark.parametrize("reader", [RIEC, GEMEENTE])  # sees both; withholds one
+def test_a_read_names_whom_each_released_record_is_about_and_no_one_withheld(
+    world: World, reader: str
+) -> None:
+    case_id = case_at_step_3(world)
+    police = records.share_record(
+        world.ctx, world[POLITIE], case_id, "key-00000001", police_record()
+    )
+    fiscal = records.share_record(
+        world.ctx,
+        world[BELASTING],
+        case_id,
+        "key-00000002",
+        records.RecordIn(**{**FISCAL_RECORD, "purposes": tuple(FISCAL_RECORD["purposes"])}),
+    )
+    keys = world.ctx.keys
+    about = {  # the police record names one person twice over; the fiscal one a company
+        police.record_id: sorted(
+            f"{t}:{subject(keys, t, v).key}" for t, v in (("bsn", YOUTH_BSN), ("name", YOUTH))
+        ),
+        fiscal.record_id: [f"kvk:{subject(keys, 'kvk', GARAGE_KVK).key}"],
+    }
+    view = records.read_records(world.ctx, world[reader], case_id)
+    [read] = world.entries(AuditEventType.RECORD_READ)
+    assert len(view.records) + view.withheld == 2
+    assert read.get("persons", []) == sorted(about[r.id] for r in view.records)
