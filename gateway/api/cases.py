@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response, status
 
 from gateway.api.deps import Ctx, CurrentCaller
+from gateway.api.responses import ready_json
 from gateway.schemas.cases import (
     GoDecisionIn,
     HitQueryIn,
@@ -133,16 +134,18 @@ def transition(case_id: str, body: TransitionIn, caller: CurrentCaller, ctx: Ctx
     "/cases/{case_id}/records",
     status_code=status.HTTP_201_CREATED,
     summary="Share a record into a case",
-    responses={200: {"description": "a retry: the record was stored by an earlier call"}},
+    response_model=ShareOut,
+    responses={
+        200: {"description": "a retry: the record was stored by an earlier call", "model": ShareOut}
+    },
 )
 def share_record(
     case_id: str,
     body: RecordIn,
     caller: CurrentCaller,
     ctx: Ctx,
-    response: Response,
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key")],
-) -> ShareOut:
+) -> Response:
     """Share a record under the provider's legal basis; retries with the same key are safe."""
     result = records.share_record(
         ctx,
@@ -159,12 +162,17 @@ def share_record(
             summary=body.summary,
         ),
     )
-    if not result.created:
-        response.status_code = status.HTTP_200_OK
-    return ShareOut(record_id=result.record_id, created=result.created)
+    answer = ShareOut(record_id=result.record_id, created=result.created)
+    return ready_json(
+        answer, status_code=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+    )
 
 
-@router.get("/cases/{case_id}/records", summary="The records the caller may see now")
-def read_records(case_id: str, caller: CurrentCaller, ctx: Ctx) -> RecordsView:
+@router.get(
+    "/cases/{case_id}/records",
+    summary="The records the caller may see now",
+    response_model=RecordsView,
+)
+def read_records(case_id: str, caller: CurrentCaller, ctx: Ctx) -> Response:
     """Return records with obligations applied and provenance; withheld ones only counted."""
-    return records.read_records(ctx, caller, case_id)
+    return ready_json(records.read_records(ctx, caller, case_id))

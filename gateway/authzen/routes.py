@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from gateway.api.deps import Ctx, CurrentCaller
 from gateway.api.problems import TYPE_PREFIX, authzen_status, status_for
+from gateway.api.responses import ready_json
 from gateway.authzen import service
 from gateway.authzen.schemas import (
     MAX_EVALUATIONS,
@@ -76,13 +77,8 @@ def _recorded(outcomes: list[service.Evaluated | service.Refused]) -> list[servi
 
 
 def _json(answer: EvaluationResponse | EvaluationsResponse) -> Response:
-    """Render an answer as the routes' ``response_model`` would, null members left out.
-
-    Returned as a ready ``Response`` because FastAPI validates a sync route's return
-    value against its response model in a worker thread of its own: a second thread hop
-    per request, to check a model the route has just built.
-    """
-    return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
+    """Render an answer as the routes' ``response_model`` would, null members left out."""
+    return ready_json(answer, exclude_none=True)
 
 
 @router.post(
