@@ -89,6 +89,44 @@ def _fold(pairs: _Pairs) -> _Pairs:
     return _Pairs(classes[starts], subjects[starts], known[starts], np.add.reduceat(rows, starts))
 
 
+class ClassKeys(list[ClassKey]):
+    """The finest class keys by class id, with each key part's value as a dense code
+    (``codes()``: classes x parts), coded in Arrow as the keys are added, not per key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chunks: list[npt.NDArray[np.int64]] = []
+        self._values: list[pa.Array] = []  # per part: the values seen, by code
+        self._coded: npt.NDArray[np.int64] | None = None
+
+    def add_codes(self, joined: pa.Array) -> None:
+        """Code the parts of ``joined`` (keys joined by SEP, just appended to the list)."""
+        split = pc.split_pattern(joined, SEP)
+        chunk = []
+        for part in range(pc.min(pc.list_value_length(split)).as_py() or 0):
+            values = pc.list_element(split, part)
+            if len(self._values) <= part:
+                self._values.append(pa.array([], pa.string()))
+            found = pc.index_in(values, value_set=self._values[part])
+            new = pc.unique(values.filter(pc.is_null(found)))
+            if len(new):
+                self._values[part] = pa.concat_arrays([self._values[part], new])
+                found = pc.index_in(values, value_set=self._values[part])
+            chunk.append(np.asarray(found.to_numpy(), dtype=np.int64))
+        self._chunks.append(np.stack(chunk, axis=1))
+        self._coded = None
+
+    def codes(self) -> npt.NDArray[np.int64]:
+        """The (classes x parts) matrix of part codes."""
+        if self._coded is None or len(self._coded) != len(self):
+            coded = np.concatenate(self._chunks) if self._chunks else None
+            # a key appended without its codes: coded from the keys themselves
+            self._coded = (
+                coded if coded is not None and len(coded) == len(self) else key_codes(self)
+            )
+        return self._coded
+
+
 class ClassCounter:
     """Distinct (class, subject) pairs with their row counts, across batches.
 
@@ -100,7 +138,7 @@ class ClassCounter:
 
     def __init__(self, count_subjects: bool) -> None:
         self.count_subjects = count_subjects
-        self.keys: list[ClassKey] = []
+        self.keys = ClassKeys()
         self._known = pa.array([], pa.string())  # joined key of class i at position i
         self._parts: list[_Pairs] = []
         self._pending = 0
@@ -121,9 +159,10 @@ class ClassCounter:
             fresh = texts.filter(pa.array(new))
             ids[new] = np.arange(len(self.keys), len(self.keys) + len(fresh), dtype=np.int32)
             self._known = pa.concat_arrays([self._known, fresh])
+            self.keys.add_codes(fresh)
             self.keys.extend(
-                tuple(None if p == NULL_MARK else p for p in parts)
-                for parts in pc.split_pattern(fresh, SEP).to_pylist()
+                tuple(None if p == NULL_MARK else p for p in text.split(SEP))
+                for text in fresh.to_pylist()
             )
         return pc.take(pa.array(ids, pa.int32()), encoded.indices)
 
@@ -224,6 +263,8 @@ _CODES: dict[int, tuple[Sequence[ClassKey], int, npt.NDArray[np.int64]]] = {}
 def _cached_codes(keys: Sequence[ClassKey]) -> npt.NDArray[np.int64]:
     """``key_codes(keys)``, kept for the last key list (every node of a release reuses
     it; class keys are only ever appended): a list that grew since is coded again."""
+    if isinstance(keys, ClassKeys):
+        return keys.codes()
     held = _CODES.get(id(keys))
     if held is not None and held[0] is keys and held[1] == len(keys):
         return held[2]
