@@ -89,6 +89,44 @@ def _fold(pairs: _Pairs) -> _Pairs:
     return _Pairs(classes[starts], subjects[starts], known[starts], np.add.reduceat(rows, starts))
 
 
+class ClassKeys(list[ClassKey]):
+    """The finest class keys by class id, with each key part's value as a dense code
+    (``codes()``: classes x parts), coded in Arrow as the keys are added, not per key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chunks: list[npt.NDArray[np.int64]] = []
+        self._values: list[pa.Array] = []  # per part: the values seen, by code
+        self._coded: npt.NDArray[np.int64] | None = None
+
+    def add_codes(self, joined: pa.Array) -> None:
+        """Code the parts of ``joined`` (keys joined by SEP, just appended to the list)."""
+        split = pc.split_pattern(joined, SEP)
+        chunk = []
+        for part in range(pc.min(pc.list_value_length(split)).as_py() or 0):
+            values = pc.list_element(split, part)
+            if len(self._values) <= part:
+                self._values.append(pa.array([], pa.string()))
+            found = pc.index_in(values, value_set=self._values[part])
+            new = pc.unique(values.filter(pc.is_null(found)))
+            if len(new):
+                self._values[part] = pa.concat_arrays([self._values[part], new])
+                found = pc.index_in(values, value_set=self._values[part])
+            chunk.append(np.asarray(found.to_numpy(), dtype=np.int64))
+        self._chunks.append(np.stack(chunk, axis=1))
+        self._coded = None
+
+    def codes(self) -> npt.NDArray[np.int64]:
+        """The (classes x parts) matrix of part codes."""
+        if self._coded is None or len(self._coded) != len(self):
+            coded = np.concatenate(self._chunks) if self._chunks else None
+            # a key appended without its codes: coded from the keys themselves
+            self._coded = (
+                coded if coded is not None and len(coded) == len(self) else key_codes(self)
+            )
+        return self._coded
+
+
 class ClassCounter:
     """Distinct (class, subject) pairs with their row counts, across batches.
 
@@ -100,8 +138,8 @@ class ClassCounter:
 
     def __init__(self, count_subjects: bool) -> None:
         self.count_subjects = count_subjects
-        self.keys: list[ClassKey] = []
-        self._ids: dict[str, int] = {}
+        self.keys = ClassKeys()
+        self._known = pa.array([], pa.string())  # joined key of class i at position i
         self._parts: list[_Pairs] = []
         self._pending = 0
         self._merged = 0
@@ -111,13 +149,21 @@ class ClassCounter:
         parts = [pc.fill_null(column, NULL_MARK) for column in key_columns]
         joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, _SEP_SCALAR)
         encoded = joined.dictionary_encode()
-        ids = []
-        for text in encoded.dictionary.to_pylist():
-            found = self._ids.get(text)
-            if found is None:
-                found = self._ids[text] = len(self.keys)
-                self.keys.append(tuple(None if p == NULL_MARK else p for p in text.split(SEP)))
-            ids.append(found)
+        texts = encoded.dictionary
+        # the batch's distinct keys looked up among the known ones in one hash join
+        # (C), not one dict lookup per class per batch (Python)
+        found = pc.index_in(texts, value_set=self._known).to_numpy(zero_copy_only=False)
+        new = np.isnan(found) if found.dtype.kind == "f" else np.zeros(len(found), np.bool_)
+        ids = np.where(new, 0, np.nan_to_num(found)).astype(np.int32)
+        if new.any():
+            fresh = texts.filter(pa.array(new))
+            ids[new] = np.arange(len(self.keys), len(self.keys) + len(fresh), dtype=np.int32)
+            self._known = pa.concat_arrays([self._known, fresh])
+            self.keys.add_codes(fresh)
+            self.keys.extend(
+                tuple(None if p == NULL_MARK else p for p in text.split(SEP))
+                for text in fresh.to_pylist()
+            )
         return pc.take(pa.array(ids, pa.int32()), encoded.indices)
 
     def add(self, class_ids: pa.Array, subjects: pa.Array | None) -> None:
@@ -166,6 +212,66 @@ class ClassCounter:
     def total_rows(self) -> int:
         """The number of rows counted."""
         return int(pc.sum(self.table().column(ROWS)).as_py() or 0)
+
+
+def key_codes(keys: Sequence[ClassKey]) -> npt.NDArray[np.int64]:
+    """Return a (classes x key parts) matrix: each part's value as a dense code (null too)."""
+    if not keys:
+        return np.zeros((0, 0), dtype=np.int64)
+    columns = [
+        pc.dictionary_encode(pa.array(part, pa.string()), null_encoding="encode").indices
+        for part in zip(*keys, strict=True)
+    ]
+    return np.stack([np.asarray(c.to_numpy(), dtype=np.int64) for c in columns], axis=1)
+
+
+def group_keys(
+    keys: Sequence[ClassKey], positions: Sequence[int]
+) -> tuple[Int64s, npt.NDArray[np.intp]]:
+    """Return, per finest class, the dense id of its key over ``positions`` (numbered in
+    order of first appearance), and per id the first finest class that has it.
+
+    ``[0]`` and no ids when there are no classes (an index array that is never used).
+    """
+    if not keys:
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.intp)
+    codes = _cached_codes(keys)[:, list(positions)]
+    if codes.shape[1] == 0:
+        return np.zeros(len(keys), dtype=np.int64), np.zeros(1, dtype=np.intp)
+    # one integer per key when the mixed radix fits, else whole rows
+    widths = codes.max(axis=0) + 1
+    if float(np.prod(widths.astype(np.float64))) < 2.0**62:
+        radix = np.cumprod(np.concatenate([[1], widths[:-1]])).astype(np.int64)
+        _, first, inverse = np.unique(codes @ radix, return_index=True, return_inverse=True)
+    else:
+        _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    return rank[np.asarray(inverse).reshape(-1)], first[order]
+
+
+def node_parts(keys: Sequence[ClassKey], positions: Sequence[int]) -> tuple[Int64s, list[ClassKey]]:
+    """Return, per finest class, its dense id over ``positions``, and the keys by id."""
+    of, firsts = group_keys(keys, positions)
+    return of, [tuple(keys[i][p] for p in positions) for i in firsts]
+
+
+_CODES: dict[int, tuple[Sequence[ClassKey], int, npt.NDArray[np.int64]]] = {}
+
+
+def _cached_codes(keys: Sequence[ClassKey]) -> npt.NDArray[np.int64]:
+    """``key_codes(keys)``, kept for the last key list (every node of a release reuses
+    it; class keys are only ever appended): a list that grew since is coded again."""
+    if isinstance(keys, ClassKeys):
+        return keys.codes()
+    held = _CODES.get(id(keys))
+    if held is not None and held[0] is keys and held[1] == len(keys):
+        return held[2]
+    codes = key_codes(keys)
+    _CODES.clear()  # one list at a time: a release's, not every release's since start
+    _CODES[id(keys)] = (keys, len(keys), codes)
+    return codes
 
 
 @dataclass(frozen=True)
@@ -303,13 +409,8 @@ def evaluate(
     """
     pairs = counter if isinstance(counter, PersonPairs) else PersonPairs.of(counter)
     positions = lattice.positions(node)
-    node_ids: dict[ClassKey, int] = {}
-    node_of_class = np.array(
-        [node_ids.setdefault(tuple(key[p] for p in positions), len(node_ids)) for key in pairs.keys]
-        or [0],
-        dtype=np.int64,
-    )
-    node_keys = list(node_ids)
+    node_of_class, firsts = group_keys(pairs.keys, positions)
+    slots = len(firsts)
     counted = pairs.person != -2  # withdrawn people are out before the check
     cls, person, rows = (
         node_of_class[pairs.classes[counted]],
@@ -325,7 +426,6 @@ def evaluate(
     alive = np.zeros(pairs.people, dtype=np.bool_)
     alive[pair_person] = True
     present = int(alive.sum())
-    slots = len(node_keys)
     small_ever = np.zeros(slots, dtype=np.bool_)
     while True:
         live = alive[pair_person]
@@ -346,7 +446,9 @@ def evaluate(
         k=k,
         total_rows=total_rows,
         classes=len(distinct(cls)),
-        small_classes=frozenset(node_keys[i] for i in np.flatnonzero(small_ever)),
+        small_classes=frozenset(
+            tuple(pairs.keys[firsts[i]][p] for p in positions) for i in np.flatnonzero(small_ever)
+        ),
         suppressed_rows=suppressed_rows,
         smallest_kept_class=smallest,
         people=present,

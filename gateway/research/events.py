@@ -16,13 +16,12 @@ person's smallest itemset (the risk report). Everything here is a pure function.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
 import numpy.typing as npt
 
-from gateway.research.disclosure import ClassKey, Lattice, Node, NodeResult, PersonPairs
+from gateway.research.disclosure import Lattice, Node, NodeResult, PersonPairs, node_parts
 from gateway.research.person_links import Int64s, distinct
 
 Flags = npt.NDArray[np.bool_]
@@ -137,9 +136,9 @@ def evaluate_events(
     their events) held by fewer than k people is suppressed in every row, repeatedly.
     """
     positions = lattice.positions(node)
-    qi_of, _ = _node_parts(pairs.keys, positions[:plain])
-    event_of, _ = _node_parts(pairs.keys, positions[plain:])
-    full_of, full_keys = _node_parts(pairs.keys, positions)
+    qi_of, _ = node_parts(pairs.keys, positions[:plain])
+    event_of, _ = node_parts(pairs.keys, positions[plain:])
+    full_of, full_keys = node_parts(pairs.keys, positions)
     counted = pairs.person != -2  # withdrawn people are out before the check
     classes, person, rows = pairs.classes[counted], pairs.person[counted], pairs.rows[counted]
     anonymous = person < 0
@@ -172,12 +171,3 @@ def evaluate_events(
         kept_people=kept,
         largest_risk=Fraction(1, smallest) if smallest else Fraction(0),
     )
-
-
-def _node_parts(
-    keys: Sequence[ClassKey], positions: Sequence[int]
-) -> tuple[Int64s, list[ClassKey]]:
-    """Return, per finest class, its dense id over ``positions``, and the keys by id."""
-    ids: dict[ClassKey, int] = {}
-    of = [ids.setdefault(tuple(key[p] for p in positions), len(ids)) for key in keys]
-    return np.asarray(of or [0], dtype=np.int64), list(ids)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from gateway.research.disclosure import ClassKey, Lattice, NodeResult
+from gateway.research.disclosure import ClassKey, Lattice, NodeResult, group_keys
 from gateway.research.events import itemsets, smallest_support
 from gateway.research.extract_input import (
     ANCHOR,
@@ -220,12 +220,7 @@ def _node_of_class(
     keys: Sequence[ClassKey], lattice: Lattice, node: tuple[int, ...], count: int | None = None
 ) -> Int64s:
     """Return, per finest class, its class at ``node`` (dense ids) over the first ``count`` QIs."""
-    positions = lattice.positions(node)[:count]
-    ids: dict[ClassKey, int] = {}
-    return np.asarray(
-        [ids.setdefault(tuple(key[p] for p in positions), len(ids)) for key in keys] or [0],
-        dtype=np.int64,
-    )
+    return group_keys(keys, lattice.positions(node)[:count])[0]
 
 
 def _risk(

@@ -27,7 +27,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gateway.research.disclosure import ClassKey, Lattice, Node, PersonPairs
+from gateway.research.disclosure import ClassKey, Lattice, Node, PersonPairs, node_parts
 from gateway.research.person_links import Int64s, People
 from gateway.research.pseudonyms import Pseudonymiser
 
@@ -58,10 +58,7 @@ def node_classes(
 ) -> tuple[Int64s, list[ClassKey]]:
     """Return, per finest class, its dense class id at ``node`` over the first ``count``
     attributes, and the class keys by id."""
-    positions = lattice.positions(node)[:count]
-    ids: dict[ClassKey, int] = {}
-    of = [ids.setdefault(tuple(key[p] for p in positions), len(ids)) for key in keys]
-    return np.asarray(of or [0], dtype=np.int64), list(ids)
+    return node_parts(keys, lattice.positions(node)[:count])
 
 
 def fresh(column: pa.Array) -> pa.Array:
