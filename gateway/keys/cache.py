@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from gateway.errors import GatewayError
 from gateway.keys import files
 from gateway.keys.documents import KeyDoc, KeyKind
+from gateway.keys.errors import IntegrityCheckFailedError
 
 CACHE_LIMIT = 4096
 
@@ -38,6 +39,17 @@ class LoadedKey:
 
     def __repr__(self) -> str:
         return f"LoadedKey({self.doc.kind}:{self.doc.key_id}, state={self.doc.state})"
+
+    def aead_of(self, version: int) -> AESGCM:
+        """Return the AES-GCM cipher of ``version`` (built once); IntegrityCheckFailedError
+        if this key has no such version (a blob naming a version that never existed)."""
+        aead = self.aead.get(version)
+        if aead is None:
+            material = self.material.get(version)
+            if material is None:
+                raise IntegrityCheckFailedError()
+            aead = self.aead.setdefault(version, AESGCM(material))
+        return aead
 
 
 class KeyCache:

@@ -32,7 +32,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import Session
 
 from gateway.clock import Clock, SystemClock, as_utc
@@ -60,7 +59,6 @@ from gateway.keys.documents import (
     valid_key_id,
 )
 from gateway.keys.errors import (
-    IntegrityCheckFailedError,
     KeyRingError,
     KeyShreddedError,
     UnknownKeyError,
@@ -257,40 +255,23 @@ class KeyRing:
         assert entry.doc.active_version is not None
         return entry.doc.active_version
 
-    def _aead(self, entry: LoadedKey, version: int) -> AESGCM:
-        aead = entry.aead.get(version)
-        if aead is None:
-            material = entry.material.get(version)
-            if material is None:
-                raise IntegrityCheckFailedError()
-            aead = entry.aead.setdefault(version, AESGCM(material))
-        return aead
-
     def seal_field(self, case_id: str, record_id: str, field: str, plaintext: bytes) -> bytes:
         """Return ``plaintext`` encrypted with the case's active key, bound to record and field.
 
         Raises UnknownKeyError if the case has no key, KeyShreddedError if it was shredded.
         """
-        aead, version = self._sealing(case_id)
-        owner = fields.owner_associated_data(case_id, record_id)
-        return fields.seal(aead, version, owner, field, plaintext)
+        return self.seal_fields(case_id, record_id, {field: plaintext})[field]
 
     def seal_fields(
         self, case_id: str, record_id: str, plaintexts: Mapping[str, bytes]
     ) -> dict[str, bytes]:
-        """Return each of a row's fields sealed as ``seal_field`` would, the key looked up once.
-
-        Raises UnknownKeyError if the case has no key, KeyShreddedError if it was shredded.
-        """
-        aead, version = self._sealing(case_id)
-        owner = fields.owner_associated_data(case_id, record_id)
-        return {name: fields.seal(aead, version, owner, name, p) for name, p in plaintexts.items()}
-
-    def _sealing(self, case_id: str) -> tuple[AESGCM, int]:
+        """Return each of a row's fields sealed as ``seal_field`` would, the key looked up once."""
         entry = self._entry(KeyKind.CASE, check_id(case_id, "case"))
         version = entry.doc.active_version
         assert version is not None
-        return self._aead(entry, version), version
+        aead = entry.aead_of(version)
+        owner = fields.owner_associated_data(case_id, record_id)
+        return {name: fields.seal(aead, version, owner, name, p) for name, p in plaintexts.items()}
 
     def open_field(self, case_id: str, record_id: str, field: str, blob: bytes) -> bytes:
         """Return the plaintext of a field sealed for this case, record and field.
@@ -298,24 +279,17 @@ class KeyRing:
         Raises IntegrityCheckFailed if the blob was altered or belongs elsewhere,
         KeyShreddedError if the case's key was shredded, UnknownKeyError if it never existed.
         """
-        entry = self._entry(KeyKind.CASE, check_id(case_id, "case"))
-        aead = self._aead(entry, fields.blob_version(blob))
-        owner = fields.owner_associated_data(case_id, record_id)
-        return fields.open_sealed(aead, owner, field, blob)
+        return self.open_fields(case_id, record_id, {field: blob})[field]
 
     def open_fields(
         self, case_id: str, record_id: str, blobs: Mapping[str, bytes]
     ) -> dict[str, bytes]:
-        """Return the plaintexts of a row's sealed fields, as ``open_field`` would each.
-
-        The case's key is looked up once. Raises IntegrityCheckFailed, KeyShreddedError or
-        UnknownKeyError as ``open_field`` does.
-        """
+        """Return the plaintexts of a row's sealed fields, as ``open_field`` would each, the
+        case's key looked up once."""
         entry = self._entry(KeyKind.CASE, check_id(case_id, "case"))
         owner = fields.owner_associated_data(case_id, record_id)
-        aead = self._aead
         return {
-            name: fields.open_sealed(aead(entry, fields.blob_version(blob)), owner, name, blob)
+            name: fields.open_sealed(entry.aead_of(fields.blob_version(blob)), owner, name, blob)
             for name, blob in blobs.items()
         }
 
