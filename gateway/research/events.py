@@ -21,7 +21,8 @@ from fractions import Fraction
 import numpy as np
 import numpy.typing as npt
 
-from gateway.research.disclosure import Lattice, Node, NodeResult, PersonPairs, node_parts
+from gateway.research.class_counter import node_parts
+from gateway.research.disclosure import Lattice, Node, NodeResult, PersonPairs
 from gateway.research.person_links import Int64s, distinct
 
 Flags = npt.NDArray[np.bool_]

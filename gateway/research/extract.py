@@ -48,13 +48,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gateway.research.disclosure import (
-    ClassCounter,
-    ClassKey,
-    NodeResult,
-    PersonPairs,
-    choose_levels,
-)
+from gateway.research.class_counter import ClassCounter, ClassKey
+from gateway.research.disclosure import NodeResult, PersonPairs, choose_levels
 from gateway.research.extract_input import (
     BUCKETS,
     CSV_NAME,

@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from gateway.research.disclosure import ClassKey, Lattice, NodeResult, group_keys
+from gateway.research.class_counter import ClassKey, group_keys
+from gateway.research.disclosure import Lattice, NodeResult
 from gateway.research.events import itemsets, smallest_support
 from gateway.research.extract_input import (
     ANCHOR,

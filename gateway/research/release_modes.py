@@ -27,7 +27,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gateway.research.disclosure import ClassKey, Lattice, Node, PersonPairs, node_parts
+from gateway.research.class_counter import ClassKey, node_parts
+from gateway.research.disclosure import Lattice, Node, PersonPairs
 from gateway.research.person_links import Int64s, People
 from gateway.research.pseudonyms import Pseudonymiser
 

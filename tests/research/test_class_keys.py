@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from gateway.research.disclosure import (
+from gateway.research.class_counter import (
     NULL_MARK,
     SEP,
     ClassCounter,

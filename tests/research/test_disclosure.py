@@ -8,8 +8,9 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from gateway.research import disclosure, person_links
-from gateway.research.disclosure import ClassCounter, Lattice, choose_levels, evaluate
+from gateway.research import class_counter, person_links
+from gateway.research.class_counter import ClassCounter
+from gateway.research.disclosure import Lattice, choose_levels, evaluate
 from gateway.research.errors import DisclosureCheckFailedError
 
 Row = tuple[str, str, str, str, str | None]
@@ -50,7 +51,7 @@ def test_rows_without_a_subject_key_are_never_counted_as_people() -> None:
 
 
 def test_counts_add_up_across_batches_and_compaction(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(disclosure, "COMPACT_EVERY", 3)
+    monkeypatch.setattr(class_counter, "COMPACT_EVERY", 3)
     counter = ClassCounter(count_subjects=True)
     for tag in "abc":
         _add(counter, _people(2, "2008", "16-17", "9203", "Smallingerland", tag))

@@ -1,0 +1,253 @@
+"""Counting a release's equivalence classes in distinct (class, person) pairs.
+
+The first pass of an extract feeds each batch's finest quasi-identifier keys and each
+row's subject hash into a ``ClassCounter``: classes are numbered as first seen, and one
+row per distinct (class, subject) pair keeps its row count, so memory follows the people,
+not the rows. ``group_keys`` and ``node_parts`` group the finest classes by the key parts
+a generalisation node keeps. ``gateway.research.disclosure`` judges the classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gateway.research.person_links import COMPACT_EVERY, Int64s, int64s
+
+ClassKey = tuple[str | None, ...]
+CLASS = "class"
+SUBJECT = "subject"
+ROWS = "rows"
+SEP = "\x1f"  # joins key parts; never part of a generalised value
+_SEP_SCALAR = pa.scalar(SEP, pa.string())  # typed: pyarrow infers nothing per call
+NULL_MARK = "\x00"
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """(class, subject) pairs with row counts, as numpy arrays (``known``: subject not null)."""
+
+    classes: npt.NDArray[np.int32]
+    subjects: npt.NDArray[np.int64]
+    known: npt.NDArray[np.bool_]
+    rows: npt.NDArray[np.int64]
+
+    @classmethod
+    def concat(cls, parts: Sequence[_Pairs]) -> _Pairs:
+        return cls(
+            np.concatenate([np.empty(0, np.int32), *(p.classes for p in parts)]),
+            np.concatenate([np.empty(0, np.int64), *(p.subjects for p in parts)]),
+            np.concatenate([np.empty(0, np.bool_), *(p.known for p in parts)]),
+            np.concatenate([np.empty(0, np.int64), *(p.rows for p in parts)]),
+        )
+
+
+def _fold(pairs: _Pairs) -> _Pairs:
+    """Return the distinct pairs (sorted), each with the sum of its rows.
+
+    By sorting, in numpy: a hash aggregation (Acero's group_by) needs several times
+    the memory of its input on the merged pairs of a large release.
+    """
+    if len(pairs.classes) == 0:
+        return pairs
+    order = np.lexsort((pairs.subjects, pairs.known, pairs.classes))
+    classes, subjects = pairs.classes[order], pairs.subjects[order]
+    known, rows = pairs.known[order], pairs.rows[order]
+    del order
+    first = np.empty(len(classes), dtype=np.bool_)
+    first[0] = True
+    first[1:] = (
+        (classes[1:] != classes[:-1]) | (subjects[1:] != subjects[:-1]) | (known[1:] != known[:-1])
+    )
+    starts = np.flatnonzero(first)
+    return _Pairs(classes[starts], subjects[starts], known[starts], np.add.reduceat(rows, starts))
+
+
+class ClassKeys(list[ClassKey]):
+    """The finest class keys by class id, with each key part's value as a dense code
+    (``codes()``: classes x parts), coded in Arrow as the keys are added, not per key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chunks: list[npt.NDArray[np.int64]] = []
+        self._values: list[pa.Array] = []  # per part: the values seen, by code
+        self._coded: npt.NDArray[np.int64] | None = None
+
+    def add_codes(self, joined: pa.Array) -> None:
+        """Code the parts of ``joined`` (keys joined by SEP, just appended to the list)."""
+        split = pc.split_pattern(joined, SEP)
+        chunk = []
+        for part in range(pc.min(pc.list_value_length(split)).as_py() or 0):
+            values = pc.list_element(split, part)
+            if len(self._values) <= part:
+                self._values.append(pa.array([], pa.string()))
+            found = pc.index_in(values, value_set=self._values[part])
+            new = pc.unique(values.filter(pc.is_null(found)))
+            if len(new):
+                self._values[part] = pa.concat_arrays([self._values[part], new])
+                found = pc.index_in(values, value_set=self._values[part])
+            chunk.append(np.asarray(found.to_numpy(), dtype=np.int64))
+        self._chunks.append(np.stack(chunk, axis=1))
+        self._coded = None
+
+    def codes(self) -> npt.NDArray[np.int64]:
+        """The (classes x parts) matrix of part codes."""
+        if self._coded is None or len(self._coded) != len(self):
+            coded = np.concatenate(self._chunks) if self._chunks else None
+            # a key appended without its codes: coded from the keys themselves
+            self._coded = (
+                coded if coded is not None and len(coded) == len(self) else key_codes(self)
+            )
+        return self._coded
+
+
+class ClassCounter:
+    """Distinct (class, subject) pairs with their row counts, across batches.
+
+    Classes are numbered as they are first seen (``keys[i]`` is the finest key of class
+    ``i``: every level of every quasi-identifier); subjects are 64-bit hashes of the
+    subject pseudonym (null: no subject key). Three integers per pair keep the memory
+    far below that of the rows.
+    """
+
+    def __init__(self, count_subjects: bool) -> None:
+        self.count_subjects = count_subjects
+        self.keys = ClassKeys()
+        self._known = pa.array([], pa.string())  # joined key of class i at position i
+        self._parts: list[_Pairs] = []
+        self._pending = 0
+        self._merged = 0
+
+    def class_ids(self, key_columns: Sequence[pa.Array]) -> pa.Array:
+        """Return the class id (int32) of each row, given its finest key columns (strings)."""
+        parts = [pc.fill_null(column, NULL_MARK) for column in key_columns]
+        joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, _SEP_SCALAR)
+        encoded = joined.dictionary_encode()
+        texts = encoded.dictionary
+        # the batch's distinct keys looked up among the known ones in one hash join
+        # (C), not one dict lookup per class per batch (Python)
+        found = pc.index_in(texts, value_set=self._known).to_numpy(zero_copy_only=False)
+        new = np.isnan(found) if found.dtype.kind == "f" else np.zeros(len(found), np.bool_)
+        ids = np.where(new, 0, np.nan_to_num(found)).astype(np.int32)
+        if new.any():
+            fresh = texts.filter(pa.array(new))
+            ids[new] = np.arange(len(self.keys), len(self.keys) + len(fresh), dtype=np.int32)
+            self._known = pa.concat_arrays([self._known, fresh])
+            self.keys.add_codes(fresh)
+            self.keys.extend(
+                tuple(None if p == NULL_MARK else p for p in text.split(SEP))
+                for text in fresh.to_pylist()
+            )
+        return pc.take(pa.array(ids, pa.int32()), encoded.indices)
+
+    def add(self, class_ids: pa.Array, subjects: pa.Array | None) -> None:
+        """Count one batch: each row's class id and its subject hash (int64, or null)."""
+        if len(class_ids) == 0:
+            return
+        classes = np.asarray(class_ids.to_numpy(zero_copy_only=False), dtype=np.int32)
+        if self.count_subjects:
+            if subjects is None:
+                raise ValueError("this counter counts subjects")
+            known = np.asarray(pc.is_valid(subjects).to_numpy(zero_copy_only=False), np.bool_)
+            hashes = int64s(pc.fill_null(subjects, 0))
+        else:
+            known = np.zeros(len(classes), dtype=np.bool_)
+            hashes = np.zeros(len(classes), dtype=np.int64)
+        part = _fold(_Pairs(classes, hashes, known, np.ones(len(classes), dtype=np.int64)))
+        self._parts.append(part)
+        self._pending += len(part.classes)
+        # merge when the new pairs outgrow the merged ones: amortised, and memory stays
+        # within a small multiple of the distinct (class, subject) pairs
+        if self._pending > max(COMPACT_EVERY, self._merged):
+            self._compact()
+
+    def _compact(self) -> None:
+        if len(self._parts) > 1:
+            parts, self._parts = self._parts, []
+            self._parts = [_fold(_Pairs.concat(parts))]
+        self._merged = len(self._parts[0].classes) if self._parts else 0
+        self._pending = 0
+
+    def pairs(self) -> _Pairs:
+        """Return all pairs as numpy arrays (distinct, sorted); unknown subjects are 0."""
+        self._compact()
+        return self._parts[0] if self._parts else _Pairs.concat([])
+
+    def table(self) -> pa.Table:
+        """Return all pairs: ``class``, ``subject`` (if counted) and ``rows``."""
+        pairs = self.pairs()
+        columns = {CLASS: pa.array(pairs.classes, pa.int32())}
+        if self.count_subjects:
+            columns[SUBJECT] = pa.array(pairs.subjects, pa.int64(), mask=~pairs.known)
+        columns[ROWS] = pa.array(pairs.rows, pa.int64())
+        return pa.table(columns)
+
+    @property
+    def total_rows(self) -> int:
+        """The number of rows counted."""
+        return int(pc.sum(self.table().column(ROWS)).as_py() or 0)
+
+
+def key_codes(keys: Sequence[ClassKey]) -> npt.NDArray[np.int64]:
+    """Return a (classes x key parts) matrix: each part's value as a dense code (null too)."""
+    if not keys:
+        return np.zeros((0, 0), dtype=np.int64)
+    columns = [
+        pc.dictionary_encode(pa.array(part, pa.string()), null_encoding="encode").indices
+        for part in zip(*keys, strict=True)
+    ]
+    return np.stack([np.asarray(c.to_numpy(), dtype=np.int64) for c in columns], axis=1)
+
+
+def group_keys(
+    keys: Sequence[ClassKey], positions: Sequence[int]
+) -> tuple[Int64s, npt.NDArray[np.intp]]:
+    """Return, per finest class, the dense id of its key over ``positions`` (numbered in
+    order of first appearance), and per id the first finest class that has it.
+
+    ``[0]`` and no ids when there are no classes (an index array that is never used).
+    """
+    if not keys:
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.intp)
+    codes = _cached_codes(keys)[:, list(positions)]
+    if codes.shape[1] == 0:
+        return np.zeros(len(keys), dtype=np.int64), np.zeros(1, dtype=np.intp)
+    # one integer per key when the mixed radix fits, else whole rows
+    widths = codes.max(axis=0) + 1
+    if float(np.prod(widths.astype(np.float64))) < 2.0**62:
+        radix = np.cumprod(np.concatenate([[1], widths[:-1]])).astype(np.int64)
+        _, first, inverse = np.unique(codes @ radix, return_index=True, return_inverse=True)
+    else:
+        _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    return rank[np.asarray(inverse).reshape(-1)], first[order]
+
+
+def node_parts(keys: Sequence[ClassKey], positions: Sequence[int]) -> tuple[Int64s, list[ClassKey]]:
+    """Return, per finest class, its dense id over ``positions``, and the keys by id."""
+    of, firsts = group_keys(keys, positions)
+    return of, [tuple(keys[i][p] for p in positions) for i in firsts]
+
+
+_CODES: dict[int, tuple[Sequence[ClassKey], int, npt.NDArray[np.int64]]] = {}
+
+
+def _cached_codes(keys: Sequence[ClassKey]) -> npt.NDArray[np.int64]:
+    """``key_codes(keys)``, kept for the last key list (every node of a release reuses
+    it; class keys are only ever appended): a list that grew since is coded again."""
+    if isinstance(keys, ClassKeys):
+        return keys.codes()
+    held = _CODES.get(id(keys))
+    if held is not None and held[0] is keys and held[1] == len(keys):
+        return held[2]
+    codes = key_codes(keys)
+    _CODES.clear()  # one list at a time: a release's, not every release's since start
+    _CODES[id(keys)] = (keys, len(keys), codes)
+    return codes
