@@ -34,6 +34,7 @@ from sqlmodel import Session, SQLModel, create_engine
 from gateway.errors import SchemaNotCurrentError
 
 _BEGIN_OPTION = "gateway_sqlite_begin"
+_BEGIN = {"DEFERRED": "BEGIN DEFERRED", "IMMEDIATE": "BEGIN IMMEDIATE"}
 SQLITE_POOL = 40
 """Pooled SQLite connections kept, as many as the threads serving requests (AnyIO's 40)."""
 SQLITE_OVERFLOW = 40
@@ -130,14 +131,14 @@ def _engines(url: str) -> tuple[Engine, Engine]:
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    # The same pool, with explicit BEGINs: a listener on this proxy, not on ``plain``,
-    # leaves the look-ups without one (the driver begins nothing on its own).
+    # The same pool, with explicit BEGINs for Core use of ``Database.engine`` (migrations,
+    # tests). Sessions do not go through it (see ``_GatewaySession``): a listener here
+    # makes SQLAlchemy dispatch every event of every statement run through the engine.
     engine = plain.execution_options()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        _begin_sqlite(conn, conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED"))
 
     return engine, plain
 
@@ -173,6 +174,32 @@ class _WriterFileLock:
         self._fd = None
 
 
+def _begin_sqlite(conn: Connection, mode: str) -> None:
+    """Begin SQLite's transaction on ``conn`` as ``mode`` says (DEFERRED or IMMEDIATE).
+
+    Straight to the driver, which begins nothing on its own (``isolation_level=None``)
+    and commits or rolls back whatever transaction is open when SQLAlchemy tells it to.
+    """
+    conn.connection.driver_connection.execute(_BEGIN[mode])  # type: ignore[union-attr]
+
+
+class _GatewaySession(Session):
+    """The sessions of ``Database.read``/``write``; on SQLite they begin explicitly.
+
+    At the session's first use of a connection, ``BEGIN DEFERRED`` for reads (one
+    snapshot for all the session's statements) or ``BEGIN IMMEDIATE`` for writes (the
+    write lock first, so writers queue instead of failing half-way), as the engine's
+    execution options say. A session event, not an engine one: only sessions pay for it.
+    """
+
+
+@event.listens_for(_GatewaySession, "after_begin")
+def _after_begin(_session: Session, transaction: Any, conn: Connection) -> None:
+    mode = conn.get_execution_options().get(_BEGIN_OPTION)
+    if mode is not None and not transaction.nested:
+        _begin_sqlite(conn, mode)
+
+
 class NestedWriteError(RuntimeError):
     """A thread opened a write inside its own write: on SQLite it would wait for itself."""
 
@@ -184,11 +211,11 @@ class Database:
         self.url = url
         self.engine, self._lookup_engine = _engines(url)
         self.is_sqlite = _is_sqlite(url)
-        self._write_engine = (
-            self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
-            if self.is_sqlite
-            else self.engine
-        )
+        self._read_engine = self._write_engine = self.engine
+        if self.is_sqlite:  # the look-up engine is the pool without listeners
+            plain = self._lookup_engine
+            self._read_engine = plain.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+            self._write_engine = plain.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
         # SQLite has one writer at a time: this process's writers take turns here, in
         # order, instead of sleeping in the busy handler (the file lock still orders
         # writers of different processes).
@@ -204,7 +231,7 @@ class Database:
 
         Objects loaded stay usable (detached, not expired) after the block.
         """
-        with Session(self.engine, expire_on_commit=False) as session:
+        with _GatewaySession(self._read_engine, expire_on_commit=False) as session:
             yield session
 
     @contextmanager
@@ -247,7 +274,7 @@ class Database:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        with Session(self._write_engine, expire_on_commit=False) as session:
+        with _GatewaySession(self._write_engine, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()

@@ -8,6 +8,7 @@ attributes hold explicit ``none`` values, never nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -88,6 +89,13 @@ DIMENSIONS: tuple[str, ...] = (
 """The request attributes, in the order of the Casbin request definition."""
 
 
+@functools.lru_cache(maxsize=4096)
+def _digest(request: DecisionRequest) -> str:
+    """``DecisionRequest.digest``, kept: the same requests are recorded all day."""
+    body = json.dumps(request.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class DecisionRequest:
     """One question to the policy. Hashable: the engine caches decisions by it."""
@@ -141,8 +149,7 @@ class DecisionRequest:
 
     def digest(self) -> str:
         """Return the hex SHA-256 of the canonical JSON of the request."""
-        body = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(body.encode()).hexdigest()
+        return _digest(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DecisionRequest:

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from gateway.audit import log as audit_log
 from gateway.audit.events import AuditEvent, AuditEventType
-from gateway.db import insert_ids, table_of
+from gateway.db import table_of
 from gateway.identity.actors import Actor
 from gateway.models.policy import PolicyDecisionRecord
 from gateway.obligations.types import from_json, to_json_list
@@ -109,9 +110,17 @@ def _row(
     }
 
 
-def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert the rows in one statement; return their ids in the rows' order."""
-    return insert_ids(session.connection(), _TABLE, "id", rows)
+_INSERT = insert(_TABLE)
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows in one statement.
+
+    No RETURNING: nothing reads a decision row's id back (the row names its audit entry),
+    and returning ids costs SQLAlchemy three times the insert itself.
+    """
+    if rows:
+        session.connection().execute(_INSERT, rows)
 
 
 def record_decisions(
@@ -124,8 +133,9 @@ def record_decisions(
 ) -> list[int]:
     """Record each distinct (request, decision) pair with an audit entry of its own.
 
-    Returns the rows' ids. For decisions that stand alone (refusals, evaluations);
-    nothing is committed here: the caller's ``ctx.db.write()`` block commits it all.
+    Returns the ids of their audit entries. For decisions that stand alone (refusals,
+    evaluations); nothing is committed here: the caller's ``ctx.db.write()`` block
+    commits it all.
     """
     unique = distinct(pairs)
     events = []
@@ -155,7 +165,7 @@ def record_decisions(
             )
         )
     entry_ids = audit_log.append_many(session, events)
-    return _insert(
+    _insert(
         session,
         [
             _row(actor, at, case_id, request, decision, digest, entry_id)
@@ -164,6 +174,7 @@ def record_decisions(
             )
         ],
     )
+    return entry_ids
 
 
 def record_folded(
@@ -174,13 +185,13 @@ def record_folded(
     entry_id: int,
     *,
     case_id: str | None = None,
-) -> list[int]:
+) -> None:
     """Record each distinct pair as a row naming ``entry_id``, the change's own entry.
 
-    For the decisions that allowed a change whose entry lists them (``folded_details``);
-    returns the rows' ids. Nothing is committed here.
+    For the decisions that allowed a change whose entry lists them (``folded_details``).
+    Nothing is committed here.
     """
-    return _insert(
+    _insert(
         session,
         [
             _row(actor, at, case_id, request, decision, request.digest(), entry_id)

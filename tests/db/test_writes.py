@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
+import sqlite3
 import threading
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -16,7 +17,7 @@ from sqlmodel import col
 from gateway.audit import log as audit_log
 from gateway.audit.events import AuditEvent, AuditEventType
 from gateway.audit.sequencer import integrate_pending
-from gateway.db import Database, NestedWriteError
+from gateway.db import Database, NestedWriteError, upgrade
 from gateway.models.audit import AuditEntry, AuditPending
 from tests.conftest import START
 
@@ -154,3 +155,41 @@ def test_a_lookup_sees_every_commit_made_between_its_statements(database: Databa
         integrate_pending(database)
         after = int(conn.execute(count).scalar_one())
     assert after == before + WRITES
+
+
+def test_a_read_session_on_sqlite_reads_one_snapshot(tmp_path: Path) -> None:
+    # Its statements see the state of its first one: a case and its records read in
+    # two statements cannot straddle a commit (PostgreSQL reads commit by commit).
+    database = Database(f"sqlite:///{tmp_path / 'snapshot.db'}")
+    upgrade(database)
+    count = select(func.count(col(AuditEntry.leaf_index)))
+    try:
+        with database.read() as session:
+            before = int(session.connection().execute(count).scalar_one())
+            _append_entries(database, "snapshot-test")
+            during = int(session.connection().execute(count).scalar_one())
+        integrate_pending(database)
+        with database.read() as session:
+            after = int(session.connection().execute(count).scalar_one())
+    finally:
+        database.dispose()
+    assert (during, after) == (before, before + WRITES)
+
+
+def test_a_write_session_on_sqlite_holds_the_write_lock_from_its_start(tmp_path: Path) -> None:
+    # BEGIN IMMEDIATE: a write that so far only read already keeps other writers out,
+    # so it can never fail half-way on a lock another writer took after it began.
+    path = tmp_path / "immediate.db"
+    database = Database(f"sqlite:///{path}")
+    upgrade(database)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        with database.write() as session:
+            session.connection().execute(select(func.count(col(AuditPending.entry_id))))
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # free once the write committed
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+        database.dispose()
