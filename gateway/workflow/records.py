@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert
 from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -161,10 +162,12 @@ def share_record(
     usecase.check_idempotency_key(idempotency_key)
     found = _checked(ctx, caller, case_id, record)
     content_key = _content_key(ctx, case_id, record)
-    with refusals(ctx, caller, case_id), ctx.db.read() as session:
-        case = case_state(session, case_id, caller)
+    # Look-ups, not a read transaction: the write below checks the case again, locked,
+    # and a concurrent first use of the key is caught by its unique index.
+    with refusals(ctx, caller, case_id), ctx.db.lookup() as conn:
+        case = case_state(conn, case_id, caller)
         must_be_open(case)
-        earlier = _earlier_share(session, caller, idempotency_key)
+        earlier = _earlier_share(conn, caller, idempotency_key)
     request = _share_request(caller, case, record)
     # Before anything is said about the key: a caller that may not share learns nothing.
     decision = allow(ctx, caller, request, "sharing this record", case_id)
@@ -279,10 +282,13 @@ def _replayed(
     )
 
 
-def _earlier_share(session: Session, caller: Caller, idempotency_key: str) -> _EarlierShare | None:
+def _earlier_share(
+    reader: Session | Connection, caller: Caller, idempotency_key: str
+) -> _EarlierShare | None:
     """Return the caller's partner's record stored under this key, if any."""
     params = {"partner_id": caller.partner_id, "idempotency_key": idempotency_key}
-    found = session.connection().execute(_EARLIER_SHARE, params).one_or_none()
+    conn = reader.connection() if isinstance(reader, Session) else reader
+    found = conn.execute(_EARLIER_SHARE, params).one_or_none()
     return None if found is None else _EarlierShare(found.id, found.content_key)
 
 
