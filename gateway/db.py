@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from importlib import resources
@@ -200,6 +201,42 @@ def _after_begin(_session: Session, transaction: Any, conn: Connection) -> None:
         _begin_sqlite(conn, mode)
 
 
+class TurnLock:
+    """A lock its waiters get in the order they asked for it.
+
+    ``threading.Lock`` lets whichever thread runs first take a released lock, so under
+    load one writer can wait behind dozens that came after it: the long tail of request
+    latencies. Here the holder hands the lock to the longest waiter. Not reentrant.
+    """
+
+    def __init__(self) -> None:
+        self._guard = Lock()
+        self._queue: deque[Any] = deque()  # one acquired Lock per waiter, oldest first
+        self._held = False
+
+    def __enter__(self) -> None:
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return
+            turn = Lock()
+            turn.acquire()
+            self._queue.append(turn)
+        turn.acquire()  # the holder releases it when it hands over
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._guard:
+            if self._queue:
+                self._queue.popleft().release()  # still held: now by the next waiter
+            else:
+                self._held = False
+
+    def waiting(self) -> int:
+        """Return how many threads wait for the lock."""
+        with self._guard:
+            return len(self._queue)
+
+
 class NestedWriteError(RuntimeError):
     """A thread opened a write inside its own write: on SQLite it would wait for itself."""
 
@@ -219,7 +256,7 @@ class Database:
         # SQLite has one writer at a time: this process's writers take turns here, in
         # order, instead of sleeping in the busy handler (the file lock still orders
         # writers of different processes).
-        self._writer = Lock() if self.is_sqlite else None
+        self._writer = TurnLock() if self.is_sqlite else None
         self._writing = local()
         database = make_url(url).database or ""
         on_disk = self.is_sqlite and database not in {"", ":memory:"} and "mode=memory" not in url

@@ -6,6 +6,7 @@ import multiprocessing
 import shutil
 import sqlite3
 import threading
+import time
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from sqlmodel import col
 from gateway.audit import log as audit_log
 from gateway.audit.events import AuditEvent, AuditEventType
 from gateway.audit.sequencer import integrate_pending
-from gateway.db import Database, NestedWriteError, upgrade
+from gateway.db import Database, NestedWriteError, TurnLock, upgrade
 from gateway.models.audit import AuditEntry, AuditPending
 from tests.conftest import START
 
@@ -193,3 +194,27 @@ def test_a_write_session_on_sqlite_holds_the_write_lock_from_its_start(tmp_path:
     finally:
         other.close()
         database.dispose()
+
+
+def test_writers_of_one_process_get_the_write_lock_in_the_order_they_asked() -> None:
+    # threading.Lock lets a late thread overtake: under load one writer could wait behind
+    # dozens that came after it. Each writer here queues only once the one before it has.
+    lock = TurnLock()
+    order: list[int] = []
+
+    def writer(n: int) -> None:
+        with lock:
+            order.append(n)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(12)]
+    with lock:
+        for n, thread in enumerate(threads):
+            thread.start()
+            deadline = time.monotonic() + 10
+            while lock.waiting() < n + 1 and time.monotonic() < deadline:
+                time.sleep(0.001)
+    for thread in threads:
+        thread.join(10)
+    assert order == list(range(12))
+    with lock:  # free again
+        pass
