@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -29,6 +30,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, Insert, Table, event, insert
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -106,7 +108,8 @@ def _engines(url: str) -> tuple[Engine, Engine]:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() != "sqlite":
-        engine = create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = create_engine(parsed, pool_size=10, max_overflow=10)
+        _ping_when_idle(engine)
         return engine, engine.execution_options(isolation_level="AUTOCOMMIT")
 
     database = parsed.database or ""
@@ -142,6 +145,39 @@ def _engines(url: str) -> tuple[Engine, Engine]:
         _begin_sqlite(conn, conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED"))
 
     return engine, plain
+
+
+PING_AFTER_IDLE_SECONDS = 5.0
+"""A pooled server connection idle this long is pinged before it is handed out again."""
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection at checkout only if it sat idle ``PING_AFTER_IDLE_SECONDS``.
+
+    ``pool_pre_ping`` pings at every checkout: a round trip per request and session,
+    which cost more CPU than the statements it guarded. A connection the server dropped
+    while it sat in the pool (a restart, an idle timeout) is still caught here, and
+    replaced; one that breaks while in use is caught by SQLAlchemy, which then renews
+    the whole pool.
+    """
+
+    @event.listens_for(engine.pool, "connect")
+    def _fresh(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _handed_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is not None and time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("a pooled connection no longer answers") from exc
 
 
 class _WriterFileLock:

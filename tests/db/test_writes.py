@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.pool import NullPool
 from sqlmodel import col
 
+import gateway.db
 from gateway.audit import log as audit_log
 from gateway.audit.events import AuditEvent, AuditEventType
 from gateway.audit.sequencer import integrate_pending
@@ -218,3 +220,38 @@ def test_writers_of_one_process_get_the_write_lock_in_the_order_they_asked() -> 
     assert order == list(range(12))
     with lock:  # free again
         pass
+
+
+def _backend_pid(database: Database) -> int:
+    with database.lookup() as conn:
+        return int(conn.execute(select(func.pg_backend_pid())).scalar_one())
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_pooled_postgresql_connection_is_pinged_only_after_sitting_idle(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pool_pre_ping cost a round trip per request and session. A connection the server
+    # dropped while it sat idle in the pool is still replaced before anyone uses it.
+    pings: list[object] = []
+    dialect = database.engine.dialect
+    real_ping = dialect.do_ping
+
+    def counted_ping(conn: Any) -> bool:
+        pings.append(conn)
+        return real_ping(conn)
+
+    monkeypatch.setattr(dialect, "do_ping", counted_ping)
+    database.engine.dispose()
+    first = _backend_pid(database)
+    for _ in range(5):  # handed out again at once: no pings, the same server process
+        assert _backend_pid(database) == first
+    assert pings == []
+    admin = create_engine(database.engine.url, poolclass=NullPool)
+    with admin.connect() as conn:  # the server drops the idle pooled connection
+        assert conn.execute(select(func.pg_terminate_backend(first))).scalar_one()
+    admin.dispose()
+    monkeypatch.setattr(gateway.db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    replaced = _backend_pid(database)  # pinged, found dead and replaced: no error
+    assert replaced != first
+    assert len(pings) >= 1
