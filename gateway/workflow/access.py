@@ -13,9 +13,9 @@ import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam
+from sqlalchemy import ColumnElement, FromClause, Select, and_, bindparam
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
@@ -113,24 +113,26 @@ _CASES = table_of(Case)
 _PARTICIPANTS = table_of(CaseParticipant)
 # Core, not the ORM: loading an entity cost three times the query (the records paths
 # read a case on every request and change nothing in it).
+_CASE_STATE_COLUMNS = (
+    _CASES.c.id,
+    _CASES.c.process,
+    _CASES.c.step,
+    _CASES.c.status,
+    _CASES.c.riec_partner_id,
+    _CASES.c.purpose,
+    _CASES.c.legal_basis,
+    _PARTICIPANTS.c.partner_id,  # the caller's partner if it takes part, else NULL
+)
+_CASE_WITH_CALLER = _CASES.outerjoin(
+    _PARTICIPANTS,
+    and_(
+        _PARTICIPANTS.c.case_id == _CASES.c.id,
+        _PARTICIPANTS.c.partner_id == bindparam("partner_id"),
+    ),
+)
 _CASE_STATE = (
-    core_select(
-        _CASES.c.id,
-        _CASES.c.process,
-        _CASES.c.step,
-        _CASES.c.status,
-        _CASES.c.riec_partner_id,
-        _CASES.c.purpose,
-        _CASES.c.legal_basis,
-        _PARTICIPANTS.c.partner_id,
-    )
-    .outerjoin(
-        _PARTICIPANTS,
-        and_(
-            _PARTICIPANTS.c.case_id == _CASES.c.id,
-            _PARTICIPANTS.c.partner_id == bindparam("partner_id"),
-        ),
-    )
+    core_select(*_CASE_STATE_COLUMNS)
+    .select_from(_CASE_WITH_CALLER)
     .where(_CASES.c.id == bindparam("case_id"))
 )
 _CASE_STATE_LOCKED = _CASE_STATE.with_for_update(of=_CASES)
@@ -148,22 +150,47 @@ def case_state(
     query = _CASE_STATE_LOCKED if lock else _CASE_STATE
     params = {"case_id": case_id, "partner_id": caller.partner_id}
     conn = reader.connection() if isinstance(reader, Session) else reader
-    found = _taking_part(conn.execute(query, params).one_or_none(), case_id)
-    return CaseState(*found[:-1])
+    return state_of(conn.execute(query, params).one_or_none(), case_id)
+
+
+def with_case_state(join: FromClause, on: ColumnElement[bool], *columns: Any) -> Select[Any]:
+    """Return one statement for a case's state and, for a participant only, more rows.
+
+    Each row starts with the case state columns (for ``state_of``), then ``columns`` of
+    ``join``, outer-joined ``on`` (a condition on the case) for a caller whose partner
+    takes part, else NULL. Parameters ``case_id`` and ``partner_id``.
+    """
+    taking_part = _PARTICIPANTS.c.partner_id.is_not(None)
+    return (
+        core_select(*_CASE_STATE_COLUMNS, *columns)
+        .select_from(_CASE_WITH_CALLER.outerjoin(join, and_(on, taking_part)))
+        .where(_CASES.c.id == bindparam("case_id"))
+    )
+
+
+def state_of(found: Sequence[Any] | None, case_id: str) -> CaseState:
+    """Return the case state at the start of a row found by ``with_case_state``.
+
+    Raises NotFoundError for an unknown case, NotParticipantError for a non-participant.
+    """
+    return CaseState(*_taking_part(found, case_id, _PARTICIPATION)[:_PARTICIPATION])
+
+
+_PARTICIPATION = len(_CASE_STATE_COLUMNS) - 1
 
 
 _Found = TypeVar("_Found", bound=Sequence[object])
 
 
-def _taking_part(found: _Found | None, case_id: str) -> _Found:
-    """Return the case row found with the caller's participation (its last column).
+def _taking_part(found: _Found | None, case_id: str, at: int = -1) -> _Found:
+    """Return the case row found with the caller's participation (its column ``at``).
 
     Raises NotFoundError when no case was found, NotParticipantError when the caller's
     partner does not take part in it.
     """
     if found is None:
         raise NotFoundError("no such case", field="case_id")
-    if found[-1] is None:
+    if found[at] is None:
         raise NotParticipantError("only partners taking part in a case can act on it", case=case_id)
     return found
 

@@ -25,7 +25,7 @@ from gateway.context import AppContext
 from gateway.db import table_of
 from gateway.errors import InvalidInputError
 from gateway.identity.actors import Caller
-from gateway.models.cases import CaseOutput, Record, RecordSubject
+from gateway.models.cases import Case, CaseOutput, Record, RecordSubject
 from gateway.models.partners import Partner
 from gateway.obligations.apply import apply
 from gateway.obligations.errors import ObligationError
@@ -46,6 +46,8 @@ from gateway.workflow.access import (
     record_in_case,
     refusals,
     role_may_read,
+    state_of,
+    with_case_state,
 )
 from gateway.workflow.steps import OutputKind, Step
 from gateway.workflow.subjects import Subject, subjects_of, unique
@@ -140,6 +142,7 @@ def _content_key(ctx: AppContext, case_id: str, record: RecordIn) -> str:
 # Core statements on the session's connection, built once: the ORM's flush bookkeeping
 # and entity loading cost more than the statements themselves.
 _RECORDS_TABLE = table_of(Record)
+_CASES_TABLE = table_of(Case)
 _INSERT_RECORD = insert(_RECORDS_TABLE)
 _INSERT_RECORD_SUBJECTS = insert(table_of(RecordSubject))
 _EARLIER_SHARE = core_select(_RECORDS_TABLE.c.id, _RECORDS_TABLE.c.content_key).where(
@@ -292,15 +295,16 @@ def _earlier_share(
     return None if found is None else _EarlierShare(found.id, found.content_key)
 
 
-def _read_purpose(ctx: AppContext, session: Session, case: CaseState, caller: Caller) -> str:
+def _read_purpose(ctx: AppContext, case: CaseState, caller: Caller) -> str:
     """At step 5 a partner reads for its own intervention's purpose; else the case's."""
     if case.step != Step.UITVOEREN:
         return case.purpose or NONE
-    advices = session.exec(
-        select(CaseOutput)
-        .where(CaseOutput.case_id == case.id, CaseOutput.kind == OutputKind.ADVICE.value)
-        .order_by(col(CaseOutput.seq).desc())
-    ).all()
+    with ctx.db.read() as session:
+        advices = session.exec(
+            select(CaseOutput)
+            .where(CaseOutput.case_id == case.id, CaseOutput.kind == OutputKind.ADVICE.value)
+            .order_by(col(CaseOutput.seq).desc())
+        ).all()
     for advice in advices:
         if caller.partner_id not in json.loads(advice.assigned_partners):
             continue
@@ -313,30 +317,28 @@ def _read_purpose(ctx: AppContext, session: Session, case: CaseState, caller: Ca
 
 _PARTNERS_TABLE = table_of(Partner)
 _SUBJECTS_TABLE = table_of(RecordSubject)
-# One row per record and subject (one with no subject when it names none), in the
-# records' order: the records and whom they are about in one statement.
-_RECORDS = (
-    core_select(
-        _RECORDS_TABLE.c.id,
-        _RECORDS_TABLE.c.provider_partner_id,
-        _PARTNERS_TABLE.c.kind.label("provider_kind"),
-        _RECORDS_TABLE.c.step,
-        _RECORDS_TABLE.c.category,
-        _RECORDS_TABLE.c.legal_basis,
-        _RECORDS_TABLE.c.purposes,
-        _RECORDS_TABLE.c.onward,
-        _RECORDS_TABLE.c.retention_until,
-        _RECORDS_TABLE.c.fields_sealed,
-        _RECORDS_TABLE.c.summary_sealed,
-        _RECORDS_TABLE.c.created_at,
-        _SUBJECTS_TABLE.c.id_type,
-        _SUBJECTS_TABLE.c.subject_key,
-    )
-    .join(_PARTNERS_TABLE, _PARTNERS_TABLE.c.id == _RECORDS_TABLE.c.provider_partner_id)
-    .outerjoin(_SUBJECTS_TABLE, _SUBJECTS_TABLE.c.record_id == _RECORDS_TABLE.c.id)
-    .where(_RECORDS_TABLE.c.case_id == bindparam("case_id"))
-    .order_by(_RECORDS_TABLE.c.created_at, _RECORDS_TABLE.c.id)
-)
+# The case's state, then for a participant one row per record and subject (one with no
+# subject when it names none), in the records' order: a read's data in one statement.
+_CASE_RECORDS = with_case_state(
+    _RECORDS_TABLE.join(
+        _PARTNERS_TABLE, _PARTNERS_TABLE.c.id == _RECORDS_TABLE.c.provider_partner_id
+    ).outerjoin(_SUBJECTS_TABLE, _SUBJECTS_TABLE.c.record_id == _RECORDS_TABLE.c.id),
+    _RECORDS_TABLE.c.case_id == _CASES_TABLE.c.id,
+    _RECORDS_TABLE.c.id.label("record_id"),
+    _RECORDS_TABLE.c.provider_partner_id,
+    _PARTNERS_TABLE.c.kind.label("provider_kind"),
+    _RECORDS_TABLE.c.step.label("record_step"),
+    _RECORDS_TABLE.c.category,
+    _RECORDS_TABLE.c.legal_basis.label("record_legal_basis"),
+    _RECORDS_TABLE.c.purposes,
+    _RECORDS_TABLE.c.onward,
+    _RECORDS_TABLE.c.retention_until,
+    _RECORDS_TABLE.c.fields_sealed,
+    _RECORDS_TABLE.c.summary_sealed,
+    _RECORDS_TABLE.c.created_at,
+    _SUBJECTS_TABLE.c.id_type,
+    _SUBJECTS_TABLE.c.subject_key,
+).order_by(_RECORDS_TABLE.c.created_at, _RECORDS_TABLE.c.id)
 
 
 def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
@@ -347,20 +349,27 @@ def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
     provider's summary); withheld records are only counted, by deciding rule. Roles
     outside the case's work get RoleNotInCaseError (audited), not counts.
     """
-    with refusals(ctx, caller, case_id), ctx.db.read() as session:
+    with refusals(ctx, caller, case_id):
         role_may_read(caller, CASE_ROLES)
-        case = case_state(session, case_id, caller)
+        # One statement, so one committed state on every database: no transaction needed.
+        with ctx.db.lookup() as conn:
+            found = conn.execute(
+                _CASE_RECORDS, {"case_id": case_id, "partner_id": caller.partner_id}
+            ).all()
+        case = state_of(found[0] if found else None, case_id)
         readable(ctx, case)
-        purpose = _read_purpose(ctx, session, case, caller)
-        rows = []  # each record's first row
-        subjects_by_record: dict[str, list[tuple[str, str]]] = {}
-        for row in session.connection().execute(_RECORDS, {"case_id": case_id}):
-            about = subjects_by_record.get(row.id)
-            if about is None:
-                about = subjects_by_record[row.id] = []
-                rows.append(row)
-            if row.subject_key is not None:
-                about.append((row.id_type, row.subject_key))
+        purpose = _read_purpose(ctx, case, caller)
+    rows = []  # each record's first row
+    subjects_by_record: dict[str, list[tuple[str, str]]] = {}
+    for row in found:
+        if row.record_id is None:  # a case without records
+            continue
+        about = subjects_by_record.get(row.record_id)
+        if about is None:
+            about = subjects_by_record[row.record_id] = []
+            rows.append(row)
+        if row.subject_key is not None:
+            about.append((row.id_type, row.subject_key))
     vocabulary = ctx.policy.compiled.vocabulary
     pseudonymise = ctx.keys.pseudonymiser(f"case.{case_id}")
     now = ctx.clock.now()
@@ -375,7 +384,7 @@ def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
             case,
             purpose=purpose,
             category=record.category,
-            legal_basis=record.legal_basis,
+            legal_basis=record.record_legal_basis,
             provider_kind=record.provider_kind,
             relation=Relation.OWN if own else Relation.OTHER,
         )
@@ -384,11 +393,12 @@ def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
         if not decision.allowed:
             withheld_by_rule[decision.rule_id] = withheld_by_rule.get(decision.rule_id, 0) + 1
             continue
-        fields = sealing.open_map(ctx.keys, case_id, record.id, record.fields_sealed)
+        record_id = record.record_id
+        fields = sealing.open_map(ctx.keys, case_id, record_id, record.fields_sealed)
         summary = (
             None
             if record.summary_sealed is None
-            else sealing.open_value(ctx.keys, case_id, record.id, "summary", record.summary_sealed)
+            else sealing.open_value(ctx.keys, case_id, record_id, "summary", record.summary_sealed)
         )
         try:
             shaped = apply(
@@ -405,16 +415,16 @@ def read_records(ctx: AppContext, caller: Caller, case_id: str) -> RecordsView:
             continue
         released.append(
             ReleasedRecord(
-                id=record.id,
+                id=record_id,
                 provenance=Provenance(
                     provider=record.provider_partner_id,
                     provider_kind=record.provider_kind,
                     category=record.category,
-                    legal_basis=record.legal_basis,
+                    legal_basis=record.record_legal_basis,
                     purposes=tuple(json.loads(record.purposes)),
                     onward=record.onward,
                     shared_at=record.created_at,
-                    shared_at_step=record.step,
+                    shared_at_step=record.record_step,
                     retention_until=record.retention_until,
                 ),
                 fields=shaped,

@@ -161,8 +161,8 @@ def test_a_lookup_sees_every_commit_made_between_its_statements(database: Databa
 
 
 def test_a_read_session_on_sqlite_reads_one_snapshot(tmp_path: Path) -> None:
-    # Its statements see the state of its first one: a case and its records read in
-    # two statements cannot straddle a commit (PostgreSQL reads commit by commit).
+    # Its statements see the state of its first one, so what a session reads in several
+    # statements cannot straddle a commit (PostgreSQL's default reads commit by commit).
     database = Database(f"sqlite:///{tmp_path / 'snapshot.db'}")
     upgrade(database)
     count = select(func.count(col(AuditEntry.leaf_index)))
