@@ -167,7 +167,9 @@ class _PersonClasses:
         offset = 0
         for file, count in zip(self._files, counts, strict=True):
             if count:
-                records[offset : offset + count].tofile(file)
+                # into the file's buffer: ndarray.tofile flushes and writes at once, one
+                # system call per part and batch (8192 per 200k-row release)
+                file.write(records[offset : offset + count].tobytes())
                 offset += count
 
     def _read(self, path: Path) -> tuple[Int64s, npt.NDArray[np.int32]]:
@@ -362,11 +364,20 @@ def second_pass(
     event_codes = _Codes()
     value_codes = {name: _Codes() for name in plan.sensitive}
     diversity: dict[str, list[Int64s]] = {name: [] for name in plan.sensitive}
+    coded = [col.name for col in plan.released if col.name not in plan.id_types]
     sink.start("shuffle, suppress people, write CSV and Parquet", stats.rows_selected)
     with (
         ExitStack() as stack,
         pa_csv.CSVWriter(str(csv_path), plan.output_schema) as csv_writer,
-        pq.ParquetWriter(str(parquet_path), plan.output_schema, compression="zstd") as pq_writer,
+        pq.ParquetWriter(
+            str(parquet_path),
+            plan.output_schema,
+            compression="zstd",
+            # pseudonyms are all but unique: a dictionary of them is built only to be
+            # dropped, and their min and max say nothing
+            use_dictionary=coded,
+            write_statistics=coded,
+        ) as pq_writer,
     ):
         classes = _PersonClasses(csv_path.parent, "classes", stack)
         events = _PersonClasses(csv_path.parent, "events", stack)

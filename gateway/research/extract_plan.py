@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -51,6 +52,9 @@ from gateway.research.pseudonyms import Pseudonymiser
 from gateway.research.respondent_consent import consent_verdicts
 from gateway.research.transforms import TransformKind
 
+_NOBODY = pa.array([], pa.int32())
+"""The instruments delivering a field no instrument names: none (the field is all null)."""
+
 AS_KEPT = "as-kept"
 """The one level of a kept column that the disclosure check runs over (an event QI)."""
 
@@ -89,12 +93,13 @@ class ExtractPlan:
         self.withdrawn_ids = pa.array(sorted(self.withdrawn), pa.string())
         every = frozenset(range(len(a.instruments)))
         self.field_gate: dict[str, pa.Array | None] = {"provider": None, "category": None}
+        gates: dict[frozenset[int], pa.Array] = {}  # fields of the same instruments share one
         for inst in a.instruments:
             for name in inst.fields:
                 owners_of = frozenset(i for i, x in enumerate(a.instruments) if name in x.fields)
-                self.field_gate[name] = (
-                    None if owners_of == every else pa.array(sorted(owners_of), pa.int32())
-                )
+                if owners_of != every and owners_of not in gates:
+                    gates[owners_of] = pa.array(sorted(owners_of), pa.int32())
+                self.field_gate[name] = None if owners_of == every else gates[owners_of]
         self.pass_through = request.pseudonymised
         self.sources = sorted(source_fields(a, request.pseudonymised))
         if request.pseudonymised:
@@ -299,14 +304,32 @@ class ExtractPlan:
             return Exclusion.NO_PARENTAL_CONSENT
         return None
 
-    def field(self, batch: InputBatch, keep: pa.Array, instrument: pa.Array, name: str) -> pa.Array:
-        """Return field ``name`` of the kept rows; null where their instrument lacks it."""
-        values = batch.text(name).filter(keep)
-        gate = self.field_gate.get(name, pa.array([], pa.int32()))
-        if gate is None:
-            return values
-        delivers = pc.is_in(instrument.filter(keep), value_set=gate)
-        return pc.if_else(delivers, values, NULL_STRING)
+    def fields(
+        self, batch: InputBatch, keep: pa.Array, instrument: pa.Array, names: Sequence[str]
+    ) -> dict[str, pa.Array]:
+        """Return fields ``names`` of the kept rows; null where their instrument lacks one.
+
+        The kept rows' instruments, and which of them deliver a field, are worked out
+        once per set of delivering instruments, not once per field; nothing is filtered
+        when every row is kept.
+        """
+        whole = count_true(keep) == batch.size
+        kept = instrument if whole else instrument.filter(keep)
+        delivers: dict[int, pa.Array] = {}
+        out: dict[str, pa.Array] = {}
+        for name in names:
+            values = batch.text(name)
+            if not whole:
+                values = values.filter(keep)
+            gate = self.field_gate.get(name, _NOBODY)
+            if gate is None:
+                out[name] = values
+                continue
+            mask = delivers.get(id(gate))
+            if mask is None:
+                mask = delivers[id(gate)] = pc.is_in(kept, value_set=gate)
+            out[name] = pc.if_else(mask, values, NULL_STRING)
+        return out
 
     def transform(self, batch: ColumnBatch, stats: ExtractStats) -> Transformed:
         """Return the batch transformed: spill columns, class keys, anchors, withdrawn rows.
@@ -316,7 +339,8 @@ class ExtractPlan:
         data = InputBatch(batch)
         keep, gone, instrument = self.select(data, stats)
         process = pc.or_(keep, gone)
-        fields = {name: self.field(data, process, instrument, name) for name in self.sources}
+        names = [*self.sources, RESPONDENT] if self.link_columns else self.sources
+        fields = self.fields(data, process, instrument, names)
         columns: dict[str, pa.Array] = {}
         hashes: dict[str, pa.Array] = {}
         for col in self.released:
@@ -327,8 +351,7 @@ class ExtractPlan:
             links = [hashes[name] for name in self.link_columns]
             # only a subject key makes a person: a respondent id alone links nothing else
             keyed = pc.is_valid(pc.coalesce(*links) if len(links) > 1 else links[0])
-            respondent = self.field(data, process, instrument, RESPONDENT)
-            links.append(pseudonym_hashes(respondent, RESPONDENT))
+            links.append(pseudonym_hashes(fields[RESPONDENT], RESPONDENT))
             anchors = pc.coalesce(*links)
         else:
             # no pseudonyms: nobody can link rows, so each row is a person of its own

@@ -17,10 +17,11 @@ identifier that links it to a person) refuses the whole batch.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import compress, repeat
 from typing import Any
 
 from gateway.errors import InvalidInputError
@@ -278,6 +279,41 @@ def check_rows(
     return checked
 
 
+def _fill(
+    payloads: list[dict[str, Any]], target: str, found: list[str | None], by_key: dict[Any, str]
+) -> int:
+    """Put each row's pseudonym into its payload under ``target``; return how many failed.
+
+    ``found`` holds per row its identifier's key in ``by_key`` (None: no identifier);
+    ``by_key`` maps "" (an identifier failing its check) to "". The loop runs in C
+    (``map`` over ``dict.__setitem__``): this is the only per-row work left.
+    """
+    pseudonyms = list(map(by_key.get, found))
+    deque(
+        map(
+            dict.__setitem__,
+            compress(payloads, pseudonyms),
+            repeat(target),
+            filter(None, pseudonyms),
+        ),
+        maxlen=0,
+    )
+    return pseudonyms.count("")
+
+
+def _folded(values: list[Any], fold: Callable[[Any], str]) -> dict[Any, str | None]:
+    """Return each distinct value's fold: None when missing or empty, "" when it fails."""
+    out: dict[Any, str | None] = dict.fromkeys(values)
+    for value in out:
+        if value is None or value == "":
+            continue
+        try:
+            out[value] = fold(value)
+        except InvalidInputError:
+            out[value] = ""
+    return out
+
+
 def _single_source(
     spec: PseudonymSpec,
     rows: Sequence[Mapping[str, Any]],
@@ -287,34 +323,18 @@ def _single_source(
     """Put the pseudonym of ``spec``'s one source into each payload; return how many failed.
 
     Each distinct spelling is normalised once, each distinct identifier hashed once
-    ("1234.56.782" and "123456782" share one HMAC). The loop is written out, without a
-    helper call per value, because it runs once per row and identifier.
+    ("1234.56.782" and "123456782" share one HMAC).
     """
-    source, target, kind = spec.sources[0], spec.field, spec.id_type.value
-    normalise = NORMALISERS[spec.id_type]
-    by_spelling: dict[Any, str] = {}  # "" marks a spelling that fails its check
-    by_identifier: dict[str, str] = {}
-    failed = 0
-    for row, payload in zip(rows, payloads, strict=True):
-        value = row.get(source)
-        if value is None or value == "":
-            continue
-        found = by_spelling.get(value)
-        if found is None:
-            try:
-                canonical = normalise(value)
-            except InvalidInputError:
-                found = ""
-            else:
-                found = by_identifier.get(canonical)
-                if found is None:
-                    found = by_identifier[canonical] = pseudonymiser(kind, canonical)
-            by_spelling[value] = found
-        if found:
-            payload[target] = found
-        else:
-            failed += 1
-    return failed
+    source, kind = spec.sources[0], spec.id_type.value
+    spelt = [row.get(source) for row in rows]
+    canonical = _folded(spelt, NORMALISERS[spec.id_type])
+    by_key = {c: pseudonymiser(kind, c) for c in set(canonical.values()) if c}
+    by_key[""] = ""
+    return _fill(payloads, spec.field, list(map(canonical.get, spelt)), by_key)
+
+
+def _day(value: Any) -> str:
+    return birth_date(value).isoformat()
 
 
 def _name_and_birth_date(
@@ -326,33 +346,20 @@ def _name_and_birth_date(
     """Like ``_single_source`` for a name and a birth date; return how many failed.
 
     Names and birth dates recur far more often than their combinations, so each part is
-    folded once per batch (``name_birthdate`` gives the same key, slower).
+    folded once per batch (``name_birthdate`` gives the same key, slower). A row missing
+    either part has no identifier; one whose name or date fails has a failing one.
     """
-    (first, second), target, kind = spec.sources, spec.field, spec.id_type.value
-    names: dict[Any, str] = {}
-    days: dict[Any, str] = {}
-    by_identifier: dict[str, str] = {}
-    failed = 0
-    for row, payload in zip(rows, payloads, strict=True):
-        name, born = row.get(first), row.get(second)
-        if name is None or born is None or name == "" or born == "":
-            continue
-        try:
-            folded = names.get(name)
-            if folded is None:
-                folded = names[name] = canonical_name(name)
-            day = days.get(born)
-            if day is None:
-                day = days[born] = birth_date(born).isoformat()
-        except InvalidInputError:
-            failed += 1
-            continue
-        canonical = f"{folded}|{day}"
-        found = by_identifier.get(canonical)
-        if found is None:
-            found = by_identifier[canonical] = pseudonymiser(kind, canonical)
-        payload[target] = found
-    return failed
+    (first, second), kind = spec.sources, spec.id_type.value
+    names = [row.get(first) for row in rows]
+    days = [row.get(second) for row in rows]
+    folded, parsed = _folded(names, canonical_name), _folded(days, _day)
+    keys = [
+        None if n is None or d is None else f"{n}|{d}" if n and d else ""
+        for n, d in zip(map(folded.get, names), map(parsed.get, days), strict=True)
+    ]
+    by_key = {k: pseudonymiser(kind, k) for k in set(keys) if k}
+    by_key[""] = ""
+    return _fill(payloads, spec.field, keys, by_key)
 
 
 def pseudonymise_rows(
