@@ -336,12 +336,11 @@ class Integrator:
             finally:
                 self._leader = None
 
-    def _step(self, woken: bool) -> None:
+    def _step(self) -> None:
         """One round: lead if we can, then integrate what is pending.
 
-        ``woken``: a commit of this process just left entries pending, so there is
-        no need to look first. After a poll instead, a read looks, so an idle
-        integrator takes no write lock.
+        Woken or polling alike, a batch is built from a read first (``prepare_batch``),
+        so an idle integrator takes no write lock.
         """
         if not self._elect():
             return
@@ -352,21 +351,16 @@ class Integrator:
             self._leader.execute(text("SELECT 1")).scalar_one()
             self._leader.commit()
             self._checked = now
-        if not woken:
-            with self.db.engine.connect() as conn:
-                if not has_pending(conn):
-                    return
         done = integrate_pending(self.db)
         self.integrated += done
         if done and self.on_batch is not None:
             self.on_batch()
 
     def _run(self) -> None:
-        woken = False
         while not self._stop.is_set():
             before = self.integrated
             try:
-                self._step(woken)
+                self._step()
             except SQLAlchemyError:
                 _log.exception("audit integrator: batch failed; retrying")
                 self._resign()
@@ -374,5 +368,5 @@ class Integrator:
                 _log.exception("audit integrator: unexpected error; retrying")
             if self.integrated > before:
                 self._stop.wait(self.linger)
-            woken = self._wake.wait(self.poll)
+            self._wake.wait(self.poll)
             self._wake.clear()

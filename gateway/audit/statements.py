@@ -29,7 +29,8 @@ class _Compiled:
     sql: str
     names: tuple[str, ...]
     positional: bool
-    processors: tuple[Callable[[Any], Any] | None, ...]
+    converted: tuple[tuple[int, Callable[[Any], Any]], ...]
+    """(position in ``names``, bind processor) of the columns that have one."""
 
 
 class DriverInsert:
@@ -52,14 +53,15 @@ class DriverInsert:
                 statement = statement.returning(self.table.c[self.returning])
             compiled = statement.compile(dialect=dialect, column_keys=list(self.columns))
             names = tuple(compiled.positiontup or self.columns)
+            processors = (
+                self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in names
+            )
             found = _Compiled(
                 sql=compiled.string,
                 names=names,
                 positional=bool(compiled.positional),
-                processors=tuple(
-                    self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-                    for name in names
-                ),
+                converted=tuple((i, p) for i, p in enumerate(processors) if p is not None),
             )
             self._compiled[dialect.name] = found
         return found
@@ -67,10 +69,16 @@ class DriverInsert:
     def params(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> list[Params]:
         """Return ``rows`` (every one with all the columns) as the driver takes them."""
         compiled = self._for(dialect)
-        pairs = tuple(zip(compiled.names, compiled.processors, strict=True))
-        if compiled.positional:
-            return [tuple(row[n] if p is None else p(row[n]) for n, p in pairs) for row in rows]
-        return [{n: row[n] if p is None else p(row[n]) for n, p in pairs} for row in rows]
+        names, converted = compiled.names, compiled.converted
+        params: list[Params] = []
+        for row in rows:
+            values = [row[name] for name in names]
+            for i, process in converted:
+                values[i] = process(values[i])
+            params.append(
+                tuple(values) if compiled.positional else dict(zip(names, values, strict=True))
+            )
+        return params
 
     def run(self, conn: Connection, params: list[Params]) -> None:
         """Insert rows converted by ``params`` (with ``conn``'s dialect), in one executemany."""
