@@ -109,6 +109,9 @@ def prepare_batch(db: Database, limit: int = BATCH) -> Batch | None:
 
     Reads, in one read transaction, the tree head first and then the pending rows.
     Returns None if none is pending; raises AuditLogCorruptError if the head is missing.
+    The order matters where each statement sees its own snapshot (PostgreSQL's read
+    committed): rows read after the head were still pending when it was read, so a
+    batch found by ``store_batch`` on an unchanged head holds no integrated entry.
     """
     with db.engine.connect() as conn, conn.begin():
         head = conn.execute(_HEAD).one_or_none()
