@@ -5,8 +5,11 @@ writer commits one transaction per event: either ``log.append`` (a pending entry
 commit only wakes the integrator, which here is one background ``Integrator`` in the
 parent process, as in a server with ``GATEWAY_AUDIT_INTEGRATION=background``), or a
 bare insert of an equally large row into a plain table. Prints transactions/s, the
-ratio to bare inserts, and how long after the last commit the integrator had placed
-every entry in the tree. SQLite and, if the local server answers, PostgreSQL.
+ratio to bare inserts, how long after the last commit the integrator had placed every
+entry in the tree, and CPU time (less sensitive than throughput to other work on the
+machine): each writer's per transaction, and the integrator's (the parent process's
+while the writers append) per entry. SQLite and, if the local server answers,
+PostgreSQL (``--backends`` to pick).
 """
 
 from __future__ import annotations
@@ -52,19 +55,20 @@ def writer(
         "hash": leaf_hash(leaf),
     }
     barrier.wait(60)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(count):
         with database.write() as session:
             if kind == "append":
                 log.append(session, event(worker * count + i))
             else:
                 session.execute(_BARE, {**row, "n": worker * count + i})
-    results.put(time.perf_counter() - started)
+    results.put((time.perf_counter() - started, time.process_time() - cpu))
     database.dispose()
 
 
-def run(url: str, kind: str, writers: int, count: int) -> float:
-    """Return transactions per second of ``writers`` processes committing ``count`` each."""
+def run(url: str, kind: str, writers: int, count: int) -> tuple[float, float]:
+    """Return transactions per second of ``writers`` processes committing ``count`` each,
+    and their CPU seconds per transaction."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(writers)
     results: Any = ctx.Queue()
@@ -74,10 +78,11 @@ def run(url: str, kind: str, writers: int, count: int) -> float:
     ]
     for p in processes:
         p.start()
-    elapsed: float = max(results.get(timeout=600) for _ in processes)
+    times = [results.get(timeout=600) for _ in processes]
     for p in processes:
         p.join(60)
-    return writers * count / elapsed
+    total = writers * count
+    return total / max(t for t, _ in times), sum(c for _, c in times) / total
 
 
 def bench(label: str, database: Database, args: argparse.Namespace) -> None:
@@ -96,11 +101,17 @@ def bench(label: str, database: Database, args: argparse.Namespace) -> None:
             bare: list[float] = []
             appended: list[float] = []
             lag: list[float] = []
+            cpu: dict[str, list[float]] = {"bare": [], "append": [], "integrate": []}
             for _ in range(args.runs):
                 with database.write() as session:
                     session.execute(text("DELETE FROM bench_bare"))
-                bare.append(run(database.url, "bare", writers, args.count))
-                appended.append(run(database.url, "append", writers, args.count))
+                rate, per_tx = run(database.url, "bare", writers, args.count)
+                bare.append(rate)
+                cpu["bare"].append(per_tx * 1e6)
+                before = time.process_time()  # the parent only integrates meanwhile
+                rate, per_tx = run(database.url, "append", writers, args.count)
+                appended.append(rate)
+                cpu["append"].append(per_tx * 1e6)
                 done = time.perf_counter()
                 while True:
                     with database.read() as session:
@@ -108,11 +119,19 @@ def bench(label: str, database: Database, args: argparse.Namespace) -> None:
                             break
                     time.sleep(0.005)
                 lag.append((time.perf_counter() - done) * 1000)
+                spent = time.process_time() - before
+                cpu["integrate"].append(spent / (writers * args.count) * 1e6)
             ratios = [a / b for a, b in zip(appended, bare, strict=True)]
             print(
                 f"{label:<10} writers={writers}  append {spread(appended):>24} tx/s"
                 f"  bare {spread(bare):>24} tx/s  ratio {spread(ratios, 2):>16}"
                 f"  integrated {spread(lag):>20} ms after the last commit",
+                flush=True,
+            )
+            print(
+                f"{label:<10} writers={writers}  CPU µs: per append {spread(cpu['append'])}"
+                f"  per bare insert {spread(cpu['bare'])}"
+                f"  integrator per entry {spread(cpu['integrate'])}",
                 flush=True,
             )
     finally:
@@ -136,12 +155,18 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000, help="transactions per writer")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 8])
+    parser.add_argument(
+        "--backends", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"]
+    )
     args = parser.parse_args()
     if args.quick:
         args.count, args.runs = 200, 1
     print("figures: min/median/max over runs")
-    with tempfile.TemporaryDirectory() as tmp, sqlite_database(Path(tmp), "appends.db") as db:
-        bench("sqlite", db, args)
+    if "sqlite" in args.backends:
+        with tempfile.TemporaryDirectory() as tmp, sqlite_database(Path(tmp), "appends.db") as db:
+            bench("sqlite", db, args)
+    if "postgresql" not in args.backends:
+        return
     with postgres_database() as pg:
         if pg is None:
             print("postgresql: no server answered; skipped")

@@ -6,7 +6,9 @@ entries the next leaf indexes in id order, builds their leaves, and updates the 
 one batch per transaction: one frontier update, one insert per table, one delete.
 Batches are serialised by the tree-head row lock (``SELECT ... FOR UPDATE``; on SQLite
 the write transaction's lock), so indexes have no gaps and the tree cannot fork, even
-if two processes integrate at once.
+if two processes integrate at once. The integrator builds a batch before it takes that
+lock (``prepare_batch``: on SQLite appends wait for the one write lock meanwhile) and
+stores it only on the head it was built on (``store_batch``), else rebuilds it inside.
 
 Who integrates: in ``inline`` mode (the default, and every CLI command) the process
 that committed pending entries integrates right after its commit; anything left by a
@@ -20,7 +22,6 @@ Reads that need indexes (proofs, listings, the processing log, ``audit verify``)
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -30,25 +31,16 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, exists, insert, select, text, update
+from sqlalchemy import Connection, bindparam, exists, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from gateway.audit import log
+from gateway.audit.batches import Batch, build_batch, write_batch
 from gateway.audit.errors import AuditLogCorruptError
-from gateway.audit.events import AuditEvent, encode_parsed, parse_canonical, subject_links
-from gateway.audit.merkle import frontier_append, frontier_root, leaf_hash
+from gateway.audit.events import AuditEvent
 from gateway.db import Database, table_of
-from gateway.logboek import outbox
-from gateway.models.audit import (
-    AuditDetail,
-    AuditEntry,
-    AuditNode,
-    AuditParty,
-    AuditPending,
-    AuditSubject,
-    AuditTreeHead,
-)
+from gateway.models.audit import AuditEntry, AuditPending, AuditTreeHead
 
 _log = logging.getLogger(__name__)
 
@@ -70,23 +62,17 @@ RETRY_AFTER_MS = 200
 
 _PENDING_TABLE = table_of(AuditPending)
 _PENDING = select(_PENDING_TABLE).order_by(_PENDING_TABLE.c.entry_id).limit(bindparam("limit"))
-_DELETE = delete(_PENDING_TABLE).where(
-    _PENDING_TABLE.c.entry_id.in_(bindparam("ids", expanding=True))
-)
-_INSERT_ENTRIES, _INSERT_DETAILS, _INSERT_NODES, _INSERT_SUBJECTS, _INSERT_PARTIES = (
-    insert(table_of(model))
-    for model in (AuditEntry, AuditDetail, AuditNode, AuditSubject, AuditParty)
-)
 _ANY_PENDING = select(exists().where(col(AuditPending.entry_id).is_not(None)))
-
-
 _HEAD_TABLE = table_of(AuditTreeHead)
-_LOCK_HEAD = (
-    select(_HEAD_TABLE.c.size, _HEAD_TABLE.c.frontier)
-    .where(_HEAD_TABLE.c.id == log.HEAD_ID)
-    .with_for_update()
-)
-_UPDATE_HEAD = update(_HEAD_TABLE).where(_HEAD_TABLE.c.id == log.HEAD_ID)
+_HEAD = select(_HEAD_TABLE.c.size, _HEAD_TABLE.c.frontier).where(_HEAD_TABLE.c.id == log.HEAD_ID)
+_LOCK_HEAD = _HEAD.with_for_update()
+
+
+def _locked_head(session: Session) -> Any:
+    head = session.connection().execute(_LOCK_HEAD).one_or_none()
+    if head is None:
+        raise AuditLogCorruptError("audit tree head missing; run migrations")
+    return head
 
 
 def integrate_batch(session: Session, limit: int = BATCH) -> int:
@@ -99,80 +85,58 @@ def integrate_batch(session: Session, limit: int = BATCH) -> int:
     # more than the rest of a small batch. What the caller's transaction changed through
     # the ORM is flushed first, as the ORM query did, so the Logboek lines see it.
     session.flush()
+    head = _locked_head(session)
     conn = session.connection()
-    head = conn.execute(_LOCK_HEAD).one_or_none()
+    pending = conn.execute(_PENDING, {"limit": limit}).all()
+    if not pending:
+        return 0
+    write_batch(session, build_batch(conn.dialect, head.size, head.frontier, pending))
+    return len(pending)
+
+
+def integrate_prepared(db: Database, limit: int = BATCH) -> int:
+    """Integrate up to ``limit`` pending entries, built outside the write lock; return how many.
+
+    ``prepare_batch`` then ``store_batch``. Raises AuditLogCorruptError if the tree
+    head row is missing.
+    """
+    batch = prepare_batch(db, limit)
+    return 0 if batch is None else store_batch(db, batch, limit)
+
+
+def prepare_batch(db: Database, limit: int = BATCH) -> Batch | None:
+    """Build the batch of up to ``limit`` pending entries without the write lock.
+
+    Reads, in one read transaction, the tree head first and then the pending rows.
+    Returns None if none is pending; raises AuditLogCorruptError if the head is missing.
+    The order matters where each statement sees its own snapshot (PostgreSQL's read
+    committed): rows read after the head were still pending when it was read, so a
+    batch found by ``store_batch`` on an unchanged head holds no integrated entry.
+    """
+    with db.engine.connect() as conn, conn.begin():
+        head = conn.execute(_HEAD).one_or_none()
+        pending = conn.execute(_PENDING, {"limit": limit}).all()
     if head is None:
         raise AuditLogCorruptError("audit tree head missing; run migrations")
-    rows = conn.execute(_PENDING, {"limit": limit}).all()
-    if not rows:
-        return 0
-    size = head.size
-    frontier = [bytes.fromhex(h) for h in json.loads(head.frontier)]
-    entries: list[dict[str, Any]] = []
-    details: list[dict[str, Any]] = []
-    nodes: list[dict[str, Any]] = []
-    subjects: list[dict[str, Any]] = []
-    parties: list[dict[str, Any]] = []
-    for row in rows:
-        index = size
-        document = parse_canonical(row.document)  # written by canonical_json: no floats
-        document["index"] = index
-        leaf = encode_parsed(document)
-        digest = leaf_hash(leaf)
-        frontier, completed = frontier_append(index, frontier, digest)
-        entries.append(
-            {
-                "leaf_index": index,
-                "entry_id": row.entry_id,
-                "event_type": row.event_type,
-                "occurred_at": row.occurred_at,
-                "actor_partner_id": row.actor_partner_id,
-                "actor_principal_id": row.actor_principal_id,
-                "case_id": row.case_id,
-                "trace_id": document.get("trace"),
-                "leaf": leaf.decode(),
-                "leaf_hash": digest,
-            }
-        )
-        if row.body is not None:
-            details.append(
-                {
-                    "leaf_index": index,
-                    "salt": row.salt,
-                    "body": row.body,
-                    "delete_after": row.delete_after,
-                }
-            )
-        nodes.extend({"level": n.level, "node_index": n.index, "hash": n.hash} for n in completed)
-        subjects.extend(subject_links(index, document))
-        parties.extend({"leaf_index": index, "partner_id": p} for p in document["parties"])
-        size += 1
-    for statement, values in (
-        (_INSERT_ENTRIES, entries),
-        (_INSERT_DETAILS, details),
-        (_INSERT_NODES, nodes),
-        (_INSERT_SUBJECTS, subjects),
-        (_INSERT_PARTIES, parties),
-    ):
-        if values:
-            conn.execute(statement, values)
-    # the lines for partners' Logboeken are queued with their entries, or neither
-    outbox.enqueue(session, entries, rows[-1].occurred_at)
-    conn.execute(_DELETE, {"ids": [row.entry_id for row in rows]})
-    conn.execute(
-        _UPDATE_HEAD,
-        {
-            "size": size,
-            "root": frontier_root(frontier),
-            "frontier": json.dumps([h.hex() for h in frontier]),
-            "updated_at": rows[-1].occurred_at,
-        },
-    )
-    if session.identity_map:  # a head loaded earlier in this transaction keeps no stale size
-        loaded = session.identity_map.get(session.identity_key(AuditTreeHead, log.HEAD_ID))
-        if loaded is not None:
-            session.expire(loaded)
-    return len(rows)
+    if not pending:
+        return None
+    return build_batch(db.engine.dialect, head.size, head.frontier, pending)
+
+
+def store_batch(db: Database, batch: Batch, limit: int = BATCH) -> int:
+    """Store ``batch`` in a write transaction if the head is still the one it was built on.
+
+    Every batch moves the head, and deletes its pending rows in the transaction that
+    moves it, so an unchanged head means nothing integrated the batch's entries since
+    it read them. Otherwise (another integrator was first) up to ``limit`` entries are
+    integrated under the lock instead, as ``integrate_batch``. Returns how many.
+    """
+    with db.write() as session:
+        head = _locked_head(session)
+        if (head.size, head.frontier) != (batch.size, batch.frontier):
+            return integrate_batch(session, limit)
+        write_batch(session, batch)
+    return len(batch.ids)
 
 
 def append_sequenced(
@@ -207,8 +171,7 @@ def integrate_pending(db: Database, *, limit: int = BATCH) -> int:
     """
     total = 0
     while True:
-        with db.write() as session:
-            done = integrate_batch(session, limit)
+        done = integrate_prepared(db, limit)
         total += done
         if done < limit:
             return total
@@ -376,12 +339,11 @@ class Integrator:
             finally:
                 self._leader = None
 
-    def _step(self, woken: bool) -> None:
+    def _step(self) -> None:
         """One round: lead if we can, then integrate what is pending.
 
-        ``woken``: a commit of this process just left entries pending, so there is
-        no need to look first. After a poll instead, a read looks, so an idle
-        integrator takes no write lock.
+        Woken or polling alike, a batch is built from a read first (``prepare_batch``),
+        so an idle integrator takes no write lock.
         """
         if not self._elect():
             return
@@ -392,21 +354,16 @@ class Integrator:
             self._leader.execute(text("SELECT 1")).scalar_one()
             self._leader.commit()
             self._checked = now
-        if not woken:
-            with self.db.engine.connect() as conn:
-                if not has_pending(conn):
-                    return
         done = integrate_pending(self.db)
         self.integrated += done
         if done and self.on_batch is not None:
             self.on_batch()
 
     def _run(self) -> None:
-        woken = False
         while not self._stop.is_set():
             before = self.integrated
             try:
-                self._step(woken)
+                self._step()
             except SQLAlchemyError:
                 _log.exception("audit integrator: batch failed; retrying")
                 self._resign()
@@ -414,5 +371,5 @@ class Integrator:
                 _log.exception("audit integrator: unexpected error; retrying")
             if self.integrated > before:
                 self._stop.wait(self.linger)
-            woken = self._wake.wait(self.poll)
+            self._wake.wait(self.poll)
             self._wake.clear()
