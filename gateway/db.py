@@ -298,6 +298,11 @@ class Database:
         on_disk = self.is_sqlite and database not in {"", ":memory:"} and "mode=memory" not in url
         self._file_lock = _WriterFileLock(Path(f"{database}-writer")) if on_disk else None
 
+    @property
+    def root_engine(self) -> Engine:
+        """The engine all of this database's engines proxy: its listeners see every statement."""
+        return self._lookup_engine if self.is_sqlite else self.engine
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         """Yield a session for reading; closing it discards anything written in it.

@@ -41,11 +41,11 @@ def statements(database: Database) -> Iterator[list[tuple[str, Any]]]:
     def record(_conn: Any, _cursor: Any, sql: str, params: Any, _ctx: Any, _many: bool) -> None:
         seen.append((sql, params))
 
-    event.listen(database.engine, "before_cursor_execute", record)
+    event.listen(database.root_engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(database.engine, "before_cursor_execute", record)
+        event.remove(database.root_engine, "before_cursor_execute", record)
 
 
 def test_store_proofs_equal_the_reference_for_every_size(database: Database) -> None:
