@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.app import build_context
-from gateway.audit import log
+from gateway.audit import log, sequencer
 from gateway.audit.events import AuditEvent, AuditEventType
 from gateway.clock import FixedClock
 from gateway.config import Settings
@@ -35,6 +35,15 @@ def signer(key_ring_template: Path) -> Ed25519Signer:
         policies_dir=POLICIES,
     )
     return KeyRing.open(settings, clock=FixedClock(START)).signer()
+
+
+@pytest.fixture
+def deferred(database: Database) -> Iterator[sequencer.Integrator]:
+    """Commits only wake this (thread-less) integrator: entries stay pending until asked."""
+    integrator = sequencer.Integrator(database)
+    integrator.attach()
+    yield integrator
+    integrator.stop()
 
 
 def sample_event(i: int, **changes: object) -> AuditEvent:

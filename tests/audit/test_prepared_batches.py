@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import text
 from sqlmodel import col, select
@@ -16,15 +14,6 @@ from gateway.db import Database
 from gateway.models.audit import AuditEntry
 from tests.audit.conftest import ORIGIN, sample_event
 from tests.conftest import START
-
-
-@pytest.fixture
-def deferred(database: Database) -> Iterator[sequencer.Integrator]:
-    """Commits only wake this (thread-less) integrator: entries stay pending until asked."""
-    integrator = sequencer.Integrator(database)
-    integrator.attach()
-    yield integrator
-    integrator.stop()
 
 
 def append(database: Database, numbers: range) -> list[int]:

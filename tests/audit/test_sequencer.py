@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -17,15 +16,6 @@ from gateway.db import Database
 from gateway.models.audit import AuditEntry, AuditPending
 from tests.audit.conftest import ORIGIN, sample_event
 from tests.conftest import START
-
-
-@pytest.fixture
-def deferred(database: Database) -> Iterator[sequencer.Integrator]:
-    """Commits only wake this (thread-less) integrator: entries stay pending until asked."""
-    integrator = sequencer.Integrator(database)
-    integrator.attach()
-    yield integrator
-    integrator.stop()
 
 
 def pending_ids(database: Database) -> list[int]:
