@@ -55,7 +55,13 @@ def _fold(pairs: _Pairs) -> _Pairs:
     """
     if len(pairs.classes) == 0:
         return pairs
-    order = np.lexsort((pairs.subjects, pairs.known, pairs.classes))
+    # (class, known, subject) order in two sorts, not lexsort's three stable ones: the
+    # subjects unstably (ties are equal pairs, summed alike), then class and known, packed
+    # in one key, stably
+    order = np.argsort(pairs.subjects)
+    key = (pairs.classes.astype(np.int64) << 1) | pairs.known
+    order = order[np.argsort(key[order], kind="stable")]
+    del key
     classes, subjects = pairs.classes[order], pairs.subjects[order]
     known, rows = pairs.known[order], pairs.rows[order]
     del order

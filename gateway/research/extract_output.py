@@ -393,8 +393,9 @@ def second_pass(
                 stats.rows_suppressed += int((~keep & ~withdrawn[person]).sum())
             else:
                 stats.rows_suppressed += int((~keep).sum())
-            table = table.filter(pa.array(keep))
-            person = person[keep]
+            if not keep.all():  # nearly always all are kept: no copy of the table then
+                table = table.filter(pa.array(keep))
+                person = person[keep]
             released[person] = True
             arrays = []
             for col in plan.released:

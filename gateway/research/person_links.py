@@ -44,10 +44,32 @@ def positions(sorted_values: Int64s, queries: Int64s) -> Int64s:
     """
     if len(queries) < 4096:
         return np.searchsorted(sorted_values, queries)
-    order = np.argsort(queries)
+    order = _nearly_sorted_order(queries)
     found = np.empty(len(queries), dtype=np.int64)
     found[order] = np.searchsorted(sorted_values, queries[order])
     return found
+
+
+def _nearly_sorted_order(values: Int64s) -> Int64s:
+    """Return a permutation that puts ``values`` in ascending order, or nearly.
+
+    Each value's offset from the smallest, shifted right as far as needed, is packed
+    with its index into one 64-bit key: one sort of the keys (numpy's vectorised sort,
+    2-3x faster than ``argsort``) orders the values by their leading bits. Values that
+    share those bits (for pseudonym hashes: rarely; for small numbers: never, nothing is
+    shifted out) keep their index order. Only for locality: any order finds the same.
+    """
+    count = len(values)
+    index_bits = max(count - 1, 1).bit_length()
+    low = values.min()
+    shift = max(0, (int(values.max()) - int(low)).bit_length() + index_bits - 64)
+    offsets = (values - low).view(np.uint64)  # wraps modulo 2**64: the true offset
+    keys = (offsets >> np.uint64(shift)) << np.uint64(index_bits)
+    keys |= np.arange(count, dtype=np.uint64)
+    keys.sort()
+    keys &= np.uint64((1 << index_bits) - 1)
+    order: Int64s = keys.view(np.int64)
+    return order
 
 
 def int64s(array: pa.Array | pa.ChunkedArray) -> Int64s:
