@@ -157,6 +157,17 @@ def _copy_into(source: IO[bytes], target: IO[bytes], size: int) -> None:
         shutil.copyfileobj(source, target, _CHUNK)  # the same bytes, through a buffer
 
 
+def member_info(name: str, path: Path, mtime: datetime) -> tarfile.TarInfo:
+    """Return the tar header of a bundle member: its size, the release's time, no owner."""
+    info = tarfile.TarInfo(name)
+    info.size = path.stat().st_size
+    info.mtime = int(mtime.timestamp())
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
 def write_tar(target: Path, members: Sequence[tuple[str, Path]], mtime: datetime) -> None:
     """Write an uncompressed tar of ``members`` (name, file) in order, deterministic headers.
 
@@ -167,12 +178,7 @@ def write_tar(target: Path, members: Sequence[tuple[str, Path]], mtime: datetime
     written = 0
     with target.open("xb") as out:
         for name, path in members:
-            info = tarfile.TarInfo(name)
-            info.size = path.stat().st_size
-            info.mtime = int(mtime.timestamp())
-            info.mode = 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
+            info = member_info(name, path, mtime)
             header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
             padding = -info.size % tarfile.BLOCKSIZE
             out.write(header)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.research import bundle
-from gateway.research.bundle import write_tar
+from gateway.research.bundle import member_info, write_tar
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -25,14 +25,8 @@ def tarfile_bytes(target: Path, members: Sequence[tuple[str, Path]], mtime: date
         tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         for name, path in members:
-            info = tarfile.TarInfo(name)
-            info.size = path.stat().st_size
-            info.mtime = int(mtime.timestamp())
-            info.mode = 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
             with path.open("rb") as handle:
-                tar.addfile(info, handle)
+                tar.addfile(member_info(name, path, mtime), handle)
     return target.read_bytes()
 
 
