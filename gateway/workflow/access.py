@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, FromClause, Select, and_, bindparam
 from sqlalchemy import select as core_select
-from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from gateway import usecase
@@ -138,19 +137,15 @@ _CASE_STATE = (
 _CASE_STATE_LOCKED = _CASE_STATE.with_for_update(of=_CASES)
 
 
-def case_state(
-    reader: Session | Connection, case_id: str, caller: Caller, *, lock: bool = False
-) -> CaseState:
+def case_state(session: Session, case_id: str, caller: Caller, *, lock: bool = False) -> CaseState:
     """Return the case's state (row-locked if ``lock``) when the caller's partner takes part.
 
     The same check and errors as ``load_case``, for a use case that does not change the
     case row: NotFoundError for an unknown case, NotParticipantError for a non-participant.
-    ``reader`` is a session, or a look-up connection (one statement: one committed state).
     """
     query = _CASE_STATE_LOCKED if lock else _CASE_STATE
     params = {"case_id": case_id, "partner_id": caller.partner_id}
-    conn = reader.connection() if isinstance(reader, Session) else reader
-    return state_of(conn.execute(query, params).one_or_none(), case_id)
+    return state_of(session.connection().execute(query, params).one_or_none(), case_id)
 
 
 def with_case_state(join: FromClause, on: ColumnElement[bool], *columns: Any) -> Select[Any]:

@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert
+from sqlalchemy import and_, bindparam, insert
 from sqlalchemy import select as core_select
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -151,6 +150,18 @@ _EARLIER_SHARE = core_select(_RECORDS_TABLE.c.id, _RECORDS_TABLE.c.content_key).
 )
 
 
+# The case's state and, for a participant, the record its partner stored under the key.
+_CASE_AND_EARLIER_SHARE = with_case_state(
+    _RECORDS_TABLE,
+    and_(
+        _RECORDS_TABLE.c.provider_partner_id == bindparam("partner_id"),
+        _RECORDS_TABLE.c.idempotency_key == bindparam("key"),
+    ),
+    _RECORDS_TABLE.c.id.label("earlier_id"),
+    _RECORDS_TABLE.c.content_key,
+)
+
+
 def share_record(
     ctx: AppContext, caller: Caller, case_id: str, idempotency_key: str, record: RecordIn
 ) -> ShareResult:
@@ -165,12 +176,18 @@ def share_record(
     usecase.check_idempotency_key(idempotency_key)
     found = _checked(ctx, caller, case_id, record)
     content_key = _content_key(ctx, case_id, record)
-    # Look-ups, not a read transaction: the write below checks the case again, locked,
+    # One look-up, not a read transaction: the write below checks the case again, locked,
     # and a concurrent first use of the key is caught by its unique index.
+    params = {"case_id": case_id, "partner_id": caller.partner_id, "key": idempotency_key}
     with refusals(ctx, caller, case_id), ctx.db.lookup() as conn:
-        case = case_state(conn, case_id, caller)
+        looked_up = conn.execute(_CASE_AND_EARLIER_SHARE, params).one_or_none()
+        case = state_of(looked_up, case_id)
         must_be_open(case)
-        earlier = _earlier_share(conn, caller, idempotency_key)
+    earlier = (
+        None
+        if looked_up is None or looked_up.earlier_id is None
+        else _EarlierShare(looked_up.earlier_id, looked_up.content_key)
+    )
     request = _share_request(caller, case, record)
     # Before anything is said about the key: a caller that may not share learns nothing.
     decision = allow(ctx, caller, request, "sharing this record", case_id)
@@ -285,13 +302,10 @@ def _replayed(
     )
 
 
-def _earlier_share(
-    reader: Session | Connection, caller: Caller, idempotency_key: str
-) -> _EarlierShare | None:
+def _earlier_share(session: Session, caller: Caller, idempotency_key: str) -> _EarlierShare | None:
     """Return the caller's partner's record stored under this key, if any."""
     params = {"partner_id": caller.partner_id, "idempotency_key": idempotency_key}
-    conn = reader.connection() if isinstance(reader, Session) else reader
-    found = conn.execute(_EARLIER_SHARE, params).one_or_none()
+    found = session.connection().execute(_EARLIER_SHARE, params).one_or_none()
     return None if found is None else _EarlierShare(found.id, found.content_key)
 
 
