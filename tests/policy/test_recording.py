@@ -91,3 +91,12 @@ def test_recorded_requests_replay_against_a_policy(database: Database, clock: Fi
         assert replayed.allowed == recorded.decision.allowed
         assert replayed.rule_id == recorded.decision.rule_id
         assert replayed.obligations == recorded.decision.obligations
+
+
+def test_a_recorded_decision_maintains_only_the_index_replays_read(database: Database) -> None:
+    """Every decided request inserts a row: an index no query reads is a page written for
+    nothing on each (and copied again at every checkpoint). Replays select by period."""
+    from sqlalchemy import inspect
+
+    indexes = inspect(database.engine).get_indexes("policy_decisions")
+    assert [index["column_names"] for index in indexes] == [["decided_at"]]
