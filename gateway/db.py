@@ -34,6 +34,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine
 
+from gateway import wal
 from gateway.errors import SchemaNotCurrentError
 
 _BEGIN_OPTION = "gateway_sqlite_begin"
@@ -133,6 +134,8 @@ def _engines(url: str) -> tuple[Engine, Engine]:
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints run in the background (gateway.wal), not inside a commit.
+            cursor.execute(f"PRAGMA wal_autocheckpoint={wal.BACKSTOP_PAGES}")
         cursor.close()
 
     # The same pool, with explicit BEGINs for Core use of ``Database.engine`` (migrations,
@@ -297,6 +300,7 @@ class Database:
         database = make_url(url).database or ""
         on_disk = self.is_sqlite and database not in {"", ":memory:"} and "mode=memory" not in url
         self._file_lock = _WriterFileLock(Path(f"{database}-writer")) if on_disk else None
+        self._checkpointer = wal.Checkpointer(Path(database)) if on_disk else None
 
     @property
     def root_engine(self) -> Engine:
@@ -345,6 +349,8 @@ class Database:
                         yield session
                 finally:
                     self._writing.active = False
+            if self._checkpointer is not None:  # outside the lock: writers need not wait
+                self._checkpointer.after_commit()
         if session.info.pop(AUDIT_PENDING, False):
             from gateway.audit.sequencer import after_commit  # here: audit imports db
 
@@ -360,9 +366,15 @@ class Database:
                 session.rollback()
                 raise
 
+    def checkpoints(self) -> int:
+        """Return how many log checkpoints this process ran in the background (SQLite)."""
+        return self._checkpointer.runs if self._checkpointer is not None else 0
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         if self._file_lock is not None:
             self._file_lock.close()
 
