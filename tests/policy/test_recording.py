@@ -100,3 +100,29 @@ def test_a_recorded_decision_maintains_only_the_index_replays_read(database: Dat
 
     indexes = inspect(database.engine).get_indexes("policy_decisions")
     assert [index["column_names"] for index in indexes] == [["decided_at"]]
+
+
+def test_decision_rows_store_what_a_core_insert_of_the_same_rows_stores(
+    database: Database, clock: FixedClock
+) -> None:
+    from sqlalchemy import insert, text
+
+    from gateway.db import table_of
+    from gateway.policy import recording
+
+    pairs = [(r, ENGINE.decide(r)) for r in (read("police-incident"), read("fiscal", "politie"))]
+    with database.write() as session:
+        record_decisions(session, ACTOR, pairs, clock.now(), case_id="case-1")
+    with database.read() as session:
+        stored = [tuple(r) for r in session.execute(text("SELECT * FROM policy_decisions"))]
+        entry_ids = [r.audit_entry_id for r in session.exec(select(PolicyDecisionRecord))]
+    rows = [
+        recording._row(ACTOR, clock.now(), "case-1", r, d, r.digest(), entry_id)
+        for (r, d), entry_id in zip(pairs, entry_ids, strict=True)
+    ]
+    with database.write() as session:
+        session.connection().execute(insert(table_of(PolicyDecisionRecord)), rows)
+    with database.read() as session:
+        again = [tuple(r) for r in session.execute(text("SELECT * FROM policy_decisions"))][2:]
+    assert len(stored) == len(again) == 2
+    assert [r[1:] for r in stored] == [r[1:] for r in again]  # all but the id
