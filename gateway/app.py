@@ -25,6 +25,7 @@ from gateway.api import (
 )
 from gateway.api import keys as keys_api
 from gateway.api import policies as policies_api
+from gateway.api import records as records_api
 from gateway.api import register as register_api
 from gateway.api import research as research_api
 from gateway.api.middleware import HttpMetrics, RequestContextMiddleware
@@ -362,10 +363,12 @@ def create_app(
     if tracing is not None:  # outermost: the span covers the whole request
         app.add_middleware(telemetry.RequestTracing, tracer=tracing.get_tracer("riec-gateway"))
     # A request is matched against the routers in this order, route by route: the
-    # routes every partner system calls all day (cases, AuthZEN) come first. No two
-    # routers share a path prefix, so the order changes no match, only the docs' order.
-    app.include_router(cases.router)
+    # routes every partner system calls all day (records, AuthZEN, cases) come first. No
+    # two routes of different routers match one path, so the order changes no match,
+    # only the docs' order.
+    app.include_router(records_api.router)
     app.include_router(authzen.router)
+    app.include_router(cases.router)
     app.include_router(health.router)
     app.include_router(partners.router)
     app.include_router(oidc.router)

@@ -1,4 +1,4 @@
-"""Case routes: signals, participants, hit/no-hit, go/no-go, outputs, steps, records.
+"""Case routes: signals, participants, hit/no-hit, go/no-go, outputs, steps (records: api/records).
 
 Identifiers travel in request bodies only, never in URLs. Every route calls one
 workflow use case; the policy, sealing and audit happen below.
@@ -6,12 +6,9 @@ workflow use case; the policy, sealing and audit happen below.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, status
 
 from gateway.api.deps import Ctx, CurrentCaller
-from gateway.api.responses import ready_json
 from gateway.schemas.cases import (
     GoDecisionIn,
     HitQueryIn,
@@ -19,22 +16,18 @@ from gateway.schemas.cases import (
     HoldingsOut,
     OutputIn,
     ParticipantIn,
-    RecordIn,
-    ShareOut,
     SignalIn,
     TransitionIn,
 )
-from gateway.workflow import hits, outputs, records, signals, transitions
+from gateway.workflow import hits, outputs, signals, transitions
 from gateway.workflow.access import SubjectIn
 from gateway.workflow.outputs import Intervention
-from gateway.workflow.records import RecordIn as RecordData
 from gateway.workflow.steps import OutputKind
 from gateway.workflow.views import (
     CaseView,
     HitResult,
     OutputsView,
     OutputView,
-    RecordsView,
 )
 
 router = APIRouter(prefix="/v1", tags=["cases"])
@@ -128,51 +121,3 @@ def read_outputs(case_id: str, caller: CurrentCaller, ctx: Ctx) -> OutputsView:
 def transition(case_id: str, body: TransitionIn, caller: CurrentCaller, ctx: Ctx) -> CaseView:
     """Move forward one step (its output must exist) or back to 3 from 4 or 5 with a reason."""
     return transitions.transition(ctx, caller, case_id, body.to_step, body.reason, body.closure)
-
-
-@router.post(
-    "/cases/{case_id}/records",
-    status_code=status.HTTP_201_CREATED,
-    summary="Share a record into a case",
-    response_model=ShareOut,
-    responses={
-        200: {"description": "a retry: the record was stored by an earlier call", "model": ShareOut}
-    },
-)
-def share_record(
-    case_id: str,
-    body: RecordIn,
-    caller: CurrentCaller,
-    ctx: Ctx,
-    idempotency_key: Annotated[str, Header(alias="Idempotency-Key")],
-) -> Response:
-    """Share a record under the provider's legal basis; retries with the same key are safe."""
-    result = records.share_record(
-        ctx,
-        caller,
-        case_id,
-        idempotency_key,
-        RecordData(
-            category=body.category,
-            legal_basis=body.legal_basis,
-            purposes=tuple(body.purposes),
-            onward=body.onward,
-            retention_days=body.retention_days,
-            fields=body.fields,
-            summary=body.summary,
-        ),
-    )
-    answer = ShareOut(record_id=result.record_id, created=result.created)
-    return ready_json(
-        answer, status_code=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-    )
-
-
-@router.get(
-    "/cases/{case_id}/records",
-    summary="The records the caller may see now",
-    response_model=RecordsView,
-)
-def read_records(case_id: str, caller: CurrentCaller, ctx: Ctx) -> Response:
-    """Return records with obligations applied and provenance; withheld ones only counted."""
-    return ready_json(records.read_records(ctx, caller, case_id))
