@@ -136,6 +136,7 @@ def _engines(url: str) -> tuple[Engine, Engine]:
             cursor.execute("PRAGMA synchronous=NORMAL")
             # Checkpoints run in the background (gateway.wal), not inside a commit.
             cursor.execute(f"PRAGMA wal_autocheckpoint={wal.BACKSTOP_PAGES}")
+            cursor.execute(f"PRAGMA journal_size_limit={wal.SIZE_LIMIT_BYTES}")
         cursor.close()
 
     # The same pool, with explicit BEGINs for Core use of ``Database.engine`` (migrations,

@@ -23,6 +23,16 @@ CHECKPOINT_PAGES = 1000
 BACKSTOP_PAGES = 10 * CHECKPOINT_PAGES
 """SQLite's own automatic checkpoint, inside a commit: only if the checkpointer falls behind."""
 
+SIZE_LIMIT_BYTES = 1 << 20
+"""``journal_size_limit``: the log file is cut back to this size (or to the frames in use)
+when SQLite restarts it after a checkpoint, so its size tells how much is in it."""
+
+MIN_INTERVAL_SECONDS = 0.2
+"""At most one checkpoint this often. Under steady writes a passive checkpoint rarely
+finds the log still when it ends, so SQLite cannot restart the log and its size stays
+over the mark; the automatic checkpoint at ``BACKSTOP_PAGES`` then finds almost nothing
+left to copy, and lets SQLite restart the log."""
+
 _FRAME_HEADER = 24
 _log = logging.getLogger(__name__)
 
@@ -70,6 +80,10 @@ class Checkpointer:
                     return
                 self._wake.clear()
                 self.checkpoint(conn)
+                # commits during the checkpoint saw the log before SQLite could restart it
+                self._wake.clear()
+                if self._stop.wait(MIN_INTERVAL_SECONDS):
+                    return
         finally:
             conn.close()
 

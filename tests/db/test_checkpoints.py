@@ -29,13 +29,16 @@ def test_commits_leave_checkpoints_to_the_checkpointer_and_the_log_stays_small(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 40)
+    monkeypatch.setattr(wal, "BACKSTOP_PAGES", 160)
+    monkeypatch.setattr(wal, "SIZE_LIMIT_BYTES", 0)
+    monkeypatch.setattr(wal, "MIN_INTERVAL_SECONDS", 0)
     path = tmp_path / "g.db"
     database = Database(f"sqlite:///{path}")
     with database.engine.begin() as conn:
         conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"))
     with database.lookup() as conn:  # a commit does not checkpoint before the backstop
         autocheckpoint = conn.execute(text("PRAGMA wal_autocheckpoint")).scalar_one()
-    assert autocheckpoint == wal.BACKSTOP_PAGES > 40
+    assert autocheckpoint == wal.BACKSTOP_PAGES == 160
     try:
         for _ in range(10):  # 10 x 30 transactions of one page each: 300 pages in all
             _writes(database, 30)
@@ -43,9 +46,10 @@ def test_commits_leave_checkpoints_to_the_checkpointer_and_the_log_stays_small(
         deadline = time.monotonic() + 5
         while database.checkpoints() < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert database.checkpoints() >= 3
-        # the log restarts after each full checkpoint: it never held the 300 pages
-        assert _wal_pages(path) < 4 * 40
+        # about one checkpoint per 40 pages (a commit writes one or two), not one per commit
+        assert 3 <= database.checkpoints() <= 300 / 5
+        # the log restarts after a checkpoint that caught up: it never held all the pages
+        assert _wal_pages(path) < 160 + 40
     finally:
         database.dispose()
     with sqlite3.connect(path) as conn:  # and every row made it into the database
