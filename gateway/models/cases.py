@@ -127,7 +127,8 @@ class Record(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=40)
     case_id: str = Field(foreign_key="cases.id", index=True, max_length=40)
-    provider_partner_id: str = Field(foreign_key="partners.id", index=True, max_length=64)
+    # no index of its own: it leads the unique (provider, idempotency key) index
+    provider_partner_id: str = Field(foreign_key="partners.id", max_length=64)
     provided_by: str = Field(max_length=64)
     step: int
     category: str = Field(max_length=64)

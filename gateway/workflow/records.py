@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert
+from sqlalchemy import and_, bindparam
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from gateway import usecase
 from gateway.audit.events import AuditEventType
+from gateway.audit.statements import DriverInsert
 from gateway.context import AppContext
 from gateway.db import table_of
 from gateway.errors import InvalidInputError
@@ -142,8 +143,32 @@ def _content_key(ctx: AppContext, case_id: str, record: RecordIn) -> str:
 # and entity loading cost more than the statements themselves.
 _RECORDS_TABLE = table_of(Record)
 _CASES_TABLE = table_of(Case)
-_INSERT_RECORD = insert(_RECORDS_TABLE)
-_INSERT_RECORD_SUBJECTS = insert(table_of(RecordSubject))
+# At the driver, as the audit log's hot inserts (``DriverInsert``: what a Core insert
+# stores, without SQLAlchemy's per-statement work): every share runs both.
+_INSERT_RECORD = DriverInsert(
+    _RECORDS_TABLE,
+    (
+        "id",
+        "case_id",
+        "provider_partner_id",
+        "provided_by",
+        "step",
+        "category",
+        "legal_basis",
+        "purposes",
+        "onward",
+        "retention_days",
+        "retention_until",
+        "idempotency_key",
+        "content_key",
+        "fields_sealed",
+        "summary_sealed",
+        "created_at",
+    ),
+)
+_INSERT_RECORD_SUBJECTS = DriverInsert(
+    table_of(RecordSubject), ("record_id", "subject_key", "id_type")
+)
 _EARLIER_SHARE = core_select(_RECORDS_TABLE.c.id, _RECORDS_TABLE.c.content_key).where(
     _RECORDS_TABLE.c.provider_partner_id == bindparam("partner_id"),
     _RECORDS_TABLE.c.idempotency_key == bindparam("idempotency_key"),
@@ -207,32 +232,40 @@ def share_record(
             case = case_state(session, case_id, caller, lock=True)
             must_be_open(case)
             conn = session.connection()
-            conn.execute(
-                _INSERT_RECORD,
-                {
-                    "id": record_id,
-                    "case_id": case_id,
-                    "provider_partner_id": caller.partner_id,
-                    "provided_by": caller.principal_id,
-                    "step": case.step,
-                    "category": record.category,
-                    "legal_basis": record.legal_basis,
-                    "purposes": json.dumps(sorted(record.purposes)),
-                    "onward": record.onward,
-                    "retention_days": record.retention_days,
-                    "idempotency_key": idempotency_key,
-                    "content_key": content_key,
-                    "fields_sealed": fields_sealed,
-                    "summary_sealed": summary_sealed,
-                    "created_at": now,
-                },
+            _INSERT_RECORD.run(
+                conn,
+                _INSERT_RECORD.params(
+                    conn.dialect,
+                    [
+                        {
+                            "id": record_id,
+                            "case_id": case_id,
+                            "provider_partner_id": caller.partner_id,
+                            "provided_by": caller.principal_id,
+                            "step": case.step,
+                            "category": record.category,
+                            "legal_basis": record.legal_basis,
+                            "purposes": json.dumps(sorted(record.purposes)),
+                            "onward": record.onward,
+                            "retention_days": record.retention_days,
+                            "idempotency_key": idempotency_key,
+                            "content_key": content_key,
+                            "fields_sealed": fields_sealed,
+                            "summary_sealed": summary_sealed,
+                            "retention_until": None,
+                            "created_at": now,
+                        }
+                    ],
+                ),
             )
             subject_rows = [
                 {"record_id": record_id, "subject_key": s.key, "id_type": s.id_type}
                 for s in unique(found)
             ]
             if subject_rows:
-                conn.execute(_INSERT_RECORD_SUBJECTS, subject_rows)
+                _INSERT_RECORD_SUBJECTS.run(
+                    conn, _INSERT_RECORD_SUBJECTS.params(conn.dialect, subject_rows)
+                )
             record_in_case(
                 session,
                 ctx,

@@ -136,3 +136,53 @@ def test_a_read_names_whom_each_released_record_is_about_and_no_one_withheld(
     [read] = world.entries(AuditEventType.RECORD_READ)
     assert len(view.records) + view.withheld == 2
     assert read.get("persons", []) == sorted(about[r.id] for r in view.records)
+
+
+def test_a_shared_record_is_stored_as_a_core_insert_of_its_values_stores_it(
+    world: World,
+) -> None:
+    """The share's inserts run at the driver; what they store must not differ by a byte."""
+    from sqlalchemy import insert, text
+
+    from gateway.db import table_of
+    from gateway.models.cases import RecordSubject
+
+    def raw(table: str, where: str) -> list[tuple[object, ...]]:
+        with world.ctx.db.read() as session:
+            return [tuple(r) for r in session.execute(text(f"SELECT * FROM {table} {where}"))]
+
+    case_id = case_at_step_3(world)
+    shared = records.share_record(world.ctx, world[POLITIE], case_id, "key-00000001", police_record())
+    with world.ctx.db.read() as session:  # the stored values, typed, re-inserted by Core
+        record = session.get_one(Record, shared.record_id).model_dump()
+        subjects = [s.model_dump() for s in session.exec(select(RecordSubject)).all()]
+    assert subjects
+    with world.ctx.db.write() as session:
+        conn = session.connection()
+        conn.execute(insert(table_of(Record)), [{**record, "id": "rec-c", "idempotency_key": "k"}])
+        conn.execute(
+            insert(table_of(RecordSubject)), [{**s, "record_id": "rec-c"} for s in subjects]
+        )
+    by_driver = raw("records", f"WHERE id = '{shared.record_id}'")
+    by_core = raw("records", "WHERE id = 'rec-c'")
+    key = [c.name for c in table_of(Record).columns].index("idempotency_key")
+    assert [r[1:key] + r[key + 1 :] for r in by_driver] == [
+        r[1:key] + r[key + 1 :] for r in by_core
+    ]
+    assert [s[1:] for s in raw("record_subjects", f"WHERE record_id = '{shared.record_id}'")] == [
+        s[1:] for s in raw("record_subjects", "WHERE record_id = 'rec-c'")
+    ]
+
+
+def test_every_index_on_records_is_read_by_a_query(world: World) -> None:
+    """A share writes a page per index: by case (reads), by retention end (the purge), the
+    primary key and the unique (provider, idempotency key), which also serves look-ups by
+    provider. A single-column provider index beside it was written on every share for
+    nothing."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(world.ctx.db.engine)
+    indexed = {tuple(i["column_names"]) for i in inspector.get_indexes("records")}
+    unique = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("records")}
+    assert indexed - unique == {("case_id",), ("retention_until",)}
+    assert ("provider_partner_id", "idempotency_key") in unique
