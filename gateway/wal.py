@@ -2,8 +2,8 @@
 
 SQLite's automatic checkpoint runs inside the ``COMMIT`` that makes the log pass 1,000
 pages: that writer copies the log into the database file and syncs both while it still
-holds the write lock, so every writer queued behind it waits (10-80 ms here, once every
-20-odd requests). Here commits only note the log's size; a thread of the process runs
+holds the write lock, so every writer queued behind it waits (10-85 ms here, once every
+few dozen requests). Here commits only note the log's size; a thread of the process runs
 a passive checkpoint, which writers do not wait for, once it has grown
 ``CHECKPOINT_PAGES``. The connections keep an automatic checkpoint at ``BACKSTOP_PAGES``
 for a process whose checkpointer cannot keep up.
