@@ -134,14 +134,20 @@ _CASE_STATE = (
     .select_from(_CASE_WITH_CALLER)
     .where(_CASES.c.id == bindparam("case_id"))
 )
-_CASE_STATE_LOCKED = _CASE_STATE.with_for_update(of=_CASES)
+# FOR SHARE (PostgreSQL): a use case that adds to a case without changing its row keeps
+# the step and status from changing under it (``load_case(lock=True)`` waits for it),
+# while others adding to the same case go on at once instead of queueing.
+_CASE_STATE_LOCKED = _CASE_STATE.with_for_update(of=_CASES, read=True)
 
 
 def case_state(session: Session, case_id: str, caller: Caller, *, lock: bool = False) -> CaseState:
-    """Return the case's state (row-locked if ``lock``) when the caller's partner takes part.
+    """Return the case's state (share-locked if ``lock``) when the caller's partner takes part.
 
     The same check and errors as ``load_case``, for a use case that does not change the
     case row: NotFoundError for an unknown case, NotParticipantError for a non-participant.
+    With ``lock`` the row cannot change until the transaction ends, but other share
+    locks are granted meanwhile; never update the row in the same transaction (two
+    holders upgrading would deadlock).
     """
     query = _CASE_STATE_LOCKED if lock else _CASE_STATE
     params = {"case_id": case_id, "partner_id": caller.partner_id}

@@ -152,7 +152,9 @@ def test_a_shared_record_is_stored_as_a_core_insert_of_its_values_stores_it(
             return [tuple(r) for r in session.execute(text(f"SELECT * FROM {table} {where}"))]
 
     case_id = case_at_step_3(world)
-    shared = records.share_record(world.ctx, world[POLITIE], case_id, "key-00000001", police_record())
+    shared = records.share_record(
+        world.ctx, world[POLITIE], case_id, "key-00000001", police_record()
+    )
     with world.ctx.db.read() as session:  # the stored values, typed, re-inserted by Core
         record = session.get_one(Record, shared.record_id).model_dump()
         subjects = [s.model_dump() for s in session.exec(select(RecordSubject)).all()]
@@ -186,3 +188,27 @@ def test_every_index_on_records_is_read_by_a_query(world: World) -> None:
     unique = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("records")}
     assert indexed - unique == {("case_id",), ("retention_until",)}
     assert ("provider_partner_id", "idempotency_key") in unique
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_shares_into_one_case_do_not_wait_for_each_other_but_a_transition_waits_for_them(
+    world: World,
+) -> None:
+    """A share locks its case against a change of step or status, not against other
+    shares: every share into a busy case queued behind the one before it, holding the
+    row for its whole transaction (commit included)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from gateway.workflow.access import case_state, load_case
+
+    case_id = case_at_step_3(world)
+    db = world.ctx.db
+    with db.write() as first:  # a share's transaction, still open
+        case_state(first, case_id, world[POLITIE], lock=True)
+        with db.write() as second:
+            second.connection().execute(text("SET LOCAL lock_timeout = '2s'"))
+            assert case_state(second, case_id, world[BELASTING], lock=True).id == case_id
+        with db.write() as transition, pytest.raises(OperationalError, match="lock timeout"):
+            transition.connection().execute(text("SET LOCAL lock_timeout = '200ms'"))
+            load_case(transition, case_id, world[RIEC], lock=True)
