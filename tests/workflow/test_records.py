@@ -200,7 +200,14 @@ def test_shares_into_one_case_do_not_wait_for_each_other_but_a_transition_waits_
     from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
 
+    from gateway.db import Database
+    from gateway.identity.actors import Caller
     from gateway.workflow.access import case_state, load_case
+
+    def transition_lock(db: Database, case_id: str, caller: Caller) -> None:
+        with db.write() as transition:  # as a transition takes it
+            transition.connection().execute(text("SET LOCAL lock_timeout = '200ms'"))
+            load_case(transition, case_id, caller, lock=True)
 
     case_id = case_at_step_3(world)
     db = world.ctx.db
@@ -209,6 +216,5 @@ def test_shares_into_one_case_do_not_wait_for_each_other_but_a_transition_waits_
         with db.write() as second:
             second.connection().execute(text("SET LOCAL lock_timeout = '2s'"))
             assert case_state(second, case_id, world[BELASTING], lock=True).id == case_id
-        with db.write() as transition, pytest.raises(OperationalError, match="lock timeout"):
-            transition.connection().execute(text("SET LOCAL lock_timeout = '200ms'"))
-            load_case(transition, case_id, world[RIEC], lock=True)
+        with pytest.raises(OperationalError, match="lock timeout"):
+            transition_lock(db, case_id, world[RIEC])
