@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -206,9 +207,7 @@ def evaluate(
         k=k,
         total_rows=total_rows,
         classes=len(distinct(cls)),
-        small_classes=frozenset(
-            tuple(pairs.keys[firsts[i]][p] for p in positions) for i in np.flatnonzero(small_ever)
-        ),
+        small_classes=keys_at(pairs.keys, firsts[small_ever].tolist(), positions),
         suppressed_rows=suppressed_rows,
         smallest_kept_class=smallest,
         people=present,
@@ -216,6 +215,23 @@ def evaluate(
         kept_people=None if pairs.rows_only else alive,
         largest_risk=Fraction(1, smallest) if smallest else Fraction(0),
     )
+
+
+def keys_at(
+    keys: Sequence[ClassKey], chosen: Sequence[int], positions: Sequence[int]
+) -> frozenset[ClassKey]:
+    """Return the keys over ``positions`` of the finest classes ``chosen`` (indices into ``keys``).
+
+    One ``itemgetter`` call per class, not a generator per class: a release builds
+    thousands of these keys per node it evaluates.
+    """
+    if len(positions) == 1:
+        (at,) = positions
+        return frozenset((keys[i][at],) for i in chosen)
+    if not positions:
+        return frozenset(() for _ in chosen)
+    get = itemgetter(*positions)
+    return frozenset(get(keys[i]) for i in chosen)
 
 
 Judge = Callable[["PersonPairs", Lattice, Node, int], NodeResult]

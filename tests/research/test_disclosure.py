@@ -3,6 +3,7 @@ search takes the finest generalisation within the agreed suppression, or refuses
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 
 import pyarrow as pa
@@ -10,7 +11,7 @@ import pytest
 
 from gateway.research import class_counter, person_links
 from gateway.research.class_counter import ClassCounter
-from gateway.research.disclosure import Lattice, choose_levels, evaluate
+from gateway.research.disclosure import Lattice, choose_levels, evaluate, keys_at
 from gateway.research.errors import DisclosureCheckFailedError
 
 Row = tuple[str, str, str, str, str | None]
@@ -156,3 +157,18 @@ def test_a_person_failing_one_class_is_suppressed_in_every_class() -> None:
     assert result.suppressed_people == 5 and result.suppressed_rows == 6
     assert result.kept_people is not None and not result.kept_people.any()
     assert evaluate(counter, LATTICE, (0, 1), k=5).suppressed_rows == 0  # municipality: 5
+
+
+@pytest.mark.parametrize("width", [0, 1, 2, 4])
+def test_keys_at_gives_the_keys_a_generator_per_class_gave(width: int) -> None:
+    draw = random.Random(width)
+    for _ in range(20):
+        parts = draw.randint(max(width, 1), 6)
+        keys = [
+            tuple(draw.choice([None, "a", "b", "c", "0-11"]) for _ in range(parts))
+            for _ in range(draw.randint(0, 60))
+        ]
+        positions = draw.sample(range(parts), width)
+        chosen = sorted(draw.sample(range(len(keys)), draw.randint(0, len(keys))))
+        expected = frozenset(tuple(keys[i][p] for p in positions) for i in chosen)
+        assert keys_at(keys, chosen, positions) == expected
