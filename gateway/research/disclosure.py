@@ -160,6 +160,47 @@ class PersonPairs:
         return int(self.rows[self.person == -2].sum())
 
 
+def _counted(pairs: PersonPairs) -> tuple[npt.NDArray[np.int32], Int64s, Int64s]:
+    """Return the classes, people and rows of the pairs the check counts (not the withdrawn).
+
+    The pairs' own arrays when nobody withdrew: no copy.
+    """
+    counted = pairs.person != -2  # withdrawn people are out before the check
+    if counted.all():
+        return pairs.classes, pairs.person, pairs.rows
+    return pairs.classes[counted], pairs.person[counted], pairs.rows[counted]
+
+
+def _merge_pairs(
+    node_of_class: Int64s,
+    classes: npt.NDArray[np.int32],
+    person: Int64s,
+    rows: Int64s,
+    width: int,
+) -> tuple[Int64s, Int64s]:
+    """Return the distinct (node class, person) pairs packed as class * width + person
+    (sorted), and the rows of each.
+
+    One sort of the packed keys and a sum per run: the same pairs and sums as
+    ``np.unique(..., return_inverse=True)`` and a weighted ``bincount``, without their
+    inverse index and float weights (a release of millions holds a million pairs).
+    """
+    key = node_of_class[classes]
+    key *= width
+    key += person
+    order = np.argsort(key)
+    key = key[order]
+    ordered_rows = rows[order]
+    del order
+    if len(key) == 0:
+        return key, ordered_rows
+    first = np.empty(len(key), dtype=np.bool_)
+    first[0] = True
+    np.not_equal(key[1:], key[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    return key[starts], np.add.reduceat(ordered_rows, starts)
+
+
 def evaluate(
     counter: ClassCounter | PersonPairs, lattice: Lattice, node: Node, k: int
 ) -> NodeResult:
@@ -172,18 +213,25 @@ def evaluate(
     positions = lattice.positions(node)
     node_of_class, firsts = group_keys(pairs.keys, positions)
     slots = len(firsts)
-    counted = pairs.person != -2  # withdrawn people are out before the check
-    cls, person, rows = (
-        node_of_class[pairs.classes[counted]],
-        pairs.person[counted],
-        pairs.rows[counted],
-    )
+    classes, person, rows = _counted(pairs)
     total_rows = int(rows.sum())
+    seen = np.zeros(len(node_of_class), dtype=np.bool_)
+    seen[classes] = True
+    node_classes = len(distinct(node_of_class[np.flatnonzero(seen)]))
+    del seen
     anonymous = person < 0
+    anonymous_rows = 0
+    if anonymous.any():
+        anonymous_rows = int(rows[anonymous].sum())
+        named = ~anonymous
+        classes, person, rows = classes[named], person[named], rows[named]
+        del named
+    del anonymous
     width = max(pairs.people, 1)
-    merged, where = np.unique(cls[~anonymous] * width + person[~anonymous], return_inverse=True)
-    pair_rows = np.bincount(where, weights=rows[~anonymous], minlength=len(merged))
+    merged, pair_rows = _merge_pairs(node_of_class, classes, person, rows, width)
+    del classes, person, rows
     pair_class, pair_person = merged // width, merged % width
+    del merged
     alive = np.zeros(pairs.people, dtype=np.bool_)
     alive[pair_person] = True
     present = int(alive.sum())
@@ -199,14 +247,14 @@ def evaluate(
         alive[pair_person[failing]] = False
     live = alive[pair_person]
     kept_sizes = sizes[sizes > 0]
-    suppressed_rows = round(pair_rows[~live].sum()) + int(rows[anonymous].sum())
+    suppressed_rows = int(pair_rows[~live].sum()) + anonymous_rows
     smallest = int(kept_sizes.min()) if len(kept_sizes) else None
     return NodeResult(
         node=node,
         levels=lattice.levels_of(node),
         k=k,
         total_rows=total_rows,
-        classes=len(distinct(cls)),
+        classes=node_classes,
         small_classes=keys_at(pairs.keys, firsts[small_ever].tolist(), positions),
         suppressed_rows=suppressed_rows,
         smallest_kept_class=smallest,
