@@ -134,6 +134,7 @@ class ClassCounter:
         self.count_subjects = count_subjects
         self.keys = ClassKeys()
         self._known = pa.array([], pa.string())  # joined key of class i at position i
+        self._part_values: dict[str, str] = {}
         self._parts: list[_Pairs] = []
         self._pending = 0
         self._merged = 0
@@ -154,8 +155,11 @@ class ClassCounter:
             ids[new] = np.arange(len(self.keys), len(self.keys) + len(fresh), dtype=np.int32)
             self._known = pa.concat_arrays([self._known, fresh])
             self.keys.add_codes(fresh)
+            # each distinct part value held once: a release of millions has tens of
+            # thousands of finest classes, each key a tuple of half a dozen parts
+            shared = self._part_values
             self.keys.extend(
-                tuple(None if p == NULL_MARK else p for p in text.split(SEP))
+                tuple(None if p == NULL_MARK else shared.setdefault(p, p) for p in text.split(SEP))
                 for text in fresh.to_pylist()
             )
         return pc.take(pa.array(ids, pa.int32()), encoded.indices)
