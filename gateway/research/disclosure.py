@@ -160,38 +160,23 @@ class PersonPairs:
         return int(self.rows[self.person == -2].sum())
 
 
-def _counted(pairs: PersonPairs) -> tuple[npt.NDArray[np.int32], Int64s, Int64s]:
-    """Return the classes, people and rows of the pairs the check counts (not the withdrawn).
-
-    The pairs' own arrays when nobody withdrew: no copy.
-    """
-    counted = pairs.person != -2  # withdrawn people are out before the check
-    if counted.all():
-        return pairs.classes, pairs.person, pairs.rows
-    return pairs.classes[counted], pairs.person[counted], pairs.rows[counted]
-
-
-def _merge_pairs(
-    node_of_class: Int64s,
-    classes: npt.NDArray[np.int32],
-    person: Int64s,
-    rows: Int64s,
-    width: int,
-) -> tuple[Int64s, Int64s]:
-    """Return the distinct (node class, person) pairs packed as class * width + person
-    (sorted), and the rows of each.
+def _merge_pairs(node_of_class: Int64s, pairs: PersonPairs, width: int) -> tuple[Int64s, Int64s]:
+    """Return the distinct (node class, person) pairs of the pairs with a person, packed as
+    class * width + person (sorted), and the rows of each.
 
     One sort of the packed keys and a sum per run: the same pairs and sums as
     ``np.unique(..., return_inverse=True)`` and a weighted ``bincount``, without their
     inverse index and float weights (a release of millions holds a million pairs).
     """
-    key = node_of_class[classes]
+    named = pairs.person >= 0  # neither withdrawn (-2) nor without a subject key (-1)
+    everyone = bool(named.all())
+    key = node_of_class[pairs.classes if everyone else pairs.classes[named]]
     key *= width
-    key += person
+    key += pairs.person if everyone else pairs.person[named]
     order = np.argsort(key)
     key = key[order]
-    ordered_rows = rows[order]
-    del order
+    ordered_rows = (pairs.rows if everyone else pairs.rows[named])[order]
+    del order, named
     if len(key) == 0:
         return key, ordered_rows
     first = np.empty(len(key), dtype=np.bool_)
@@ -213,23 +198,19 @@ def evaluate(
     positions = lattice.positions(node)
     node_of_class, firsts = group_keys(pairs.keys, positions)
     slots = len(firsts)
-    classes, person, rows = _counted(pairs)
-    total_rows = int(rows.sum())
+    classes, person, rows = pairs.classes, pairs.person, pairs.rows
+    # masks over the pairs' own arrays, not filtered copies of them
+    withdrawn = person == -2  # out before the check
+    anonymous = (person < 0) & ~withdrawn  # no subject key: always suppressed
+    some_withdrawn = bool(withdrawn.any())
+    total_rows = int(rows.sum()) - (int(rows[withdrawn].sum()) if some_withdrawn else 0)
+    anonymous_rows = int(rows[anonymous].sum())
     seen = np.zeros(len(node_of_class), dtype=np.bool_)
-    seen[classes] = True
+    seen[classes[~withdrawn] if some_withdrawn else classes] = True
     node_classes = len(distinct(node_of_class[np.flatnonzero(seen)]))
-    del seen
-    anonymous = person < 0
-    anonymous_rows = 0
-    if anonymous.any():
-        anonymous_rows = int(rows[anonymous].sum())
-        named = ~anonymous
-        classes, person, rows = classes[named], person[named], rows[named]
-        del named
-    del anonymous
+    del withdrawn, anonymous, seen
     width = max(pairs.people, 1)
-    merged, pair_rows = _merge_pairs(node_of_class, classes, person, rows, width)
-    del classes, person, rows
+    merged, pair_rows = _merge_pairs(node_of_class, pairs, width)
     pair_class, pair_person = merged // width, merged % width
     del merged
     alive = np.zeros(pairs.people, dtype=np.bool_)
