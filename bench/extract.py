@@ -164,11 +164,14 @@ def read_batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
     """Yield a Parquet file as Arrow record batches of the wanted columns.
 
     Without ``pre_buffer`` (on by default, meant for object stores): it reads the whole
-    file ahead, 140 MB of Arrow memory for a million stored rows instead of 17 MB.
+    file ahead, 140 MB of Arrow memory for a million stored rows instead of 17 MB. And
+    on this thread: decoding a batch's columns on Arrow's thread pool left each pool
+    thread's allocator holding freed pages (reading 2M stored rows: +96 MB resident
+    instead of +56 MB) for no less CPU time (0.63-0.86 s with threads, 0.63 s without).
     """
     source = pq.ParquetFile(path, pre_buffer=False)
     wanted = [c for c in columns if c in source.schema_arrow.names]
-    yield from source.iter_batches(batch_size=BATCH, columns=wanted)
+    yield from source.iter_batches(batch_size=BATCH, columns=wanted, use_threads=False)
 
 
 def _provider_rows(

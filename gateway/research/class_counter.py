@@ -38,13 +38,17 @@ class _Pairs:
     rows: npt.NDArray[np.int64]
 
     @classmethod
-    def concat(cls, parts: Sequence[_Pairs]) -> _Pairs:
-        return cls(
+    def concat(cls, parts: list[_Pairs], clear: bool = False) -> _Pairs:
+        """Return the parts joined; with ``clear``, empty ``parts`` (their arrays may go)."""
+        joined = cls(
             np.concatenate([np.empty(0, np.int32), *(p.classes for p in parts)]),
             np.concatenate([np.empty(0, np.int64), *(p.subjects for p in parts)]),
             np.concatenate([np.empty(0, np.bool_), *(p.known for p in parts)]),
             np.concatenate([np.empty(0, np.int64), *(p.rows for p in parts)]),
         )
+        if clear:
+            parts.clear()
+        return joined
 
 
 def _fold(pairs: _Pairs) -> _Pairs:
@@ -55,15 +59,20 @@ def _fold(pairs: _Pairs) -> _Pairs:
     """
     if len(pairs.classes) == 0:
         return pairs
+    classes, subjects, known, rows = pairs.classes, pairs.subjects, pairs.known, pairs.rows
+    del pairs  # each input array is freed as soon as its sorted copy exists
     # (class, known, subject) order in two sorts, not lexsort's three stable ones: the
     # subjects unstably (ties are equal pairs, summed alike), then class and known, packed
     # in one key, stably
-    order = np.argsort(pairs.subjects)
-    key = (pairs.classes.astype(np.int64) << 1) | pairs.known
-    order = order[np.argsort(key[order], kind="stable")]
+    order = np.argsort(subjects)
+    key = (classes.astype(np.int64) << 1) | known
+    key = key[order]
+    order = order[np.argsort(key, kind="stable")]
     del key
-    classes, subjects = pairs.classes[order], pairs.subjects[order]
-    known, rows = pairs.known[order], pairs.rows[order]
+    classes = classes[order]
+    subjects = subjects[order]
+    known = known[order]
+    rows = rows[order]
     del order
     first = np.empty(len(classes), dtype=np.bool_)
     first[0] = True
@@ -125,6 +134,7 @@ class ClassCounter:
         self.count_subjects = count_subjects
         self.keys = ClassKeys()
         self._known = pa.array([], pa.string())  # joined key of class i at position i
+        self._part_values: dict[str, str] = {}
         self._parts: list[_Pairs] = []
         self._pending = 0
         self._merged = 0
@@ -145,8 +155,11 @@ class ClassCounter:
             ids[new] = np.arange(len(self.keys), len(self.keys) + len(fresh), dtype=np.int32)
             self._known = pa.concat_arrays([self._known, fresh])
             self.keys.add_codes(fresh)
+            # each distinct part value held once: a release of millions has tens of
+            # thousands of finest classes, each key a tuple of half a dozen parts
+            shared = self._part_values
             self.keys.extend(
-                tuple(None if p == NULL_MARK else p for p in text.split(SEP))
+                tuple(None if p == NULL_MARK else shared.setdefault(p, p) for p in text.split(SEP))
                 for text in fresh.to_pylist()
             )
         return pc.take(pa.array(ids, pa.int32()), encoded.indices)
@@ -175,7 +188,9 @@ class ClassCounter:
     def _compact(self) -> None:
         if len(self._parts) > 1:
             parts, self._parts = self._parts, []
-            self._parts = [_fold(_Pairs.concat(parts))]
+            # the parts are freed once joined, and the joined copy once sorted (``_fold``
+            # holds the only reference): at most two copies of the pairs at a time
+            self._parts = [_fold(_Pairs.concat(parts, clear=True))]
         self._merged = len(self._parts[0].classes) if self._parts else 0
         self._pending = 0
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -159,6 +160,32 @@ class PersonPairs:
         return int(self.rows[self.person == -2].sum())
 
 
+def _merge_pairs(node_of_class: Int64s, pairs: PersonPairs, width: int) -> tuple[Int64s, Int64s]:
+    """Return the distinct (node class, person) pairs of the pairs with a person, packed as
+    class * width + person (sorted), and the rows of each.
+
+    One sort of the packed keys and a sum per run: the same pairs and sums as
+    ``np.unique(..., return_inverse=True)`` and a weighted ``bincount``, without their
+    inverse index and float weights (a release of millions holds a million pairs).
+    """
+    named = pairs.person >= 0  # neither withdrawn (-2) nor without a subject key (-1)
+    everyone = bool(named.all())
+    key = node_of_class[pairs.classes if everyone else pairs.classes[named]]
+    key *= width
+    key += pairs.person if everyone else pairs.person[named]
+    order = np.argsort(key)
+    key = key[order]
+    ordered_rows = (pairs.rows if everyone else pairs.rows[named])[order]
+    del order, named
+    if len(key) == 0:
+        return key, ordered_rows
+    first = np.empty(len(key), dtype=np.bool_)
+    first[0] = True
+    np.not_equal(key[1:], key[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    return key[starts], np.add.reduceat(ordered_rows, starts)
+
+
 def evaluate(
     counter: ClassCounter | PersonPairs, lattice: Lattice, node: Node, k: int
 ) -> NodeResult:
@@ -171,18 +198,21 @@ def evaluate(
     positions = lattice.positions(node)
     node_of_class, firsts = group_keys(pairs.keys, positions)
     slots = len(firsts)
-    counted = pairs.person != -2  # withdrawn people are out before the check
-    cls, person, rows = (
-        node_of_class[pairs.classes[counted]],
-        pairs.person[counted],
-        pairs.rows[counted],
-    )
-    total_rows = int(rows.sum())
-    anonymous = person < 0
+    classes, person, rows = pairs.classes, pairs.person, pairs.rows
+    # masks over the pairs' own arrays, not filtered copies of them
+    withdrawn = person == -2  # out before the check
+    anonymous = (person < 0) & ~withdrawn  # no subject key: always suppressed
+    some_withdrawn = bool(withdrawn.any())
+    total_rows = int(rows.sum()) - (int(rows[withdrawn].sum()) if some_withdrawn else 0)
+    anonymous_rows = int(rows[anonymous].sum())
+    seen = np.zeros(len(node_of_class), dtype=np.bool_)
+    seen[classes[~withdrawn] if some_withdrawn else classes] = True
+    node_classes = len(distinct(node_of_class[np.flatnonzero(seen)]))
+    del withdrawn, anonymous, seen
     width = max(pairs.people, 1)
-    merged, where = np.unique(cls[~anonymous] * width + person[~anonymous], return_inverse=True)
-    pair_rows = np.bincount(where, weights=rows[~anonymous], minlength=len(merged))
+    merged, pair_rows = _merge_pairs(node_of_class, pairs, width)
     pair_class, pair_person = merged // width, merged % width
+    del merged
     alive = np.zeros(pairs.people, dtype=np.bool_)
     alive[pair_person] = True
     present = int(alive.sum())
@@ -198,17 +228,15 @@ def evaluate(
         alive[pair_person[failing]] = False
     live = alive[pair_person]
     kept_sizes = sizes[sizes > 0]
-    suppressed_rows = round(pair_rows[~live].sum()) + int(rows[anonymous].sum())
+    suppressed_rows = int(pair_rows[~live].sum()) + anonymous_rows
     smallest = int(kept_sizes.min()) if len(kept_sizes) else None
     return NodeResult(
         node=node,
         levels=lattice.levels_of(node),
         k=k,
         total_rows=total_rows,
-        classes=len(distinct(cls)),
-        small_classes=frozenset(
-            tuple(pairs.keys[firsts[i]][p] for p in positions) for i in np.flatnonzero(small_ever)
-        ),
+        classes=node_classes,
+        small_classes=keys_at(pairs.keys, firsts[small_ever].tolist(), positions),
         suppressed_rows=suppressed_rows,
         smallest_kept_class=smallest,
         people=present,
@@ -216,6 +244,23 @@ def evaluate(
         kept_people=None if pairs.rows_only else alive,
         largest_risk=Fraction(1, smallest) if smallest else Fraction(0),
     )
+
+
+def keys_at(
+    keys: Sequence[ClassKey], chosen: Sequence[int], positions: Sequence[int]
+) -> frozenset[ClassKey]:
+    """Return the keys over ``positions`` of the finest classes ``chosen`` (indices into ``keys``).
+
+    One ``itemgetter`` call per class, not a generator per class: a release builds
+    thousands of these keys per node it evaluates.
+    """
+    if len(positions) == 1:
+        (at,) = positions
+        return frozenset((keys[i][at],) for i in chosen)
+    if not positions:
+        return frozenset(() for _ in chosen)
+    get = itemgetter(*positions)
+    return frozenset(get(keys[i]) for i in chosen)
 
 
 Judge = Callable[["PersonPairs", Lattice, Node, int], NodeResult]

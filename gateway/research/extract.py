@@ -80,6 +80,7 @@ from gateway.research.extract_plan import (
 from gateway.research.generalise import (
     GeneralisationState,
 )
+from gateway.research.heap import give_back
 from gateway.research.person_links import Flags, Int64s, People, PersonLinks, distinct
 from gateway.research.pseudonyms import Pseudonymiser
 from gateway.research.release_modes import (
@@ -104,6 +105,9 @@ __all__ = [
     "write_extract",
 ]
 
+
+GIVE_BACK_EVERY = 4
+"""Input batches between two calls of ``give_back``: freed memory is returned as it goes."""
 
 REDRAWN_PER_CLASS = 2
 """After a withdrawal, 2k more people of the withdrawn person's class are re-drawn."""
@@ -281,7 +285,9 @@ def write_extract(
     sink.start("pseudonymise, generalise, link people, count classes", None)
     with ExitStack() as stack:
         writers = [spill_writer(stack, path, plan.file_schema) for path in buckets]
-        for batch in batches:
+        for number, batch in enumerate(batches, start=1):
+            if number % GIVE_BACK_EVERY == 0:
+                give_back()
             done = plan.transform(batch, stats)
             anchors = links.add(done.links)
             spill = done.spill
@@ -307,6 +313,7 @@ def write_extract(
             sink.advance(
                 len(batch["provider"]) if not isinstance(batch, pa.RecordBatch) else batch.num_rows
             )
+    give_back()
     people = links.resolve()
     del links
     values.link(people)
@@ -356,6 +363,7 @@ def write_extract(
     assert kept is not None  # people are always counted
     rare = values.rare(people, kept, disclosure.k)
     del values
+    give_back()
     csv_path, parquet_path = workdir / CSV_NAME, workdir / PARQUET_NAME
     risk = second_pass(
         plan,

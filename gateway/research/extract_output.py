@@ -32,6 +32,7 @@ from gateway.research.extract_input import (
 from gateway.research.extract_plan import (
     ExtractPlan,
 )
+from gateway.research.heap import give_back
 from gateway.research.person_links import Int64s, People, distinct
 from gateway.research.release_modes import Redraw, fresh, redraw
 
@@ -442,5 +443,7 @@ def second_pass(
                     csv_writer.write_batch(part)
                     pq_writer.write_batch(part)
             sink.advance(len(keep))
+            del table, out, arrays
+            give_back()
     stats.people_out = int(released.sum())
     return _risk(plan, result, classes, events, diversity)

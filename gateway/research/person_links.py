@@ -63,8 +63,10 @@ def _nearly_sorted_order(values: Int64s) -> Int64s:
     index_bits = max(count - 1, 1).bit_length()
     low = values.min()
     shift = max(0, (int(values.max()) - int(low)).bit_length() + index_bits - 64)
-    offsets = (values - low).view(np.uint64)  # wraps modulo 2**64: the true offset
-    keys = (offsets >> np.uint64(shift)) << np.uint64(index_bits)
+    keys = (values - low).view(np.uint64)  # wraps modulo 2**64: the true offset
+    # shifted in place: one array of keys, not a temporary per step
+    keys >>= np.uint64(shift)
+    keys <<= np.uint64(index_bits)
     keys |= np.arange(count, dtype=np.uint64)
     keys.sort()
     keys &= np.uint64((1 << index_bits) - 1)

@@ -35,6 +35,7 @@ from gateway.research.extract import (
     write_extract,
 )
 from gateway.research.generalise import GeneralisationState
+from gateway.research.heap import release_pool
 from gateway.research.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -125,7 +126,7 @@ def make_release(
         )
     )
     to = tuple(agreement.recipients if recipients is None else recipients)
-    with workdir(out_dir) as work:
+    with release_pool(), workdir(out_dir) as work:
         extract = write_extract(request, source, work, pseudonymiser, progress)
         if progress is not None:
             progress.start("encrypt, sign and publish", None)

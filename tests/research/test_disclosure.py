@@ -3,14 +3,17 @@ search takes the finest generalisation within the agreed suppression, or refuses
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from gateway.research import class_counter, person_links
-from gateway.research.class_counter import ClassCounter
-from gateway.research.disclosure import Lattice, choose_levels, evaluate
+from gateway.research.class_counter import ClassCounter, ClassKey
+from gateway.research.disclosure import Lattice, PersonPairs, choose_levels, evaluate, keys_at
 from gateway.research.errors import DisclosureCheckFailedError
 
 Row = tuple[str, str, str, str, str | None]
@@ -156,3 +159,103 @@ def test_a_person_failing_one_class_is_suppressed_in_every_class() -> None:
     assert result.suppressed_people == 5 and result.suppressed_rows == 6
     assert result.kept_people is not None and not result.kept_people.any()
     assert evaluate(counter, LATTICE, (0, 1), k=5).suppressed_rows == 0  # municipality: 5
+
+
+@pytest.mark.parametrize("width", [0, 1, 2, 4])
+def test_keys_at_gives_the_keys_a_generator_per_class_gave(width: int) -> None:
+    draw = random.Random(width)
+    for _ in range(20):
+        parts = draw.randint(max(width, 1), 6)
+        keys: list[ClassKey] = [
+            tuple(draw.choice([None, "a", "b", "c", "0-11"]) for _ in range(parts))
+            for _ in range(draw.randint(0, 60))
+        ]
+        positions = draw.sample(range(parts), width)
+        chosen = sorted(draw.sample(range(len(keys)), draw.randint(0, len(keys))))
+        expected = frozenset(tuple(keys[i][p] for p in positions) for i in chosen)
+        assert keys_at(keys, chosen, positions) == expected
+
+
+def _evaluate_before(pairs: PersonPairs, node: tuple[int, ...], k: int) -> tuple[Any, ...]:
+    """The check as it was computed before its memory was trimmed: the reference."""
+    positions = LATTICE.positions(node)
+    node_of_class, firsts = class_counter.group_keys(pairs.keys, positions)
+    counted = pairs.person != -2
+    cls, person, rows = (
+        node_of_class[pairs.classes[counted]],
+        pairs.person[counted],
+        pairs.rows[counted],
+    )
+    anonymous = person < 0
+    width = max(pairs.people, 1)
+    merged, where = np.unique(cls[~anonymous] * width + person[~anonymous], return_inverse=True)
+    pair_rows = np.bincount(where, weights=rows[~anonymous], minlength=len(merged))
+    pair_class, pair_person = merged // width, merged % width
+    alive = np.zeros(pairs.people, dtype=np.bool_)
+    alive[pair_person] = True
+    present = int(alive.sum())
+    small_ever = np.zeros(len(firsts), dtype=np.bool_)
+    while True:
+        live = alive[pair_person]
+        sizes = np.bincount(pair_class[live], minlength=len(firsts))
+        small = (sizes > 0) & (sizes < k)
+        failing = live & small[pair_class]
+        if not failing.any():
+            break
+        small_ever |= small
+        alive[pair_person[failing]] = False
+    live = alive[pair_person]
+    kept = sizes[sizes > 0]
+    return (
+        int(rows.sum()),
+        len(person_links.distinct(cls)),
+        round(pair_rows[~live].sum()) + int(rows[anonymous].sum()),
+        int(kept.min()) if len(kept) else None,
+        present,
+        present - int(alive.sum()),
+        alive.tolist(),
+        frozenset(
+            tuple(pairs.keys[firsts[i]][p] for p in positions) for i in np.flatnonzero(small_ever)
+        ),
+    )
+
+
+def test_the_check_counts_as_it_did_before_its_memory_was_trimmed() -> None:
+    draw = np.random.default_rng(17)
+    for trial in range(40):
+        classes = int(draw.integers(1, 30))
+        keys: list[ClassKey] = [
+            (
+                f"y{draw.integers(3)}",
+                f"b{draw.integers(2)}",
+                f"p{draw.integers(6)}",
+                f"m{draw.integers(3)}",
+            )
+            for _ in range(classes)
+        ]
+        size, people = int(draw.integers(0, 400)), int(draw.integers(1, 80))
+        person = draw.integers(0, people, size)
+        if trial % 3:
+            person[draw.random(size) < 0.1] = -1  # no subject key
+        if trial % 2:
+            person[draw.random(size) < 0.1] = -2  # withdrawn
+        pairs = PersonPairs(
+            draw.integers(0, classes, size).astype(np.int32),
+            person.astype(np.int64),
+            draw.integers(1, 9, size).astype(np.int64),
+            people,
+            keys,
+        )
+        for node in LATTICE.nodes():
+            k = int(draw.integers(1, 6))
+            got = evaluate(pairs, LATTICE, node, k)
+            assert (
+                got.total_rows,
+                got.classes,
+                got.suppressed_rows,
+                got.smallest_kept_class,
+                got.people,
+                got.suppressed_people,
+                None if got.kept_people is None else got.kept_people.tolist(),
+                got.small_classes,
+            ) == _evaluate_before(pairs, node, k)
