@@ -310,8 +310,14 @@ def create_app(
     clock: Clock | None = None,
     db: Database | None = None,
     run_preflight: bool = True,
+    freeze_heap: bool = False,
 ) -> FastAPI:
-    """Return the gateway application; it refuses to start if preflight checks fail."""
+    """Return the gateway application; it refuses to start if preflight checks fail.
+
+    ``freeze_heap`` (the served process, ``gateway.asgi``): once started, what start-up
+    built is frozen out of the garbage collector's full collections. Not for an app
+    embedded in another process (tests): frozen objects are never collected as garbage.
+    """
     ctx = build_context(settings, clock=clock, db=db)
     tracing = telemetry.tracer_provider()
 
@@ -331,12 +337,14 @@ def create_app(
             )
             exporter.start()
         # What start-up built (policies, schemas, routes, metadata: most of the heap) lives
-        # as long as the app; frozen, a full collection no longer walks it. Unfrozen, one
-        # stops every request for 100-180 ms on this machine (rare once warm, but then all
-        # requests in flight wait).
-        gc.freeze()
+        # as long as the process; frozen, a full collection no longer walks it. Unfrozen,
+        # one stops every request for 100-180 ms on this machine (rare once warm, but then
+        # all requests in flight wait).
+        if freeze_heap:
+            gc.freeze()
         yield
-        gc.unfreeze()  # an app shut down (tests start many) leaves nothing frozen behind
+        if freeze_heap:
+            gc.unfreeze()
         if exporter is not None:
             exporter.stop()
         if integrator is not None:

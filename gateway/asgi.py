@@ -8,4 +8,4 @@ from gateway.config import Settings
 
 _settings = Settings()
 gwlogging.configure(_settings.log_level)
-app = create_app(_settings)
+app = create_app(_settings, freeze_heap=True)
