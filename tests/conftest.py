@@ -8,12 +8,13 @@ never skipped.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pickle
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -301,27 +302,38 @@ def _reuse_openapi(app: FastAPI) -> None:
         app.openapi_schema = pickle.loads(made)  # noqa: S301  (our own bytes, this process)
 
 
-@pytest.fixture
-def gateway(
-    settings: Settings, database: Database, clock: FixedClock, request: pytest.FixtureRequest
-) -> Iterator[Gateway]:
-    """The app on the test database, with the demo partners and their tokens.
+@functools.cache
+def _shipped_kinds() -> frozenset[str]:
+    return frozenset(partner_kinds(POLICIES))
 
-    An empty database at START with the template key ring gets the rows
-    ``create_demo_partners`` would write (they depend on the clock, the token lifetime and
-    the key ring, never on the settings' pack), made once per process: on SQLite a copy
-    of ``demo_template``, on PostgreSQL the ``pg_demo`` snapshot copied back; anything
-    else gets the partners created afresh.
+
+def demo_partners(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    database: Database,
+    clock: FixedClock,
+    kinds: Collection[str] | None = None,
+) -> list[tuple[str, str]]:
+    """Give the test database the demo partners; return (principal id, token) of each.
+
+    ``kinds`` are the partner kinds known (default: the shipped pack's). An empty database
+    at START with the template key ring and the shipped kinds gets the rows
+    ``create_demo_partners`` would write (they depend on the clock, the token lifetime,
+    the kinds and the key ring, never on the settings' pack), made once per process: on
+    SQLite a copy of ``demo_template``, on PostgreSQL the ``pg_demo`` snapshot copied
+    back; anything else gets the partners created afresh. Call it before anything opens
+    a SQLite database that is to be replaced.
     """
     keyer = KeyRing.open(settings, clock=clock).person_key
+    standard = clock.now() == START and (kinds is None or frozenset(kinds) == _shipped_kinds())
     issued: list[tuple[str, str]] | None = None
-    if database.url.startswith("sqlite:///") and clock.now() == START and _empty(database):
+    if standard and database.url.startswith("sqlite:///") and _empty(database):
         template: DemoTemplate = request.getfixturevalue("demo_template")
         if template.ttl_days == settings.token_ttl_days and template.probe == _probe(keyer):
             database.dispose()
             shutil.copyfile(template.path, database.url.removeprefix("sqlite:///"))
             issued = list(template.tokens.items())
-    if issued is None and database.url.startswith("postgresql") and clock.now() == START:
+    if issued is None and standard and database.url.startswith("postgresql"):
         pg: PgDemo = request.getfixturevalue("pg_demo")
         if (
             pg.ttl_days == settings.token_ttl_days
@@ -333,10 +345,19 @@ def gateway(
         issued = create_demo_partners(
             database,
             clock,
-            partner_kinds(POLICIES),
+            partner_kinds(POLICIES) if kinds is None else kinds,
             timedelta(days=settings.token_ttl_days),
             keyer=keyer,
         )
+    return issued
+
+
+@pytest.fixture
+def gateway(
+    settings: Settings, database: Database, clock: FixedClock, request: pytest.FixtureRequest
+) -> Iterator[Gateway]:
+    """The app on the test database, with the demo partners (``demo_partners``) and tokens."""
+    issued = demo_partners(request, settings, database, clock)
     app = create_app(settings, clock=clock, db=database)
     _reuse_openapi(app)
     with TestClient(app, raise_server_exceptions=False) as client:
