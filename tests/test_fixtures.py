@@ -6,11 +6,14 @@ policy compiled earlier from the same pack; these tests hold both to a fresh bui
 
 from __future__ import annotations
 
+import gc
 import shutil
+import weakref
 from pathlib import Path
 
 import pytest
 from fastapi import APIRouter
+from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.clock import FixedClock
@@ -18,7 +21,7 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.policy.compiler import compile_policy
 from gateway.yamlsource import SourceError
-from tests.conftest import POLICIES, Gateway, _route_key
+from tests.conftest import POLICIES, Gateway, _route_key, forget_endpoints
 from tests.helpers.compiled import compiler_once
 
 RULE_FILE = "rules/40-onderzoek.yaml"
@@ -97,3 +100,16 @@ class TestAGatewayOnACopiedPack:
             response = gateway.client.get("/v1/me", headers=gateway.auth(principal))
             assert response.status_code == 200, (principal, response.text)
             assert response.json()["principal_id"] == principal
+
+
+def test_an_app_is_freed_once_its_test_is_over(
+    settings: Settings, database: Database, clock: FixedClock
+) -> None:
+    app = create_app(settings, clock=clock, db=database)
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+    freed = weakref.ref(app)
+    del app, client
+    forget_endpoints()  # what the gateway fixture does after each test
+    gc.collect()
+    assert freed() is None
