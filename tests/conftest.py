@@ -8,12 +8,14 @@ never skipped.
 
 from __future__ import annotations
 
-import copy
+import functools
+import gc
 import json
 import os
+import pickle
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.dependencies import models as fastapi_models
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -35,14 +38,48 @@ from gateway.demo_partners import create_demo_partners
 from gateway.identity.people import person_key
 from gateway.identity.service import CLI_ACTOR
 from gateway.keys import KeyRing
+from gateway.policy import engine as policy_engine
 from gateway.policy.vocabulary import partner_kinds
 from tests.helpers import postgres
+from tests.helpers.compiled import compiler_once
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
 PG_URL = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 BACKENDS = ["sqlite", "postgresql"]
+
+
+# Objects allocated between two collections of the youngest generation, and collections of
+# one generation between two of the next (Python's default: 700, 10, 10).
+GC_THRESHOLD = (20_000, 20, 20)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _collect_garbage_less_often() -> Iterator[None]:
+    """Tune the cyclic garbage collector for a run that builds a thousand apps per process.
+
+    With the defaults a third of a worker's CPU time went to collections walking every
+    live object again and again (measured with ``gc.callbacks`` on tests/api and
+    tests/authzen: 29 s of 85 s; 12 s of 72 s with these settings). What exists once the
+    session starts (modules, routers, schemas) lives for the run and is frozen out of
+    the walks. Nothing is kept that would not be: garbage is still collected, later.
+    """
+    gc.collect()
+    gc.freeze()
+    default = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLD)
+    yield
+    gc.set_threshold(*default)
+    gc.unfreeze()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compile_each_pack_once() -> Iterator[None]:
+    """Apps built from a pack compiled earlier in this process reuse that compilation."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(policy_engine, "compile_policy", compiler_once())
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -251,62 +288,121 @@ class Gateway:
         return {"Authorization": f"Bearer {self.tokens[principal]}"}
 
 
-# Per process: the OpenAPI document of each configuration the ``gateway`` fixture serves.
-_OPENAPI: dict[str, dict[str, Any]] = {}
-_PER_TEST = {"data_dir", "keys_dir", "database_url"}  # a test's own folders and database
+# Per process: the OpenAPI document of each set of routes the ``gateway`` fixture serves.
+_OPENAPI: dict[str, bytes] = {}
 
 
-def _reuse_openapi(app: FastAPI, settings: Settings) -> None:
-    """Give ``app`` a copy of the OpenAPI document an identical app made earlier.
+def _routes(routes: Sequence[BaseRoute]) -> list[Any]:
+    """Return each route's path, methods, name and endpoint, included routers walked into.
+
+    Reads the routers as they are declared (FastAPI's own walk builds every effective
+    route: half a second per app); an included router adds how it was included.
+    """
+    listed: list[Any] = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            how = route.include_context  # type: ignore[attr-defined]
+            listed.append(
+                (
+                    how.prefix,
+                    repr(how.tags),
+                    repr(how.responses),
+                    len(how.dependencies),
+                    how.deprecated,
+                    how.include_in_schema,
+                    _routes(included.routes),
+                )
+            )
+            continue
+        endpoint = getattr(route, "endpoint", None)
+        listed.append(
+            (
+                type(route).__name__,
+                getattr(route, "path", ""),
+                sorted(getattr(route, "methods", None) or ()),
+                getattr(route, "name", ""),
+                getattr(route, "include_in_schema", True),
+                getattr(endpoint, "__module__", ""),
+                getattr(endpoint, "__qualname__", ""),
+            )
+        )
+    return listed
+
+
+def _route_key(app: FastAPI) -> str:
+    """Return what an app's OpenAPI document is made of: its routes, endpoints, title, version.
+
+    The routers are module-level objects and the document reads nothing from the settings
+    (``tests/test_fixtures.py`` compares documents of apps with other settings), so two
+    apps with the same routes and endpoints in one process have the same document.
+    """
+    return json.dumps([_routes(app.routes), app.title, app.version], default=str)
+
+
+def _reuse_openapi(app: FastAPI) -> None:
+    """Give ``app`` a copy of the OpenAPI document an app with the same routes made earlier.
 
     The first validation error of every app builds the whole document to learn the
-    declared names (``problems._known_names``): 0.3-3 s per test. The document depends on
-    the routes and the settings, not on the test's folders or database, so an app with the
-    same routes and the same other settings gets a copy; any other app makes its own.
+    declared names (``problems._known_names``): 0.3-3 s per test. A pickled copy is kept:
+    unpickling makes a private, equal document about four times faster than ``copy.deepcopy``.
     """
-    routes = [
-        (getattr(r, "path", ""), sorted(getattr(r, "methods", None) or ()), r.name)
-        for r in app.routes
-        if isinstance(r, BaseRoute) and hasattr(r, "name")
-    ]
-    config = settings.model_dump(mode="json", exclude=_PER_TEST)
-    key = json.dumps([config, routes, app.title, app.version], sort_keys=True, default=str)
+    key = _route_key(app)
     made = _OPENAPI.get(key)
     if made is None:
-        _OPENAPI[key] = copy.deepcopy(app.openapi())
+        _OPENAPI[key] = pickle.dumps(app.openapi(), protocol=pickle.HIGHEST_PROTOCOL)
     else:
-        app.openapi_schema = copy.deepcopy(made)
+        app.openapi_schema = pickle.loads(made)  # noqa: S301  (our own bytes, this process)
 
 
-@pytest.fixture
-def gateway(
-    settings: Settings, database: Database, clock: FixedClock, request: pytest.FixtureRequest
-) -> Iterator[Gateway]:
-    """The app on the test database, with the demo partners and their tokens.
+def forget_endpoints() -> None:
+    """Empty FastAPI's caches of how to call each endpoint (``fastapi.dependencies.models``).
 
-    An empty database at START with the shipped pack and the template key ring gets the
-    rows ``create_demo_partners`` would write, made once per process: on SQLite a copy of
-    ``demo_template``, on PostgreSQL the ``pg_demo`` snapshot copied back; anything else
-    gets the partners created afresh.
+    They hold up to 4096 endpoints each, and an app's own endpoints (the docs pages are
+    closures over it) keep the whole app alive: policy engines, key rings, databases.
+    A run kept ~1000 apps, 2 GB and millions of objects that every full garbage
+    collection walks (a quarter of the CPU time). The entries are made again on use.
+    """
+    for cached in vars(fastapi_models).values():
+        if isinstance(cached, functools._lru_cache_wrapper):
+            cached.cache_clear()
+
+
+@functools.cache
+def _shipped_kinds() -> frozenset[str]:
+    return frozenset(partner_kinds(POLICIES))
+
+
+def demo_partners(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    database: Database,
+    clock: FixedClock,
+    kinds: Collection[str] | None = None,
+) -> list[tuple[str, str]]:
+    """Give the test database the demo partners; return (principal id, token) of each.
+
+    ``kinds`` are the partner kinds known (default: the shipped pack's). An empty database
+    at START with the template key ring and the shipped kinds gets the rows
+    ``create_demo_partners`` would write (they depend on the clock, the token lifetime,
+    the kinds and the key ring, never on the settings' pack), made once per process: on
+    SQLite a copy of ``demo_template``, on PostgreSQL the ``pg_demo`` snapshot copied
+    back; anything else gets the partners created afresh. Call it before anything opens
+    a SQLite database that is to be replaced.
     """
     keyer = KeyRing.open(settings, clock=clock).person_key
+    standard = clock.now() == START and (kinds is None or frozenset(kinds) == _shipped_kinds())
     issued: list[tuple[str, str]] | None = None
-    if (
-        database.url.startswith("sqlite:///")
-        and clock.now() == START
-        and settings.policies_dir == POLICIES
-        and _empty(database)
-    ):
+    if standard and database.url.startswith("sqlite:///") and _empty(database):
         template: DemoTemplate = request.getfixturevalue("demo_template")
         if template.ttl_days == settings.token_ttl_days and template.probe == _probe(keyer):
             database.dispose()
             shutil.copyfile(template.path, database.url.removeprefix("sqlite:///"))
             issued = list(template.tokens.items())
-    if issued is None and database.url.startswith("postgresql") and clock.now() == START:
+    if issued is None and standard and database.url.startswith("postgresql"):
         pg: PgDemo = request.getfixturevalue("pg_demo")
         if (
-            settings.policies_dir == POLICIES
-            and pg.ttl_days == settings.token_ttl_days
+            pg.ttl_days == settings.token_ttl_days
             and pg.probe == _probe(keyer)
             and postgres.restore_snapshot(database, pg.snapshot)
         ):
@@ -315,11 +411,21 @@ def gateway(
         issued = create_demo_partners(
             database,
             clock,
-            partner_kinds(POLICIES),
+            partner_kinds(POLICIES) if kinds is None else kinds,
             timedelta(days=settings.token_ttl_days),
             keyer=keyer,
         )
+    return issued
+
+
+@pytest.fixture
+def gateway(
+    settings: Settings, database: Database, clock: FixedClock, request: pytest.FixtureRequest
+) -> Iterator[Gateway]:
+    """The app on the test database, with the demo partners (``demo_partners``) and tokens."""
+    issued = demo_partners(request, settings, database, clock)
     app = create_app(settings, clock=clock, db=database)
-    _reuse_openapi(app, settings)
+    _reuse_openapi(app)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Gateway(client, database, clock, settings, dict(issued))
+    forget_endpoints()

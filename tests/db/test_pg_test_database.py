@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from gateway import db as dbmod
 from gateway.audit.merkle import EMPTY_ROOT
 from gateway.clock import FixedClock
 from gateway.config import Settings
@@ -48,6 +49,23 @@ def test_a_reset_after_a_gateway_test_leaves_only_the_seeded_tree_head(pg_demo: 
             assert _rows(database, "audit_tree_head", "id", "size", "root", "frontier") == [
                 (1, 0, EMPTY_ROOT, "[]")
             ]
+    finally:
+        database.dispose()
+
+
+def test_the_revision_read_by_the_reset_is_alembics(pg_demo: PgDemo) -> None:
+    database = Database(pg_demo.snapshot.url)
+    try:
+        for step in ("head", "-1", "base"):  # at head, one behind, nothing applied
+            if step == "head":
+                postgres.reset(database)
+            else:
+                dbmod.downgrade(database, step)
+            with database.engine.connect() as conn:
+                assert postgres.revision(conn) == dbmod.current_revision(database)
+        assert postgres.head_revision() == dbmod.head_revision()
+        postgres.reset(database)  # migrates back to head
+        assert dbmod.current_revision(database) == dbmod.head_revision()
     finally:
         database.dispose()
 

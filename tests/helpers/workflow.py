@@ -4,6 +4,7 @@ callers, the audit entries written, and the example case up to step 3."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from gateway.demo_data import GARAGE_KVK, SIGNAL, YOUTH
 from gateway.demo_partners import create_demo_partners
 from gateway.identity.actors import Caller
 from gateway.identity.service import authenticate
+from gateway.keys import KeyRing
 from gateway.models.audit import AuditEntry
 from gateway.policy.vocabulary import partner_kinds
 from gateway.workflow import hits, signals, transitions
@@ -53,16 +55,26 @@ class World:
             return [json.loads(e.leaf) for e in session.exec(query).all()]
 
 
-def build_world(settings: Settings, database: Database, clock: FixedClock) -> World:
-    """Return a context with the demo partners, and a caller for each demo principal."""
+def build_world(
+    settings: Settings,
+    database: Database,
+    clock: FixedClock,
+    issued: Sequence[tuple[str, str]] | None = None,
+) -> World:
+    """Return a context with the demo partners, and a caller for each demo principal.
+
+    ``issued`` are the demo principals' tokens when the database holds them already
+    (``tests.conftest.demo_partners``); otherwise the partners are created here.
+    """
+    if issued is None:
+        issued = create_demo_partners(
+            database,
+            clock,
+            partner_kinds(settings.policies_dir),
+            timedelta(days=settings.token_ttl_days),
+            keyer=KeyRing.open(settings, clock=clock).person_key,
+        )
     ctx = build_context(settings, clock=clock, db=database)
-    issued = create_demo_partners(
-        database,
-        clock,
-        partner_kinds(settings.policies_dir),
-        timedelta(days=settings.token_ttl_days),
-        keyer=ctx.keys.person_key,
-    )
     with database.read() as session:
         callers = {principal: authenticate(session, token, clock) for principal, token in issued}
     return World(ctx, callers)

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,9 @@ from gateway.clock import FixedClock
 from gateway.config import Settings
 from gateway.context import AppContext
 from gateway.db import Database
-from gateway.demo_partners import create_demo_partners
 from gateway.identity.service import CLI_ACTOR, Caller, authenticate
-from gateway.keys import KeyRing
 from gateway.keys.signing import Ed25519Signer
 from gateway.models.audit import AuditEntry
-from gateway.policy.vocabulary import partner_kinds
 from gateway.research import synthetic
 from gateway.research.agreements import Agreement, AgreementVocabulary, load_agreement
 from gateway.research.bundle import open_bundle
@@ -41,7 +38,7 @@ from gateway.research.service.release import release
 from gateway.research.service.results import ReleaseView
 from gateway.research.service.rows import submit_rows
 from gateway.research.service.withdrawal import withdraw
-from tests.conftest import POLICIES
+from tests.conftest import POLICIES, demo_partners
 from tests.helpers.research import (
     AGREEMENT,
     NSCR,
@@ -244,6 +241,7 @@ def service(
     clock: FixedClock,
     tmp_path: Path,
     identities: list[x25519.Identity],
+    request: pytest.FixtureRequest,
 ) -> Service:
     """The study's agreement (test recipients, period to 2099) on the test database."""
     policies = write_policies(tmp_path / "policies", identities)
@@ -254,13 +252,7 @@ def service(
             "releases_dir": tmp_path / "releases",
         }
     )
-    issued = create_demo_partners(
-        database,
-        clock,
-        partner_kinds(POLICIES),
-        timedelta(days=study_settings.token_ttl_days),
-        keyer=KeyRing.open(study_settings, clock=clock).person_key,
-    )
+    issued = demo_partners(request, study_settings, database, clock)
     return Service(build_context(study_settings, clock=clock, db=database), dict(issued))
 
 
