@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The suite fails when line coverage of gateway/ falls below this (94.4 % measured on a clean clone 2026-11-30 evening).
+# The suite fails when line coverage of gateway/ falls below this (94.4 % measured on a clean clone 2026-11-30 late evening).
 COVERAGE_FLOOR := 90
 
 .PHONY: run test setup clean
