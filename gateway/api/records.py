@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Response, status
 from gateway.api.deps import Ctx, CurrentCaller
 from gateway.api.responses import ready_json
 from gateway.schemas.cases import RecordIn, ShareOut
-from gateway.workflow import records
+from gateway.workflow import reading, records
 from gateway.workflow.records import RecordIn as RecordData
 from gateway.workflow.views import RecordsView
 
@@ -65,4 +65,4 @@ def share_record(
 )
 def read_records(case_id: str, caller: CurrentCaller, ctx: Ctx) -> Response:
     """Return records with obligations applied and provenance; withheld ones only counted."""
-    return ready_json(records.read_records(ctx, caller, case_id))
+    return ready_json(reading.read_records(ctx, caller, case_id))

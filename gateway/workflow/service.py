@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from gateway.context import AppContext
 from gateway.identity.actors import Caller
-from gateway.workflow import hits, outputs, records, signals, transitions
+from gateway.workflow import hits, outputs, reading, records, signals, transitions
 from gateway.workflow.access import SubjectIn
 from gateway.workflow.outputs import Intervention
 from gateway.workflow.records import RecordIn
@@ -134,5 +134,5 @@ class Workflow:
         return records.share_record(self.ctx, caller, case_id, idempotency_key, record)
 
     def read_records(self, caller: Caller, case_id: str) -> RecordsView:
-        """Return the records the caller may see now (``records.read_records``)."""
-        return records.read_records(self.ctx, caller, case_id)
+        """Return the records the caller may see now (``reading.read_records``)."""
+        return reading.read_records(self.ctx, caller, case_id)
