@@ -13,11 +13,9 @@ from gateway.db import Database
 from gateway.demo import POLITIE
 from gateway.demo_data import YOUTH_BSN
 from gateway.errors import InvalidInputError
-from gateway.policy.vocabulary import partner_kinds
 from gateway.workflow import records
 from gateway.workflow.access import SubjectIn
-from tests.conftest import demo_partners
-from tests.helpers.workflow import World, build_world, case_at_step_3, police_record
+from tests.helpers.workflow import World, case_at_step_3, demo_world, police_record
 
 RIEC_PO = "riec-noord-nederland.privacy-officer"
 BANK_PO = "voorbeeldbank.privacy-officer"
@@ -27,9 +25,7 @@ BANK_PO = "voorbeeldbank.privacy-officer"
 def world(
     settings: Settings, database: Database, clock: FixedClock, request: pytest.FixtureRequest
 ) -> World:
-    kinds = partner_kinds(settings.policies_dir)
-    issued = demo_partners(request, settings, database, clock, kinds)
-    return build_world(settings, database, clock, issued)
+    return demo_world(request, settings, database, clock)
 
 
 def test_a_lookup_answers_from_the_log_and_is_recorded_by_keyed_index(world: World) -> None:

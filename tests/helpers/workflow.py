@@ -27,6 +27,7 @@ from gateway.policy.vocabulary import partner_kinds
 from gateway.workflow import hits, signals, transitions
 from gateway.workflow.access import SubjectIn
 from gateway.workflow.records import RecordIn
+from tests.conftest import demo_partners
 from tests.helpers.cases import POLICE_RECORD
 
 GO = {
@@ -53,6 +54,13 @@ class World:
             if event_type is not None:
                 query = query.where(AuditEntry.event_type == event_type)
             return [json.loads(e.leaf) for e in session.exec(query).all()]
+
+
+def demo_world(request: Any, settings: Settings, database: Database, clock: FixedClock) -> World:
+    """Return ``build_world`` over the demo partners of the per-process template (the
+    ``world`` fixtures of the workflow and subject-request tests)."""
+    issued = demo_partners(request, settings, database, clock, partner_kinds(settings.policies_dir))
+    return build_world(settings, database, clock, issued)
 
 
 def build_world(

@@ -7,9 +7,7 @@ import pytest
 from gateway.clock import FixedClock
 from gateway.config import Settings
 from gateway.db import Database
-from gateway.policy.vocabulary import partner_kinds
-from tests.conftest import demo_partners
-from tests.helpers.workflow import World, build_world
+from tests.helpers.workflow import World, demo_world
 
 
 @pytest.fixture
@@ -17,6 +15,4 @@ def world(
     settings: Settings, database: Database, clock: FixedClock, request: pytest.FixtureRequest
 ) -> World:
     """A context with the demo partners and their callers, on the test's backend."""
-    kinds = partner_kinds(settings.policies_dir)
-    issued = demo_partners(request, settings, database, clock, kinds)
-    return build_world(settings, database, clock, issued)
+    return demo_world(request, settings, database, clock)
