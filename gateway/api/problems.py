@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.api.deps import document_authentication
 from gateway.audit.errors import AuditLogCorruptError
 from gateway.errors import (
     AuthenticationError,
@@ -274,12 +275,16 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def install(app: FastAPI) -> None:
-    """Register the problem handlers on ``app`` and document problems in its OpenAPI."""
+    """Register the problem handlers on ``app`` and document problems in its OpenAPI.
+
+    The document also declares how callers authenticate (``deps.document_authentication``),
+    before the problems, so that the validation error of its header is documented as one.
+    """
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_problems(generate())
+            app.openapi_schema = document_problems(document_authentication(app, generate()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

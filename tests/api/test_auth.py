@@ -121,3 +121,40 @@ def test_every_v1_route_requires_a_token(gateway: Gateway) -> None:
             concrete = path.replace("{", "").replace("}", "")
             response = gateway.client.request(method, concrete, json={})
             assert response.status_code == 401, f"{method} {path} answered {response.status_code}"
+
+
+def test_an_over_long_acting_principal_header_is_a_validation_problem(gateway: Gateway) -> None:
+    sent = "p" * 65
+    for headers in (gateway.auth(ANALYST), {}):
+        response = gateway.client.get("/v1/me", headers=headers | {"Gateway-Principal": sent})
+        body = assert_problem(response, 422, "validation-failed")
+        assert body["errors"] == [
+            {
+                "loc": ["header", "gateway-principal"],
+                "msg": "String should have at most 64 characters",
+                "type": "string_too_long",
+            }
+        ]
+        assert sent not in response.text
+    ok = gateway.client.get("/v1/me", headers=gateway.auth(ANALYST) | {"Gateway-Principal": "p"})
+    assert ok.status_code == 200
+
+
+def test_the_document_declares_a_token_exactly_where_one_is_asked_for(gateway: Gateway) -> None:
+    """Each operation answering 401 without a token declares the bearer scheme and the
+    optional Gateway-Principal header; no other operation does."""
+    document = gateway.client.get("/openapi.json").json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    checked = 0
+    for path, item in document["paths"].items():
+        concrete = path.replace("{", "").replace("}", "")
+        for method, operation in item.items():
+            answered = gateway.client.request(method.upper(), concrete, json={}).status_code
+            declared = operation.get("security") == [{"HTTPBearer": []}]
+            headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+            assert declared == (answered == 401), f"{method} {path}: {answered}"
+            assert declared == ("gateway-principal" in headers), f"{method} {path}"
+            if declared:
+                assert {"422", "400"} & set(operation["responses"]), f"{method} {path}"
+                checked += 1
+    assert checked > 50
