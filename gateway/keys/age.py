@@ -33,6 +33,7 @@ class Writable(Protocol):
         """Flush what was written."""
         ...
 
+
 Identity: TypeAlias = x25519.Identity
 """An age X25519 identity (secret key); ``str()`` of one is the secret key in age's text form."""
 

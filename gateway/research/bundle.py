@@ -14,10 +14,11 @@ The bundle appears under its final name by one atomic hard link at the very end,
 crash or kill at any moment leaves no bundle under a final name. The next run deletes
 leftover work folders whose lock is free (their process is gone). Only what survives
 the work folder is flushed to disk: the packed bundle before it is linked, then the
-destination folder. The intermediate files (plaintext and encrypted data) are read back
-from the page cache and deleted; a crash loses nothing by not flushing them, and
-flushing would force the plaintext onto the disk (unflushed, the kernel may still write
-it back; the work folder is private and removed either way).
+destination folder. The plaintext data files are read back from the page cache,
+encrypted straight into the bundle (``gateway.research.bundle_pack``) and deleted; a
+crash loses nothing by not flushing them, and flushing would force the plaintext onto
+the disk (unflushed, the kernel may still write it back; the work folder is private and
+removed either way). ``write_tar`` writes the same tar from member files.
 """
 
 from __future__ import annotations
