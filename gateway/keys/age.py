@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TypeAlias
+from typing import BinaryIO, Protocol, TypeAlias
 
 import pyrage
 from pyrage import RecipientError, x25519
@@ -20,6 +20,19 @@ from pyrage import RecipientError, x25519
 from gateway.errors import ConflictError, InvalidInputError
 
 IDENTITY_FILE_MODE = 0o600
+
+
+class Writable(Protocol):
+    """Where ``encrypt_stream`` writes: anything with ``write`` and ``flush``."""
+
+    def write(self, data: bytes, /) -> int:
+        """Write ``data``; return how many bytes were written."""
+        ...
+
+    def flush(self) -> None:
+        """Flush what was written."""
+        ...
+
 
 Identity: TypeAlias = x25519.Identity
 """An age X25519 identity (secret key); ``str()`` of one is the secret key in age's text form."""
@@ -94,6 +107,17 @@ def encrypt_to(source: Path, target: Path, recipients: Sequence[str]) -> None:
     """
     parsed = [x25519.Recipient.from_str(check_recipient(r)) for r in recipients]
     pyrage.encrypt_file(str(source), str(target), parsed)
+
+
+def encrypt_stream(source: BinaryIO, target: Writable, recipients: Sequence[str]) -> None:
+    """Encrypt what ``source`` holds to every age ``recipient``, written to ``target`` (streaming).
+
+    ``target`` needs only ``write`` (and ``flush``): a caller can hash or count what is
+    written, or write it into a larger file. Raises InvalidInputError if a recipient is
+    not an age X25519 recipient.
+    """
+    parsed = [x25519.Recipient.from_str(check_recipient(r)) for r in recipients]
+    pyrage.encrypt_io(source, target, parsed)
 
 
 def decrypt_with(source: Path, target: Path, identities: Sequence[Identity]) -> bool:

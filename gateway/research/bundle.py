@@ -14,10 +14,11 @@ The bundle appears under its final name by one atomic hard link at the very end,
 crash or kill at any moment leaves no bundle under a final name. The next run deletes
 leftover work folders whose lock is free (their process is gone). Only what survives
 the work folder is flushed to disk: the packed bundle before it is linked, then the
-destination folder. The intermediate files (plaintext and encrypted data) are read back
-from the page cache and deleted; a crash loses nothing by not flushing them, and
-flushing would force the plaintext onto the disk (unflushed, the kernel may still write
-it back; the work folder is private and removed either way).
+destination folder. The plaintext data files are read back from the page cache,
+encrypted straight into the bundle (``gateway.research.bundle_pack``) and deleted; a
+crash loses nothing by not flushing them, and flushing would force the plaintext onto
+the disk (unflushed, the kernel may still write it back; the work folder is private and
+removed either way). ``write_tar`` writes the same tar from member files.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from gateway.research.manifest import (
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
     SIGNATURE_NAME,
-    FileEntry,
     member_names,
     parse_manifest,
 )
@@ -124,24 +124,7 @@ def clean_stale_workdirs(destination: Path, *, now: float | None = None) -> list
     return removed
 
 
-def encrypt_file(source: Path, target: Path, recipients: Sequence[str]) -> None:
-    """Encrypt ``source`` to every age ``recipient`` into ``target`` (streaming)."""
-    if not recipients:
-        raise BundleError("a release needs at least one researcher recipient")
-    age.encrypt_to(source, target, recipients)
-
-
-def describe_encrypted(plain: Path, media_type: str, recipients: Sequence[str]) -> FileEntry:
-    """Hash ``plain``, encrypt it next to itself as ``<name>.age``, hash that, delete ``plain``."""
-    digest, size = sha256_file(plain)
-    target = plain.with_name(plain.name + ".age")
-    encrypt_file(plain, target, recipients)
-    enc_digest, enc_size = sha256_file(target)
-    plain.unlink()
-    return FileEntry(plain.name, media_type, size, digest, target.name, enc_size, enc_digest)
-
-
-def _copy_into(source: IO[bytes], target: IO[bytes], size: int) -> None:
+def copy_into(source: IO[bytes], target: IO[bytes], size: int) -> None:
     """Append ``size`` bytes of ``source`` to ``target`` in the kernel (no copy through Python)."""
     target.flush()
     left = size
@@ -159,8 +142,13 @@ def _copy_into(source: IO[bytes], target: IO[bytes], size: int) -> None:
 
 def member_info(name: str, path: Path, mtime: datetime) -> tarfile.TarInfo:
     """Return the tar header of a bundle member: its size, the release's time, no owner."""
+    return sized_member_info(name, path.stat().st_size, mtime)
+
+
+def sized_member_info(name: str, size: int, mtime: datetime) -> tarfile.TarInfo:
+    """Return the tar header of a bundle member of ``size`` bytes (see ``member_info``)."""
     info = tarfile.TarInfo(name)
-    info.size = path.stat().st_size
+    info.size = size
     info.mtime = int(mtime.timestamp())
     info.mode = 0o644
     info.uid = info.gid = 0
@@ -183,7 +171,7 @@ def write_tar(target: Path, members: Sequence[tuple[str, Path]], mtime: datetime
             padding = -info.size % tarfile.BLOCKSIZE
             out.write(header)
             with path.open("rb") as handle:
-                _copy_into(handle, out, info.size)
+                copy_into(handle, out, info.size)
             out.write(tarfile.NUL * padding)
             written += len(header) + info.size + padding
         end = 2 * tarfile.BLOCKSIZE

@@ -303,16 +303,17 @@ def scatter(spill: pa.RecordBatch, rng: np.random.Generator, writers: Sequence[A
             offset += count
 
 
-def shuffled(
+def permutations(
     buckets: Sequence[Path], rng: np.random.Generator, columns: Sequence[str] | None = None
-) -> Iterator[pa.Table]:
-    """Yield the rows of the spilled ``buckets`` in a random order, a bounded part at a time.
+) -> Iterator[tuple[pa.Table, Int64s]]:
+    """Yield the spilled ``buckets``' rows, a bounded part at a time, each with a random order.
 
-    A bucket is read whole and permuted; one larger than ``BUCKET_BYTES`` is first
-    scattered at random into smaller ones (streamed, batch by batch). Random buckets,
-    each permuted, make a uniformly random order of all rows. Each file is removed once
-    read. Only ``columns`` are yielded (all when None): the others are dropped before
-    the permutation, which then copies only what is used.
+    A bucket is read whole and yielded with a random permutation of its rows; one
+    larger than ``BUCKET_BYTES`` is first scattered at random into smaller ones
+    (streamed, batch by batch). Random buckets, each permuted, make a uniformly random
+    order of all rows. Each file is removed once read. Only ``columns`` are yielded (all
+    when None). The caller takes the rows in that order, and can leave rows out of the
+    order first: one copy of what it keeps, not a permuted copy and a filtered one.
     """
     pending = list(buckets)
     while pending:
@@ -337,9 +338,7 @@ def shuffled(
         if table is None:
             pending[:0] = parts
         elif table.num_rows:
-            permuted = table.take(pa.array(rng.permutation(table.num_rows)))
-            del table  # one copy of the bucket while the caller works on it, not two
-            yield permuted
+            yield table, rng.permutation(table.num_rows)
 
 
 def second_pass(
@@ -384,19 +383,22 @@ def second_pass(
         events = _PersonClasses(csv_path.parent, "events", stack)
         # a per-release random order: nothing of the submission order survives; only
         # the chosen level of each quasi-identifier travels on
-        for table in shuffled(buckets, rng, needed):
-            person = people.of(np.asarray(table.column(ANCHOR).to_numpy(), dtype=np.int64))
+        for bucket, order in permutations(buckets, rng, needed):
+            person = people.of(np.asarray(bucket.column(ANCHOR).to_numpy(), dtype=np.int64))
             keep = outcome.kept[person]
             if outcome.row_suppressed is not None:
-                finest = np.asarray(table.column(CLASS_ID).to_numpy(), dtype=np.int64)
+                finest = np.asarray(bucket.column(CLASS_ID).to_numpy(), dtype=np.int64)
                 keep = keep & ~outcome.row_suppressed[finest]
             if withdrawn is not None:
                 stats.rows_suppressed += int((~keep & ~withdrawn[person]).sum())
             else:
                 stats.rows_suppressed += int((~keep).sum())
-            if not keep.all():  # nearly always all are kept: no copy of the table then
-                table = table.filter(pa.array(keep))
-                person = person[keep]
+            if not keep.all():  # rows of suppressed or withdrawn people leave the order
+                order = order[keep[order]]
+            # the kept rows in the random order: one copy of the bucket, never filtered again
+            table = bucket.take(pa.array(order))
+            person = person[order]
+            del bucket
             released[person] = True
             arrays = []
             for col in plan.released:

@@ -21,6 +21,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from itertools import compress, repeat
 from typing import Any
 
@@ -333,7 +334,20 @@ def _single_source(
     return _fill(payloads, spec.field, list(map(canonical.get, spelt)), by_key)
 
 
+DAY_CACHE = 1 << 15
+"""Birth date spellings whose canonical form is remembered across batches (about 90 years
+of days): a batch repeats few of its dates, the next batches repeat nearly all of them."""
+
+
+@lru_cache(maxsize=DAY_CACHE)
+def _canonical_day(value: str) -> str:
+    """Return ``birth_date(value)`` as ISO text; a date, not a person, so it may be kept."""
+    return birth_date(value).isoformat()
+
+
 def _day(value: Any) -> str:
+    if isinstance(value, str):
+        return _canonical_day(value)
     return birth_date(value).isoformat()
 
 

@@ -17,14 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gateway.errors import ConflictError, InvalidInputError
-from gateway.research.bundle import (
-    BUNDLE_SUFFIX,
-    clean_stale_workdirs,
-    describe_encrypted,
-    publish,
-    workdir,
-    write_tar,
-)
+from gateway.research.bundle import BUNDLE_SUFFIX, clean_stale_workdirs, publish, workdir
+from gateway.research.bundle_pack import pack_encrypted
 from gateway.research.extract import (
     ColumnBatch,
     ExtractRequest,
@@ -36,12 +30,7 @@ from gateway.research.extract import (
 )
 from gateway.research.generalise import GeneralisationState
 from gateway.research.heap import release_pool
-from gateway.research.manifest import (
-    MANIFEST_NAME,
-    SIGNATURE_NAME,
-    build_manifest,
-    manifest_bytes,
-)
+from gateway.research.manifest import FileEntry, build_manifest, manifest_bytes
 from gateway.research.pseudonyms import Pseudonymiser
 
 _RELEASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -130,25 +119,30 @@ def make_release(
         extract = write_extract(request, source, work, pseudonymiser, progress)
         if progress is not None:
             progress.start("encrypt, sign and publish", None)
-        files = [
-            describe_encrypted(extract.csv, "text/csv", to),
-            describe_encrypted(extract.parquet, "application/vnd.apache.parquet", to),
-        ]
-        manifest = build_manifest(
-            request,
-            extract,
-            files,
-            pseudonym_key_id=pseudonymiser.key_id,
-            signer_fingerprint=signer.fingerprint,
-            signer_public_key=signer.public_key,
-        )
-        data = manifest_bytes(manifest)
-        (work / MANIFEST_NAME).write_bytes(data)
-        (work / SIGNATURE_NAME).write_bytes(signer.sign(data))
-        members = [(MANIFEST_NAME, work / MANIFEST_NAME), (SIGNATURE_NAME, work / SIGNATURE_NAME)]
-        members += [(f.encrypted_name, work / f.encrypted_name) for f in files]
+
+        made: dict[str, dict[str, Any]] = {}
+
+        def manifest_of(files: list[FileEntry]) -> bytes:
+            made["manifest"] = build_manifest(
+                request,
+                extract,
+                files,
+                pseudonym_key_id=pseudonymiser.key_id,
+                signer_fingerprint=signer.fingerprint,
+                signer_public_key=signer.public_key,
+            )
+            return manifest_bytes(made["manifest"])
+
         packed = work / f"bundle{BUNDLE_SUFFIX}"
-        write_tar(packed, members, request.at)
+        _, data = pack_encrypted(
+            packed,
+            [(extract.csv, "text/csv"), (extract.parquet, "application/vnd.apache.parquet")],
+            to,
+            request.at,
+            manifest_of,
+            signer.sign,
+        )
+        manifest = made["manifest"]  # of the files as encrypted: the last one made
         publish(packed, final)
     return Release(
         bundle=final,

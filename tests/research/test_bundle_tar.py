@@ -68,4 +68,4 @@ def test_a_file_shorter_than_its_size_fails(tmp_path: Path) -> None:
         (tmp_path / "out").open("wb") as target,
         pytest.raises(EOFError),
     ):
-        bundle._copy_into(source, target, 200)
+        bundle.copy_into(source, target, 200)

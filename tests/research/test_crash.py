@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from pyrage import x25519
 from gateway.keys.signing import Ed25519Signer
-from gateway.research import bundle, release_builder, synthetic
+from gateway.research import bundle_pack, release_builder, synthetic
 from gateway.research.agreements import AgreementVocabulary, load_agreement
 from gateway.research.extract import ExtractRequest
 from tests.research.doubles import FakeKeyRing
@@ -56,18 +56,16 @@ def rows():
         yield row
 
 if point == "encrypt":
-    real_encrypt = bundle.encrypt_file
+    real_encrypt = bundle_pack.encrypt_stream
     def encrypt_then_stop(source, target, recipients):
         real_encrypt(source, target, recipients)
-        stop_here()  # data.csv.age written, data.parquet not yet
-    bundle.encrypt_file = encrypt_then_stop
+        target.flush()
+        stop_here()  # data.csv.age in the tar, data.parquet not yet
+    bundle_pack.encrypt_stream = encrypt_then_stop
 elif point == "tar":
-    def half_a_tar(target, members, mtime):
-        with target.open("xb") as handle:
-            handle.write(Path(members[2][1]).read_bytes()[:100_000])
-            handle.flush()
-        stop_here()
-    release_builder.write_tar = half_a_tar
+    def no_head(manifest, signature, mtime):
+        stop_here()  # every data member in the tar, no manifest in front of them
+    bundle_pack.tar_head = no_head
 elif point == "publish":
     release_builder.publish = lambda temporary, final: stop_here()
 

@@ -18,15 +18,15 @@ def test_small_buckets_release_the_same_rows_in_another_order(
 ) -> None:
     whole = releaser.open(releaser.release(rows, "whole", seed=b"\x02" * 32))
     read: list[int] = []
-    shuffled = extract_output.shuffled
+    permutations = extract_output.permutations
 
     def counting(*args: Any) -> Any:
-        for table in shuffled(*args):
+        for table, order in permutations(*args):
             read.append(table.num_rows)
-            yield table
+            yield table, order
 
     monkeypatch.setattr(extract_output, "BUCKET_BYTES", 16 << 10)
-    monkeypatch.setattr(extract_output, "shuffled", counting)
+    monkeypatch.setattr(extract_output, "permutations", counting)
     split = releaser.open(releaser.release(rows, "split", seed=b"\x02" * 32))
     lines = [o.csv_text.splitlines() for o in (whole, split)]
     assert lines[0][0] == lines[1][0]  # the header
@@ -61,3 +61,21 @@ def test_distinct_class_person_pairs_are_sorted_by_class_then_person(key_high: i
     expected = sorted(set(zip(key.tolist(), person.tolist(), strict=True)))
     assert list(zip(got_key.tolist(), got_person.tolist(), strict=True)) == expected
     assert got_key.dtype == np.int64 and got_person.dtype == np.int32
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_leaving_rows_out_of_the_order_equals_filtering_the_permuted_rows(seed: int) -> None:
+    """Pass 2 takes the kept rows in their random order: what permuting and then filtering gave."""
+    rng = np.random.default_rng(seed)
+    rows = int(rng.integers(1, 3_000))
+    table = pa.table(
+        {
+            "row": pa.array(np.arange(rows)),
+            "text": pa.array([None if i % 7 == 0 else f"v{i}" for i in range(rows)]),
+        }
+    )
+    order = rng.permutation(rows)
+    keep = rng.random(rows) < rng.random()  # per row of the bucket, before permuting
+    before = table.take(pa.array(order))
+    before = before.filter(pa.array(keep[order]))
+    assert table.take(pa.array(order[keep[order]])).equals(before)

@@ -18,6 +18,7 @@ import pytest
 from gateway.errors import InvalidInputError
 from gateway.identifiers import NORMALISERS, IdType, birth_date, canonical_name
 from gateway.policy.vocabulary import load_vocabulary
+from gateway.research import intake
 from gateway.research.agreements import Agreement
 from gateway.research.errors import RowsRefusedError
 from gateway.research.intake import (
@@ -168,3 +169,36 @@ def _linked(plan: IntakePlan, row: Mapping[str, Any]) -> bool:
     except RowsRefusedError:
         return False
     return True
+
+
+def _birth_date_text(rng: random.Random) -> str:
+    """A birth date as a provider may spell it: mostly ISO, sometimes odd or wrong."""
+    year, month, day = rng.randint(1890, 2030), rng.randint(1, 13), rng.randint(1, 31)
+    return rng.choice(
+        [
+            f"{year:04d}-{month:02d}-{day:02d}",
+            f" {year:04d}-{month:02d}-{day:02d}\t",
+            f"{year:04d}{month:02d}{day:02d}",
+            f"{year:04d}-W{rng.randint(1, 53):02d}-{rng.randint(1, 7)}",
+            f"{day:02d}-{month:02d}-{year:04d}",
+            f"{year:04d}-{month}-{day}",
+            "",
+        ]
+    )
+
+
+def _day_or_error(day: Any, value: str) -> str | type[Exception]:
+    try:
+        return str(day(value))
+    except InvalidInputError as exc:
+        return type(exc)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_remembered_birth_dates_equal_their_definition(seed: int) -> None:
+    """``_day`` (remembered across batches) gives what ``birth_date`` gives, or its error."""
+    rng = random.Random(seed)
+    values = [_birth_date_text(rng) for _ in range(3000)]
+    for value in values + values:  # the second time from the cache
+        expected = _day_or_error(lambda v: birth_date(v).isoformat(), value)
+        assert _day_or_error(intake._day, value) == expected, value
