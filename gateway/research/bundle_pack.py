@@ -49,11 +49,14 @@ def likely_encrypted_size(size: int, recipients: int) -> int:
     return _AGE_HEADER + _AGE_STANZA * recipients + _AGE_TAG + size + _AGE_TAG * chunks
 
 
-def _member(name: str, data: bytes, mtime: datetime) -> bytes:
-    header = sized_member_info(name, len(data), mtime).tobuf(
+def _header(name: str, size: int, mtime: datetime) -> bytes:
+    return sized_member_info(name, size, mtime).tobuf(
         tarfile.PAX_FORMAT, "utf-8", "surrogateescape"
     )
-    return header + data + tarfile.NUL * (-len(data) % tarfile.BLOCKSIZE)
+
+
+def _member(name: str, data: bytes, mtime: datetime) -> bytes:
+    return _header(name, len(data), mtime) + data + tarfile.NUL * (-len(data) % tarfile.BLOCKSIZE)
 
 
 def tar_head(manifest: bytes, signature: bytes, mtime: datetime) -> bytes:
@@ -94,18 +97,21 @@ def _encrypt_member(
     digest, size = sha256_file(plain)
     name = plain.name + ENCRYPTED_SUFFIX
     start = out.tell()
-    out.write(bytes(tarfile.BLOCKSIZE))  # the member header, once its size is known
+    # Room for the member's header, written once the encrypted size is known: one block,
+    # or more where the name needs a PAX extended header (the size does not change that
+    # below tar's 8 GiB, and a header of another length is refused, never written over data).
+    room = len(_header(name, likely_encrypted_size(size, len(recipients)), mtime))
+    out.write(bytes(room))
     sink = _Hashing(out)
     with plain.open("rb", buffering=_READ_BUFFER) as source:
         encrypt_stream(source, sink, recipients)
     out.write(tarfile.NUL * (-sink.size % tarfile.BLOCKSIZE))
     end = out.tell()
+    header = _header(name, sink.size, mtime)
+    if len(header) != room:
+        raise BundleError(f"the tar header of {name} does not fit the room left for it")
     out.seek(start)
-    out.write(
-        sized_member_info(name, sink.size, mtime).tobuf(
-            tarfile.PAX_FORMAT, "utf-8", "surrogateescape"
-        )
-    )
+    out.write(header)
     out.seek(end)
     plain.unlink()
     return FileEntry(plain.name, media_type, size, digest, name, sink.size, sink.digest.hexdigest())

@@ -32,10 +32,15 @@ def _sign(data: bytes) -> bytes:
     return hashlib.sha512(data).digest()  # 64 bytes, as an Ed25519 signature
 
 
-def _pack(folder: Path, rng: random.Random) -> tuple[Path, list[bytes], list[FileEntry], bytes]:
+NAMES = ("data.csv", "data.parquet")
+
+
+def _pack(
+    folder: Path, rng: random.Random, names: tuple[str, str] = NAMES
+) -> tuple[Path, list[bytes], list[FileEntry], bytes]:
     sizes = [0, 1, 511, 512, 65535, 65536, 65537, rng.randrange(1, 400_000)]
     plains = []
-    for name in ("data.csv", "data.parquet"):
+    for name in names:
         path = folder / name
         path.write_bytes(rng.randbytes(rng.choice(sizes)))
         plains.append(path)
@@ -56,8 +61,11 @@ def _pack(folder: Path, rng: random.Random) -> tuple[Path, list[bytes], list[Fil
 IDENTITY = x25519.Identity.generate()
 
 
-def _same_as_write_tar(folder: Path, target: Path, texts: list[bytes], manifest: bytes) -> None:
+def _same_as_write_tar(
+    folder: Path, target: Path, texts: list[bytes], manifest: bytes, names: tuple[str, str] = NAMES
+) -> None:
     """Extract the members, write them again with ``write_tar``: the same bytes."""
+    data_names = names
     members = []
     with tarfile.open(target, mode="r:") as tar:
         names = tar.getnames()
@@ -67,7 +75,7 @@ def _same_as_write_tar(folder: Path, target: Path, texts: list[bytes], manifest:
             path = folder / f"member-{number}"
             path.write_bytes(extracted.read())
             members.append((name, path))
-    assert names == ["manifest.json", "manifest.sig", "data.csv.age", "data.parquet.age"]
+    assert names == ["manifest.json", "manifest.sig", *(f"{n}.age" for n in data_names)]
     assert members[0][1].read_bytes() == manifest
     assert members[1][1].read_bytes() == _sign(manifest)
     write_tar(folder / "again.tar", members, AT)
@@ -88,6 +96,16 @@ def _same_as_write_tar(folder: Path, target: Path, texts: list[bytes], manifest:
 def test_packed_in_place_is_what_write_tar_writes(tmp_path: Path, seed: int) -> None:
     target, texts, _, manifest = _pack(tmp_path, random.Random(seed))
     _same_as_write_tar(tmp_path, target, texts, manifest)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_members_whose_names_need_an_extended_header_are_packed_whole(
+    tmp_path: Path, seed: int
+) -> None:
+    """A name over tar's 100 characters takes a PAX header longer than one block."""
+    names = ("r" * (100 + 40 * seed) + ".csv", "p" * 150 + ".parquet")
+    target, texts, _, manifest = _pack(tmp_path, random.Random(seed), names)
+    _same_as_write_tar(tmp_path, target, texts, manifest, names)
 
 
 @pytest.mark.parametrize("seed", range(3))
