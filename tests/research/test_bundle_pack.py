@@ -62,10 +62,13 @@ IDENTITY = x25519.Identity.generate()
 
 
 def _same_as_write_tar(
-    folder: Path, target: Path, texts: list[bytes], manifest: bytes, names: tuple[str, str] = NAMES
+    folder: Path,
+    target: Path,
+    texts: list[bytes],
+    manifest: bytes,
+    data_names: tuple[str, str] = NAMES,
 ) -> None:
     """Extract the members, write them again with ``write_tar``: the same bytes."""
-    data_names = names
     members = []
     with tarfile.open(target, mode="r:") as tar:
         names = tar.getnames()
