@@ -51,10 +51,11 @@ _PC4_RANGES: tuple[tuple[int, int, str], ...] = (
 )
 _PC4_STARTS = [start for start, _, _ in _PC4_RANGES]
 _REGIONS: tuple[tuple[int, int, str], ...] = (
-    (8400, 9299, "overig Friesland"),
-    (9300, 9499, "overig Drenthe"),
-    (9500, 9999, "overig Groningen"),
+    (8400, 9299, "Friesland"),
+    (9300, 9499, "Drenthe"),
+    (9500, 9999, "Groningen"),
 )
+_ELSEWHERE = "overig Nederland"
 # A postcode without spaces, upper case: 4 digits not starting with 0, then optionally
 # two letters other than SA, SD and SS (never issued). A bare PC4 is accepted too.
 _POSTCODE = r"^[1-9][0-9]{3}(?:[A-RT-Z][A-Z]|S[BCE-RT-Z])?$"
@@ -77,18 +78,29 @@ def municipality_of_pc4(code: int) -> str:
         start, end, name = _PC4_RANGES[i]
         if start <= code <= end:
             return name
+    province = province_of_pc4(code)
+    return province if province == _ELSEWHERE else f"overig {province}"
+
+
+def province_of_pc4(code: int) -> str:
+    """Return the province of a four-digit postcode in the study area, else ``overig Nederland``.
+
+    Each municipality of the table above lies in one province, so this level is coarser
+    than ``municipality`` for every postcode (a hierarchy, as the lattice needs).
+    """
     for start, end, name in _REGIONS:
         if start <= code <= end:
             return name
-    return "overig Nederland"
+    return _ELSEWHERE
 
 
 @cache
-def _pc4_table() -> tuple[pa.Array, pa.Array]:
+def _pc4_table(level: str) -> tuple[pa.Array, pa.Array]:
     codes = list(range(1000, 10000))
+    name_of = municipality_of_pc4 if level == "municipality" else province_of_pc4
     return (
         pa.array([str(c) for c in codes], pa.string()),
-        pa.array([municipality_of_pc4(c) for c in codes], pa.string()),
+        pa.array([name_of(c) for c in codes], pa.string()),
     )
 
 
@@ -158,8 +170,8 @@ def _level(
             )
         if level == "pc4":
             return shared["pc4"]
-        if level == "municipality":
-            codes, names = _pc4_table()
+        if level in {"municipality", "province"}:
+            codes, names = _pc4_table(level)
             return pc.take(names, pc.index_in(shared["pc4"], value_set=codes))
     else:
         if "days" not in shared:

@@ -33,7 +33,7 @@ class Generalisable(StrEnum):
 
 LEVELS: dict[Generalisable, tuple[str, ...]] = {
     Generalisable.BIRTH_DATE: ("year", "age_band"),
-    Generalisable.POSTCODE: ("pc4", "municipality"),
+    Generalisable.POSTCODE: ("pc4", "municipality", "province"),
     Generalisable.TIMESTAMP: ("week", "month", "quarter", "year"),
 }
 """The levels of each kind, finest first."""

@@ -14,6 +14,7 @@ from gateway.research.generalise import (
     age_band_labels,
     generalise,
     municipality_of_pc4,
+    province_of_pc4,
     strings,
 )
 from gateway.research.transforms import Generalisable
@@ -51,6 +52,11 @@ CASES: list[tuple[Generalisable, str, str | None, str | None]] = [
     (POSTCODE, "municipality", "9501AA", "overig Groningen"),
     (POSTCODE, "municipality", "1012AB", "overig Nederland"),
     (POSTCODE, "municipality", "XXXX", None),
+    (POSTCODE, "province", "9203 AB", "Friesland"),
+    (POSTCODE, "province", "9401AA", "Drenthe"),
+    (POSTCODE, "province", "9712 CP", "Groningen"),
+    (POSTCODE, "province", "1012AB", "overig Nederland"),
+    (POSTCODE, "province", "XXXX", None),
     (TIME, "week", "2026-02-14T21:05:00+01:00", "2026-W07"),
     (TIME, "week", "2024-12-30T08:00:00+01:00", "2025-W01"),  # ISO year differs
     (TIME, "week", "2027-01-01", "2026-W53"),
@@ -90,6 +96,16 @@ def test_age_band_labels_and_municipality_table() -> None:
     assert age_band_labels(DEFAULT_AGE_BANDS)[-1] == "65+"
     assert municipality_of_pc4(9209) == "Smallingerland"
     assert municipality_of_pc4(9210) == "overig Friesland"
+
+
+def test_every_municipality_lies_in_one_province() -> None:
+    # a level must be coarser than the one before it for every value, or a coarser node
+    # of the lattice could split a class the finer one kept together
+    province_of: dict[str, set[str]] = {}
+    for code in range(1000, 10000):
+        province_of.setdefault(municipality_of_pc4(code), set()).add(province_of_pc4(code))
+    assert all(len(p) == 1 for p in province_of.values()), province_of
+    assert province_of["Assen"] == {"Drenthe"} and province_of["Leeuwarden"] == {"Friesland"}
 
 
 def test_strings_turns_any_values_into_text() -> None:
