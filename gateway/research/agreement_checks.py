@@ -15,8 +15,10 @@ from gateway.research.agreement_parts import (
     PROVENANCE_FIELDS,
     Column,
     DuoCondition,
+    EventCheck,
     Instrument,
     InstrumentKind,
+    Linkage,
     PartnerRef,
     Prohibition,
     ResearcherEntitlement,
@@ -339,6 +341,8 @@ class Checker:
                         section,
                         i,
                     )
+        if self.a.disclosure.linkage is Linkage.LINKED:
+            self._linked_events()
         distinct = self.a.disclosure.count_distinct
         if distinct is not None:
             col = columns.get(distinct)
@@ -347,6 +351,37 @@ class Checker:
                     f"count_distinct {distinct!r} must be a pseudonymised column",
                     "disclosure",
                     "count_distinct",
+                )
+
+    def _linked_events(self) -> None:
+        """A linked release holds the m-event attacker to k, an event at least as released.
+
+        One pseudonym links a person's rows, so whoever knows one event of a person (from
+        a news item or the provider's own record) can pick out the person's history: the
+        attributes that tell when and from whom an event came (the provenance columns and
+        every generalised timestamp) must be event quasi-identifiers, and the check must
+        be enforced. ``report`` stays for unlinked releases, where no history is followed.
+        """
+        d = self.a.disclosure
+        if d.event_check is EventCheck.REPORT:
+            self.add(
+                "event_check: report would release linked histories that an attacker who "
+                f"knows {d.known_events} event(s) of a person can single out; use enforce, "
+                "or linkage: unlinked",
+                "disclosure",
+                "event_check",
+            )
+        declared = {*d.quasi_identifiers, *d.event_quasi_identifiers}
+        for col in self.a.columns:
+            timed = col.transform.what is Generalisable.TIMESTAMP
+            if not col.released or col.name in declared:
+                continue
+            if timed or set(col.source) & set(PROVENANCE_FIELDS):
+                self.add(
+                    f"column {col.name!r} tells when or from whom an event came: a linked "
+                    "release must list it in disclosure.event_quasi_identifiers",
+                    "disclosure",
+                    "event_quasi_identifiers",
                 )
 
     def _conditions(self) -> None:

@@ -85,30 +85,30 @@ MUST_FAIL = [
     ),
     (
         "unknown transformation",
-        'transform: "generalise:timestamp:week"',
+        'transform: "generalise:timestamp:week|month|quarter|year"',
         'transform: "blur:timestamp"',
         "blur:timestamp",
         "unknown transformation 'blur:timestamp'",
     ),
     (
         "unknown generalisation level",
-        '"generalise:postcode:pc4|municipality"',
-        '"generalise:postcode:pc3|municipality"',
+        '"generalise:postcode:pc4|municipality|province"',
+        '"generalise:postcode:pc3|municipality|province"',
         "pc3|municipality",
-        "levels of generalise:postcode are pc4, municipality",
+        "levels of generalise:postcode are pc4, municipality, province",
     ),
     ("k below 2", "  k: 5", "  k: 1", "  k: 1", "k must be at least 2"),
     (
         "too many known events",
-        "  known_events: 1 ",
-        "  known_events: 9 ",
+        "  known_events: 1\n",
+        "  known_events: 9\n",
         "known_events: 9",
         "less than or equal to 4",
     ),
     (
         "unknown linkage",
-        "  event_check: report\n",
-        "  event_check: report\n  linkage: sometimes\n",
+        "  event_check: enforce\n",
+        "  event_check: enforce\n  linkage: sometimes\n",
         "linkage: sometimes",
         "'linked' or 'unlinked'",
     ),
@@ -177,7 +177,7 @@ MUST_FAIL = [
     ),
     (
         "full timestamp kept",
-        'transform: "generalise:timestamp:week"',
+        'transform: "generalise:timestamp:week|month|quarter|year"',
         "transform: keep",
         "{name: week, source: occurred_at, transform: keep}",
         "keeps 'occurred_at' in full; generalise it",
@@ -219,10 +219,32 @@ MUST_FAIL = [
     ),
     (
         "several levels on a column that is no quasi-identifier",
-        'transform: "generalise:timestamp:week"',
-        'transform: "generalise:timestamp:week|month"',
-        "week|month",
+        "  event_check: enforce\n",
+        "  event_check: report\n  linkage: unlinked\n",
+        "week|month|quarter|year",
         "only quasi-identifiers may list several levels",
+    ),
+    (
+        "linked histories only measured against the one-event attacker",
+        "  event_check: enforce\n",
+        "  event_check: report\n",
+        "event_check: report",
+        "event_check: report would release linked histories that an attacker who knows "
+        "1 event(s) of a person can single out",
+    ),
+    (
+        "when an event happened left out of what an attacker may know",
+        "event_quasi_identifiers: [provider, category, week]",
+        "event_quasi_identifiers: [provider, category]",
+        "event_quasi_identifiers: [provider, category]",
+        "column 'week' tells when or from whom an event came: a linked release must list it",
+    ),
+    (
+        "who sent an event left out of what an attacker may know",
+        "event_quasi_identifiers: [provider, category, week]",
+        "event_quasi_identifiers: [category, week]",
+        "event_quasi_identifiers: [category, week]",
+        "column 'provider' tells when or from whom an event came: a linked release must list",
     ),
     (
         "count_distinct that is not a pseudonym",
@@ -390,9 +412,9 @@ def test_free_text_is_never_kept_even_when_delivered(
 def test_linkage_m_events_and_withdrawal_terms_load(
     tmp_path: Path, vocabulary: AgreementVocabulary
 ) -> None:
-    text = TEXT.replace("  known_events: 1 ", "  known_events: 3 ").replace(
-        "  event_check: report\n",
-        "  event_check: report\n  linkage: unlinked\n",
+    text = TEXT.replace("  known_events: 1\n", "  known_events: 3\n").replace(
+        "  event_check: enforce\n",
+        "  event_check: enforce\n  linkage: unlinked\n",
     )
     text += "\nwithdrawal:\n  removes: questionnaire-rows\n"
     loaded = load_agreement(_write(tmp_path, text), vocabulary)
