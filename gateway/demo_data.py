@@ -71,4 +71,4 @@ STUDY_PROVIDERS = (
     "voorbeeldtelecom",
     "riec-noord-nederland",
 )
-STUDY_ROWS = 4_000
+STUDY_ROWS = 12_000

@@ -44,6 +44,7 @@ from tests.helpers.research import (
     NSCR,
     PROVIDERS,
     RIEC_INTAKE,
+    STUDY_YEAR,
     officer,
     system,
     write_policies,
@@ -79,7 +80,8 @@ def agreement(vocabulary: AgreementVocabulary, identities: list[x25519.Identity]
 @pytest.fixture(scope="session")
 def rows() -> list[dict[str, Any]]:
     """A few thousand synthetic provider rows (seed 2026)."""
-    return list(synthetic.rows(SYNTHETIC_ROWS, seed=2026))
+    start, end = STUDY_YEAR  # one study year: see its note
+    return list(synthetic.rows(SYNTHETIC_ROWS, seed=2026, start=start, end=end))
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def bundle_bytes(
     releaser = Releaser(
         agreement, FakeKeyRing(), signer, identities[0], tmp_path_factory.mktemp("b")
     )
-    return releaser.release(rows[:3000], "bundle-test").bundle.read_bytes()
+    return releaser.release(rows, "bundle-test").bundle.read_bytes()
 
 
 def _members(data: bytes) -> Members:

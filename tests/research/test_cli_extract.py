@@ -28,7 +28,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_demo_run_verify_and_open(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = env / "demo"
-    argv = ["extract", "demo-run", "--out", str(out), "--rows", "4000"]
+    argv = ["extract", "demo-run", "--out", str(out), "--rows", "12000"]
     assert run([*argv, "--at", "2026-11-23T09:00:00"]) == 0
     printed = capsys.readouterr().out
     assert BUNDLE in printed and "rows released" in printed

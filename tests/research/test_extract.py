@@ -147,10 +147,14 @@ def test_other_project_gets_other_pseudonyms(
 
 
 def test_every_class_holds_at_least_k_people(first: Opened, agreement: Agreement) -> None:
-    people: dict[tuple[str, str], set[str]] = defaultdict(set)
-    counts: dict[tuple[str, str], int] = defaultdict(int)
+    # the classes are over every checked attribute: the quasi-identifiers and, as the
+    # example enforces the one-event attacker, what is known of an event
+    checked = agreement.disclosure.checked_attributes
+    assert checked == ("born", "area", "provider", "category", "week")
+    people: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    counts: dict[tuple[str, ...], int] = defaultdict(int)
     for row in csv_rows(first):
-        key = (row["born"], row["area"])
+        key = tuple(row[name] for name in checked)
         people[key].add(row["person_nb"])
         counts[key] += 1
     k = agreement.disclosure.k
@@ -318,13 +322,21 @@ def test_a_fixed_generalisation_is_kept_or_the_release_refused(
     finest = GeneralisationState(
         agreement.id,
         agreement.project,
-        {"born": "year", "area": "pc4"},
+        {
+            "born": "year",
+            "area": "pc4",
+            "provider": "as-kept",
+            "category": "as-kept",
+            "week": "week",
+        },
         first.release.state.reference_date,
     )
     with pytest.raises(DisclosureCheckFailedError, match="project's fixed generalisation"):
         releaser.release(rows, "finer", state=finest)
     wrong = GeneralisationState(agreement.id, agreement.project, {"born": "year"})
-    with pytest.raises(GeneralisationStateError, match="quasi-identifiers are born, area"):
+    with pytest.raises(
+        GeneralisationStateError, match="quasi-identifiers are born, area, provider, category, week"
+    ):
         releaser.release(rows, "wrong", state=wrong)
     foreign = GeneralisationState("ander", "ander", dict(first.release.state.levels))
     with pytest.raises(GeneralisationStateError, match="belongs to ander/ander"):

@@ -37,6 +37,7 @@ from gateway.research.bundle import open_bundle
 from gateway.research.extract import ExtractRequest
 from gateway.research.release_builder import make_release
 from tests.conftest import POLICIES
+from tests.helpers.research import STUDY_YEAR
 from tests.research.doubles import HmacPseudonymiser
 
 VECTORS = Path(__file__).parent / "vectors" / "release_fixed_seed.json"
@@ -50,7 +51,8 @@ FIGURES = ("counts", "disclosure", "generalisation")
 
 
 def _rows() -> list[dict[str, Any]]:
-    return list(synthetic.rows(ROWS, seed=2026))
+    start, end = STUDY_YEAR
+    return list(synthetic.rows(ROWS, seed=2026, start=start, end=end))
 
 
 def _respondents(rows: list[dict[str, Any]], count: int) -> frozenset[str]:

