@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +25,6 @@ CLASS = "class"
 SUBJECT = "subject"
 ROWS = "rows"
 SEP = "\x1f"  # joins key parts; never part of a generalised value
-_SEP_SCALAR = pa.scalar(SEP, pa.string())  # typed: pyarrow infers nothing per call
 NULL_MARK = "\x00"
 
 
@@ -83,41 +83,116 @@ def _fold(pairs: _Pairs) -> _Pairs:
     return _Pairs(classes[starts], subjects[starts], known[starts], np.add.reduceat(rows, starts))
 
 
-class ClassKeys(list[ClassKey]):
-    """The finest class keys by class id, with each key part's value as a dense code
-    (``codes()``: classes x parts), coded in Arrow as the keys are added, not per key."""
+class ClassKeys(Sequence[ClassKey]):
+    """The finest class keys by class id, held as a (classes x parts) matrix of codes into
+    each part's values (``codes()``), not as a tuple per class: a linked release checked
+    against the event attacker has hundreds of thousands of finest classes (every week of
+    every person's events). ``keys[i]`` builds class ``i``'s tuple when it is asked for.
+
+    ``number`` gives each row of a batch its class id, new keys numbered in the order
+    their first rows come; a packed key (the row's codes as bytes) finds a known class.
+    """
 
     def __init__(self) -> None:
-        super().__init__()
-        self._chunks: list[npt.NDArray[np.int64]] = []
+        self._chunks: list[npt.NDArray[np.int32]] = []
         self._values: list[pa.Array] = []  # per part: the values seen, by code
-        self._coded: npt.NDArray[np.int64] | None = None
+        self._decoded: list[list[str | None]] = []  # the same as Python values
+        self._coded: npt.NDArray[np.int32] | None = None
+        self._ids: dict[bytes, int] = {}
+        self._count = 0
+        self._sealed = False
 
-    def add_codes(self, joined: pa.Array) -> None:
-        """Code the parts of ``joined`` (keys joined by SEP, just appended to the list)."""
-        split = pc.split_pattern(joined, SEP)
-        chunk = []
-        for part in range(pc.min(pc.list_value_length(split)).as_py() or 0):
-            values = pc.list_element(split, part)
-            if len(self._values) <= part:
-                self._values.append(pa.array([], pa.string()))
-            found = pc.index_in(values, value_set=self._values[part])
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> ClassKey: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ClassKey]: ...
+
+    def __getitem__(self, index: int | slice) -> ClassKey | list[ClassKey]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if not -self._count <= index < self._count:
+            raise IndexError(index)
+        row = self.codes()[index].tolist()
+        return tuple(self._decoded[part][code] for part, code in enumerate(row))
+
+    def _code(self, part: int, column: pa.Array) -> pa.Array:
+        """Return each value's code in ``part`` (null is a value too), coding new ones."""
+        values = pc.fill_null(column, NULL_MARK)
+        if len(self._values) <= part:
+            self._values.append(pa.array([], pa.string()))
+            self._decoded.append([])
+        found = pc.index_in(values, value_set=self._values[part])
+        if found.null_count:
             new = pc.unique(values.filter(pc.is_null(found)))
-            if len(new):
-                self._values[part] = pa.concat_arrays([self._values[part], new])
-                found = pc.index_in(values, value_set=self._values[part])
-            chunk.append(np.asarray(found.to_numpy(), dtype=np.int64))
-        self._chunks.append(np.stack(chunk, axis=1))
-        self._coded = None
+            self._values[part] = pa.concat_arrays([self._values[part], new])
+            self._decoded[part].extend(None if v == NULL_MARK else v for v in new.to_pylist())
+            found = pc.index_in(values, value_set=self._values[part])
+        return found
 
-    def codes(self) -> npt.NDArray[np.int64]:
-        """The (classes x parts) matrix of part codes."""
-        if self._coded is None or len(self._coded) != len(self):
-            coded = np.concatenate(self._chunks) if self._chunks else None
-            # a key appended without its codes: coded from the keys themselves
-            self._coded = (
-                coded if coded is not None and len(coded) == len(self) else key_codes(self)
+    def number(self, key_columns: Sequence[pa.Array]) -> npt.NDArray[np.int32]:
+        """Return the class id of each row of a batch, given its finest key columns."""
+        if self._sealed:
+            raise RuntimeError("these class keys are sealed: no more batches")
+        rows = len(key_columns[0])
+        codes = np.empty((rows, len(key_columns)), dtype=np.int32)
+        for part, column in enumerate(key_columns):
+            codes[:, part] = self._code(part, column).to_numpy(zero_copy_only=False)
+        if rows == 0:
+            return np.zeros(0, dtype=np.int32)
+        # one integer per row when the batch's mixed radix fits (a sort of int64s), else
+        # whole rows; either way each distinct row once, with its first row and inverse
+        widths = codes.max(axis=0).astype(np.int64) + 1
+        if float(np.prod(widths.astype(np.float64))) < 2.0**62:
+            radix = np.cumprod(np.concatenate([[1], widths[:-1]])).astype(np.int64)
+            _, first, inverse = np.unique(codes @ radix, return_index=True, return_inverse=True)
+            distinct = codes[first]
+        else:
+            distinct, first, inverse = np.unique(
+                codes, axis=0, return_index=True, return_inverse=True
             )
+        ids = np.empty(len(distinct), dtype=np.int32)
+        known, fresh = self._ids, list[int]()
+        for j in np.argsort(first, kind="stable").tolist():  # first seen, first numbered
+            packed = distinct[j].tobytes()
+            found = known.get(packed)
+            if found is None:
+                found = known[packed] = self._count + len(fresh)
+                fresh.append(j)
+            ids[j] = found
+        if fresh:
+            self._chunks.append(distinct[fresh])
+            self._count += len(fresh)
+            self._coded = None
+        numbered: npt.NDArray[np.int32] = ids[np.asarray(inverse).reshape(-1)]
+        return numbered
+
+    def seal(self) -> None:
+        """No more batches: let the look-up of packed keys go (the codes stay)."""
+        self._ids = {}
+        self._sealed = True
+
+    def decode(
+        self, chosen: npt.NDArray[np.integer[Any]], positions: Sequence[int], unique: bool = False
+    ) -> list[ClassKey]:
+        """Return the keys over ``positions`` of the classes ``chosen``, in their order
+        (``unique``: each distinct key once, in no particular order)."""
+        if len(chosen) == 0:
+            return []
+        at = list(positions)
+        cut = self.codes()[chosen][:, at]
+        rows = (np.unique(cut, axis=0) if unique else cut).tolist()
+        return [tuple(self._decoded[p][c] for p, c in zip(at, row, strict=True)) for row in rows]
+
+    def codes(self) -> npt.NDArray[np.int32]:
+        """The (classes x parts) matrix of part codes."""
+        if self._coded is None:
+            parts = len(self._values)
+            self._coded = np.concatenate([np.zeros((0, parts), dtype=np.int32), *self._chunks])
+            self._chunks = [self._coded]
         return self._coded
 
 
@@ -133,36 +208,13 @@ class ClassCounter:
     def __init__(self, count_subjects: bool) -> None:
         self.count_subjects = count_subjects
         self.keys = ClassKeys()
-        self._known = pa.array([], pa.string())  # joined key of class i at position i
-        self._part_values: dict[str, str] = {}
         self._parts: list[_Pairs] = []
         self._pending = 0
         self._merged = 0
 
     def class_ids(self, key_columns: Sequence[pa.Array]) -> pa.Array:
         """Return the class id (int32) of each row, given its finest key columns (strings)."""
-        parts = [pc.fill_null(column, NULL_MARK) for column in key_columns]
-        joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, _SEP_SCALAR)
-        encoded = joined.dictionary_encode()
-        texts = encoded.dictionary
-        # the batch's distinct keys looked up among the known ones in one hash join
-        # (C), not one dict lookup per class per batch (Python)
-        found = pc.index_in(texts, value_set=self._known).to_numpy(zero_copy_only=False)
-        new = np.isnan(found) if found.dtype.kind == "f" else np.zeros(len(found), np.bool_)
-        ids = np.where(new, 0, np.nan_to_num(found)).astype(np.int32)
-        if new.any():
-            fresh = texts.filter(pa.array(new))
-            ids[new] = np.arange(len(self.keys), len(self.keys) + len(fresh), dtype=np.int32)
-            self._known = pa.concat_arrays([self._known, fresh])
-            self.keys.add_codes(fresh)
-            # each distinct part value held once: a release of millions has tens of
-            # thousands of finest classes, each key a tuple of half a dozen parts
-            shared = self._part_values
-            self.keys.extend(
-                tuple(None if p == NULL_MARK else shared.setdefault(p, p) for p in text.split(SEP))
-                for text in fresh.to_pylist()
-            )
-        return pc.take(pa.array(ids, pa.int32()), encoded.indices)
+        return pa.array(self.keys.number(key_columns), pa.int32())
 
     def add(self, class_ids: pa.Array, subjects: pa.Array | None) -> None:
         """Count one batch: each row's class id and its subject hash (int64, or null)."""
@@ -254,13 +306,15 @@ def group_keys(
 def node_parts(keys: Sequence[ClassKey], positions: Sequence[int]) -> tuple[Int64s, list[ClassKey]]:
     """Return, per finest class, its dense id over ``positions``, and the keys by id."""
     of, firsts = group_keys(keys, positions)
+    if isinstance(keys, ClassKeys):
+        return of, keys.decode(firsts, positions)
     return of, [tuple(keys[i][p] for p in positions) for i in firsts]
 
 
 _CODES: dict[int, tuple[Sequence[ClassKey], int, npt.NDArray[np.int64]]] = {}
 
 
-def _cached_codes(keys: Sequence[ClassKey]) -> npt.NDArray[np.int64]:
+def _cached_codes(keys: Sequence[ClassKey]) -> npt.NDArray[np.signedinteger[Any]]:
     """``key_codes(keys)``, kept for the last key list (every node of a release reuses
     it; class keys are only ever appended): a list that grew since is coded again."""
     if isinstance(keys, ClassKeys):

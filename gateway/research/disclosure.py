@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property, partial
 from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
 
-from gateway.research.class_counter import ClassCounter, ClassKey, group_keys
+from gateway.research.class_counter import ClassCounter, ClassKey, ClassKeys, group_keys
 from gateway.research.errors import DisclosureCheckFailedError
 from gateway.research.person_links import Flags, Int64s, People, distinct
 
@@ -48,13 +49,23 @@ class NodeResult:
     k: int
     total_rows: int
     classes: int
-    small_classes: frozenset[ClassKey]
+    small_count: int
+    """How many classes held fewer than k people (``small_classes`` names them)."""
     suppressed_rows: int
     smallest_kept_class: int | None
     people: int = 0
     suppressed_people: int = 0
     kept_people: Flags | None = None
     largest_risk: Fraction = Fraction(0)
+    small_keys: Callable[[], frozenset[ClassKey]] = field(
+        default=frozenset, repr=False, compare=False
+    )
+    """Builds ``small_classes``: only the chosen node's are ever needed, not every node's."""
+
+    @cached_property
+    def small_classes(self) -> frozenset[ClassKey]:
+        """The keys of the classes that held fewer than k people, at this node's levels."""
+        return self.small_keys()
 
     @property
     def share(self) -> Fraction:
@@ -120,7 +131,7 @@ class PersonPairs:
     person: Int64s
     rows: Int64s
     people: int
-    keys: list[ClassKey]
+    keys: Sequence[ClassKey]
     rows_only: bool = False
 
     @classmethod
@@ -236,7 +247,8 @@ def evaluate(
         k=k,
         total_rows=total_rows,
         classes=node_classes,
-        small_classes=keys_at(pairs.keys, firsts[small_ever].tolist(), positions),
+        small_count=int(small_ever.sum()),
+        small_keys=partial(keys_at, pairs.keys, firsts[small_ever], positions),
         suppressed_rows=suppressed_rows,
         smallest_kept_class=smallest,
         people=present,
@@ -247,13 +259,16 @@ def evaluate(
 
 
 def keys_at(
-    keys: Sequence[ClassKey], chosen: Sequence[int], positions: Sequence[int]
+    keys: Sequence[ClassKey], chosen: Sequence[int] | Int64s, positions: Sequence[int]
 ) -> frozenset[ClassKey]:
     """Return the keys over ``positions`` of the finest classes ``chosen`` (indices into ``keys``).
 
-    One ``itemgetter`` call per class, not a generator per class: a release builds
-    thousands of these keys per node it evaluates.
+    Class keys held as codes are cut to ``positions`` and made distinct in numpy before
+    any tuple is built; a plain list takes one ``itemgetter`` call per class.
     """
+    if isinstance(keys, ClassKeys):
+        return frozenset(keys.decode(np.asarray(chosen, dtype=np.int64), positions, unique=True))
+    chosen = [int(i) for i in chosen]
     if len(positions) == 1:
         (at,) = positions
         return frozenset((keys[i][at],) for i in chosen)
@@ -261,6 +276,30 @@ def keys_at(
         return frozenset(() for _ in chosen)
     get = itemgetter(*positions)
     return frozenset(get(keys[i]) for i in chosen)
+
+
+def _ranked(result: NodeResult, order: dict[Node, int]) -> tuple[Fraction, int, int, NodeResult]:
+    """The refusal names the node suppressing the smallest share, then fewest rows, then
+    the first in the lattice's order."""
+    return (result.share, result.suppressed_rows, order[result.node], result)
+
+
+def row_bound(pairs: PersonPairs, lattice: Lattice, node: Node, k: int) -> Fraction:
+    """Return a lower bound of the share ``evaluate`` suppresses at ``node``, cheaply.
+
+    A class of fewer than k rows has fewer than k people, so its rows are suppressed
+    (and rows without a subject key always are): their share of the counted rows is
+    at most the share the full check suppresses, without sorting (class, person) pairs.
+    """
+    node_of_class, firsts = group_keys(pairs.keys, lattice.positions(node))
+    counted = pairs.person != -2  # withdrawn people are out before the check
+    classes, rows = pairs.classes[counted], pairs.rows[counted]
+    total = int(rows.sum())
+    if total == 0:
+        return Fraction(0)
+    per_class = np.bincount(node_of_class[classes], weights=rows, minlength=len(firsts))
+    small_rows = rows[(per_class < k)[node_of_class[classes]] | (pairs.person[counted] < 0)]
+    return Fraction(int(small_rows.sum()), total)
 
 
 Judge = Callable[["PersonPairs", Lattice, Node, int], NodeResult]
@@ -291,37 +330,50 @@ def choose_levels(
     pairs = counter if isinstance(counter, PersonPairs) else PersonPairs.of(counter)
     judge_node = judge or evaluate
     candidates: Sequence[Node] = [fixed] if fixed is not None else lattice.nodes()
-    best: NodeResult | None = None
+    best: tuple[Fraction, int, int, NodeResult] | None = None  # share, rows, order, result
+    # the default check never passes a node whose classes of fewer than k rows already
+    # hold more than the agreed share of rows: such nodes are judged only if the release
+    # is refused and one of them might be the least suppressing (same order as before)
+    pruned: list[tuple[Fraction, int, Node]] = []
+    order = {node: i for i, node in enumerate(candidates)}
     for height in sorted({sum(node) for node in candidates}):
-        results = [judge_node(pairs, lattice, n, k) for n in candidates if sum(n) == height]
+        results = []
+        for node in (n for n in candidates if sum(n) == height):
+            bound = row_bound(pairs, lattice, node, k) if judge is None else Fraction(0)
+            if bound > Fraction(max_share):
+                pruned.append((bound, order[node], node))
+            else:
+                results.append(judge_node(pairs, lattice, node, k))
         passing = [r for r in results if r.passes(max_share)]
         if passing:
             return min(passing, key=lambda r: (r.share, r.suppressed_rows))
         for result in results:
-            if best is None or (result.share, result.suppressed_rows) < (
-                best.share,
-                best.suppressed_rows,
-            ):
-                best = result
+            best = min(best or _ranked(result, order), _ranked(result, order))
+    for bound, _, node in sorted(pruned):
+        if best is not None and bound > best[0]:
+            break
+        result = judge_node(pairs, lattice, node, k)
+        best = min(best or _ranked(result, order), _ranked(result, order))
     assert best is not None
+    least = best[3]
     which = (
         "the project's fixed generalisation"
         if fixed is not None
         else "the least suppressing generalisation the agreement allows"
     )
     raise DisclosureCheckFailedError(
-        f"release refused: the disclosure check would suppress {best.suppressed_rows} of "
-        f"{best.total_rows} rows and {best.suppressed_people} of {best.people} people "
-        f"({_percent(best.share)}) in {len(best.small_classes)} of "
-        f"{best.classes} classes smaller than k={k} people, even with {which} "
-        f"({best.describe()}); the agreement allows at most {_percent(Fraction(max_share))}",
-        suppressed_rows=best.suppressed_rows,
-        total_rows=best.total_rows,
-        suppressed_people=best.suppressed_people,
-        people=best.people,
-        small_classes=len(best.small_classes),
-        classes=best.classes,
+        f"release refused: the disclosure check would suppress {least.suppressed_rows} of "
+        f"{least.total_rows} rows and {least.suppressed_people} of {least.people} people "
+        f"({_percent(least.share)}) in {least.small_count} of "
+        f"{least.classes} classes smaller than k={k} people, even with {which} "
+        f"({least.describe()}); the agreement allows at most {_percent(Fraction(max_share))}",
+        suppressed_rows=least.suppressed_rows,
+        total_rows=least.total_rows,
+        suppressed_people=least.suppressed_people,
+        people=least.people,
+        small_classes=least.small_count,
+        classes=least.classes,
         k=k,
         max_suppressed_share=str(max_share),
-        levels=best.levels,
+        levels=least.levels,
     )

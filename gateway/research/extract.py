@@ -314,6 +314,7 @@ def write_extract(
                 len(batch["provider"]) if not isinstance(batch, pa.RecordBatch) else batch.num_rows
             )
     give_back()
+    counter.keys.seal()
     people = links.resolve()
     del links
     values.link(people)

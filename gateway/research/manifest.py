@@ -185,7 +185,7 @@ def build_manifest(
             "max_suppressed_share": str(a.disclosure.max_suppressed_share),
             "suppressed_share": _share(stats.rows_suppressed, stats.rows_selected),
             "classes": check.classes,
-            "classes_suppressed": len(check.small_classes),
+            "classes_suppressed": check.small_count,
             "smallest_released_class": check.smallest_kept_class,
             "unit": "row" if unlinked else "person",
             "linkage": a.disclosure.linkage.value,

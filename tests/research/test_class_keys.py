@@ -61,7 +61,7 @@ def test_class_ids_and_node_classes_match_the_former_loops(seed: int) -> None:
         got = counter.class_ids([pa.array(c, pa.string()) for c in columns])
         assert got.type == pa.int32()
         assert got.to_pylist() == _old_class_ids(ids, keys, columns)
-    assert counter.keys == keys
+    assert list(counter.keys) == keys
     for _ in range(10):
         positions = sorted(rng.sample(range(parts), rng.randint(0, parts)))
         of, by_id = node_parts(counter.keys, positions)
@@ -69,6 +69,21 @@ def test_class_ids_and_node_classes_match_the_former_loops(seed: int) -> None:
         assert of.dtype == np.int64
         assert of.tolist() == old_of
         assert by_id == old_keys
+
+
+def test_class_ids_of_keys_too_wide_for_one_integer_match_the_former_loop() -> None:
+    # twelve parts of thousands of values each: a batch's codes do not fit one int64
+    rng = random.Random(11)
+    counter = ClassCounter(count_subjects=False)
+    ids: dict[str, int] = {}
+    keys: list[ClassKey] = []
+    for _ in range(3):
+        columns = [[_value(rng, 5_000) for _ in range(400)] for _ in range(12)]
+        columns = [c + c[:50] for c in columns]  # repeated keys within the batch
+        got = counter.class_ids([pa.array(c, pa.string()) for c in columns])
+        assert got.to_pylist() == _old_class_ids(ids, keys, columns)
+    assert list(counter.keys) == keys
+    assert counter.keys[-1] == keys[-1] and counter.keys[1:3] == keys[1:3]
 
 
 def test_wide_keys_that_overflow_one_integer_are_grouped_by_row() -> None:

@@ -13,7 +13,14 @@ import pytest
 
 from gateway.research import class_counter, person_links
 from gateway.research.class_counter import ClassCounter, ClassKey
-from gateway.research.disclosure import Lattice, PersonPairs, choose_levels, evaluate, keys_at
+from gateway.research.disclosure import (
+    Lattice,
+    PersonPairs,
+    choose_levels,
+    evaluate,
+    keys_at,
+    row_bound,
+)
 from gateway.research.errors import DisclosureCheckFailedError
 
 Row = tuple[str, str, str, str, str | None]
@@ -259,3 +266,47 @@ def test_the_check_counts_as_it_did_before_its_memory_was_trimmed() -> None:
                 None if got.kept_people is None else got.kept_people.tolist(),
                 got.small_classes,
             ) == _evaluate_before(pairs, node, k)
+
+
+def test_skipping_nodes_whose_small_row_classes_exceed_the_share_chooses_as_judging_all() -> None:
+    # ``judge=evaluate`` judges every node; the default skips nodes that cannot pass
+    # (and judges them after all if the release is refused): same node, same figures
+    draw = np.random.default_rng(29)
+    refused = skipped = 0
+    for trial in range(60):
+        classes = int(draw.integers(1, 40))
+        keys: list[ClassKey] = [
+            (
+                f"y{draw.integers(3)}",
+                f"b{draw.integers(2)}",
+                f"p{draw.integers(8)}",
+                f"m{draw.integers(3)}",
+            )
+            for _ in range(classes)
+        ]
+        size, people = int(draw.integers(1, 300)), int(draw.integers(1, 90))
+        person = draw.integers(0, people, size)
+        if trial % 3:
+            person[draw.random(size) < 0.05] = -1  # no subject key
+        if trial % 2:
+            person[draw.random(size) < 0.05] = -2  # withdrawn
+        pairs = PersonPairs(
+            draw.integers(0, classes, size).astype(np.int32),
+            person.astype(np.int64),
+            draw.integers(1, 4, size).astype(np.int64),
+            people,
+            keys,
+        )
+        k = int(draw.integers(2, 6))
+        share = Decimal(str(round(float(draw.choice([0.0, 0.05, 0.2, 0.5])), 2)))
+        outcomes: list[tuple[Any, ...]] = []
+        for judge in (None, evaluate):
+            try:
+                got = choose_levels(pairs, LATTICE, k, share, judge=judge)
+                outcomes.append(("chose", got.node, got.share, got.suppressed_rows))
+            except DisclosureCheckFailedError as error:
+                outcomes.append(("refused", str(error), error.extensions))
+        assert outcomes[0] == outcomes[1], trial
+        refused += outcomes[0][0] == "refused"
+        skipped += any(row_bound(pairs, LATTICE, n, k) > share for n in LATTICE.nodes())
+    assert 0 < refused < 60 and skipped > 10  # every way is exercised
