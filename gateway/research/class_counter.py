@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from itertools import repeat
+from typing import Any, cast, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -154,20 +155,21 @@ class ClassKeys(Sequence[ClassKey]):
             distinct, first, inverse = np.unique(
                 codes, axis=0, return_index=True, return_inverse=True
             )
-        ids = np.empty(len(distinct), dtype=np.int32)
-        known, fresh = self._ids, list[int]()
-        for j in np.argsort(first, kind="stable").tolist():  # first seen, first numbered
-            packed = distinct[j].tobytes()
-            found = known.get(packed)
-            if found is None:
-                found = known[packed] = self._count + len(fresh)
-                fresh.append(j)
-            ids[j] = found
-        if fresh:
+        # each distinct row's bytes in one call, looked up in one pass of C (``map``);
+        # the new ones numbered in the order their first rows come
+        packed = np.ascontiguousarray(distinct).view(np.dtype((np.void, 4 * len(key_columns))))
+        texts = cast(list[bytes], packed.ravel().tolist())
+        ids = np.fromiter(map(self._ids.get, texts, repeat(-1)), np.int64, len(texts))
+        fresh = np.flatnonzero(ids < 0)
+        if len(fresh):
+            fresh = fresh[np.argsort(first[fresh], kind="stable")]
+            numbers = range(self._count, self._count + len(fresh))
+            self._ids.update(zip([texts[j] for j in fresh.tolist()], numbers, strict=True))
+            ids[fresh] = np.asarray(numbers, dtype=np.int64)
             self._chunks.append(distinct[fresh])
             self._count += len(fresh)
             self._coded = None
-        numbered: npt.NDArray[np.int32] = ids[np.asarray(inverse).reshape(-1)]
+        numbered: npt.NDArray[np.int32] = ids.astype(np.int32)[np.asarray(inverse).reshape(-1)]
         return numbered
 
     def seal(self) -> None:

@@ -133,6 +133,20 @@ class PersonPairs:
     people: int
     keys: Sequence[ClassKey]
     rows_only: bool = False
+    _grouped: dict[tuple[int, ...], tuple[Int64s, npt.NDArray[np.intp]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def grouped(self, positions: Sequence[int]) -> tuple[Int64s, npt.NDArray[np.intp]]:
+        """``group_keys(self.keys, positions)``, kept for the last node asked about (the
+        bound and the check of one node group alike)."""
+        at = tuple(positions)
+        found = self._grouped.get(at)
+        if found is None:
+            found = group_keys(self.keys, at)
+            self._grouped.clear()
+            self._grouped[at] = found
+        return found
 
     @classmethod
     def of(cls, counter: ClassCounter, people: People | None = None) -> PersonPairs:
@@ -207,7 +221,7 @@ def evaluate(
     """
     pairs = counter if isinstance(counter, PersonPairs) else PersonPairs.of(counter)
     positions = lattice.positions(node)
-    node_of_class, firsts = group_keys(pairs.keys, positions)
+    node_of_class, firsts = pairs.grouped(positions)
     slots = len(firsts)
     classes, person, rows = pairs.classes, pairs.person, pairs.rows
     # masks over the pairs' own arrays, not filtered copies of them
@@ -291,7 +305,7 @@ def row_bound(pairs: PersonPairs, lattice: Lattice, node: Node, k: int) -> Fract
     (and rows without a subject key always are): their share of the counted rows is
     at most the share the full check suppresses, without sorting (class, person) pairs.
     """
-    node_of_class, firsts = group_keys(pairs.keys, lattice.positions(node))
+    node_of_class, firsts = pairs.grouped(lattice.positions(node))
     counted = pairs.person != -2  # withdrawn people are out before the check
     classes, rows = pairs.classes[counted], pairs.rows[counted]
     total = int(rows.sum())
