@@ -81,6 +81,7 @@ from gateway.research.generalise import (
     GeneralisationState,
 )
 from gateway.research.heap import give_back
+from gateway.research.pair_spill import ClassPairSpill
 from gateway.research.person_links import Flags, Int64s, People, PersonLinks, distinct
 from gateway.research.pseudonyms import Pseudonymiser
 from gateway.research.release_modes import (
@@ -276,7 +277,7 @@ def write_extract(
     disclosure = request.agreement.disclosure
     seed = request.shuffle_seed if request.shuffle_seed is not None else os.urandom(SEED_BYTES)
     rng = np.random.default_rng(int.from_bytes(seed, "big"))
-    counter = ClassCounter(count_subjects=True)
+    counter = ClassCounter(count_subjects=True)  # numbers the classes; pairs go to ``spill``
     values = _ValueCounter({c.name: plan.spill_column(c.name) for c in plan.coded})
     links = PersonLinks()
     gone_rows = 0
@@ -285,6 +286,7 @@ def write_extract(
     sink.start("pseudonymise, generalise, link people, count classes", None)
     with ExitStack() as stack:
         writers = [spill_writer(stack, path, plan.file_schema) for path in buckets]
+        class_pairs = ClassPairSpill(workdir, stack)
         for number, batch in enumerate(batches, start=1):
             if number % GIVE_BACK_EVERY == 0:
                 give_back()
@@ -304,7 +306,7 @@ def write_extract(
                 spill, anchors = spill.filter(stay), anchors.filter(stay)
                 stats.excluded[Exclusion.RESPONDENT_WITHDRAWN] += withdrawn
             class_ids = counter.class_ids([spill.column(n) for n in plan.key_names])
-            counter.add(class_ids, anchors)
+            class_pairs.add(class_ids, anchors)
             values.add(spill, anchors)
             spilled = pa.RecordBatch.from_arrays(
                 [*spill.columns, class_ids], schema=plan.file_schema
@@ -319,7 +321,7 @@ def write_extract(
     values.link(people)
     # every pair with its person; the check's copy marks the withdrawn (-2) and shares
     # the other arrays
-    every = PersonPairs.of(counter, People(people.nodes, people.person, people.count))
+    every = class_pairs.person_pairs(people, counter.keys)
     pairs = every
     if people.withdrawn is not None:
         marked = every.person.copy()

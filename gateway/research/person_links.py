@@ -36,6 +36,18 @@ def distinct(values: Int64s) -> Int64s:
     return ordered[first]
 
 
+def distinct_sorting(values: Int64s) -> Int64s:
+    """``distinct(values)``, sorting ``values`` in place: for a temporary the caller drops,
+    so that no sorted copy is made beside it."""
+    if len(values) == 0:
+        return values
+    values.sort()
+    first = np.empty(len(values), dtype=np.bool_)
+    first[0] = True
+    np.not_equal(values[1:], values[:-1], out=first[1:])
+    return values[first]
+
+
 def positions(sorted_values: Int64s, queries: Int64s) -> Int64s:
     """Return where each query sits in ``sorted_values`` (``np.searchsorted``).
 
@@ -153,7 +165,7 @@ class PersonLinks:
         changed are updated in place: memory follows the folded links plus the new
         ones, not several copies of all of them.
         """
-        anchors = distinct(np.concatenate([*self._nodes, np.empty(0, np.int64)]))
+        anchors = distinct_sorting(np.concatenate([*self._nodes, np.empty(0, np.int64)]))
         self._nodes = [anchors]
         if self._edges:
             first = np.concatenate([a for a, _ in self._edges])
@@ -164,7 +176,7 @@ class PersonLinks:
             first, second = first[differ], second[differ]
             del differ
             if len(first):
-                nodes = distinct(np.concatenate([first, second]))
+                nodes = distinct_sorting(np.concatenate([first, second]))
                 parent = _roots(len(nodes), positions(nodes, first), positions(nodes, second))
                 del first, second
                 moved = parent != np.arange(len(nodes), dtype=np.int64)
@@ -206,9 +218,10 @@ class PersonLinks:
         self._nodes = []
         lowest = self._lowest(anchors)
         self._links = (np.empty(0, np.int64), np.empty(0, np.int64))  # resolve once
-        _, person = np.unique(lowest, return_inverse=True)
-        of_anchor = np.asarray(person, dtype=np.int64).reshape(-1)
-        del lowest, person
+        # each anchor's rank among the distinct lowest pseudonyms (``np.unique``'s inverse,
+        # without its argsort and inverse temporaries: a sorted copy and a lookup)
+        of_anchor = np.searchsorted(distinct(lowest), lowest).astype(np.int64, copy=False)
+        del lowest
         people = People(anchors, of_anchor, int(of_anchor.max(initial=-1)) + 1)
         withdrawn = np.zeros(people.count, dtype=np.bool_)
         for gone in self._withdrawn:
