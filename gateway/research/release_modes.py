@@ -111,7 +111,11 @@ def redraw_tags(
     chosen in several classes gets one tag of them all. None when nobody withdrew.
     """
     known = pairs.person >= 0
-    person, qi = pairs.person[known], qi_of_class[pairs.classes[known]]
+    if known.all():  # the usual case: no filtered copies of a million pairs
+        person, qi = pairs.person, qi_of_class[pairs.classes]
+    else:
+        person, qi = pairs.person[known], qi_of_class[pairs.classes[known]]
+    del known
     hit = touched[person]
     if not hit.any():
         return None
