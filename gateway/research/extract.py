@@ -6,9 +6,10 @@ Pass 1 reads the input once, in batches. It keeps only the rows the agreement an
 consents allow; keeps only the agreed columns (so direct identifiers, free text and
 consent metadata never go further); replaces identifiers with keyed pseudonyms (once
 per distinct value in a batch: Python normalises and calls the pseudonymiser, Arrow
-maps the results back); computes every allowed level of each quasi-identifier; counts
-the equivalence classes (rows and distinct subjects); and spills the transformed batch
-to an Arrow IPC file in the private work folder.
+maps the results back); computes every allowed level of each quasi-identifier; numbers
+the finest equivalence classes and writes each row's (class, subject) to the work folder
+(``ClassPairSpill``); and spills the transformed batch to an Arrow IPC file in the
+private work folder.
 
 Pass 1 also links the rows into people: rows sharing any pseudonym value are one person
 (``PersonLinks``). A row without any subject key is not released (``no-subject-key``).
@@ -26,8 +27,9 @@ or withdrawn person, and writes ``data.csv`` and ``data.parquet``; it also measu
 l-diversity of the sensitive attributes and the re-identification risk of an attacker
 who knows the quasi-identifiers and m of a person's events (``RiskReport``).
 
-Memory holds one batch (or one bucket) plus the class counts (three integers per
-distinct class and anchor pair: roughly one per person), never the whole input.
+Memory holds one batch (or one bucket) plus the links between pseudonyms in pass 1, and
+the people and their distinct (class, person) pairs between the passes, never the whole
+input.
 
 Rows the gateway stored on intake arrive already pseudonymised (``pseudonymised`` in the
 request): each pseudonymised column then reads its pseudonyms from the input field
