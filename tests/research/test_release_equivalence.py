@@ -4,7 +4,8 @@ Each ``_previous_*`` below is the code a step replaced, kept as the reference:
 
 - class pairs spilled to the work folder (``ClassPairSpill``) against the in-memory
   ``ClassCounter`` and ``PersonPairs.of``: the same (class, person) pairs and rows, and
-  the same outcome of the disclosure check at every node;
+  the same outcome of the disclosure check at every node (people, rows one by one, and
+  the m-event attacker);
 - ``PersonLinks.resolve`` numbering people by a sorted lookup against ``np.unique``'s
   inverse;
 - ``redraw_tags`` with a flag per class and sorting in place against ``np.isin`` and
@@ -25,6 +26,7 @@ import pytest
 
 from gateway.research.class_counter import ClassCounter, ClassKey
 from gateway.research.disclosure import Lattice, PersonPairs, evaluate
+from gateway.research.events import evaluate_events
 from gateway.research.pair_spill import ClassPairSpill
 from gateway.research.person_links import (
     Flags,
@@ -34,7 +36,7 @@ from gateway.research.person_links import (
     distinct,
     distinct_sorting,
 )
-from gateway.research.release_modes import Redraw, _mix, node_classes, redraw_tags
+from gateway.research.release_modes import Redraw, _mix, node_classes, redraw_tags, rowwise
 
 LATTICE = Lattice(("born", "area"), (("year", "decade"), ("pc4", "region")))
 
@@ -116,6 +118,27 @@ def test_spilled_class_pairs_are_the_counted_ones(seed: int, tmp_path: Path) -> 
             )
             assert a.kept_people is not None and b.kept_people is not None
             assert np.array_equal(a.kept_people, b.kept_people)
+            # rows counted one by one (unlinked), and the m-event attacker (born as the QI,
+            # area as the event attribute)
+            c, d = (
+                evaluate(rowwise(new), LATTICE, node, k),
+                evaluate(rowwise(old), LATTICE, node, k),
+            )
+            assert (c.small_classes, c.suppressed_rows, c.people) == (
+                d.small_classes,
+                d.suppressed_rows,
+                d.people,
+            )
+            e = evaluate_events(new, LATTICE, node, k, plain=1, m=2)
+            f = evaluate_events(old, LATTICE, node, k, plain=1, m=2)
+            assert (e.small_classes, e.suppressed_rows, e.suppressed_people, e.classes) == (
+                f.small_classes,
+                f.suppressed_rows,
+                f.suppressed_people,
+                f.classes,
+            )
+            assert e.kept_people is not None and f.kept_people is not None
+            assert np.array_equal(e.kept_people, f.kept_people)
 
 
 def _previous_resolve_numbers(lowest: Int64s) -> Int64s:
