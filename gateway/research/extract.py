@@ -6,9 +6,10 @@ Pass 1 reads the input once, in batches. It keeps only the rows the agreement an
 consents allow; keeps only the agreed columns (so direct identifiers, free text and
 consent metadata never go further); replaces identifiers with keyed pseudonyms (once
 per distinct value in a batch: Python normalises and calls the pseudonymiser, Arrow
-maps the results back); computes every allowed level of each quasi-identifier; counts
-the equivalence classes (rows and distinct subjects); and spills the transformed batch
-to an Arrow IPC file in the private work folder.
+maps the results back); computes every allowed level of each quasi-identifier; numbers
+the finest equivalence classes and writes each row's (class, subject) to the work folder
+(``ClassPairSpill``); and spills the transformed batch to an Arrow IPC file in the
+private work folder.
 
 Pass 1 also links the rows into people: rows sharing any pseudonym value are one person
 (``PersonLinks``). A row without any subject key is not released (``no-subject-key``).
@@ -26,8 +27,9 @@ or withdrawn person, and writes ``data.csv`` and ``data.parquet``; it also measu
 l-diversity of the sensitive attributes and the re-identification risk of an attacker
 who knows the quasi-identifiers and m of a person's events (``RiskReport``).
 
-Memory holds one batch (or one bucket) plus the class counts (three integers per
-distinct class and anchor pair: roughly one per person), never the whole input.
+Memory holds one batch (or one bucket) plus the links between pseudonyms in pass 1, and
+the people and their distinct (class, person) pairs between the passes, never the whole
+input.
 
 Rows the gateway stored on intake arrive already pseudonymised (``pseudonymised`` in the
 request): each pseudonymised column then reads its pseudonyms from the input field
@@ -81,6 +83,7 @@ from gateway.research.generalise import (
     GeneralisationState,
 )
 from gateway.research.heap import give_back
+from gateway.research.pair_spill import ClassPairSpill
 from gateway.research.person_links import Flags, Int64s, People, PersonLinks, distinct
 from gateway.research.pseudonyms import Pseudonymiser
 from gateway.research.release_modes import (
@@ -276,7 +279,7 @@ def write_extract(
     disclosure = request.agreement.disclosure
     seed = request.shuffle_seed if request.shuffle_seed is not None else os.urandom(SEED_BYTES)
     rng = np.random.default_rng(int.from_bytes(seed, "big"))
-    counter = ClassCounter(count_subjects=True)
+    counter = ClassCounter(count_subjects=True)  # numbers the classes; pairs go to ``spill``
     values = _ValueCounter({c.name: plan.spill_column(c.name) for c in plan.coded})
     links = PersonLinks()
     gone_rows = 0
@@ -285,6 +288,7 @@ def write_extract(
     sink.start("pseudonymise, generalise, link people, count classes", None)
     with ExitStack() as stack:
         writers = [spill_writer(stack, path, plan.file_schema) for path in buckets]
+        class_pairs = ClassPairSpill(workdir, stack)
         for number, batch in enumerate(batches, start=1):
             if number % GIVE_BACK_EVERY == 0:
                 give_back()
@@ -304,7 +308,7 @@ def write_extract(
                 spill, anchors = spill.filter(stay), anchors.filter(stay)
                 stats.excluded[Exclusion.RESPONDENT_WITHDRAWN] += withdrawn
             class_ids = counter.class_ids([spill.column(n) for n in plan.key_names])
-            counter.add(class_ids, anchors)
+            class_pairs.add(class_ids, anchors)
             values.add(spill, anchors)
             spilled = pa.RecordBatch.from_arrays(
                 [*spill.columns, class_ids], schema=plan.file_schema
@@ -320,7 +324,7 @@ def write_extract(
     values.link(people)
     # every pair with its person; the check's copy marks the withdrawn (-2) and shares
     # the other arrays
-    every = PersonPairs.of(counter, People(people.nodes, people.person, people.count))
+    every = class_pairs.person_pairs(people, counter.keys)
     pairs = every
     if people.withdrawn is not None:
         marked = every.person.copy()

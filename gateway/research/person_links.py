@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,18 @@ def distinct(values: Int64s) -> Int64s:
     first[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
     return ordered[first]
+
+
+def distinct_sorting(values: Int64s) -> Int64s:
+    """``distinct(values)``, sorting ``values`` in place: for a temporary the caller drops,
+    so that no sorted copy is made beside it."""
+    if len(values) == 0:
+        return values
+    values.sort()
+    first = np.empty(len(values), dtype=np.bool_)
+    first[0] = True
+    np.not_equal(values[1:], values[:-1], out=first[1:])
+    return values[first]
 
 
 def positions(sorted_values: Int64s, queries: Int64s) -> Int64s:
@@ -79,13 +92,14 @@ def int64s(array: pa.Array | pa.ChunkedArray) -> Int64s:
     return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _roots(count: int, u: Int64s, v: Int64s) -> Int64s:
+def _roots(count: int, u: npt.NDArray[np.integer[Any]], v: npt.NDArray[np.integer[Any]]) -> Any:
     """Return, per node 0..count-1, the lowest node of its component given links u[i]-v[i].
 
     Union-find with pointer jumping, vectorised: hook the higher root onto the lower,
-    then jump pointers to the roots, until every link joins equal roots.
+    then jump pointers to the roots, until every link joins equal roots. The numbers
+    are of ``u``'s integer type.
     """
-    parent = np.arange(count, dtype=np.int64)
+    parent = np.arange(count, dtype=u.dtype)
     while True:
         pu, pv = parent[u], parent[v]
         differ = pu != pv
@@ -97,6 +111,18 @@ def _roots(count: int, u: Int64s, v: Int64s) -> Int64s:
             if np.array_equal(grand, parent):
                 break
             parent = grand
+
+
+def _narrow(values: Int64s, small: bool) -> npt.NDArray[np.integer[Any]]:
+    """Return ``values`` as int32 when ``small`` (they fit), else as they are."""
+    return values.astype(np.int32) if small else values
+
+
+def _joined(parts: list[Int64s]) -> Int64s:
+    """Return ``parts`` concatenated, and empty the list (its arrays may go)."""
+    joined = np.concatenate([*parts, np.empty(0, np.int64)])
+    parts.clear()
+    return joined
 
 
 class PersonLinks:
@@ -153,20 +179,33 @@ class PersonLinks:
         changed are updated in place: memory follows the folded links plus the new
         ones, not several copies of all of them.
         """
-        anchors = distinct(np.concatenate([*self._nodes, np.empty(0, np.int64)]))
+        # each list is emptied once joined, before the joined copy is sorted or looked
+        # up: its parts are not held beside the copy
+        pending, self._nodes = self._nodes, []
+        joined = np.concatenate([*pending, np.empty(0, np.int64)])
+        pending.clear()
+        anchors = distinct_sorting(joined)
+        del joined
         self._nodes = [anchors]
         if self._edges:
-            first = np.concatenate([a for a, _ in self._edges])
-            second = np.concatenate([b for _, b in self._edges])
-            self._edges = []
-            first, second = self._lowest(first), self._lowest(second)
+            ends, self._edges = self._edges, []
+            firsts, seconds = [a for a, _ in ends], [b for _, b in ends]
+            ends.clear()
+            first = self._lowest(_joined(firsts))
+            second = self._lowest(_joined(seconds))
             differ = first != second
             first, second = first[differ], second[differ]
             del differ
             if len(first):
-                nodes = distinct(np.concatenate([first, second]))
-                parent = _roots(len(nodes), positions(nodes, first), positions(nodes, second))
-                del first, second
+                nodes = distinct_sorting(np.concatenate([first, second]))
+                # node numbers, not hashes, through the union-find: half the bytes
+                small = len(nodes) < 1 << 31
+                u = _narrow(positions(nodes, first), small)
+                del first
+                v = _narrow(positions(nodes, second), small)
+                del second
+                parent = _roots(len(nodes), u, v)
+                del u, v
                 moved = parent != np.arange(len(nodes), dtype=np.int64)
                 # sorted, and none of them linked yet: each was a component's lowest
                 lower, lowest = nodes[moved], nodes[parent[moved]]
@@ -177,7 +216,11 @@ class PersonLinks:
                 root[hit] = lowest[at[hit]]
                 del at, hit
                 where = np.searchsorted(linked, lower)
-                self._links = (np.insert(linked, where, lower), np.insert(root, where, lowest))
+                # one array grown at a time, its old copy let go before the next one grows
+                self._links = (np.empty(0, np.int64), np.empty(0, np.int64))
+                linked = np.insert(linked, where, lower)
+                root = np.insert(root, where, lowest)
+                self._links = (linked, root)
         self._merged, self._pending = len(anchors) + len(self._links[0]), 0
 
     def _lowest(self, hashes: Int64s) -> Int64s:
@@ -185,8 +228,12 @@ class PersonLinks:
         linked, root = self._links
         if len(linked) == 0:
             return hashes
-        at = np.minimum(positions(linked, hashes), len(linked) - 1)
-        return np.where(linked[at] == hashes, root[at], hashes)
+        at = positions(linked, hashes)
+        np.minimum(at, len(linked) - 1, out=at)
+        hit = linked[at] == hashes
+        lowest = hashes.copy()
+        lowest[hit] = root[at[hit]]
+        return lowest
 
     def withdraw(self, anchors: pa.Array) -> None:
         """Mark the people of ``anchors`` (non-null int64) as withdrawn: left out entirely."""
@@ -206,9 +253,10 @@ class PersonLinks:
         self._nodes = []
         lowest = self._lowest(anchors)
         self._links = (np.empty(0, np.int64), np.empty(0, np.int64))  # resolve once
-        _, person = np.unique(lowest, return_inverse=True)
-        of_anchor = np.asarray(person, dtype=np.int64).reshape(-1)
-        del lowest, person
+        # each anchor's rank among the distinct lowest pseudonyms (``np.unique``'s inverse,
+        # without its argsort and inverse temporaries: a sorted copy and a lookup)
+        of_anchor = np.searchsorted(distinct(lowest), lowest).astype(np.int64, copy=False)
+        del lowest
         people = People(anchors, of_anchor, int(of_anchor.max(initial=-1)) + 1)
         withdrawn = np.zeros(people.count, dtype=np.bool_)
         for gone in self._withdrawn:

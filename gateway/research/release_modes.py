@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from gateway.research.class_counter import ClassKey, node_parts
 from gateway.research.disclosure import Lattice, Node, PersonPairs
-from gateway.research.person_links import Int64s, People
+from gateway.research.person_links import Int64s, People, distinct_sorting
 from gateway.research.pseudonyms import Pseudonymiser
 
 Flags = npt.NDArray[np.bool_]
@@ -111,7 +111,11 @@ def redraw_tags(
     chosen in several classes gets one tag of them all. None when nobody withdrew.
     """
     known = pairs.person >= 0
-    person, qi = pairs.person[known], qi_of_class[pairs.classes[known]]
+    if known.all():  # the usual case: no filtered copies of a million pairs
+        person, qi = pairs.person, qi_of_class[pairs.classes]
+    else:
+        person, qi = pairs.person[known], qi_of_class[pairs.classes[known]]
+    del known
     hit = touched[person]
     if not hit.any():
         return None
@@ -122,8 +126,13 @@ def redraw_tags(
         "|".join("" if part is None else part for part in qi_keys[cls]) + f"#{n}"
         for cls, n in zip(classes.tolist(), counts.tolist(), strict=True)
     ]
-    affected = np.isin(qi, classes)
-    pair = np.unique(np.searchsorted(classes, qi[affected]) * width + person[affected])
+    # a flag per class, not ``np.isin``'s sorted merge of every pair; and the distinct
+    # pairs by sorting in place, not ``np.unique``'s hash table (the same sorted values)
+    in_classes = np.zeros(int(qi.max(initial=-1)) + 1, dtype=np.bool_)
+    in_classes[classes] = True
+    affected = in_classes[qi]
+    pair = distinct_sorting(np.searchsorted(classes, qi[affected]) * width + person[affected])
+    del affected
     tag, who = pair // width, pair % width
     # per class: its withdrawn people, and the ``others`` lowest scores of the rest
     salt = np.array([_stable_hash(text) for text in texts], dtype=np.uint64)
@@ -135,7 +144,7 @@ def redraw_tags(
     rank = np.arange(len(tag)) - starts[tag]
     extra = counts[tag]  # the withdrawn sort first (score 0), then ``others`` more
     chosen = rank < extra + others
-    pair = np.unique(who[chosen] * len(classes) + tag[chosen])
+    pair = distinct_sorting(who[chosen] * len(classes) + tag[chosen])
     who, tag = pair // len(classes), pair % len(classes)
     first = np.r_[True, who[1:] != who[:-1]]
     several = np.zeros(len(who), dtype=np.bool_)
