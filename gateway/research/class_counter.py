@@ -289,7 +289,7 @@ def group_keys(
     """
     if not keys:
         return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.intp)
-    codes = _cached_codes(keys)[:, list(positions)]
+    codes = cached_codes(keys)[:, list(positions)]
     if codes.shape[1] == 0:
         return np.zeros(len(keys), dtype=np.int64), np.zeros(1, dtype=np.intp)
     # one integer per key when the mixed radix fits, else whole rows
@@ -316,7 +316,7 @@ def node_parts(keys: Sequence[ClassKey], positions: Sequence[int]) -> tuple[Int6
 _CODES: dict[int, tuple[Sequence[ClassKey], int, npt.NDArray[np.int64]]] = {}
 
 
-def _cached_codes(keys: Sequence[ClassKey]) -> npt.NDArray[np.signedinteger[Any]]:
+def cached_codes(keys: Sequence[ClassKey]) -> npt.NDArray[np.signedinteger[Any]]:
     """``key_codes(keys)``, kept for the last key list (every node of a release reuses
     it; class keys are only ever appended): a list that grew since is coded again."""
     if isinstance(keys, ClassKeys):

@@ -29,7 +29,13 @@ from operator import itemgetter
 import numpy as np
 import numpy.typing as npt
 
-from gateway.research.class_counter import ClassCounter, ClassKey, ClassKeys, group_keys
+from gateway.research.class_counter import (
+    ClassCounter,
+    ClassKey,
+    ClassKeys,
+    cached_codes,
+    group_keys,
+)
 from gateway.research.errors import DisclosureCheckFailedError
 from gateway.research.person_links import Flags, Int64s, People, distinct
 
@@ -138,12 +144,12 @@ class PersonPairs:
     )
 
     def grouped(self, positions: Sequence[int]) -> tuple[Int64s, npt.NDArray[np.intp]]:
-        """``group_keys(self.keys, positions)``, kept for the last node asked about (the
+        """``node_groups(self.keys, positions)``, kept for the last node asked about (the
         bound and the check of one node group alike)."""
         at = tuple(positions)
         found = self._grouped.get(at)
         if found is None:
-            found = group_keys(self.keys, at)
+            found = node_groups(self.keys, at)
             self._grouped.clear()
             self._grouped[at] = found
         return found
@@ -183,6 +189,40 @@ class PersonPairs:
     def withdrawn_rows(self) -> int:
         """The rows of withdrawn people (left out before the check)."""
         return int(self.rows[self.person == -2].sum())
+
+
+_DENSE = 1 << 22
+"""Node keys packed below this are grouped by a flag per possible key, not by sorting."""
+
+
+def node_groups(
+    keys: Sequence[ClassKey], positions: Sequence[int]
+) -> tuple[Int64s, npt.NDArray[np.intp]]:
+    """Return, per finest class, the id of its class at a node (its key over
+    ``positions``), and per id one finest class that has it.
+
+    The same classes as ``group_keys``, numbered in another order, which the check does
+    not depend on: where the node's keys pack into fewer than ``_DENSE`` integers (most
+    nodes coarser than the finest) no sort is needed at all.
+    """
+    if not len(keys) or not len(positions):
+        return group_keys(keys, positions)
+    codes = cached_codes(keys)[:, list(positions)]
+    widths = codes.max(axis=0).astype(np.int64) + 1
+    size = float(np.prod(widths.astype(np.float64)))
+    if size >= 2.0**62:
+        return group_keys(keys, positions)
+    radix = np.cumprod(np.concatenate([[1], widths[:-1]])).astype(np.int64)
+    packed = codes @ radix
+    if size < _DENSE:
+        present = np.zeros(int(size), dtype=np.bool_)
+        present[packed] = True
+        ids = (np.cumsum(present) - 1)[packed]
+    else:
+        ids = np.unique(packed, return_inverse=True)[1].reshape(-1)
+    firsts = np.empty(int(ids.max()) + 1, dtype=np.intp)
+    firsts[ids] = np.arange(len(ids), dtype=np.intp)
+    return ids.astype(np.int64), firsts
 
 
 def _merge_pairs(node_of_class: Int64s, pairs: PersonPairs, width: int) -> tuple[Int64s, Int64s]:

@@ -12,13 +12,14 @@ import pyarrow as pa
 import pytest
 
 from gateway.research import class_counter, person_links
-from gateway.research.class_counter import ClassCounter, ClassKey
+from gateway.research.class_counter import ClassCounter, ClassKey, group_keys
 from gateway.research.disclosure import (
     Lattice,
     PersonPairs,
     choose_levels,
     evaluate,
     keys_at,
+    node_groups,
     row_bound,
 )
 from gateway.research.errors import DisclosureCheckFailedError
@@ -310,3 +311,26 @@ def test_skipping_nodes_whose_small_row_classes_exceed_the_share_chooses_as_judg
         refused += outcomes[0][0] == "refused"
         skipped += any(row_bound(pairs, LATTICE, n, k) > share for n in LATTICE.nodes())
     assert 0 < refused < 60 and skipped > 10  # every way is exercised
+
+
+@pytest.mark.parametrize("width", [3, 40, 5_000])
+def test_node_groups_are_the_classes_group_keys_makes(width: int) -> None:
+    # the check's own grouping numbers classes in another order (no sort where the keys
+    # pack densely); the classes themselves, and a finest class of each, are the same
+    draw = np.random.default_rng(width)
+    counter = ClassCounter(count_subjects=False)
+    for _ in range(3):
+        columns = [
+            pa.array([f"v{v}" for v in draw.integers(0, width, 500)], pa.string()) for _ in range(6)
+        ]
+        counter.class_ids(columns)
+    keys = counter.keys
+    for positions in ([0], [1, 3], [0, 2, 4, 5], list(range(6)), []):
+        ids, firsts = node_groups(keys, positions)
+        old_ids, old_firsts = group_keys(keys, positions)
+        assert len(firsts) == len(old_firsts) and ids.dtype == np.int64
+        pairs = {(int(a), int(b)) for a, b in zip(ids, old_ids, strict=True)}
+        assert len(pairs) == len(set(ids.tolist())) == len(set(old_ids.tolist()))
+        for node_id, finest in enumerate(firsts.tolist()):
+            member = int(np.flatnonzero(ids == node_id)[0])
+            assert [keys[finest][p] for p in positions] == [keys[member][p] for p in positions]
