@@ -228,32 +228,47 @@ def _evaluate_before(pairs: PersonPairs, node: tuple[int, ...], k: int) -> tuple
     )
 
 
+def _random_pairs(
+    draw: np.random.Generator,
+    trial: int,
+    *,
+    classes: int,
+    areas: int,
+    size: tuple[int, int],
+    people: int,
+    odd: float = 0.1,
+    rows: int = 9,
+) -> PersonPairs:
+    """Random pairs over ``LATTICE``'s keys; some trials with rows of nobody or withdrawn."""
+    count = int(draw.integers(1, classes))
+    keys: list[ClassKey] = [
+        (
+            f"y{draw.integers(3)}",
+            f"b{draw.integers(2)}",
+            f"p{draw.integers(areas)}",
+            f"m{draw.integers(3)}",
+        )
+        for _ in range(count)
+    ]
+    length, persons = int(draw.integers(*size)), int(draw.integers(1, people))
+    person = draw.integers(0, persons, length)
+    if trial % 3:
+        person[draw.random(length) < odd] = -1  # no subject key
+    if trial % 2:
+        person[draw.random(length) < odd] = -2  # withdrawn
+    return PersonPairs(
+        draw.integers(0, count, length).astype(np.int32),
+        person.astype(np.int64),
+        draw.integers(1, rows, length).astype(np.int64),
+        persons,
+        keys,
+    )
+
+
 def test_the_check_counts_as_it_did_before_its_memory_was_trimmed() -> None:
     draw = np.random.default_rng(17)
     for trial in range(40):
-        classes = int(draw.integers(1, 30))
-        keys: list[ClassKey] = [
-            (
-                f"y{draw.integers(3)}",
-                f"b{draw.integers(2)}",
-                f"p{draw.integers(6)}",
-                f"m{draw.integers(3)}",
-            )
-            for _ in range(classes)
-        ]
-        size, people = int(draw.integers(0, 400)), int(draw.integers(1, 80))
-        person = draw.integers(0, people, size)
-        if trial % 3:
-            person[draw.random(size) < 0.1] = -1  # no subject key
-        if trial % 2:
-            person[draw.random(size) < 0.1] = -2  # withdrawn
-        pairs = PersonPairs(
-            draw.integers(0, classes, size).astype(np.int32),
-            person.astype(np.int64),
-            draw.integers(1, 9, size).astype(np.int64),
-            people,
-            keys,
-        )
+        pairs = _random_pairs(draw, trial, classes=30, areas=6, size=(0, 400), people=80)
         for node in LATTICE.nodes():
             k = int(draw.integers(1, 6))
             got = evaluate(pairs, LATTICE, node, k)
@@ -275,28 +290,8 @@ def test_skipping_nodes_whose_small_row_classes_exceed_the_share_chooses_as_judg
     draw = np.random.default_rng(29)
     refused = skipped = 0
     for trial in range(60):
-        classes = int(draw.integers(1, 40))
-        keys: list[ClassKey] = [
-            (
-                f"y{draw.integers(3)}",
-                f"b{draw.integers(2)}",
-                f"p{draw.integers(8)}",
-                f"m{draw.integers(3)}",
-            )
-            for _ in range(classes)
-        ]
-        size, people = int(draw.integers(1, 300)), int(draw.integers(1, 90))
-        person = draw.integers(0, people, size)
-        if trial % 3:
-            person[draw.random(size) < 0.05] = -1  # no subject key
-        if trial % 2:
-            person[draw.random(size) < 0.05] = -2  # withdrawn
-        pairs = PersonPairs(
-            draw.integers(0, classes, size).astype(np.int32),
-            person.astype(np.int64),
-            draw.integers(1, 4, size).astype(np.int64),
-            people,
-            keys,
+        pairs = _random_pairs(
+            draw, trial, classes=40, areas=8, size=(1, 300), people=90, odd=0.05, rows=4
         )
         k = int(draw.integers(2, 6))
         share = Decimal(str(round(float(draw.choice([0.0, 0.05, 0.2, 0.5])), 2)))
