@@ -11,7 +11,7 @@ file, so memory holds one file's rows and the result, whatever the number of row
 The pairs are those of ``PersonPairs.of(ClassCounter, people)`` with the pairs of one
 person's several subjects in one class merged (rows summed), sorted by file, then class,
 then person: the disclosure check and the re-draw count pairs as sets, so they decide
-alike (``tests/research/test_pair_spill.py``).
+alike (``tests/research/test_release_equivalence.py``).
 """
 
 from __future__ import annotations
