@@ -30,6 +30,7 @@ from gateway.demo_data import (
     POLICE_RECORD,
     PURPOSE,
     SIGNAL,
+    STUDY_EVENTS,
     STUDY_PROVIDERS,
     STUDY_ROWS,
     YOUTH,
@@ -396,7 +397,8 @@ class Demo:
             )
         self.say(RIEC_PO, f"toestemming vastgelegd voor {len(STUDY_PROVIDERS)} leveranciers")
         deliveries = synthetic.as_providers_deliver(
-            agreement, synthetic.rows(STUDY_ROWS, seed=2026)
+            agreement,
+            synthetic.rows(STUDY_ROWS, seed=2026, start=STUDY_EVENTS[0], end=STUDY_EVENTS[1]),
         )
         for number, submission in enumerate(deliveries.submissions):
             stored = repeated = 0

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 import shutil
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 from pyrage import x25519
 
+from gateway.demo_data import STUDY_EVENTS
 from tests.conftest import POLICIES
 
 AGREEMENT = "jeugdnetwerken-noord-nederland"
@@ -20,8 +20,8 @@ RIEC_INTAKE = "riec-noord-nederland.partner-system"
 NSCR = "nscr.researcher"
 HHS = "haagse-hogeschool.researcher"
 SYNTHETIC_ROWS = 4_000
-STUDY_YEAR = (date(2025, 1, 1), date(2025, 12, 31))
-"""When the API tests' synthetic events happened: one study year.
+STUDY_YEAR = STUDY_EVENTS
+"""When the API tests' synthetic events happened: the demo's study year.
 
 Rows of one person are linked, so the example agreement holds an attacker who knows one
 event of a person to k. About 1,200 people spread over the generator's three years
