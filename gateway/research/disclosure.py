@@ -351,8 +351,9 @@ def row_bound(pairs: PersonPairs, lattice: Lattice, node: Node, k: int) -> Fract
     total = int(rows.sum())
     if total == 0:
         return Fraction(0)
-    per_class = np.bincount(node_of_class[classes], weights=rows, minlength=len(firsts))
-    small_rows = rows[(per_class < k)[node_of_class[classes]] | (pairs.person[counted] < 0)]
+    slot = node_of_class[classes]  # each counted pair's class at the node
+    per_class = np.bincount(slot, weights=rows, minlength=len(firsts))
+    small_rows = rows[(per_class < k)[slot] | (pairs.person[counted] < 0)]
     return Fraction(int(small_rows.sum()), total)
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from pyrage import x25519
 
-from gateway.demo_data import STUDY_EVENTS
 from tests.conftest import POLICIES
 
 AGREEMENT = "jeugdnetwerken-noord-nederland"
@@ -20,14 +19,6 @@ RIEC_INTAKE = "riec-noord-nederland.partner-system"
 NSCR = "nscr.researcher"
 HHS = "haagse-hogeschool.researcher"
 SYNTHETIC_ROWS = 4_000
-STUDY_YEAR = STUDY_EVENTS
-"""When the API tests' synthetic events happened: the demo's study year.
-
-Rows of one person are linked, so the example agreement holds an attacker who knows one
-event of a person to k. About 1,200 people spread over the generator's three years
-cannot meet that within 5 % suppression (the release is refused with the figures); the
-same number in one year can, and a few thousand rows keep the database tests quick.
-"""
 CHUNK = 1_500
 
 PROVIDERS = (

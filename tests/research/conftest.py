@@ -21,6 +21,7 @@ from gateway.clock import FixedClock
 from gateway.config import Settings
 from gateway.context import AppContext
 from gateway.db import Database
+from gateway.demo_data import STUDY_EVENTS
 from gateway.identity.service import CLI_ACTOR, Caller, authenticate
 from gateway.keys.signing import Ed25519Signer
 from gateway.models.audit import AuditEntry
@@ -44,7 +45,6 @@ from tests.helpers.research import (
     NSCR,
     PROVIDERS,
     RIEC_INTAKE,
-    STUDY_YEAR,
     officer,
     system,
     write_policies,
@@ -80,7 +80,7 @@ def agreement(vocabulary: AgreementVocabulary, identities: list[x25519.Identity]
 @pytest.fixture(scope="session")
 def rows() -> list[dict[str, Any]]:
     """A few thousand synthetic provider rows (seed 2026)."""
-    start, end = STUDY_YEAR  # one study year: see its note
+    start, end = STUDY_EVENTS  # one year: a small population meets k against one event
     return list(synthetic.rows(SYNTHETIC_ROWS, seed=2026, start=start, end=end))
 
 

@@ -234,12 +234,19 @@ def _smallest_classes_per_person(table: pa.Table, person: pa.Array, known: list[
     return joined.group_by(["who"]).aggregate([("who_count_distinct", "min")])
 
 
+def _released(
+    releaser: Releaser, rows: list[dict[str, Any]], name: str, agreement: Agreement | None = None
+) -> tuple[Opened, pa.Table, pa.Array]:
+    """Release and open ``rows``; return the release, its Parquet table and each row's person."""
+    opened = releaser.open(releaser.release(rows, name, agreement=agreement))
+    table = pq.read_table(opened.folder / "data.parquet")
+    return opened, table, _people_of(table)
+
+
 def test_every_released_class_holds_k_people_counted_independently_with_pyarrow(
     releaser: Releaser, rows: list[dict[str, Any]], agreement: Agreement
 ) -> None:
-    opened = releaser.open(releaser.release(rows, "independent"))
-    table = pq.read_table(opened.folder / "data.parquet")
-    person = _people_of(table)
+    opened, table, person = _released(releaser, rows, "independent")
     qi = list(agreement.disclosure.quasi_identifiers)
     k = agreement.disclosure.k
     per_person = _smallest_classes_per_person(table, person, qi)
@@ -278,9 +285,7 @@ def _only_measured(agreement: Agreement) -> Agreement:
 def test_one_known_event_singles_out_most_people_when_only_measured(
     releaser: Releaser, rows: list[dict[str, Any]], agreement: Agreement
 ) -> None:
-    opened = releaser.open(releaser.release(rows, "measured", agreement=_only_measured(agreement)))
-    table = pq.read_table(opened.folder / "data.parquet")
-    person = _people_of(table)
+    opened, table, person = _released(releaser, rows, "measured", _only_measured(agreement))
     qi = list(agreement.disclosure.quasi_identifiers)
     events = _smallest_classes_per_person(table, person, [*qi, *EVENT])
     sizes = events.column("who_count_distinct_min").to_pylist()
@@ -293,9 +298,7 @@ def test_one_known_event_singles_out_most_people_when_only_measured(
 def test_one_known_event_singles_nobody_out_in_the_example_release(
     releaser: Releaser, rows: list[dict[str, Any]], agreement: Agreement
 ) -> None:
-    opened = releaser.open(releaser.release(rows, "events"))
-    table = pq.read_table(opened.folder / "data.parquet")
-    person = _people_of(table)
+    opened, table, person = _released(releaser, rows, "events")
     qi = list(agreement.disclosure.quasi_identifiers)
     k = agreement.disclosure.k
     # any part of what is known of an event, with birth and area, is held by k people

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyrage import x25519
 
+from gateway.demo_data import STUDY_EVENTS
 from gateway.keys.signing import Ed25519Signer
 from gateway.research import extract_output, synthetic
 from gateway.research.agreements import (
@@ -37,7 +38,6 @@ from gateway.research.bundle import open_bundle
 from gateway.research.extract import ExtractRequest
 from gateway.research.release_builder import make_release
 from tests.conftest import POLICIES
-from tests.helpers.research import STUDY_YEAR
 from tests.research.doubles import HmacPseudonymiser
 
 VECTORS = Path(__file__).parent / "vectors" / "release_fixed_seed.json"
@@ -51,7 +51,7 @@ FIGURES = ("counts", "disclosure", "generalisation")
 
 
 def _rows() -> list[dict[str, Any]]:
-    start, end = STUDY_YEAR
+    start, end = STUDY_EVENTS
     return list(synthetic.rows(ROWS, seed=2026, start=start, end=end))
 
 

@@ -21,6 +21,7 @@ import httpx2 as httpx
 import pytest
 from pyrage import x25519
 
+from gateway.demo_data import STUDY_EVENTS
 from gateway.keys import KeyRing
 from gateway.research import synthetic
 from gateway.research.agreements import Agreement, AgreementVocabulary, load_agreement
@@ -35,7 +36,6 @@ from tests.helpers.research import (
     PROJECT,
     PROVIDERS,
     RIEC_INTAKE,
-    STUDY_YEAR,
     SYNTHETIC_ROWS,
     officer,
     system,
@@ -81,7 +81,7 @@ def settings(settings: Any, tmp_path: Path, identities: list[x25519.Identity]) -
 @pytest.fixture(scope="session")
 def synthetic_rows() -> list[dict[str, Any]]:
     """Synthetic provider rows (seed 2026) as generated, before a provider cleans them."""
-    start, end = STUDY_YEAR
+    start, end = STUDY_EVENTS
     return list(synthetic.rows(SYNTHETIC_ROWS, seed=2026, start=start, end=end))
 
 
