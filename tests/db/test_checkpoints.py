@@ -49,7 +49,9 @@ def test_commits_leave_checkpoints_to_the_checkpointer_and_the_log_stays_small(
         # about one checkpoint per 40 pages (a commit writes one or two), not one per commit
         assert 3 <= database.checkpoints() <= 300 / 5
         # the log restarts after a checkpoint that caught up: it never held all the pages
-        assert _wal_pages(path) < 160 + 40
+        # (how far under depends on when the checkpointer's thread is scheduled: 18-177
+        # pages in five runs beside a benchmark, 228 once in the suite beside a benchmark)
+        assert _wal_pages(path) < 300
     finally:
         database.dispose()
     with sqlite3.connect(path) as conn:  # and every row made it into the database
