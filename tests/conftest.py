@@ -16,6 +16,7 @@ import pickle
 import shutil
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -150,19 +151,24 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def _empty_database(backend: str, folder: Path, request: pytest.FixtureRequest) -> Database:
+    """Return a migrated, empty database on ``backend`` (a SQLite file in ``folder``)."""
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = folder / "gateway.db"
+        shutil.copyfile(template, path)
+        return Database(f"sqlite:///{path}")
+    # Made before this reset: making it empties the database once more.
+    snapshot: PgDemo = request.getfixturevalue("pg_demo")
+    database = Database(snapshot.snapshot.url)
+    postgres.reset(database, fresh_files=postgres.reads_raw_files(request.module))
+    return database
+
+
 @pytest.fixture
 def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
     """A migrated, empty database on the test's backend."""
-    if backend == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "gateway.db"
-        shutil.copyfile(template, path)
-        database = Database(f"sqlite:///{path}")
-    else:
-        # Made before this test's reset: making it empties the database once more.
-        snapshot: PgDemo = request.getfixturevalue("pg_demo")
-        database = Database(snapshot.snapshot.url)
-        postgres.reset(database, fresh_files=postgres.reads_raw_files(request.module))
+    database = _empty_database(backend, tmp_path, request)
     yield database
     database.dispose()
 
@@ -176,6 +182,10 @@ def clock() -> FixedClock:
 @pytest.fixture
 def settings(tmp_path: Path, database: Database, key_ring_template: Path) -> Settings:
     """Development settings pointing at the test's database and a private key ring."""
+    return _settings(tmp_path, database, key_ring_template)
+
+
+def _settings(tmp_path: Path, database: Database, key_ring_template: Path) -> Settings:
     keys = tmp_path / "keys"
     shutil.copytree(key_ring_template, keys)  # keeps the 0700/0600 modes
     return Settings(
@@ -423,6 +433,36 @@ def gateway(
     settings: Settings, database: Database, clock: FixedClock, request: pytest.FixtureRequest
 ) -> Iterator[Gateway]:
     """The app on the test database, with the demo partners (``demo_partners``) and tokens."""
+    with _serving(request, settings, database, clock) as served:
+        yield served
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_gateway(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    key_ring_template: Path,
+) -> Iterator[Gateway]:
+    """One ``gateway`` for all tests of a module, on each backend in turn.
+
+    For modules whose tests each ask questions of a gateway with the demo partners and
+    judge only the answers (and what their own requests stored): building a gateway per
+    test cost such a module 0.2-0.3 s per test. Its tests must not move the clock, need
+    an empty table, or use the function-scoped ``database`` (on PostgreSQL that would
+    empty this gateway's database under it).
+    """
+    folder = tmp_path_factory.mktemp("module-gateway")
+    database = _empty_database(str(request.param), folder, request)
+    settings = _settings(folder, database, key_ring_template)
+    with _serving(request, settings, database, FixedClock(START)) as served:
+        yield served
+    database.dispose()
+
+
+@contextmanager
+def _serving(
+    request: pytest.FixtureRequest, settings: Settings, database: Database, clock: FixedClock
+) -> Iterator[Gateway]:
     issued = demo_partners(request, settings, database, clock)
     app = create_app(settings, clock=clock, db=database)
     _reuse_openapi(app)

@@ -20,6 +20,14 @@ from tests.api.test_auth import OPERATOR, PROBLEM, assert_problem
 from tests.conftest import Gateway
 from tests.workbench.test_web import csrf_of
 
+
+@pytest.fixture
+def gateway(module_gateway: Gateway) -> Gateway:
+    """One gateway per backend for the whole module: its tests only ask and judge answers."""
+    module_gateway.client.cookies.clear()
+    return module_gateway
+
+
 RIEC = "riec-noord-nederland.riec-analyst"
 GEMEENTE = "gemeente-smallingerland.partner-system"
 GEMEENTE_PO = "gemeente-smallingerland.privacy-officer"
