@@ -317,16 +317,19 @@ def evaluate(
     node_classes = len(distinct(node_of_class[np.flatnonzero(seen)]))
     del withdrawn, anonymous, seen
     width = max(pairs.people, 1)
-    merged = _merge_pairs(node_of_class, pairs, width)
-    pair_class, pair_person = merged // width, merged % width
-    del merged
+    pair_class = _merge_pairs(node_of_class, pairs, width)
+    pair_person = pair_class % width
+    pair_class //= width  # in place: the packed pairs become their classes
     alive = np.zeros(pairs.people, dtype=np.bool_)
     alive[pair_person] = True
     present = int(alive.sum())
     small_ever = np.zeros(slots, dtype=np.bool_)
     while True:
         live = alive[pair_person]
-        sizes = np.bincount(pair_class[live], minlength=slots)
+        # everybody is alive at first: no copy of every pair's class to count them
+        counted = pair_class if live.all() else pair_class[live]
+        sizes = np.bincount(counted, minlength=slots)
+        del counted
         small = (sizes > 0) & (sizes < k)
         failing = live & small[pair_class]
         if not failing.any():
