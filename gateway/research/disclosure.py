@@ -284,13 +284,26 @@ def _merge_pairs(node_of_class: Int64s, pairs: PersonPairs, width: int) -> Int64
     return distinct_sorting(key)
 
 
+_CHUNK = 1 << 18
+"""Pairs looked at a time where a pass over every pair needs per-pair temporaries."""
+
+
 def _rows_of_the_suppressed(pairs: PersonPairs, alive: Flags) -> int:
-    """Return the rows of the pairs whose person is not ``alive`` (pairs with a person)."""
-    person = pairs.person
-    if len(person) and int(person.min()) >= 0:
-        return int(pairs.rows[~alive[person]].sum())
-    named = np.flatnonzero(person >= 0)
-    return int(pairs.rows[named][~alive[person[named]]].sum())
+    """Return the rows of the pairs whose person is not ``alive`` (pairs with a person).
+
+    A part of the pairs at a time: the temporaries stay small whatever their number.
+    """
+    dead = ~alive
+    total = 0
+    for start in range(0, len(pairs.person), _CHUNK):
+        person = pairs.person[start : start + _CHUNK]
+        named = person >= 0
+        if not named.any():
+            continue
+        lost = dead[np.where(named, person, 0)]
+        lost &= named
+        total += int(pairs.rows[start : start + _CHUNK][lost].sum())
+    return total
 
 
 def evaluate(

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from gateway.research import class_counter
 from gateway.research.class_counter import (
     NULL_MARK,
     SEP,
@@ -100,3 +101,23 @@ def test_wide_keys_that_overflow_one_integer_are_grouped_by_row() -> None:
 def test_no_classes_gives_the_former_placeholder() -> None:
     of, by_id = node_parts([], [0, 1])
     assert (of.tolist(), by_id) == _old_node_parts([], [0, 1])
+
+
+@pytest.mark.parametrize("merge_at", [4, 1 << 15])
+def test_class_ids_match_the_former_loop_as_keys_outgrow_their_packing(
+    merge_at: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # known keys are packed into one integer until their parts need more than 62 bits,
+    # packed again each time a part outgrows its bits, then looked up as bytes
+    monkeypatch.setattr(class_counter, "_MERGE_AT", merge_at)
+    rng = random.Random(23)
+    counter = ClassCounter(count_subjects=False)
+    ids: dict[str, int] = {}
+    keys: list[ClassKey] = []
+    for width in (1, 2, 3, 40, 40, 700, 5_000, 40, 60_000, 60_000, 5):
+        rows = rng.randint(0, 400)
+        columns = [[_value(rng, width) for _ in range(rows)] for _ in range(8)]
+        columns = [c + c[: rows // 3] for c in columns]  # repeated keys within the batch
+        got = counter.class_ids([pa.array(c, pa.string()) for c in columns])
+        assert got.to_pylist() == _old_class_ids(ids, keys, columns), width
+    assert list(counter.keys) == keys
