@@ -90,6 +90,19 @@ _MERGE_AT = 1 << 15
 """New packed keys held beside the sorted ones before they are merged into them."""
 
 
+Codes = npt.NDArray[np.int16] | npt.NDArray[np.int32]
+"""Part codes of class keys: int16 where every code fits (half the memory), else int32."""
+_NARROW = np.iinfo(np.int16).max - 1
+"""The largest code held as int16 (a width, the largest code plus one, still fits)."""
+
+
+def _narrowed(rows: npt.NDArray[np.int32]) -> Codes:
+    """Return code ``rows`` as int16 when every code fits, else as they are."""
+    if len(rows) and int(rows.max()) > _NARROW:
+        return rows
+    return rows.astype(np.int16)
+
+
 def _row_bytes(rows: npt.NDArray[np.int32]) -> list[bytes]:
     """Return each code row as bytes (its codes' memory), in one call."""
     packed = np.ascontiguousarray(rows).view(np.dtype((np.void, 4 * rows.shape[1])))
@@ -110,7 +123,7 @@ class _PackedIndex:
         self._keys, self._ids = empty, empty
         self._new_keys, self._new_ids = empty, empty
 
-    def _pack(self, rows: npt.NDArray[np.int32]) -> Int64s:
+    def _pack(self, rows: Codes) -> Int64s:
         packed = np.zeros(len(rows), dtype=np.int64)
         shift = 0
         for part, width in enumerate(self.bits):
@@ -120,7 +133,7 @@ class _PackedIndex:
             shift += width
         return packed
 
-    def rebuild(self, bits: list[int], rows: npt.NDArray[np.int32], count: int) -> None:
+    def rebuild(self, bits: list[int], rows: Codes, count: int) -> None:
         """Pack every known code row (``rows``: class ``i`` at row ``i``) with ``bits``."""
         self.bits = bits
         self._new_keys = self._new_ids = np.empty(0, np.int64)
@@ -166,10 +179,10 @@ class ClassKeys(Sequence[ClassKey]):
     """
 
     def __init__(self) -> None:
-        self._chunks: list[npt.NDArray[np.int32]] = []
+        self._chunks: list[Codes] = []
         self._values: list[pa.Array] = []  # per part: the values seen, by code
         self._decoded: list[list[str | None]] = []  # the same as Python values
-        self._coded: npt.NDArray[np.int32] | None = None
+        self._coded: Codes | None = None
         self._ids: dict[bytes, int] = {}
         """The known keys as bytes, once they no longer pack into one integer (else empty)."""
         self._index: _PackedIndex | None = _PackedIndex()
@@ -237,7 +250,7 @@ class ClassKeys(Sequence[ClassKey]):
             numbers = np.arange(self._count, self._count + len(fresh), dtype=np.int64)
             self._remember(distinct[fresh], numbers)
             ids[fresh] = numbers
-            self._chunks.append(distinct[fresh])
+            self._chunks.append(_narrowed(distinct[fresh]))
             self._count += len(fresh)
             self._coded = None
         numbered: npt.NDArray[np.int32] = ids.astype(np.int32)[np.asarray(inverse).reshape(-1)]
@@ -258,8 +271,9 @@ class ClassKeys(Sequence[ClassKey]):
                 return index.find(distinct)
             # the keys no longer pack into one integer: look them up as bytes from now on
             self._index = None
-            known = self.codes()
+            known = self.codes().astype(np.int32)  # as a batch's codes: four bytes a part
             self._ids = dict(zip(_row_bytes(known), range(len(known)), strict=True))
+            del known
         # each distinct row's bytes in one call, looked up in one pass of C (``map``)
         texts = _row_bytes(distinct)
         return np.fromiter(map(self._ids.get, texts, repeat(-1)), np.int64, len(texts))
@@ -289,11 +303,11 @@ class ClassKeys(Sequence[ClassKey]):
         rows = (np.unique(cut, axis=0) if unique else cut).tolist()
         return [tuple(self._decoded[p][c] for p, c in zip(at, row, strict=True)) for row in rows]
 
-    def codes(self) -> npt.NDArray[np.int32]:
-        """The (classes x parts) matrix of part codes."""
+    def codes(self) -> Codes:
+        """The (classes x parts) matrix of part codes (int16 while every code fits, else int32)."""
         if self._coded is None:
             parts = len(self._values)
-            self._coded = np.concatenate([np.zeros((0, parts), dtype=np.int32), *self._chunks])
+            self._coded = np.concatenate([np.zeros((0, parts), dtype=np.int16), *self._chunks])
             self._chunks = [self._coded]
         return self._coded
 

@@ -121,3 +121,23 @@ def test_class_ids_match_the_former_loop_as_keys_outgrow_their_packing(
         got = counter.class_ids([pa.array(c, pa.string()) for c in columns])
         assert got.to_pylist() == _old_class_ids(ids, keys, columns), width
     assert list(counter.keys) == keys
+
+
+def test_codes_held_narrow_then_wide_give_the_keys_the_former_loop_gave() -> None:
+    # codes are held as int16 while they fit; a part of more values makes later chunks
+    # int32, and the matrix of both is the same keys
+    rng = random.Random(29)
+    counter = ClassCounter(count_subjects=False)
+    ids: dict[str, int] = {}
+    keys: list[ClassKey] = []
+    for rows, width in ((300, 40), (40_000, 10**9), (300, 40)):
+        columns = [[_value(rng, width) for _ in range(rows)], [_value(rng, 3) for _ in range(rows)]]
+        got = counter.class_ids([pa.array(c, pa.string()) for c in columns])
+        assert got.to_pylist() == _old_class_ids(ids, keys, columns)
+        if width == 40 and len(keys) < 1_000:
+            assert counter.keys.codes().dtype == np.int16
+    assert counter.keys.codes().dtype == np.int32
+    assert list(counter.keys) == keys
+    for positions in ([0], [1], [0, 1]):
+        of, by_id = node_parts(counter.keys, positions)
+        assert (of.tolist(), by_id) == _old_node_parts(keys, positions)
