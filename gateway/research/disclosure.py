@@ -272,15 +272,21 @@ def _merge_pairs(node_of_class: Int64s, pairs: PersonPairs, width: int) -> Int64
     """Return the distinct (node class, person) pairs of the pairs with a person, packed as
     class * width + person (sorted).
 
-    One in-place sort of the packed keys (no argsort, no rows carried along: the check
-    sums the suppressed rows over the finest pairs instead).
+    Packed a part of the pairs at a time into one array, then one in-place sort (no
+    argsort, no rows carried along: the check sums the suppressed rows over the finest
+    pairs instead).
     """
-    named = pairs.person >= 0  # neither withdrawn (-2) nor without a subject key (-1)
-    everyone = bool(named.all())
-    key = node_of_class[pairs.classes if everyone else pairs.classes[named]]
-    del named
-    key *= width
-    key += pairs.person if everyone else pairs.person[pairs.person >= 0]
+    person = pairs.person
+    key = np.empty(int(np.count_nonzero(person >= 0)), dtype=np.int64)
+    at = 0
+    for start in range(0, len(person), _CHUNK):
+        who = person[start : start + _CHUNK]
+        named = who >= 0  # neither withdrawn (-2) nor without a subject key (-1)
+        part = node_of_class[pairs.classes[start : start + _CHUNK][named]]
+        part *= width
+        part += who[named]
+        key[at : at + len(part)] = part
+        at += len(part)
     return distinct_sorting(key)
 
 
@@ -304,6 +310,23 @@ def _rows_of_the_suppressed(pairs: PersonPairs, alive: Flags) -> int:
         lost &= named
         total += int(pairs.rows[start : start + _CHUNK][lost].sum())
     return total
+
+
+def _class_runs(packed: Int64s, width: int) -> Int64s:
+    """Return where each class begins in sorted packed pairs (class * width + person).
+
+    A part of the pairs at a time, each compared with the pair before it.
+    """
+    starts = [np.empty(0, np.int64)]
+    for start in range(0, len(packed), _CHUNK):
+        part = packed[max(start - 1, 0) : start + _CHUNK] // width
+        begins = np.flatnonzero(part[1:] != part[:-1]) + 1
+        if start == 0:
+            starts.append(np.zeros(1, np.int64))
+        else:
+            begins -= 1
+        starts.append(begins + start)
+    return np.concatenate(starts)
 
 
 def evaluate(
@@ -330,26 +353,28 @@ def evaluate(
     node_classes = len(distinct(node_of_class[np.flatnonzero(seen)]))
     del withdrawn, anonymous, seen
     width = max(pairs.people, 1)
-    pair_class = _merge_pairs(node_of_class, pairs, width)
-    pair_person = pair_class % width
-    pair_class //= width  # in place: the packed pairs become their classes
+    pair_person = _merge_pairs(node_of_class, pairs, width)
+    # the pairs are sorted by class: each class is a run, so a class per run, not per pair
+    runs = _class_runs(pair_person, width)
+    run_class = pair_person[runs] // width
+    run_length = np.diff(np.r_[runs, len(pair_person)])
+    pair_person %= width  # in place: the packed pairs become their people
     alive = np.zeros(pairs.people, dtype=np.bool_)
     alive[pair_person] = True
     present = int(alive.sum())
     small_ever = np.zeros(slots, dtype=np.bool_)
     while True:
         live = alive[pair_person]
-        # everybody is alive at first: no copy of every pair's class to count them
-        counted = pair_class if live.all() else pair_class[live]
-        sizes = np.bincount(counted, minlength=slots)
-        del counted
+        sizes = np.zeros(slots, dtype=np.int64)
+        if len(runs):
+            sizes[run_class] = np.add.reduceat(live, runs, dtype=np.int64)
         small = (sizes > 0) & (sizes < k)
-        failing = live & small[pair_class]
+        failing = live & np.repeat(small[run_class], run_length)
         if not failing.any():
             break
         small_ever |= small
         alive[pair_person[failing]] = False
-    del pair_class, pair_person
+    del pair_person, runs, run_class, run_length
     kept_sizes = sizes[sizes > 0]
     # a merged pair's rows are those of its finest pairs: summed over them directly
     suppressed_rows = _rows_of_the_suppressed(pairs, alive) + anonymous_rows
