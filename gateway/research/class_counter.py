@@ -84,6 +84,90 @@ def _fold(pairs: _Pairs) -> _Pairs:
     return _Pairs(classes[starts], subjects[starts], known[starts], np.add.reduceat(rows, starts))
 
 
+_PACKED_BITS = 62
+"""Class keys whose part codes fit this many bits together are looked up as one integer."""
+_MERGE_AT = 1 << 15
+"""New packed keys held beside the sorted ones before they are merged into them."""
+
+
+Codes = npt.NDArray[np.int16] | npt.NDArray[np.int32]
+"""Part codes of class keys: int16 where every code fits (half the memory), else int32."""
+_NARROW = np.iinfo(np.int16).max - 1
+"""The largest code held as int16 (a width, the largest code plus one, still fits)."""
+
+
+def _narrowed(rows: npt.NDArray[np.int32]) -> Codes:
+    """Return code ``rows`` as int16 when every code fits, else as they are."""
+    if len(rows) and int(rows.max()) > _NARROW:
+        return rows
+    return rows.astype(np.int16)
+
+
+def _row_bytes(rows: npt.NDArray[np.int32]) -> list[bytes]:
+    """Return each code row as bytes (its codes' memory), in one call."""
+    packed = np.ascontiguousarray(rows).view(np.dtype((np.void, 4 * rows.shape[1])))
+    return cast(list[bytes], packed.ravel().tolist())
+
+
+class _PackedIndex:
+    """Known class keys packed into one int64 each (``bits`` per part), sorted, with their ids.
+
+    Sixteen bytes a class in two numpy arrays, where a dict of bytes held some 150 (and
+    left Python's allocator fragmented once freed). New keys wait in a small sorted
+    array and are merged into the large one when it has grown by a quarter.
+    """
+
+    def __init__(self) -> None:
+        self.bits: list[int] = []
+        empty = np.empty(0, np.int64)
+        self._keys, self._ids = empty, empty
+        self._new_keys, self._new_ids = empty, empty
+
+    def _pack(self, rows: Codes) -> Int64s:
+        packed = np.zeros(len(rows), dtype=np.int64)
+        shift = 0
+        for part, width in enumerate(self.bits):
+            term = rows[:, part].astype(np.int64)
+            term <<= shift
+            packed |= term
+            shift += width
+        return packed
+
+    def rebuild(self, bits: list[int], rows: Codes, count: int) -> None:
+        """Pack every known code row (``rows``: class ``i`` at row ``i``) with ``bits``."""
+        self.bits = bits
+        self._new_keys = self._new_ids = np.empty(0, np.int64)
+        self._keys, self._ids = _sorted(self._pack(rows), np.arange(count, dtype=np.int64))
+
+    def add(self, rows: npt.NDArray[np.int32], numbers: Int64s) -> None:
+        """Record new code rows (none of them known) with their class ids."""
+        keys = np.concatenate([self._new_keys, self._pack(rows)])
+        ids = np.concatenate([self._new_ids, numbers])
+        if len(keys) > max(_MERGE_AT, len(self._keys) // 4):
+            keys, ids = np.concatenate([self._keys, keys]), np.concatenate([self._ids, ids])
+            self._keys = self._ids = np.empty(0, np.int64)
+            self._keys, self._ids = _sorted(keys, ids)
+            self._new_keys = self._new_ids = np.empty(0, np.int64)
+        else:
+            self._new_keys, self._new_ids = _sorted(keys, ids)
+
+    def find(self, rows: npt.NDArray[np.int32]) -> Int64s:
+        """Return the class id of each code row, or -1 where it is not known."""
+        keys = self._pack(rows)
+        found = np.full(len(keys), -1, dtype=np.int64)
+        for known, ids in ((self._keys, self._ids), (self._new_keys, self._new_ids)):
+            if len(known):
+                at = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+                hit = known[at] == keys
+                found[hit] = ids[at[hit]]
+        return found
+
+
+def _sorted(keys: Int64s, ids: Int64s) -> tuple[Int64s, Int64s]:
+    order = np.argsort(keys, kind="stable")
+    return keys[order], ids[order]
+
+
 class ClassKeys(Sequence[ClassKey]):
     """The finest class keys by class id, held as a (classes x parts) matrix of codes into
     each part's values (``codes()``), not as a tuple per class: a linked release checked
@@ -95,11 +179,14 @@ class ClassKeys(Sequence[ClassKey]):
     """
 
     def __init__(self) -> None:
-        self._chunks: list[npt.NDArray[np.int32]] = []
+        self._chunks: list[Codes] = []
         self._values: list[pa.Array] = []  # per part: the values seen, by code
         self._decoded: list[list[str | None]] = []  # the same as Python values
-        self._coded: npt.NDArray[np.int32] | None = None
+        self._coded: Codes | None = None
         self._ids: dict[bytes, int] = {}
+        """The known keys as bytes, once they no longer pack into one integer (else empty)."""
+        self._index: _PackedIndex | None = _PackedIndex()
+        """The known keys packed into one integer each (None once they no longer fit)."""
         self._count = 0
         self._sealed = False
 
@@ -155,26 +242,53 @@ class ClassKeys(Sequence[ClassKey]):
             distinct, first, inverse = np.unique(
                 codes, axis=0, return_index=True, return_inverse=True
             )
-        # each distinct row's bytes in one call, looked up in one pass of C (``map``);
+        ids = self._known(distinct)
         # the new ones numbered in the order their first rows come
-        packed = np.ascontiguousarray(distinct).view(np.dtype((np.void, 4 * len(key_columns))))
-        texts = cast(list[bytes], packed.ravel().tolist())
-        ids = np.fromiter(map(self._ids.get, texts, repeat(-1)), np.int64, len(texts))
         fresh = np.flatnonzero(ids < 0)
         if len(fresh):
             fresh = fresh[np.argsort(first[fresh], kind="stable")]
-            numbers = range(self._count, self._count + len(fresh))
-            self._ids.update(zip([texts[j] for j in fresh.tolist()], numbers, strict=True))
-            ids[fresh] = np.asarray(numbers, dtype=np.int64)
-            self._chunks.append(distinct[fresh])
+            numbers = np.arange(self._count, self._count + len(fresh), dtype=np.int64)
+            self._remember(distinct[fresh], numbers)
+            ids[fresh] = numbers
+            self._chunks.append(_narrowed(distinct[fresh]))
             self._count += len(fresh)
             self._coded = None
         numbered: npt.NDArray[np.int32] = ids.astype(np.int32)[np.asarray(inverse).reshape(-1)]
         return numbered
 
+    def _bits(self) -> list[int]:
+        """Bits per part that hold every code seen so far (at least one)."""
+        return [max(len(values) - 1, 1).bit_length() for values in self._values]
+
+    def _known(self, distinct: npt.NDArray[np.int32]) -> Int64s:
+        """Return the class id of each distinct code row of a batch, or -1 where it is new."""
+        index = self._index
+        if index is not None:
+            bits = self._bits()
+            if sum(bits) <= _PACKED_BITS:
+                if bits != index.bits:  # a part outgrew its bits: pack the known keys again
+                    index.rebuild(bits, self.codes(), self._count)
+                return index.find(distinct)
+            # the keys no longer pack into one integer: look them up as bytes from now on
+            self._index = None
+            known = self.codes().astype(np.int32)  # as a batch's codes: four bytes a part
+            self._ids = dict(zip(_row_bytes(known), range(len(known)), strict=True))
+            del known
+        # each distinct row's bytes in one call, looked up in one pass of C (``map``)
+        texts = _row_bytes(distinct)
+        return np.fromiter(map(self._ids.get, texts, repeat(-1)), np.int64, len(texts))
+
+    def _remember(self, rows: npt.NDArray[np.int32], numbers: Int64s) -> None:
+        """Record new code rows with their class ids."""
+        if self._index is not None:
+            self._index.add(rows, numbers)
+        else:
+            self._ids.update(zip(_row_bytes(rows), numbers.tolist(), strict=True))
+
     def seal(self) -> None:
         """No more batches: let the look-up of packed keys go (the codes stay)."""
         self._ids = {}
+        self._index = None
         self._sealed = True
 
     def decode(
@@ -189,11 +303,11 @@ class ClassKeys(Sequence[ClassKey]):
         rows = (np.unique(cut, axis=0) if unique else cut).tolist()
         return [tuple(self._decoded[p][c] for p, c in zip(at, row, strict=True)) for row in rows]
 
-    def codes(self) -> npt.NDArray[np.int32]:
-        """The (classes x parts) matrix of part codes."""
+    def codes(self) -> Codes:
+        """The (classes x parts) matrix of part codes (int16 while every code fits, else int32)."""
         if self._coded is None:
             parts = len(self._values)
-            self._coded = np.concatenate([np.zeros((0, parts), dtype=np.int32), *self._chunks])
+            self._coded = np.concatenate([np.zeros((0, parts), dtype=np.int16), *self._chunks])
             self._chunks = [self._coded]
         return self._coded
 

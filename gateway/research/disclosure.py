@@ -37,7 +37,7 @@ from gateway.research.class_counter import (
     group_keys,
 )
 from gateway.research.errors import DisclosureCheckFailedError
-from gateway.research.person_links import Flags, Int64s, People, distinct
+from gateway.research.person_links import Flags, Int64s, People, distinct, distinct_sorting
 
 Node = tuple[int, ...]
 
@@ -130,6 +130,31 @@ class Lattice:
 
 
 @dataclass(frozen=True)
+class ClassRows:
+    """Per finest class: its counted rows, and those of them without a subject key."""
+
+    counted: Int64s
+    anonymous: Int64s | None
+    """None when every counted row has a subject key."""
+    total: int
+
+    @classmethod
+    def of(cls, pairs: PersonPairs) -> ClassRows:
+        """Sum ``pairs``' rows per finest class: all but the withdrawn (-2), and those of
+        nobody (-1)."""
+        slots = len(pairs.keys)
+        person, rows = pairs.person, pairs.rows
+        counted = np.zeros(slots, dtype=np.int64)
+        np.add.at(counted, pairs.classes, np.where(person == -2, 0, rows))
+        anonymous = None
+        nobody = person == -1
+        if nobody.any():
+            anonymous = np.zeros(slots, dtype=np.int64)
+            np.add.at(anonymous, pairs.classes[nobody], rows[nobody])
+        return cls(counted, anonymous, int(counted.sum()))
+
+
+@dataclass(frozen=True)
 class PersonPairs:
     """The distinct (finest class, person) pairs of a release, with their row counts."""
 
@@ -142,6 +167,10 @@ class PersonPairs:
     _grouped: dict[tuple[int, ...], tuple[Int64s, npt.NDArray[np.intp]]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _class_rows: list[ClassRows] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+    """Not copied by ``dataclasses.replace``: it depends on ``person`` (the withdrawn)."""
 
     def grouped(self, positions: Sequence[int]) -> tuple[Int64s, npt.NDArray[np.intp]]:
         """``node_groups(self.keys, positions)``, kept for the last node asked about (the
@@ -153,6 +182,12 @@ class PersonPairs:
             self._grouped.clear()
             self._grouped[at] = found
         return found
+
+    def class_rows(self) -> ClassRows:
+        """The counted rows of each finest class (withdrawn people left out), computed once."""
+        if not self._class_rows:
+            self._class_rows.append(ClassRows.of(self))
+        return self._class_rows[0]
 
     @classmethod
     def of(cls, counter: ClassCounter, people: People | None = None) -> PersonPairs:
@@ -207,13 +242,21 @@ def node_groups(
     """
     if not len(keys) or not len(positions):
         return group_keys(keys, positions)
-    codes = cached_codes(keys)[:, list(positions)]
-    widths = codes.max(axis=0).astype(np.int64) + 1
+    codes = cached_codes(keys)
+    # column by column over views of the codes: no copy of the node's columns, and no
+    # int64 copy of them for a matrix product
+    columns = [codes[:, p] for p in positions]
+    widths = np.array([int(c.max()) + 1 for c in columns], dtype=np.int64)
     size = float(np.prod(widths.astype(np.float64)))
     if size >= 2.0**62:
         return group_keys(keys, positions)
     radix = np.cumprod(np.concatenate([[1], widths[:-1]])).astype(np.int64)
-    packed = codes @ radix
+    packed = columns[0].astype(np.int64)
+    term = np.empty_like(packed)
+    for column, factor in zip(columns[1:], radix[1:].tolist(), strict=True):
+        np.multiply(column, factor, out=term, dtype=np.int64)
+        packed += term
+    del term
     if size < _DENSE:
         present = np.zeros(int(size), dtype=np.bool_)
         present[packed] = True
@@ -225,30 +268,65 @@ def node_groups(
     return ids.astype(np.int64), firsts
 
 
-def _merge_pairs(node_of_class: Int64s, pairs: PersonPairs, width: int) -> tuple[Int64s, Int64s]:
+def _merge_pairs(node_of_class: Int64s, pairs: PersonPairs, width: int) -> Int64s:
     """Return the distinct (node class, person) pairs of the pairs with a person, packed as
-    class * width + person (sorted), and the rows of each.
+    class * width + person (sorted).
 
-    One sort of the packed keys and a sum per run: the same pairs and sums as
-    ``np.unique(..., return_inverse=True)`` and a weighted ``bincount``, without their
-    inverse index and float weights (a release of millions holds a million pairs).
+    Packed a part of the pairs at a time into one array, then one in-place sort (no
+    argsort, no rows carried along: the check sums the suppressed rows over the finest
+    pairs instead).
     """
-    named = pairs.person >= 0  # neither withdrawn (-2) nor without a subject key (-1)
-    everyone = bool(named.all())
-    key = node_of_class[pairs.classes if everyone else pairs.classes[named]]
-    key *= width
-    key += pairs.person if everyone else pairs.person[named]
-    order = np.argsort(key)
-    key = key[order]
-    ordered_rows = (pairs.rows if everyone else pairs.rows[named])[order]
-    del order, named
-    if len(key) == 0:
-        return key, ordered_rows
-    first = np.empty(len(key), dtype=np.bool_)
-    first[0] = True
-    np.not_equal(key[1:], key[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    return key[starts], np.add.reduceat(ordered_rows, starts)
+    person = pairs.person
+    key = np.empty(int(np.count_nonzero(person >= 0)), dtype=np.int64)
+    at = 0
+    for start in range(0, len(person), _CHUNK):
+        who = person[start : start + _CHUNK]
+        named = who >= 0  # neither withdrawn (-2) nor without a subject key (-1)
+        part = node_of_class[pairs.classes[start : start + _CHUNK][named]]
+        part *= width
+        part += who[named]
+        key[at : at + len(part)] = part
+        at += len(part)
+    return distinct_sorting(key)
+
+
+_CHUNK = 1 << 18
+"""Pairs looked at a time where a pass over every pair needs per-pair temporaries."""
+
+
+def _rows_of_the_suppressed(pairs: PersonPairs, alive: Flags) -> int:
+    """Return the rows of the pairs whose person is not ``alive`` (pairs with a person).
+
+    A part of the pairs at a time: the temporaries stay small whatever their number.
+    """
+    dead = ~alive
+    total = 0
+    for start in range(0, len(pairs.person), _CHUNK):
+        person = pairs.person[start : start + _CHUNK]
+        named = person >= 0
+        if not named.any():
+            continue
+        lost = dead[np.where(named, person, 0)]
+        lost &= named
+        total += int(pairs.rows[start : start + _CHUNK][lost].sum())
+    return total
+
+
+def _class_runs(packed: Int64s, width: int) -> Int64s:
+    """Return where each class begins in sorted packed pairs (class * width + person).
+
+    A part of the pairs at a time, each compared with the pair before it.
+    """
+    starts = [np.empty(0, np.int64)]
+    for start in range(0, len(packed), _CHUNK):
+        part = packed[max(start - 1, 0) : start + _CHUNK] // width
+        begins = np.flatnonzero(part[1:] != part[:-1]) + 1
+        if start == 0:
+            starts.append(np.zeros(1, np.int64))
+        else:
+            begins -= 1
+        starts.append(begins + start)
+    return np.concatenate(starts)
 
 
 def evaluate(
@@ -275,25 +353,31 @@ def evaluate(
     node_classes = len(distinct(node_of_class[np.flatnonzero(seen)]))
     del withdrawn, anonymous, seen
     width = max(pairs.people, 1)
-    merged, pair_rows = _merge_pairs(node_of_class, pairs, width)
-    pair_class, pair_person = merged // width, merged % width
-    del merged
+    pair_person = _merge_pairs(node_of_class, pairs, width)
+    # the pairs are sorted by class: each class is a run, so a class per run, not per pair
+    runs = _class_runs(pair_person, width)
+    run_class = pair_person[runs] // width
+    run_length = np.diff(np.r_[runs, len(pair_person)])
+    pair_person %= width  # in place: the packed pairs become their people
     alive = np.zeros(pairs.people, dtype=np.bool_)
     alive[pair_person] = True
     present = int(alive.sum())
     small_ever = np.zeros(slots, dtype=np.bool_)
     while True:
         live = alive[pair_person]
-        sizes = np.bincount(pair_class[live], minlength=slots)
+        sizes = np.zeros(slots, dtype=np.int64)
+        if len(runs):
+            sizes[run_class] = np.add.reduceat(live, runs, dtype=np.int64)
         small = (sizes > 0) & (sizes < k)
-        failing = live & small[pair_class]
+        failing = live & np.repeat(small[run_class], run_length)
         if not failing.any():
             break
         small_ever |= small
         alive[pair_person[failing]] = False
-    live = alive[pair_person]
+    del pair_person, runs, run_class, run_length
     kept_sizes = sizes[sizes > 0]
-    suppressed_rows = int(pair_rows[~live].sum()) + anonymous_rows
+    # a merged pair's rows are those of its finest pairs: summed over them directly
+    suppressed_rows = _rows_of_the_suppressed(pairs, alive) + anonymous_rows
     smallest = int(kept_sizes.min()) if len(kept_sizes) else None
     return NodeResult(
         node=node,
@@ -345,16 +429,17 @@ def row_bound(pairs: PersonPairs, lattice: Lattice, node: Node, k: int) -> Fract
     (and rows without a subject key always are): their share of the counted rows is
     at most the share the full check suppresses, without sorting (class, person) pairs.
     """
-    node_of_class, firsts = pairs.grouped(lattice.positions(node))
-    counted = pairs.person != -2  # withdrawn people are out before the check
-    classes, rows = pairs.classes[counted], pairs.rows[counted]
-    total = int(rows.sum())
-    if total == 0:
+    counted = pairs.class_rows()  # withdrawn people are out before the check
+    if counted.total == 0:
         return Fraction(0)
-    slot = node_of_class[classes]  # each counted pair's class at the node
-    per_class = np.bincount(slot, weights=rows, minlength=len(firsts))
-    small_rows = rows[(per_class < k)[slot] | (pairs.person[counted] < 0)]
-    return Fraction(int(small_rows.sum()), total)
+    # summed per finest class once, then per node over the finest classes, not the pairs
+    node_of_class, firsts = pairs.grouped(lattice.positions(node))
+    per_class = np.bincount(node_of_class, weights=counted.counted, minlength=len(firsts))
+    small = (per_class < k)[node_of_class]
+    small_rows = int(counted.counted[small].sum())
+    if counted.anonymous is not None:
+        small_rows += int(counted.anonymous[~small].sum())
+    return Fraction(small_rows, counted.total)
 
 
 Judge = Callable[["PersonPairs", Lattice, Node, int], NodeResult]

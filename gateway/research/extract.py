@@ -322,18 +322,21 @@ def write_extract(
     people = links.resolve()
     del links
     values.link(people)
-    # every pair with its person; the check's copy marks the withdrawn (-2) and shares
-    # the other arrays
-    every = class_pairs.person_pairs(people, counter.keys)
-    pairs = every
+    # every pair with its person; for the check the withdrawn are marked (-2) in place,
+    # and only their pairs' people are kept aside to unmark them after: not a copy of
+    # every pair's person
+    pairs = class_pairs.person_pairs(people, counter.keys)
+    marked: tuple[Int64s, Int64s] | None = None
     if people.withdrawn is not None:
-        marked = every.person.copy()
-        marked[(marked >= 0) & people.withdrawn[np.maximum(marked, 0)]] = -2
-        pairs = replace(every, person=marked)
+        person = pairs.person
+        at = np.flatnonzero((person >= 0) & people.withdrawn[np.maximum(person, 0)])
+        marked = (at, person[at])
+        person[at] = -2
+        del person, at
     class_keys = counter.keys
     flags = _touched(people, touched)
-    everyone = every if flags.any() and not plan.unlinked else None
-    del counter, every
+    keep_everyone = bool(flags.any()) and not plan.unlinked
+    del counter
     withdrawn_rows = pairs.withdrawn_rows()
     if withdrawn_rows:
         stats.excluded[Exclusion.RESPONDENT_WITHDRAWN] += withdrawn_rows
@@ -347,7 +350,13 @@ def write_extract(
         plan.fixed,
         plan.judge,
     )
-    del pairs
+    everyone: PersonPairs | None = None
+    if keep_everyone:
+        if marked is not None:
+            pairs.person[marked[0]] = marked[1]
+        # a new object: nothing the check worked out from the marked people comes along
+        everyone = replace(pairs, person=pairs.person)
+    del pairs, marked
     state = GeneralisationState(
         agreement=plan.state.agreement,
         project=plan.state.project,

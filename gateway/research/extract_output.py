@@ -319,7 +319,10 @@ def permutations(
     while pending:
         path = pending.pop(0)
         size = path.stat().st_size
-        with pa.OSFile(str(path), "rb") as raw, pa.ipc.open_stream(raw) as reader:
+        # buffered: a file holds a message per batch pass 1 (or a scatter) wrote, and each
+        # message is several small reads
+        source = pa.input_stream(str(path), compression=None, buffer_size=SPILL_BUFFER)
+        with source as raw, pa.ipc.open_stream(raw) as reader:
             if size > BUCKET_BYTES:
                 parts = [
                     path.with_name(f"{path.stem}-{i:02d}{path.suffix}")

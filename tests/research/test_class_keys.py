@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from gateway.research import class_counter
 from gateway.research.class_counter import (
     NULL_MARK,
     SEP,
@@ -100,3 +101,43 @@ def test_wide_keys_that_overflow_one_integer_are_grouped_by_row() -> None:
 def test_no_classes_gives_the_former_placeholder() -> None:
     of, by_id = node_parts([], [0, 1])
     assert (of.tolist(), by_id) == _old_node_parts([], [0, 1])
+
+
+@pytest.mark.parametrize("merge_at", [4, 1 << 15])
+def test_class_ids_match_the_former_loop_as_keys_outgrow_their_packing(
+    merge_at: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # known keys are packed into one integer until their parts need more than 62 bits,
+    # packed again each time a part outgrows its bits, then looked up as bytes
+    monkeypatch.setattr(class_counter, "_MERGE_AT", merge_at)
+    rng = random.Random(23)
+    counter = ClassCounter(count_subjects=False)
+    ids: dict[str, int] = {}
+    keys: list[ClassKey] = []
+    for width in (1, 2, 3, 40, 40, 700, 5_000, 40, 60_000, 60_000, 5):
+        rows = rng.randint(0, 400)
+        columns = [[_value(rng, width) for _ in range(rows)] for _ in range(8)]
+        columns = [c + c[: rows // 3] for c in columns]  # repeated keys within the batch
+        got = counter.class_ids([pa.array(c, pa.string()) for c in columns])
+        assert got.to_pylist() == _old_class_ids(ids, keys, columns), width
+    assert list(counter.keys) == keys
+
+
+def test_codes_held_narrow_then_wide_give_the_keys_the_former_loop_gave() -> None:
+    # codes are held as int16 while they fit; a part of more values makes later chunks
+    # int32, and the matrix of both is the same keys
+    rng = random.Random(29)
+    counter = ClassCounter(count_subjects=False)
+    ids: dict[str, int] = {}
+    keys: list[ClassKey] = []
+    for rows, width in ((300, 40), (40_000, 10**9), (300, 40)):
+        columns = [[_value(rng, width) for _ in range(rows)], [_value(rng, 3) for _ in range(rows)]]
+        got = counter.class_ids([pa.array(c, pa.string()) for c in columns])
+        assert got.to_pylist() == _old_class_ids(ids, keys, columns)
+        if width == 40 and len(keys) < 1_000:
+            assert counter.keys.codes().dtype == np.int16
+    assert counter.keys.codes().dtype == np.int32
+    assert list(counter.keys) == keys
+    for positions in ([0], [1], [0, 1]):
+        of, by_id = node_parts(counter.keys, positions)
+        assert (of.tolist(), by_id) == _old_node_parts(keys, positions)

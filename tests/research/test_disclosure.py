@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from gateway.research import class_counter, person_links
+from gateway.research import class_counter, disclosure, person_links
 from gateway.research.class_counter import ClassCounter, ClassKey, group_keys
 from gateway.research.disclosure import (
     Lattice,
@@ -265,7 +266,12 @@ def _random_pairs(
     )
 
 
-def test_the_check_counts_as_it_did_before_its_memory_was_trimmed() -> None:
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_the_check_counts_as_it_did_before_its_memory_was_trimmed(
+    chunk: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if chunk is not None:  # the suppressed rows summed a few pairs at a time
+        monkeypatch.setattr(disclosure, "_CHUNK", chunk)
     draw = np.random.default_rng(17)
     for trial in range(40):
         pairs = _random_pairs(draw, trial, classes=30, areas=6, size=(0, 400), people=80)
@@ -329,3 +335,65 @@ def test_node_groups_are_the_classes_group_keys_makes(width: int) -> None:
         for node_id, finest in enumerate(firsts.tolist()):
             member = int(np.flatnonzero(ids == node_id)[0])
             assert [keys[finest][p] for p in positions] == [keys[member][p] for p in positions]
+
+
+def _row_bound_before(pairs: PersonPairs, node: tuple[int, ...], k: int) -> Fraction:
+    """``row_bound`` as it was computed before it summed rows per finest class: the reference."""
+    node_of_class, firsts = pairs.grouped(LATTICE.positions(node))
+    counted = pairs.person != -2
+    classes, rows = pairs.classes[counted], pairs.rows[counted]
+    total = int(rows.sum())
+    if total == 0:
+        return Fraction(0)
+    slot = node_of_class[classes]
+    per_class = np.bincount(slot, weights=rows, minlength=len(firsts))
+    small_rows = rows[(per_class < k)[slot] | (pairs.person[counted] < 0)]
+    return Fraction(int(small_rows.sum()), total)
+
+
+def test_the_row_bound_is_what_it_was_before_it_summed_per_finest_class() -> None:
+    draw = np.random.default_rng(31)
+    for trial in range(60):
+        pairs = _random_pairs(draw, trial, classes=40, areas=8, size=(0, 300), people=90)
+        for node in LATTICE.nodes():
+            k = int(draw.integers(1, 7))
+            assert row_bound(pairs, LATTICE, node, k) == _row_bound_before(pairs, node, k), trial
+
+
+def _node_groups_before(
+    keys: list[ClassKey] | class_counter.ClassKeys, positions: list[int]
+) -> tuple[Any, Any]:
+    """``node_groups`` as it packed keys before (a matrix product): the reference."""
+    if not len(keys) or not len(positions):
+        return group_keys(keys, positions)
+    codes = class_counter.cached_codes(keys)[:, list(positions)]
+    widths = codes.max(axis=0).astype(np.int64) + 1
+    size = float(np.prod(widths.astype(np.float64)))
+    if size >= 2.0**62:
+        return group_keys(keys, positions)
+    radix = np.cumprod(np.concatenate([[1], widths[:-1]])).astype(np.int64)
+    packed = codes @ radix
+    if size < 1 << 22:
+        present = np.zeros(int(size), dtype=np.bool_)
+        present[packed] = True
+        ids = (np.cumsum(present) - 1)[packed]
+    else:
+        ids = np.unique(packed, return_inverse=True)[1].reshape(-1)
+    firsts = np.empty(int(ids.max()) + 1, dtype=np.intp)
+    firsts[ids] = np.arange(len(ids), dtype=np.intp)
+    return ids.astype(np.int64), firsts
+
+
+@pytest.mark.parametrize("width", [3, 40, 5_000])
+def test_node_groups_number_the_classes_as_the_matrix_product_did(width: int) -> None:
+    draw = np.random.default_rng(width + 1)
+    counter = ClassCounter(count_subjects=False)
+    for _ in range(3):
+        columns = [
+            pa.array([f"v{v}" for v in draw.integers(0, width, 700)], pa.string()) for _ in range(7)
+        ]
+        counter.class_ids(columns)
+    for positions in ([0], [2, 1], [0, 2, 4, 5], list(range(7)), [6, 3], []):
+        ids, firsts = node_groups(counter.keys, positions)
+        old_ids, old_firsts = _node_groups_before(counter.keys, positions)
+        assert ids.tolist() == old_ids.tolist() and firsts.tolist() == old_firsts.tolist()
