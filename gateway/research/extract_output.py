@@ -287,7 +287,9 @@ at most 6 MB of spill (and its permuted, filtered copies) at a time, where 16 MB
 2-million-row release hold 10 MB buckets."""
 
 
-def scatter(spill: pa.RecordBatch, rng: np.random.Generator, writers: Sequence[Any]) -> None:
+def scatter(
+    spill: pa.RecordBatch | pa.Table, rng: np.random.Generator, writers: Sequence[Any]
+) -> None:
     """Write the rows of ``spill`` to random buckets."""
     if spill.num_rows == 0:
         return
@@ -299,8 +301,28 @@ def scatter(spill: pa.RecordBatch, rng: np.random.Generator, writers: Sequence[A
     offset = 0
     for writer, count in zip(writers, counts.tolist(), strict=True):
         if count:
-            writer.write_batch(ordered.slice(offset, count))
+            writer.write(ordered.slice(offset, count))
             offset += count
+
+
+SCATTER_ROWS = 16_384
+"""Rows of a large bucket scattered again at a time. Its file holds a small message per
+pass-1 batch (a few hundred rows each): scattered one by one, a 2-million-row release
+made some 7,700 calls, half of pass 2's time."""
+
+
+def _groups(reader: Any) -> Iterator[pa.Table]:
+    """Yield the batches of ``reader`` joined into tables of about ``SCATTER_ROWS`` rows."""
+    held: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in reader:
+        held.append(batch)
+        rows += batch.num_rows
+        if rows >= SCATTER_ROWS:
+            yield pa.Table.from_batches(held).combine_chunks()
+            held, rows = [], 0
+    if held:
+        yield pa.Table.from_batches(held).combine_chunks()
 
 
 def permutations(
@@ -330,8 +352,8 @@ def permutations(
                 ]
                 with ExitStack() as stack:
                     writers = [spill_writer(stack, part, reader.schema) for part in parts]
-                    for batch in reader:
-                        scatter(batch, rng, writers)
+                    for group in _groups(reader):
+                        scatter(group, rng, writers)
                 table = None
             else:
                 table = reader.read_all()

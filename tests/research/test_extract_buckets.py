@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,3 +80,32 @@ def test_leaving_rows_out_of_the_order_equals_filtering_the_permuted_rows(seed: 
     before = table.take(pa.array(order))
     before = before.filter(pa.array(keep[order]))
     assert table.take(pa.array(order[keep[order]])).equals(before)
+
+
+def test_a_large_bucket_is_scattered_again_in_groups_of_rows_not_message_by_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "pass1-00.arrow"
+    schema = pa.schema([("row", pa.int64())])
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        for start in range(0, 20_000, 100):  # as pass 1 writes it: a small message per batch
+            writer.write_batch(pa.record_batch([pa.array(range(start, start + 100))], schema))
+    monkeypatch.setattr(extract_output, "BUCKET_BYTES", path.stat().st_size // 3)
+    calls: list[int] = []
+    scatter = extract_output.scatter
+
+    def counting(spill: Any, rng: np.random.Generator, writers: Any) -> None:
+        calls.append(spill.num_rows)
+        scatter(spill, rng, writers)
+
+    monkeypatch.setattr(extract_output, "scatter", counting)
+    read = [
+        table.column("row").to_numpy()[order]
+        for table, order in extract_output.permutations([path], np.random.default_rng(3))
+    ]
+    released = np.concatenate(read)
+    assert sorted(released.tolist()) == list(range(20_000))  # every row once
+    assert len(read) > 1 and released.tolist() != list(range(20_000))
+    first = -(-extract_output.SCATTER_ROWS // 100) * 100  # whole messages: 16,400 rows
+    assert calls == [first, 20_000 - first]  # not one call per message (200)
+    assert not list(tmp_path.iterdir())  # every file removed once read
