@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gateway.research.class_counter import ClassCounter, ClassKey
-from gateway.research.disclosure import NodeResult, PersonPairs, choose_levels
+from gateway.research.disclosure import NodeResult, PersonPairs
 from gateway.research.extract_input import (
     BUCKETS,
     CSV_NAME,
@@ -83,6 +83,7 @@ from gateway.research.generalise import (
     GeneralisationState,
 )
 from gateway.research.heap import give_back
+from gateway.research.level_choice import choose_levels
 from gateway.research.pair_spill import ClassPairSpill
 from gateway.research.person_links import Flags, Int64s, People, PersonLinks, distinct
 from gateway.research.pseudonyms import Pseudonymiser

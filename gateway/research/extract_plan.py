@@ -15,10 +15,7 @@ from gateway.clock import as_utc
 from gateway.errors import InvalidInputError
 from gateway.identifiers import NORMALISERS, IdType
 from gateway.research.agreements import Column, InstrumentKind, Linkage, WithdrawalScope
-from gateway.research.disclosure import (
-    Judge,
-    Lattice,
-)
+from gateway.research.disclosure import Lattice
 from gateway.research.errors import GeneralisationStateError
 from gateway.research.events import evaluate_events
 from gateway.research.extract_input import (
@@ -48,6 +45,7 @@ from gateway.research.generalise import (
     GeneralisationState,
     generalise,
 )
+from gateway.research.level_choice import Judge
 from gateway.research.pseudonyms import Pseudonymiser
 from gateway.research.respondent_consent import consent_verdicts
 from gateway.research.transforms import TransformKind

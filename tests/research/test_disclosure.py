@@ -17,13 +17,12 @@ from gateway.research.class_counter import ClassCounter, ClassKey, group_keys
 from gateway.research.disclosure import (
     Lattice,
     PersonPairs,
-    choose_levels,
     evaluate,
     keys_at,
     node_groups,
-    row_bound,
 )
 from gateway.research.errors import DisclosureCheckFailedError
+from gateway.research.level_choice import choose_levels, row_bound
 
 Row = tuple[str, str, str, str, str | None]
 LATTICE = Lattice(("born", "area"), (("year", "age_band"), ("pc4", "municipality")))
