@@ -18,20 +18,26 @@ identifier that links it to a person) refuses the whole batch.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
 from itertools import compress, repeat
 from typing import Any
 
 from gateway.errors import InvalidInputError
-from gateway.identifiers import NORMALISERS, IdType, birth_date, canonical_name
+from gateway.identifiers import NORMALISERS, IdType, canonical_name
 from gateway.policy.schema import CategorySchema, validate_record
 from gateway.research.agreements import Agreement, Instrument, InstrumentKind, ValueRange
 from gateway.research.errors import MAX_PROBLEMS_SHOWN, RowsRefusedError
 from gateway.research.extract import pseudonym_field
 from gateway.research.fields import FieldKind, field_kind
+from gateway.research.intake_columns import (
+    folded,
+    folded_bsns,
+    folded_days,
+    folded_ibans,
+    pseudonyms_of,
+)
 from gateway.research.pseudonyms import Pseudonymiser
 from gateway.research.transforms import TransformKind
 
@@ -302,19 +308,6 @@ def _fill(
     return pseudonyms.count("")
 
 
-def _folded(values: list[Any], fold: Callable[[Any], str]) -> dict[Any, str | None]:
-    """Return each distinct value's fold: None when missing or empty, "" when it fails."""
-    out: dict[Any, str | None] = dict.fromkeys(values)
-    for value in out:
-        if value is None or value == "":
-            continue
-        try:
-            out[value] = fold(value)
-        except InvalidInputError:
-            out[value] = ""
-    return out
-
-
 def _single_source(
     spec: PseudonymSpec,
     rows: Sequence[Mapping[str, Any]],
@@ -328,27 +321,14 @@ def _single_source(
     """
     source, kind = spec.sources[0], spec.id_type.value
     spelt = [row.get(source) for row in rows]
-    canonical = _folded(spelt, NORMALISERS[spec.id_type])
-    by_key = {c: pseudonymiser(kind, c) for c in set(canonical.values()) if c}
-    by_key[""] = ""
+    if spec.id_type is IdType.BSN:
+        canonical = folded_bsns(spelt)
+    elif spec.id_type is IdType.IBAN:
+        canonical = folded_ibans(spelt)
+    else:
+        canonical = folded(spelt, NORMALISERS[spec.id_type])
+    by_key = pseudonyms_of(pseudonymiser, kind, canonical.values())
     return _fill(payloads, spec.field, list(map(canonical.get, spelt)), by_key)
-
-
-DAY_CACHE = 1 << 15
-"""Birth date spellings whose canonical form is remembered across batches (about 90 years
-of days): a batch repeats few of its dates, the next batches repeat nearly all of them."""
-
-
-@lru_cache(maxsize=DAY_CACHE)
-def _canonical_day(value: str) -> str:
-    """Return ``birth_date(value)`` as ISO text; a date, not a person, so it may be kept."""
-    return birth_date(value).isoformat()
-
-
-def _day(value: Any) -> str:
-    if isinstance(value, str):
-        return _canonical_day(value)
-    return birth_date(value).isoformat()
 
 
 def _name_and_birth_date(
@@ -366,13 +346,12 @@ def _name_and_birth_date(
     (first, second), kind = spec.sources, spec.id_type.value
     names = [row.get(first) for row in rows]
     days = [row.get(second) for row in rows]
-    folded, parsed = _folded(names, canonical_name), _folded(days, _day)
+    names_folded, days_folded = folded(names, canonical_name), folded_days(days)
     keys = [
         None if n is None or d is None else f"{n}|{d}" if n and d else ""
-        for n, d in zip(map(folded.get, names), map(parsed.get, days), strict=True)
+        for n, d in zip(map(names_folded.get, names), map(days_folded.get, days), strict=True)
     ]
-    by_key = {k: pseudonymiser(kind, k) for k in set(keys) if k}
-    by_key[""] = ""
+    by_key = pseudonyms_of(pseudonymiser, kind, keys)
     return _fill(payloads, spec.field, keys, by_key)
 
 

@@ -1,0 +1,207 @@
+"""Column-wise folding and hashing for intake: each distinct value of a batch handled once.
+
+A fold maps every distinct value of one column of a batch to what intake keeps of it:
+None when missing or empty, "" when the identifier fails its check, else its canonical
+form (``gateway.identifiers``). ``folded`` is the general definition (one call of the
+normaliser per distinct value); ``folded_bsns``, ``folded_names`` and ``folded_days``
+give the same result faster for the columns every batch carries: the BSN 11-test runs
+on all of a batch's BSNs at once (numpy), plain ASCII names skip the Unicode folding,
+and birth dates are read through a cache of dates (not of people). Anything outside
+those fast paths goes through the normaliser itself, so the errors stay its own.
+
+``pseudonyms_of`` hashes a batch's distinct canonical identifiers of one type in one
+call when the pseudonymiser offers that (``many``), without a Python call per value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from itertools import compress
+from operator import not_
+from typing import Any
+
+import numpy as np
+
+from gateway.errors import InvalidInputError
+from gateway.identifiers import birth_date, bsn, iban
+from gateway.research.pseudonyms import Pseudonymiser
+
+_SEPARATORS = str.maketrans("", "", " .-\t")
+"""What ``gateway.identifiers.bsn`` strips from a BSN (spaces, dots, dashes, tabs)."""
+_BSN_WEIGHTS = np.array([9, 8, 7, 6, 5, 4, 3, 2, -1], dtype=np.int64)
+"""The 11-test: 9*d1 + 8*d2 + ... + 2*d8 - d9 must be divisible by 11."""
+DAY_CACHE = 1 << 15
+"""Birth date spellings whose canonical form is remembered across batches (about 90 years
+of days): a batch repeats few of its dates, the next batches repeat nearly all of them."""
+
+
+def folded(values: Iterable[Any], fold: Callable[[Any], str]) -> dict[Any, str | None]:
+    """Return each distinct value's fold: None when missing or empty, "" when it fails."""
+    out: dict[Any, str | None] = dict.fromkeys(values)
+    for value in out:
+        if value is None or value == "":
+            continue
+        try:
+            out[value] = fold(value)
+        except InvalidInputError:
+            out[value] = ""
+    return out
+
+
+def folded_bsns(values: Iterable[Any]) -> dict[Any, str | None]:
+    """Return ``folded(values, bsn)``, with the 11-test of all candidates done at once.
+
+    Each text is reduced as ``bsn`` reduces it (separators out, a leading 0 for 8
+    digits); one that is then not 9 ASCII digits fails, the rest take the 11-test (and
+    the all-zero check) as one array. Values that are not text go through ``bsn``.
+    """
+    out: dict[Any, str | None] = dict.fromkeys(values)
+    spelt: list[str] = []
+    digits: list[str] = []
+    for value in out:
+        if value is None or value == "":
+            continue
+        if type(value) is not str:
+            out[value] = _fold_one(bsn, value)
+            continue
+        text = value if len(value) == 9 and value.isdigit() else value.translate(_SEPARATORS)
+        if len(text) == 8:
+            text = "0" + text
+        if len(text) != 9 or not text.isdigit() or not text.isascii():
+            out[value] = ""
+            continue
+        spelt.append(value)
+        digits.append(text)
+    if digits:
+        array = np.frombuffer("".join(digits).encode("ascii"), dtype=np.uint8).reshape(-1, 9)
+        numbers = array.astype(np.int64) - 48
+        passing = ((numbers @ _BSN_WEIGHTS) % 11 == 0) & numbers.any(axis=1)
+        good = passing.tolist()
+        out.update(zip(compress(spelt, good), compress(digits, good), strict=True))
+        out.update(dict.fromkeys(compress(spelt, map(not_, good)), ""))
+    return out
+
+
+_IBAN_LENGTH = 18
+_IBAN_ORDER = (*range(4, _IBAN_LENGTH), 0, 1, 2, 3)
+"""Mod-97 reads a Dutch IBAN from its bank code on, then ``NL`` and the check digits."""
+_IBAN_LETTERS = frozenset({0, 1, 4, 5, 6, 7})
+"""Positions of a Dutch IBAN that hold letters (``NL`` and the bank code)."""
+
+
+def folded_ibans(values: Iterable[Any]) -> dict[Any, str | None]:
+    """Return ``folded(values, iban)``, with the format and mod-97 checks done at once.
+
+    Each text is compacted as ``iban`` compacts it (spaces out, upper case); one that is
+    then not 18 ASCII characters cannot be a Dutch IBAN and fails, the rest are checked
+    as one array: ``NL``, 2 digits, 4 letters, 10 digits, and the remainder 1 modulo 97
+    with letters counted as 10-35. Values that are not text go through ``iban``.
+    """
+    out: dict[Any, str | None] = dict.fromkeys(values)
+    spelt: list[str] = []
+    compacts: list[str] = []
+    for value in out:
+        if value is None or value == "":
+            continue
+        if type(value) is not str:
+            out[value] = _fold_one(iban, value)
+            continue
+        compact = value.replace(" ", "").upper()
+        if len(compact) != _IBAN_LENGTH or not compact.isascii():
+            out[value] = ""
+            continue
+        spelt.append(value)
+        compacts.append(compact)
+    if compacts:
+        text = np.frombuffer("".join(compacts).encode("ascii"), dtype=np.uint8)
+        chars = text.reshape(-1, _IBAN_LENGTH).astype(np.int64)
+        digit = (chars >= ord("0")) & (chars <= ord("9"))
+        letter = (chars >= ord("A")) & (chars <= ord("Z"))
+        shaped = (
+            (chars[:, 0] == ord("N"))
+            & (chars[:, 1] == ord("L"))
+            & digit[:, 2:4].all(axis=1)
+            & letter[:, 4:8].all(axis=1)
+            & digit[:, 8:].all(axis=1)
+        )
+        remainder = np.zeros(len(chars), dtype=np.int64)
+        for at in _IBAN_ORDER:
+            if at in _IBAN_LETTERS:  # a letter counts as two digits: A = 10 ... Z = 35
+                remainder = (remainder * 100 + chars[:, at] - (ord("A") - 10)) % 97
+            else:
+                remainder = (remainder * 10 + chars[:, at] - ord("0")) % 97
+        good = (shaped & (remainder == 1)).tolist()
+        out.update(zip(compress(spelt, good), compress(compacts, good), strict=True))
+        out.update(dict.fromkeys(compress(spelt, map(not_, good)), ""))
+    return out
+
+
+_KNOWN_DAYS: dict[str, str] = {}
+"""Birth date spellings seen on intake and their canonical ISO text ("" if not a valid
+birth date): dates, not people, so they may be kept across batches (at most DAY_CACHE
+of them; a batch repeats few of its dates, the next batches repeat nearly all of them)."""
+
+
+def _learn_day(value: str) -> str:
+    try:
+        canonical = birth_date(value).isoformat()
+    except InvalidInputError:
+        canonical = ""
+    if len(_KNOWN_DAYS) >= DAY_CACHE:
+        _KNOWN_DAYS.clear()
+    _KNOWN_DAYS[value] = canonical
+    return canonical
+
+
+def day(value: Any) -> str:
+    """Return ``birth_date(value).isoformat()`` (text is remembered); raise as it raises."""
+    if not isinstance(value, str):
+        return birth_date(value).isoformat()
+    canonical = _KNOWN_DAYS.get(value)
+    if canonical is None:
+        canonical = _learn_day(value)
+    if not canonical:
+        birth_date(value)  # raises its own error
+    return canonical
+
+
+def folded_days(values: Iterable[Any]) -> dict[Any, str | None]:
+    """Return ``folded(values, day)``: remembered spellings are looked up, not parsed.
+
+    Only text is remembered; a value that is not text goes through ``birth_date``.
+    """
+    distinct = dict.fromkeys(values)
+    out: dict[Any, str | None] = dict(zip(distinct, map(_KNOWN_DAYS.get, distinct), strict=True))
+    for value, canonical in out.items():
+        if canonical is not None or value is None or value == "":
+            continue
+        if isinstance(value, str):
+            out[value] = _learn_day(value)
+        else:
+            out[value] = _fold_one(lambda v: birth_date(v).isoformat(), value)
+    return out
+
+
+def _fold_one(fold: Callable[[Any], str], value: Any) -> str:
+    try:
+        return fold(value)
+    except InvalidInputError:
+        return ""
+
+
+def pseudonyms_of(
+    pseudonymiser: Pseudonymiser, kind: str, keys: Iterable[str | None]
+) -> dict[str, str]:
+    """Return each distinct key's pseudonym of type ``kind`` ("" for "", None left out).
+
+    Uses the pseudonymiser's ``many`` (the key ring's: one keyed context, no call per
+    value) when it has one, else calls it per key; the pseudonyms are the same.
+    """
+    distinct: list[str] = [k for k in set(keys) if k]
+    many: Callable[[str, list[str]], list[str]] | None = getattr(pseudonymiser, "many", None)
+    if many is not None:
+        out = dict(zip(distinct, many(kind, distinct), strict=True))
+    else:
+        out = {k: pseudonymiser(kind, k) for k in distinct}
+    out[""] = ""
+    return out
