@@ -288,8 +288,10 @@ def check_rows(
 
 def _fill(
     payloads: list[dict[str, Any]], target: str, found: list[str | None], by_key: dict[Any, str]
-) -> int:
-    """Put each row's pseudonym into its payload under ``target``; return how many failed.
+) -> tuple[int, bool]:
+    """Put each row's pseudonym into its payload under ``target``.
+
+    Returns how many failed, and whether every row got one (then no row is nameless).
 
     ``found`` holds per row its identifier's key in ``by_key`` (None: no identifier);
     ``by_key`` maps "" (an identifier failing its check) to "". The loop runs in C
@@ -305,7 +307,7 @@ def _fill(
         ),
         maxlen=0,
     )
-    return pseudonyms.count("")
+    return pseudonyms.count(""), all(pseudonyms)
 
 
 def _single_source(
@@ -313,8 +315,8 @@ def _single_source(
     rows: Sequence[Mapping[str, Any]],
     payloads: list[dict[str, Any]],
     pseudonymiser: Pseudonymiser,
-) -> int:
-    """Put the pseudonym of ``spec``'s one source into each payload; return how many failed.
+) -> tuple[int, bool]:
+    """Put the pseudonym of ``spec``'s one source into each payload; return as ``_fill``.
 
     Each distinct spelling is normalised once, each distinct identifier hashed once
     ("1234.56.782" and "123456782" share one HMAC).
@@ -336,8 +338,8 @@ def _name_and_birth_date(
     rows: Sequence[Mapping[str, Any]],
     payloads: list[dict[str, Any]],
     pseudonymiser: Pseudonymiser,
-) -> int:
-    """Like ``_single_source`` for a name and a birth date; return how many failed.
+) -> tuple[int, bool]:
+    """Like ``_single_source`` for a name and a birth date; return as ``_fill``.
 
     Names and birth dates recur far more often than their combinations, so each part is
     folded once per batch (``name_birthdate`` gives the same key, slower). A row missing
@@ -367,14 +369,16 @@ def pseudonymise_rows(
     invalid: Counter[str] = Counter()
     stored = plan.stored
     payloads = [{n: v for n in stored if (v := row.get(n)) is not None} for row in rows]
+    everyone = False  # whether one pseudonym alone links every row to a person
     for spec in plan.pseudonyms:
         if spec.id_type is IdType.NAME_BIRTHDATE:
-            failed = _name_and_birth_date(spec, rows, payloads, pseudonymiser)
+            failed, linked = _name_and_birth_date(spec, rows, payloads, pseudonymiser)
         else:
-            failed = _single_source(spec, rows, payloads, pseudonymiser)
+            failed, linked = _single_source(spec, rows, payloads, pseudonymiser)
+        everyone = everyone or linked
         if failed:
             invalid[spec.sources[0]] += failed
-    if plan.pseudonyms:
+    if plan.pseudonyms and not everyone:
         targets = frozenset(spec.field for spec in plan.pseudonyms)
         nameless = [
             f"rows[{i}]" for i, payload in enumerate(payloads) if payload.keys().isdisjoint(targets)
@@ -389,8 +393,22 @@ def pseudonymise_rows(
                 ]
             )
     respondents: list[str | None] = (
-        [respondent_key(pseudonymiser, row[RESPONDENT_FIELD]) for row in rows]
+        _respondent_keys(pseudonymiser, [row[RESPONDENT_FIELD] for row in rows])
         if plan.questionnaire
         else [None] * len(rows)
     )
     return Prepared(payloads, respondents, invalid)
+
+
+def _respondent_keys(pseudonymiser: Pseudonymiser, spelt: list[Any]) -> list[str | None]:
+    """Return ``respondent_key`` of each value, each distinct value normalised and hashed once.
+
+    The first malformed value (in row order) raises, as row by row.
+    """
+    try:
+        distinct = dict.fromkeys(spelt)
+    except TypeError:  # a value that cannot be a key: row by row gives its error
+        return [respondent_key(pseudonymiser, value) for value in spelt]
+    canonical = {value: normalise_respondent(value) for value in distinct}
+    by_key = pseudonyms_of(pseudonymiser, RESPONDENT_ID_TYPE, canonical.values())
+    return [by_key[canonical[value]] for value in spelt]

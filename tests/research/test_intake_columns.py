@@ -21,7 +21,8 @@ import pytest
 from gateway.errors import InvalidInputError
 from gateway.identifiers import birth_date, bsn, iban
 from gateway.keys.pseudonyms import Pseudonymiser
-from gateway.research import intake_columns
+from gateway.research import intake, intake_columns
+from gateway.research.intake import respondent_key
 from gateway.research.intake_columns import (
     folded,
     folded_bsns,
@@ -224,3 +225,21 @@ def test_pseudonyms_of_equals_one_call_per_key() -> None:
             return pseudonymise(id_type, value)
 
     assert pseudonyms_of(PerCall(), "bsn", keys) == expected
+
+
+def test_respondent_keys_equal_one_key_per_row() -> None:
+    """Distinct respondent ids are hashed once; the first malformed one raises as before."""
+    rng = random.Random(11)
+    pseudonymise = Pseudonymiser("project-x", 3, rng.randbytes(32), lambda: None)
+    good = [f"R{rng.randrange(40):07d}" for _ in range(300)]
+    good += [" R0000001", "R0000001\t", "x" * 64]
+    assert intake._respondent_keys(pseudonymise, good) == [
+        respondent_key(pseudonymise, value) for value in good
+    ]
+    for bad in (None, "", "   ", "x" * 65, "R\x00", 42, ["R1"]):
+        values = [*good[:5], bad, *good[5:10], None]
+        with pytest.raises(InvalidInputError) as before:
+            [respondent_key(pseudonymise, value) for value in values]
+        with pytest.raises(InvalidInputError) as after:
+            intake._respondent_keys(pseudonymise, values)
+        assert after.value.detail == before.value.detail
