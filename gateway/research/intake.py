@@ -25,7 +25,7 @@ from itertools import compress, repeat
 from typing import Any
 
 from gateway.errors import InvalidInputError
-from gateway.identifiers import NORMALISERS, IdType, canonical_name
+from gateway.identifiers import NORMALISERS, IdType
 from gateway.policy.schema import CategorySchema, validate_record
 from gateway.research.agreements import Agreement, Instrument, InstrumentKind, ValueRange
 from gateway.research.errors import MAX_PROBLEMS_SHOWN, RowsRefusedError
@@ -36,6 +36,7 @@ from gateway.research.intake_columns import (
     folded_bsns,
     folded_days,
     folded_ibans,
+    folded_names,
     pseudonyms_of,
 )
 from gateway.research.pseudonyms import Pseudonymiser
@@ -348,7 +349,7 @@ def _name_and_birth_date(
     (first, second), kind = spec.sources, spec.id_type.value
     names = [row.get(first) for row in rows]
     days = [row.get(second) for row in rows]
-    names_folded, days_folded = folded(names, canonical_name), folded_days(days)
+    names_folded, days_folded = folded_names(names), folded_days(days)
     keys = [
         None if n is None or d is None else f"{n}|{d}" if n and d else ""
         for n, d in zip(map(names_folded.get, names), map(days_folded.get, days), strict=True)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from gateway.errors import InvalidInputError
-from gateway.identifiers import birth_date, bsn, iban
+from gateway.identifiers import birth_date, bsn, canonical_name, iban
 from gateway.research.pseudonyms import Pseudonymiser
 
 _SEPARATORS = str.maketrans("", "", " .-\t")
@@ -31,8 +31,9 @@ _SEPARATORS = str.maketrans("", "", " .-\t")
 _BSN_WEIGHTS = np.array([9, 8, 7, 6, 5, 4, 3, 2, -1], dtype=np.int64)
 """The 11-test: 9*d1 + 8*d2 + ... + 2*d8 - d9 must be divisible by 11."""
 DAY_CACHE = 1 << 15
-"""Birth date spellings whose canonical form is remembered across batches (about 90 years
-of days): a batch repeats few of its dates, the next batches repeat nearly all of them."""
+"""Birth date spellings remembered across batches (about 90 years of days)."""
+NAME_CACHE = 1 << 16
+"""Name spellings remembered across batches."""
 
 
 def folded(values: Iterable[Any], fold: Callable[[Any], str]) -> dict[Any, str | None]:
@@ -136,50 +137,76 @@ def folded_ibans(values: Iterable[Any]) -> dict[Any, str | None]:
     return out
 
 
-_KNOWN_DAYS: dict[str, str] = {}
-"""Birth date spellings seen on intake and their canonical ISO text ("" if not a valid
-birth date): dates, not people, so they may be kept across batches (at most DAY_CACHE
-of them; a batch repeats few of its dates, the next batches repeat nearly all of them)."""
+class Remembered:
+    """Folds of text values remembered across batches: at most ``limit``, all dropped when full.
+
+    ``folded`` gives what ``folded(values, fold)`` gives; a remembered spelling is looked
+    up without a Python call, and one failing its check is remembered as "" (the fold
+    raises its own error again where the error itself is asked for). Values that are
+    not text are folded every time, never remembered.
+    """
+
+    def __init__(self, fold: Callable[[Any], str], limit: int) -> None:
+        self.fold = fold
+        self.limit = limit
+        self.known: dict[str, str] = {}
+
+    def learn(self, value: str) -> str:
+        """Fold ``value`` ("" if it fails its check) and remember it."""
+        try:
+            canonical = self.fold(value)
+        except InvalidInputError:
+            canonical = ""
+        if len(self.known) >= self.limit:
+            self.known.clear()
+        self.known[value] = canonical
+        return canonical
+
+    def folded(self, values: Iterable[Any]) -> dict[Any, str | None]:
+        """Return ``folded(values, self.fold)``: remembered spellings are looked up."""
+        distinct = dict.fromkeys(values)
+        out: dict[Any, str | None] = dict(zip(distinct, map(self.known.get, distinct), strict=True))
+        for value, canonical in out.items():
+            if canonical is not None or value is None or value == "":
+                continue
+            out[value] = (
+                self.learn(value) if isinstance(value, str) else _fold_one(self.fold, value)
+            )
+        return out
 
 
-def _learn_day(value: str) -> str:
-    try:
-        canonical = birth_date(value).isoformat()
-    except InvalidInputError:
-        canonical = ""
-    if len(_KNOWN_DAYS) >= DAY_CACHE:
-        _KNOWN_DAYS.clear()
-    _KNOWN_DAYS[value] = canonical
-    return canonical
+def _iso_day(value: Any) -> str:
+    return birth_date(value).isoformat()
+
+
+DAYS = Remembered(_iso_day, DAY_CACHE)
+"""Birth date spellings and their ISO text: dates, not people, so they may be kept across
+batches (a batch repeats few of its dates, the next batches repeat nearly all of them)."""
+NAMES = Remembered(canonical_name, NAME_CACHE)
+"""Name spellings and their folded form: a few thousand names recur over a million rows;
+a name alone, without its birth date or any identifier, is what is kept."""
 
 
 def day(value: Any) -> str:
     """Return ``birth_date(value).isoformat()`` (text is remembered); raise as it raises."""
     if not isinstance(value, str):
-        return birth_date(value).isoformat()
-    canonical = _KNOWN_DAYS.get(value)
+        return _iso_day(value)
+    canonical = DAYS.known.get(value)
     if canonical is None:
-        canonical = _learn_day(value)
+        canonical = DAYS.learn(value)
     if not canonical:
         birth_date(value)  # raises its own error
     return canonical
 
 
 def folded_days(values: Iterable[Any]) -> dict[Any, str | None]:
-    """Return ``folded(values, day)``: remembered spellings are looked up, not parsed.
+    """Return ``folded(values, day)``, remembered spellings looked up (``DAYS``)."""
+    return DAYS.folded(values)
 
-    Only text is remembered; a value that is not text goes through ``birth_date``.
-    """
-    distinct = dict.fromkeys(values)
-    out: dict[Any, str | None] = dict(zip(distinct, map(_KNOWN_DAYS.get, distinct), strict=True))
-    for value, canonical in out.items():
-        if canonical is not None or value is None or value == "":
-            continue
-        if isinstance(value, str):
-            out[value] = _learn_day(value)
-        else:
-            out[value] = _fold_one(lambda v: birth_date(v).isoformat(), value)
-    return out
+
+def folded_names(values: Iterable[Any]) -> dict[Any, str | None]:
+    """Return ``folded(values, canonical_name)``, remembered spellings looked up (``NAMES``)."""
+    return NAMES.folded(values)
 
 
 def _fold_one(fold: Callable[[Any], str], value: Any) -> str:

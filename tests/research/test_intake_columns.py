@@ -19,15 +19,17 @@ from typing import Any
 import pytest
 
 from gateway.errors import InvalidInputError
-from gateway.identifiers import birth_date, bsn, iban
+from gateway.identifiers import birth_date, bsn, canonical_name, iban
 from gateway.keys.pseudonyms import Pseudonymiser
 from gateway.research import intake, intake_columns
 from gateway.research.intake import respondent_key
 from gateway.research.intake_columns import (
+    Remembered,
     folded,
     folded_bsns,
     folded_days,
     folded_ibans,
+    folded_names,
     pseudonyms_of,
 )
 
@@ -175,12 +177,30 @@ def test_folded_days_equals_the_remembered_definition(seed: int) -> None:
         )
 
 
-def test_remembered_days_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(intake_columns, "DAY_CACHE", 10)
-    monkeypatch.setattr(intake_columns, "_KNOWN_DAYS", {})
+def test_remembered_folds_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(intake_columns, "DAYS", Remembered(intake_columns.DAYS.fold, 10))
     values = [f"2001-01-{d:02d}" for d in range(1, 32)]
     assert folded_days(values) == _frozen_folded(values, _frozen_day)
-    assert len(intake_columns._KNOWN_DAYS) <= 10
+    assert folded_days(values) == _frozen_folded(values, _frozen_day)
+    assert len(intake_columns.DAYS.known) <= 10
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_folded_names_equals_the_normaliser_per_value(seed: int) -> None:
+    rng = random.Random(seed)
+    names = ["Jan de Vries", "JAN DE VRIES", "José Ñúñez", "  ", "O'Brien-de  Vries", "ß"]
+    names += ["Ærø", "ﬁona", "\u00a0Anna", "anna\t", "A", "123", "", None, "Zoë  van\u200bDijk"]
+    letters = string.ascii_letters + " -'.éëïöüçñ"
+    values = [
+        rng.choice(names)
+        if rng.random() < 0.3
+        else "".join(rng.choice(letters) for _ in range(rng.randrange(1, 16)))
+        for _ in range(3000)
+    ]
+    for _ in range(2):  # the second time from what was remembered
+        assert list(folded_names(values).items()) == list(
+            _frozen_folded(values, canonical_name).items()
+        )
 
 
 @pytest.mark.parametrize(
@@ -189,6 +209,7 @@ def test_remembered_days_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         (folded_bsns, bsn),
         (folded_ibans, iban),
         (folded_days, _frozen_day),
+        (folded_names, canonical_name),
         (lambda values: folded(values, bsn), bsn),
     ],
 )
