@@ -343,7 +343,8 @@ def _name_and_birth_date(
     """Like ``_single_source`` for a name and a birth date; return as ``_fill``.
 
     Names and birth dates recur far more often than their combinations, so each part is
-    folded once per batch (``name_birthdate`` gives the same key, slower). A row missing
+    folded on its own, once, and remembered across batches (``name_birthdate`` gives the
+    same key, slower). A row missing
     either part has no identifier; one whose name or date fails has a failing one.
     """
     (first, second), kind = spec.sources, spec.id_type.value

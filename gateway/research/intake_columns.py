@@ -3,11 +3,12 @@
 A fold maps every distinct value of one column of a batch to what intake keeps of it:
 None when missing or empty, "" when the identifier fails its check, else its canonical
 form (``gateway.identifiers``). ``folded`` is the general definition (one call of the
-normaliser per distinct value); ``folded_bsns``, ``folded_names`` and ``folded_days``
-give the same result faster for the columns every batch carries: the BSN 11-test runs
-on all of a batch's BSNs at once (numpy), plain ASCII names skip the Unicode folding,
-and birth dates are read through a cache of dates (not of people). Anything outside
-those fast paths goes through the normaliser itself, so the errors stay its own.
+normaliser per distinct value); the others give the same result faster for the columns
+every batch carries: the BSN 11-test and the IBAN format and mod-97 check run on all of
+a batch's candidates at once (numpy), and birth dates and names are looked up in what
+earlier batches folded (``Remembered``: spellings of dates and of names on their own,
+never a name with its date or an identifier). Anything outside those fast paths goes
+through the normaliser itself, so the errors stay its own.
 
 ``pseudonyms_of`` hashes a batch's distinct canonical identifiers of one type in one
 call when the pseudonymiser offers that (``many``), without a Python call per value.
