@@ -32,11 +32,11 @@ from gateway.research.errors import MAX_PROBLEMS_SHOWN, RowsRefusedError
 from gateway.research.extract import pseudonym_field
 from gateway.research.fields import FieldKind, field_kind
 from gateway.research.intake_columns import (
+    DAYS,
+    NAMES,
     folded,
     folded_bsns,
-    folded_days,
     folded_ibans,
-    folded_names,
     pseudonyms_of,
 )
 from gateway.research.pseudonyms import Pseudonymiser
@@ -350,10 +350,9 @@ def _name_and_birth_date(
     (first, second), kind = spec.sources, spec.id_type.value
     names = [row.get(first) for row in rows]
     days = [row.get(second) for row in rows]
-    names_folded, days_folded = folded_names(names), folded_days(days)
     keys = [
         None if n is None or d is None else f"{n}|{d}" if n and d else ""
-        for n, d in zip(map(names_folded.get, names), map(days_folded.get, days), strict=True)
+        for n, d in zip(NAMES.column(names), DAYS.column(days), strict=True)
     ]
     by_key = pseudonyms_of(pseudonymiser, kind, keys)
     return _fill(payloads, spec.field, keys, by_key)

@@ -175,6 +175,27 @@ class Remembered:
             )
         return out
 
+    def column(self, values: list[Any]) -> list[str | None]:
+        """Return ``list(map(self.folded(values).get, values))``: each row's fold, in order.
+
+        One lookup per row in C; only a batch with a value not yet remembered (or a
+        missing one) takes a pass in Python, and folds only those values.
+        """
+        out: list[str | None] = list(map(self.known.get, values))
+        if None not in out:
+            return out
+        learnt: dict[Any, str] = {}
+        for at, (value, canonical) in enumerate(zip(values, out, strict=True)):
+            if canonical is not None or value is None or value == "":
+                continue
+            found = learnt.get(value)
+            if found is None:
+                found = learnt[value] = (
+                    self.learn(value) if isinstance(value, str) else _fold_one(self.fold, value)
+                )
+            out[at] = found
+        return out
+
 
 def _iso_day(value: Any) -> str:
     return birth_date(value).isoformat()

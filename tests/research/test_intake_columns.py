@@ -264,3 +264,25 @@ def test_respondent_keys_equal_one_key_per_row() -> None:
         with pytest.raises(InvalidInputError) as after:
             intake._respondent_keys(pseudonymise, values)
         assert after.value.detail == before.value.detail
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_remembered_columns_equal_the_fold_of_each_row(seed: int) -> None:
+    """``column`` gives each row what ``folded`` gives its value, first time or remembered."""
+    rng = random.Random(seed)
+    days = Remembered(intake_columns.DAYS.fold, 1 << 15)
+    names = Remembered(canonical_name, 1 << 16)
+    day_values = [_birth_date_text(rng) for _ in range(2000)]
+    name_values = [
+        rng.choice(["Jan de Vries", "JOSÉ ñúñez", "  ", "ß", "", None]) for _ in range(50)
+    ]
+    name_values += [f"Anna {rng.randrange(30)}x" for _ in range(50)]
+    for _ in range(2):
+        expected = _frozen_folded(day_values, _frozen_day)
+        assert days.column(day_values) == [expected[v] for v in day_values]
+        expected = _frozen_folded(name_values, canonical_name)
+        assert names.column(name_values) == [expected[v] for v in name_values]
+    plain = ["2001-01-01", "2001-01-02"] * 5
+    assert days.column(plain) == [v for v in plain]  # all remembered: no pass in Python
+    with pytest.raises(TypeError):
+        days.column(["2001-01-01", ["2001-01-02"]])
