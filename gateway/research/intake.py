@@ -18,20 +18,27 @@ identifier that links it to a person) refuses the whole batch.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
 from itertools import compress, repeat
 from typing import Any
 
 from gateway.errors import InvalidInputError
-from gateway.identifiers import NORMALISERS, IdType, birth_date, canonical_name
+from gateway.identifiers import NORMALISERS, IdType
 from gateway.policy.schema import CategorySchema, validate_record
 from gateway.research.agreements import Agreement, Instrument, InstrumentKind, ValueRange
 from gateway.research.errors import MAX_PROBLEMS_SHOWN, RowsRefusedError
 from gateway.research.extract import pseudonym_field
 from gateway.research.fields import FieldKind, field_kind
+from gateway.research.intake_columns import (
+    DAYS,
+    NAMES,
+    folded,
+    folded_bsns,
+    folded_ibans,
+    pseudonyms_of,
+)
 from gateway.research.pseudonyms import Pseudonymiser
 from gateway.research.transforms import TransformKind
 
@@ -282,8 +289,10 @@ def check_rows(
 
 def _fill(
     payloads: list[dict[str, Any]], target: str, found: list[str | None], by_key: dict[Any, str]
-) -> int:
-    """Put each row's pseudonym into its payload under ``target``; return how many failed.
+) -> tuple[int, bool]:
+    """Put each row's pseudonym into its payload under ``target``.
+
+    Returns how many failed, and whether every row got one (then no row is nameless).
 
     ``found`` holds per row its identifier's key in ``by_key`` (None: no identifier);
     ``by_key`` maps "" (an identifier failing its check) to "". The loop runs in C
@@ -299,20 +308,7 @@ def _fill(
         ),
         maxlen=0,
     )
-    return pseudonyms.count("")
-
-
-def _folded(values: list[Any], fold: Callable[[Any], str]) -> dict[Any, str | None]:
-    """Return each distinct value's fold: None when missing or empty, "" when it fails."""
-    out: dict[Any, str | None] = dict.fromkeys(values)
-    for value in out:
-        if value is None or value == "":
-            continue
-        try:
-            out[value] = fold(value)
-        except InvalidInputError:
-            out[value] = ""
-    return out
+    return pseudonyms.count(""), all(pseudonyms)
 
 
 def _single_source(
@@ -320,35 +316,22 @@ def _single_source(
     rows: Sequence[Mapping[str, Any]],
     payloads: list[dict[str, Any]],
     pseudonymiser: Pseudonymiser,
-) -> int:
-    """Put the pseudonym of ``spec``'s one source into each payload; return how many failed.
+) -> tuple[int, bool]:
+    """Put the pseudonym of ``spec``'s one source into each payload; return as ``_fill``.
 
     Each distinct spelling is normalised once, each distinct identifier hashed once
     ("1234.56.782" and "123456782" share one HMAC).
     """
     source, kind = spec.sources[0], spec.id_type.value
     spelt = [row.get(source) for row in rows]
-    canonical = _folded(spelt, NORMALISERS[spec.id_type])
-    by_key = {c: pseudonymiser(kind, c) for c in set(canonical.values()) if c}
-    by_key[""] = ""
+    if spec.id_type is IdType.BSN:
+        canonical = folded_bsns(spelt)
+    elif spec.id_type is IdType.IBAN:
+        canonical = folded_ibans(spelt)
+    else:
+        canonical = folded(spelt, NORMALISERS[spec.id_type])
+    by_key = pseudonyms_of(pseudonymiser, kind, canonical.values())
     return _fill(payloads, spec.field, list(map(canonical.get, spelt)), by_key)
-
-
-DAY_CACHE = 1 << 15
-"""Birth date spellings whose canonical form is remembered across batches (about 90 years
-of days): a batch repeats few of its dates, the next batches repeat nearly all of them."""
-
-
-@lru_cache(maxsize=DAY_CACHE)
-def _canonical_day(value: str) -> str:
-    """Return ``birth_date(value)`` as ISO text; a date, not a person, so it may be kept."""
-    return birth_date(value).isoformat()
-
-
-def _day(value: Any) -> str:
-    if isinstance(value, str):
-        return _canonical_day(value)
-    return birth_date(value).isoformat()
 
 
 def _name_and_birth_date(
@@ -356,23 +339,22 @@ def _name_and_birth_date(
     rows: Sequence[Mapping[str, Any]],
     payloads: list[dict[str, Any]],
     pseudonymiser: Pseudonymiser,
-) -> int:
-    """Like ``_single_source`` for a name and a birth date; return how many failed.
+) -> tuple[int, bool]:
+    """Like ``_single_source`` for a name and a birth date; return as ``_fill``.
 
     Names and birth dates recur far more often than their combinations, so each part is
-    folded once per batch (``name_birthdate`` gives the same key, slower). A row missing
+    folded on its own, once, and remembered across batches (``name_birthdate`` gives the
+    same key, slower). A row missing
     either part has no identifier; one whose name or date fails has a failing one.
     """
     (first, second), kind = spec.sources, spec.id_type.value
     names = [row.get(first) for row in rows]
     days = [row.get(second) for row in rows]
-    folded, parsed = _folded(names, canonical_name), _folded(days, _day)
     keys = [
         None if n is None or d is None else f"{n}|{d}" if n and d else ""
-        for n, d in zip(map(folded.get, names), map(parsed.get, days), strict=True)
+        for n, d in zip(NAMES.column(names), DAYS.column(days), strict=True)
     ]
-    by_key = {k: pseudonymiser(kind, k) for k in set(keys) if k}
-    by_key[""] = ""
+    by_key = pseudonyms_of(pseudonymiser, kind, keys)
     return _fill(payloads, spec.field, keys, by_key)
 
 
@@ -388,14 +370,16 @@ def pseudonymise_rows(
     invalid: Counter[str] = Counter()
     stored = plan.stored
     payloads = [{n: v for n in stored if (v := row.get(n)) is not None} for row in rows]
+    everyone = False  # whether one pseudonym alone links every row to a person
     for spec in plan.pseudonyms:
         if spec.id_type is IdType.NAME_BIRTHDATE:
-            failed = _name_and_birth_date(spec, rows, payloads, pseudonymiser)
+            failed, linked = _name_and_birth_date(spec, rows, payloads, pseudonymiser)
         else:
-            failed = _single_source(spec, rows, payloads, pseudonymiser)
+            failed, linked = _single_source(spec, rows, payloads, pseudonymiser)
+        everyone = everyone or linked
         if failed:
             invalid[spec.sources[0]] += failed
-    if plan.pseudonyms:
+    if plan.pseudonyms and not everyone:
         targets = frozenset(spec.field for spec in plan.pseudonyms)
         nameless = [
             f"rows[{i}]" for i, payload in enumerate(payloads) if payload.keys().isdisjoint(targets)
@@ -410,8 +394,22 @@ def pseudonymise_rows(
                 ]
             )
     respondents: list[str | None] = (
-        [respondent_key(pseudonymiser, row[RESPONDENT_FIELD]) for row in rows]
+        _respondent_keys(pseudonymiser, [row[RESPONDENT_FIELD] for row in rows])
         if plan.questionnaire
         else [None] * len(rows)
     )
     return Prepared(payloads, respondents, invalid)
+
+
+def _respondent_keys(pseudonymiser: Pseudonymiser, spelt: list[Any]) -> list[str | None]:
+    """Return ``respondent_key`` of each value, each distinct value normalised and hashed once.
+
+    The first malformed value (in row order) raises, as row by row.
+    """
+    try:
+        distinct = dict.fromkeys(spelt)
+    except TypeError:  # a value that cannot be a key: row by row gives its error
+        return [respondent_key(pseudonymiser, value) for value in spelt]
+    canonical = {value: normalise_respondent(value) for value in distinct}
+    by_key = pseudonyms_of(pseudonymiser, RESPONDENT_ID_TYPE, canonical.values())
+    return [by_key[canonical[value]] for value in spelt]

@@ -18,7 +18,7 @@ import pytest
 from gateway.errors import InvalidInputError
 from gateway.identifiers import NORMALISERS, IdType, birth_date, canonical_name
 from gateway.policy.vocabulary import load_vocabulary
-from gateway.research import intake
+from gateway.research import intake_columns
 from gateway.research.agreements import Agreement
 from gateway.research.errors import RowsRefusedError
 from gateway.research.intake import (
@@ -201,4 +201,4 @@ def test_remembered_birth_dates_equal_their_definition(seed: int) -> None:
     values = [_birth_date_text(rng) for _ in range(3000)]
     for value in values + values:  # the second time from the cache
         expected = _day_or_error(lambda v: birth_date(v).isoformat(), value)
-        assert _day_or_error(intake._day, value) == expected, value
+        assert _day_or_error(intake_columns.day, value) == expected, value
