@@ -33,10 +33,10 @@ from gateway.research.extract import pseudonym_field
 from gateway.research.fields import FieldKind, field_kind
 from gateway.research.intake_columns import (
     DAYS,
-    NAMES,
     folded,
     folded_bsns,
     folded_ibans,
+    names,
     pseudonyms_of,
 )
 from gateway.research.pseudonyms import Pseudonymiser
@@ -343,16 +343,16 @@ def _name_and_birth_date(
     """Like ``_single_source`` for a name and a birth date; return as ``_fill``.
 
     Names and birth dates recur far more often than their combinations, so each part is
-    folded on its own, once, and remembered across batches (``name_birthdate`` gives the
-    same key, slower). A row missing
-    either part has no identifier; one whose name or date fails has a failing one.
+    folded on its own, once (dates remembered across batches, names within the batch
+    only; ``name_birthdate`` gives the same key, slower). A row missing either part has
+    no identifier; one whose name or date fails has a failing one.
     """
     (first, second), kind = spec.sources, spec.id_type.value
-    names = [row.get(first) for row in rows]
+    spelt_names = [row.get(first) for row in rows]
     days = [row.get(second) for row in rows]
     keys = [
         None if n is None or d is None else f"{n}|{d}" if n and d else ""
-        for n, d in zip(NAMES.column(names), DAYS.column(days), strict=True)
+        for n, d in zip(names().column(spelt_names), DAYS.column(days), strict=True)
     ]
     by_key = pseudonyms_of(pseudonymiser, kind, keys)
     return _fill(payloads, spec.field, keys, by_key)

@@ -5,9 +5,10 @@ None when missing or empty, "" when the identifier fails its check, else its can
 form (``gateway.identifiers``). ``folded`` is the general definition (one call of the
 normaliser per distinct value); the others give the same result faster for the columns
 every batch carries: the BSN 11-test and the IBAN format and mod-97 check run on all of
-a batch's candidates at once (numpy), and birth dates and names are looked up in what
-earlier batches folded (``Remembered``: spellings of dates and of names on their own,
-never a name with its date or an identifier). Anything outside those fast paths goes
+a batch's candidates at once (numpy), birth dates are looked up in what earlier batches
+folded and names in what the same batch folded (``Remembered``: spellings on their own,
+never a name with its date or an identifier; names, personal data, are forgotten with
+their batch). Anything outside those fast paths goes
 through the normaliser itself, so the errors stay its own.
 
 ``pseudonyms_of`` hashes a batch's distinct canonical identifiers of one type in one
@@ -158,6 +159,8 @@ class Remembered:
             canonical = self.fold(value)
         except InvalidInputError:
             canonical = ""
+        if not value:  # an empty spelling is a missing value, never a remembered failure
+            return canonical
         if len(self.known) >= self.limit:
             self.known.clear()
         self.known[value] = canonical
@@ -204,9 +207,15 @@ def _iso_day(value: Any) -> str:
 DAYS = Remembered(_iso_day, DAY_CACHE)
 """Birth date spellings and their ISO text: dates, not people, so they may be kept across
 batches (a batch repeats few of its dates, the next batches repeat nearly all of them)."""
-NAMES = Remembered(canonical_name, NAME_CACHE)
-"""Name spellings and their folded form: a few thousand names recur over a million rows;
-a name alone, without its birth date or any identifier, is what is kept."""
+
+
+def names() -> Remembered:
+    """Return a fresh memory of name spellings and their folded form, for one batch.
+
+    Names are personal data: unlike dates they are never kept in the process beyond the
+    batch that brought them (a batch of a million rows still repeats a few thousand).
+    """
+    return Remembered(canonical_name, NAME_CACHE)
 
 
 def day(value: Any) -> str:
@@ -227,8 +236,8 @@ def folded_days(values: Iterable[Any]) -> dict[Any, str | None]:
 
 
 def folded_names(values: Iterable[Any]) -> dict[Any, str | None]:
-    """Return ``folded(values, canonical_name)``, remembered spellings looked up (``NAMES``)."""
-    return NAMES.folded(values)
+    """Return ``folded(values, canonical_name)``, each spelling folded once (``names``)."""
+    return names().folded(values)
 
 
 def _fold_one(fold: Callable[[Any], str], value: Any) -> str:

@@ -188,7 +188,8 @@ def test_remembered_folds_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("seed", range(3))
 def test_folded_names_equals_the_normaliser_per_value(seed: int) -> None:
     rng = random.Random(seed)
-    names = ["Jan de Vries", "JAN DE VRIES", "José Ñúñez", "  ", "O'Brien-de  Vries", "ß"]
+    names: list[str | None] = ["Jan de Vries", "JAN DE VRIES", "José Ñúñez", "  ", "ß"]
+    names += ["O'Brien-de  Vries"]
     names += ["Ærø", "ﬁona", "\u00a0Anna", "anna\t", "A", "123", "", None, "Zoë  van\u200bDijk"]
     letters = string.ascii_letters + " -'.éëïöüçñ"
     values = [
@@ -286,3 +287,11 @@ def test_remembered_columns_equal_the_fold_of_each_row(seed: int) -> None:
     assert days.column(plain) == [v for v in plain]  # all remembered: no pass in Python
     with pytest.raises(TypeError):
         days.column(["2001-01-01", ["2001-01-02"]])
+
+
+def test_an_empty_birth_date_stays_missing_after_it_was_asked_for_alone() -> None:
+    """Asking for an empty date's error must not make later batches count it as failing."""
+    with pytest.raises(InvalidInputError):
+        intake_columns.day("")
+    assert folded_days(["", "2001-02-03"]) == {"": None, "2001-02-03": "2001-02-03"}
+    assert intake_columns.DAYS.column(["", None]) == [None, None]

@@ -9,6 +9,8 @@ order), the same respondent keys and the same counts of failing identifiers.
 from __future__ import annotations
 
 import random
+import re
+import types
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,7 +20,7 @@ import pytest
 from gateway.errors import InvalidInputError
 from gateway.identifiers import NORMALISERS, IdType, birth_date, canonical_name
 from gateway.policy.vocabulary import load_vocabulary
-from gateway.research import intake_columns
+from gateway.research import intake, intake_columns
 from gateway.research.agreements import Agreement
 from gateway.research.errors import RowsRefusedError
 from gateway.research.intake import (
@@ -202,3 +204,56 @@ def test_remembered_birth_dates_equal_their_definition(seed: int) -> None:
     for value in values + values:  # the second time from the cache
         expected = _day_or_error(lambda v: birth_date(v).isoformat(), value)
         assert _day_or_error(intake_columns.day, value) == expected, value
+
+
+def _reachable_strings(root: object, depth: int = 4) -> set[str]:
+    """Every string reachable from ``root`` through dicts, sequences and object attributes."""
+    found: set[str] = set()
+    seen: set[int] = set()
+
+    def walk(obj: object, left: int) -> None:
+        if isinstance(obj, str):
+            found.add(obj)
+            return
+        if left == 0 or id(obj) in seen or isinstance(obj, type | types.ModuleType):
+            return
+        seen.add(id(obj))
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                walk(key, left - 1)
+                walk(value, left - 1)
+        elif isinstance(obj, list | tuple | set | frozenset):
+            for item in obj:
+                walk(item, left - 1)
+        elif hasattr(obj, "__dict__"):
+            walk(vars(obj), left - 1)
+
+    for value in vars(root).values():
+        walk(value, depth)
+    return found
+
+
+def test_no_name_outlives_the_batch_that_brought_it(
+    rows: list[dict[str, Any]], agreement: Agreement, schemas: dict[str, Any], ring: Any
+) -> None:
+    """Names are personal data: intake folds them per batch and keeps none in the process."""
+    plan = plan_for(agreement, INSTRUMENTS[0], schemas)
+    category = plan.instrument.category
+    name = "Wilhelmina Xylofoon-Quist"  # in no synthetic population
+    batch = [
+        {k: v for k, v in r.items() if k in plan.accepted and v is not None}
+        for r in rows
+        if r["category"] == category and r.get("name")
+    ][:20]
+    for row in batch:
+        row["name"] = name
+    pseudonymise = ring.pseudonymiser(agreement.project)
+    prepared = pseudonymise_rows(plan, check_rows(plan, batch, TODAY), pseudonymise)
+    assert prepared.payloads  # the batch went through, names folded
+    for module in (intake, intake_columns):
+        assert not any("xylofoon" in s.lower() for s in _reachable_strings(module))
+    # what is remembered across batches is dates, and only dates
+    assert all(_DAY.fullmatch(v) or v == "" for v in intake_columns.DAYS.known.values())
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
