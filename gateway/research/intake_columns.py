@@ -35,7 +35,7 @@ _BSN_WEIGHTS = np.array([9, 8, 7, 6, 5, 4, 3, 2, -1], dtype=np.int64)
 DAY_CACHE = 1 << 15
 """Birth date spellings remembered across batches (about 90 years of days)."""
 NAME_CACHE = 1 << 16
-"""Name spellings remembered across batches."""
+"""At most this many name spellings remembered within one batch (a batch is smaller)."""
 
 
 def folded(values: Iterable[Any], fold: Callable[[Any], str]) -> dict[Any, str | None]:
@@ -51,6 +51,47 @@ def folded(values: Iterable[Any], fold: Callable[[Any], str]) -> dict[Any, str |
     return out
 
 
+def _candidates(
+    values: Iterable[Any], fold: Callable[[Any], str], reduce: Callable[[str], str | None]
+) -> tuple[dict[Any, str | None], list[str], list[str]]:
+    """Return the distinct values' folds so far, and the texts left for the array check.
+
+    Missing and empty values stay None; values that are not text are folded by ``fold``
+    itself; a text that ``reduce`` turns into None fails (""). The rest are returned as
+    two lists: each spelling and its reduced form, to be checked at once.
+    """
+    out: dict[Any, str | None] = dict.fromkeys(values)
+    spelt: list[str] = []
+    reduced: list[str] = []
+    for value in out:
+        if value is None or value == "":
+            continue
+        if type(value) is not str:
+            out[value] = _fold_one(fold, value)
+            continue
+        text = reduce(value)
+        if text is None:
+            out[value] = ""
+            continue
+        spelt.append(value)
+        reduced.append(text)
+    return out, spelt, reduced
+
+
+def _bsn_digits(value: str) -> str | None:
+    """Return ``value`` reduced as ``bsn`` reduces it, or None if not then 9 ASCII digits."""
+    text = value if len(value) == 9 and value.isdigit() else value.translate(_SEPARATORS)
+    if len(text) == 8:
+        text = "0" + text
+    return text if len(text) == 9 and text.isdigit() and text.isascii() else None
+
+
+def _iban_compact(value: str) -> str | None:
+    """Return ``value`` compacted as ``iban`` compacts it, or None if not 18 ASCII characters."""
+    compact = value.replace(" ", "").upper()
+    return compact if len(compact) == _IBAN_LENGTH and compact.isascii() else None
+
+
 def folded_bsns(values: Iterable[Any]) -> dict[Any, str | None]:
     """Return ``folded(values, bsn)``, with the 11-test of all candidates done at once.
 
@@ -58,23 +99,7 @@ def folded_bsns(values: Iterable[Any]) -> dict[Any, str | None]:
     digits); one that is then not 9 ASCII digits fails, the rest take the 11-test (and
     the all-zero check) as one array. Values that are not text go through ``bsn``.
     """
-    out: dict[Any, str | None] = dict.fromkeys(values)
-    spelt: list[str] = []
-    digits: list[str] = []
-    for value in out:
-        if value is None or value == "":
-            continue
-        if type(value) is not str:
-            out[value] = _fold_one(bsn, value)
-            continue
-        text = value if len(value) == 9 and value.isdigit() else value.translate(_SEPARATORS)
-        if len(text) == 8:
-            text = "0" + text
-        if len(text) != 9 or not text.isdigit() or not text.isascii():
-            out[value] = ""
-            continue
-        spelt.append(value)
-        digits.append(text)
+    out, spelt, digits = _candidates(values, bsn, _bsn_digits)
     if digits:
         array = np.frombuffer("".join(digits).encode("ascii"), dtype=np.uint8).reshape(-1, 9)
         numbers = array.astype(np.int64) - 48
@@ -100,21 +125,7 @@ def folded_ibans(values: Iterable[Any]) -> dict[Any, str | None]:
     as one array: ``NL``, 2 digits, 4 letters, 10 digits, and the remainder 1 modulo 97
     with letters counted as 10-35. Values that are not text go through ``iban``.
     """
-    out: dict[Any, str | None] = dict.fromkeys(values)
-    spelt: list[str] = []
-    compacts: list[str] = []
-    for value in out:
-        if value is None or value == "":
-            continue
-        if type(value) is not str:
-            out[value] = _fold_one(iban, value)
-            continue
-        compact = value.replace(" ", "").upper()
-        if len(compact) != _IBAN_LENGTH or not compact.isascii():
-            out[value] = ""
-            continue
-        spelt.append(value)
-        compacts.append(compact)
+    out, spelt, compacts = _candidates(values, iban, _iban_compact)
     if compacts:
         text = np.frombuffer("".join(compacts).encode("ascii"), dtype=np.uint8)
         chars = text.reshape(-1, _IBAN_LENGTH).astype(np.int64)
