@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol, TypeAlias
+from typing import Protocol, TypeAlias
 
 import pyrage
 from pyrage import RecipientError, x25519
@@ -20,6 +20,14 @@ from pyrage import RecipientError, x25519
 from gateway.errors import ConflictError, InvalidInputError
 
 IDENTITY_FILE_MODE = 0o600
+
+
+class Readable(Protocol):
+    """What ``encrypt_stream`` reads: anything with ``read``."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Return up to ``size`` bytes (all that is left if negative); b"" at the end."""
+        ...
 
 
 class Writable(Protocol):
@@ -109,12 +117,12 @@ def encrypt_to(source: Path, target: Path, recipients: Sequence[str]) -> None:
     pyrage.encrypt_file(str(source), str(target), parsed)
 
 
-def encrypt_stream(source: BinaryIO, target: Writable, recipients: Sequence[str]) -> None:
+def encrypt_stream(source: Readable, target: Writable, recipients: Sequence[str]) -> None:
     """Encrypt what ``source`` holds to every age ``recipient``, written to ``target`` (streaming).
 
-    ``target`` needs only ``write`` (and ``flush``): a caller can hash or count what is
-    written, or write it into a larger file. Raises InvalidInputError if a recipient is
-    not an age X25519 recipient.
+    ``source`` needs only ``read`` and ``target`` only ``write`` (and ``flush``): a caller
+    can hash or count what is read and written, or write it into a larger file. Raises
+    InvalidInputError if a recipient is not an age X25519 recipient.
     """
     parsed = [x25519.Recipient.from_str(check_recipient(r)) for r in recipients]
     pyrage.encrypt_io(source, target, parsed)

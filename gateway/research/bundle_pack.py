@@ -26,7 +26,7 @@ from typing import IO
 
 from gateway.keys import age
 from gateway.keys.signing import SIGNATURE_SIZE
-from gateway.research.bundle import copy_into, fsync_path, sha256_file, sized_member_info
+from gateway.research.bundle import copy_into, fsync_path, sized_member_info
 from gateway.research.errors import BundleError
 from gateway.research.manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry
 
@@ -86,6 +86,21 @@ class _Hashing:
         self.target.flush()
 
 
+class _HashingReader:
+    """A reader that hashes and counts what is read through it from ``source``."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self.source = source
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source.read(size)
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+
 def _encrypt_member(
     out: IO[bytes],
     plain: Path,
@@ -93,8 +108,11 @@ def _encrypt_member(
     recipients: Sequence[str],
     mtime: datetime,
 ) -> FileEntry:
-    """Append ``plain`` encrypted as a tar member at ``out``'s position; delete ``plain``."""
-    digest, size = sha256_file(plain)
+    """Append ``plain`` encrypted as a tar member at ``out``'s position; delete ``plain``.
+
+    The plaintext is read once: hashed as the encryption reads it.
+    """
+    size = plain.stat().st_size
     name = plain.name + ENCRYPTED_SUFFIX
     start = out.tell()
     # Room for the member's header, written once the encrypted size is known: one block,
@@ -103,8 +121,11 @@ def _encrypt_member(
     room = len(_header(name, likely_encrypted_size(size, len(recipients)), mtime))
     out.write(bytes(room))
     sink = _Hashing(out)
-    with plain.open("rb", buffering=_READ_BUFFER) as source:
+    with plain.open("rb", buffering=_READ_BUFFER) as opened:
+        source = _HashingReader(opened)
         encrypt_stream(source, sink, recipients)
+    if source.size != size:
+        raise BundleError(f"{plain.name} changed while it was encrypted")
     out.write(tarfile.NUL * (-sink.size % tarfile.BLOCKSIZE))
     end = out.tell()
     header = _header(name, sink.size, mtime)
@@ -114,6 +135,7 @@ def _encrypt_member(
     out.write(header)
     out.seek(end)
     plain.unlink()
+    digest = source.digest.hexdigest()
     return FileEntry(plain.name, media_type, size, digest, name, sink.size, sink.digest.hexdigest())
 
 

@@ -132,3 +132,30 @@ def test_the_guess_of_the_encrypted_size_has_its_digits() -> None:
             actual = len(pyrage.encrypt(plain, keys))
             guess = bundle_pack.likely_encrypted_size(size, recipients)
             assert abs(guess - actual) < 200, (size, recipients, guess, actual)
+
+
+def test_each_plaintext_is_read_once_hashed_as_it_is_encrypted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [random.Random(n).randbytes(200_000) for n in range(2)]
+    plains = [tmp_path / name for name in NAMES]
+    for path, text in zip(plains, texts, strict=True):
+        path.write_bytes(text)
+    opened: list[str] = []
+    real_open = Path.open
+
+    def counting_open(self: Path, *args: object, **kwargs: object) -> object:
+        if self.name in NAMES:
+            opened.append(self.name)
+        return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    target = tmp_path / "bundle.tar"
+    media = ("text/csv", "application/vnd.apache.parquet")
+    recipients = [str(IDENTITY.to_public())]
+    _, manifest = pack_encrypted(
+        target, list(zip(plains, media, strict=True)), recipients, AT, _manifest_of, _sign
+    )
+    monkeypatch.undo()
+    assert sorted(opened) == sorted(NAMES)  # one read of each, not a hash pass and another
+    _same_as_write_tar(tmp_path, target, texts, manifest)
