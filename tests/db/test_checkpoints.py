@@ -46,8 +46,11 @@ def test_commits_leave_checkpoints_to_the_checkpointer_and_the_log_stays_small(
         deadline = time.monotonic() + 5
         while database.checkpoints() < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
-        # about one checkpoint per 40 pages (a commit writes one or two), not one per commit
-        assert 3 <= database.checkpoints() <= 300 / 5
+        # the checkpointer runs about once per 40 pages (a commit writes one or two), not
+        # once per commit; while one has not caught up, the next commits wake it again, so
+        # how many run depends on thread scheduling (62 once in the suite beside the other
+        # worker)
+        assert 3 <= database.checkpoints() <= 300 / 2
         # the log restarts after a checkpoint that caught up: it never held all the pages
         # (how far under depends on when the checkpointer's thread is scheduled: 18-177
         # pages in five runs beside a benchmark, 228 once in the suite beside a benchmark)
