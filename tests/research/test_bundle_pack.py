@@ -19,6 +19,7 @@ from gateway.keys import age
 from gateway.research import bundle_pack
 from gateway.research.bundle import write_tar
 from gateway.research.bundle_pack import pack_encrypted
+from gateway.research.errors import BundleError
 from gateway.research.manifest import FileEntry
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -159,3 +160,29 @@ def test_each_plaintext_is_read_once_hashed_as_it_is_encrypted(
     monkeypatch.undo()
     assert sorted(opened) == sorted(NAMES)  # one read of each, not a hash pass and another
     _same_as_write_tar(tmp_path, target, texts, manifest)
+
+
+def test_a_file_that_grows_while_it_is_encrypted_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plains = [tmp_path / name for name in NAMES]
+    for path in plains:
+        path.write_bytes(b"x" * 1000)
+    real = bundle_pack.encrypt_stream
+
+    def growing(source: age.Readable, target: age.Writable, recipients: list[str]) -> None:
+        with plains[0].open("ab") as more:  # another writer appends meanwhile
+            more.write(b"y")
+        real(source, target, recipients)
+
+    monkeypatch.setattr(bundle_pack, "encrypt_stream", growing)
+    media = ("text/csv", "application/vnd.apache.parquet")
+    with pytest.raises(BundleError, match=r"data\.csv changed while it was encrypted"):
+        pack_encrypted(
+            tmp_path / "bundle.tar",
+            list(zip(plains, media, strict=True)),
+            [str(IDENTITY.to_public())],
+            AT,
+            _manifest_of,
+            _sign,
+        )
