@@ -229,28 +229,6 @@ def names() -> Remembered:
     return Remembered(canonical_name, NAME_CACHE)
 
 
-def day(value: Any) -> str:
-    """Return ``birth_date(value).isoformat()`` (text is remembered); raise as it raises."""
-    if not isinstance(value, str):
-        return _iso_day(value)
-    canonical = DAYS.known.get(value)
-    if canonical is None:
-        canonical = DAYS.learn(value)
-    if not canonical:
-        birth_date(value)  # raises its own error
-    return canonical
-
-
-def folded_days(values: Iterable[Any]) -> dict[Any, str | None]:
-    """Return ``folded(values, day)``, remembered spellings looked up (``DAYS``)."""
-    return DAYS.folded(values)
-
-
-def folded_names(values: Iterable[Any]) -> dict[Any, str | None]:
-    """Return ``folded(values, canonical_name)``, each spelling folded once (``names``)."""
-    return names().folded(values)
-
-
 def _fold_one(fold: Callable[[Any], str], value: Any) -> str:
     try:
         return fold(value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -27,11 +27,33 @@ from gateway.research.intake_columns import (
     Remembered,
     folded,
     folded_bsns,
-    folded_days,
     folded_ibans,
-    folded_names,
+    names,
     pseudonyms_of,
 )
+
+
+def folded_days(values: Iterable[Any]) -> dict[Any, str | None]:
+    """``folded(values, day)`` through what the process remembers of dates (``DAYS``)."""
+    return intake_columns.DAYS.folded(values)
+
+
+def folded_names(values: Iterable[Any]) -> dict[Any, str | None]:
+    """``folded(values, canonical_name)`` through one batch's memory of names."""
+    return names().folded(values)
+
+
+def remembered_day(value: Any) -> str:
+    """``birth_date(value).isoformat()`` through ``DAYS`` (text is remembered); raise as it
+    raises: the remembered answer for one value, as intake reads a column of them."""
+    if not isinstance(value, str):
+        return birth_date(value).isoformat()
+    canonical = intake_columns.DAYS.known.get(value)
+    if canonical is None:
+        canonical = intake_columns.DAYS.learn(value)
+    if not canonical:
+        birth_date(value)  # raises its own error
+    return canonical
 
 
 def _frozen_folded(values: list[Any], fold: Callable[[Any], str]) -> dict[Any, str | None]:
@@ -292,6 +314,6 @@ def test_remembered_columns_equal_the_fold_of_each_row(seed: int) -> None:
 def test_an_empty_birth_date_stays_missing_after_it_was_asked_for_alone() -> None:
     """Asking for an empty date's error must not make later batches count it as failing."""
     with pytest.raises(InvalidInputError):
-        intake_columns.day("")
+        remembered_day("")
     assert folded_days(["", "2001-02-03"]) == {"": None, "2001-02-03": "2001-02-03"}
     assert intake_columns.DAYS.column(["", None]) == [None, None]

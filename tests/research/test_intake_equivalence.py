@@ -34,6 +34,7 @@ from gateway.research.intake import (
 from gateway.research.pseudonyms import Pseudonymiser
 from tests.conftest import POLICIES
 from tests.research.test_intake import TODAY, plan_for
+from tests.research.test_intake_columns import remembered_day
 
 INSTRUMENTS = (
     "gemeenten-jeugdregistraties",
@@ -203,7 +204,7 @@ def test_remembered_birth_dates_equal_their_definition(seed: int) -> None:
     values = [_birth_date_text(rng) for _ in range(3000)]
     for value in values + values:  # the second time from the cache
         expected = _day_or_error(lambda v: birth_date(v).isoformat(), value)
-        assert _day_or_error(intake_columns.day, value) == expected, value
+        assert _day_or_error(remembered_day, value) == expected, value
 
 
 def _reachable_strings(root: object, depth: int = 4) -> set[str]:
